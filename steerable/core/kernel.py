@@ -1,0 +1,126 @@
+"""The implicit steerable kernel: an equivariant MLP of the relative position, shaped as a matrix."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .group import check_same_group
+from .mlp import KernelMLPSpec
+from .representation import FieldType
+
+
+def _check_points(pos: torch.Tensor, dim: int, what: str) -> None:
+    if not isinstance(pos, torch.Tensor):
+        raise TypeError(f"{what}: positions must be a torch.Tensor, got {type(pos).__name__}")
+    if pos.ndim != 2 or pos.shape[1] != dim:
+        raise ValueError(f"{what}: positions must have shape (E, {dim}), got {tuple(pos.shape)}")
+    if not pos.is_floating_point():
+        raise TypeError(f"{what}: positions must be floating point, got {pos.dtype}")
+
+
+class ImplicitKernel(torch.nn.Module):
+    """``K(x, a) in R^{out_type.size x in_type.size}`` with ``K(g x, g a) = rho_out(g) K(x, a) rho_in(g)^T``.
+
+    The backend's equivariant MLP maps ``(x, a)`` to ``⊕_{i,j} rho_out_i ⊗ rho_in_j``; this module
+    scatters its blocks into the full matrix, multiplies each output field by a learnable Gaussian
+    envelope ``exp(-|x|^2 / w^2)`` (invariant, so equivariance is kept) and by the fan-in factor
+    ``1 / sqrt(in_type.size)``.
+
+    Shapes: ``pos`` ``(E, n)``, ``attr`` ``(E, attr_type.size)`` or ``None`` -> ``(E, out, in)``.
+
+    Args:
+        in_type, out_type: field types of the input and output features (one group).
+        attr_type: field type of kernel attributes (edge features, conditioning), or ``None``.
+        envelope_width: initial width ``w`` of the learnable radial envelope (in units of the
+            positions), or ``None`` for no envelope.
+        normalize: apply the fan-in factor.
+        **mlp: :class:`~steerable.core.mlp.KernelMLPSpec` fields (``hidden_channels``,
+            ``hidden_layers``, ``radial_features``, ``max_radius``, ``nonlinearity``, ``options``).
+    """
+
+    def __init__(
+        self,
+        in_type: FieldType,
+        out_type: FieldType,
+        attr_type: FieldType | None = None,
+        *,
+        envelope_width: float | None = 1.0,
+        normalize: bool = True,
+        **mlp: Any,
+    ) -> None:
+        super().__init__()
+        types = [in_type, out_type] + ([attr_type] if attr_type is not None else [])
+        for t in types:
+            if not isinstance(t, FieldType):
+                raise TypeError(f"ImplicitKernel: expected FieldType, got {type(t).__name__}")
+        self.group = check_same_group([t.group for t in types], "ImplicitKernel")
+        self.in_type, self.out_type, self.attr_type = in_type, out_type, attr_type
+        blocks = tuple((ro, ri) for ro in out_type.reps for ri in in_type.reps)
+        self.spec = KernelMLPSpec(self.group, blocks, attr_type, **mlp)
+        self.mlp = self.group.build_kernel_mlp(self.spec)
+
+        # perm[k] = index in the MLP output of entry k of the row-major (out, in) kernel matrix.
+        d_out, d_in = out_type.size, in_type.size
+        perm = torch.empty(d_out * d_in, dtype=torch.long)
+        start = 0
+        for o_off, ro in zip(out_type.offsets, out_type.reps):
+            for i_off, ri in zip(in_type.offsets, in_type.reps):
+                rows = torch.arange(o_off, o_off + ro.size)[:, None]
+                cols = torch.arange(i_off, i_off + ri.size)[None, :]
+                perm[(rows * d_in + cols).reshape(-1)] = torch.arange(start, start + ro.size * ri.size)
+                start += ro.size * ri.size
+        self.register_buffer("perm", perm, persistent=False)
+
+        field_of_channel = torch.cat([torch.full((r.size,), k) for k, r in enumerate(out_type.reps)])
+        self.register_buffer("field_of_channel", field_of_channel, persistent=False)
+        if envelope_width is not None:
+            if not envelope_width > 0:
+                raise ValueError(f"envelope_width must be positive, got {envelope_width}")
+            self.log_width = torch.nn.Parameter(torch.full((len(out_type),), math.log(envelope_width)))
+        else:
+            self.register_parameter("log_width", None)
+        self.scale = 1.0 / math.sqrt(d_in) if normalize else 1.0
+
+    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+        _check_points(pos, self.group.dim, "ImplicitKernel")
+        if self.attr_type is None:
+            if attr is not None:
+                raise ValueError("ImplicitKernel: got attributes but was built with attr_type=None")
+        else:
+            if attr is None:
+                raise ValueError(f"ImplicitKernel: attributes of type {self.attr_type!r} are required")
+            self.attr_type.check(attr, dim=-1, what="ImplicitKernel attributes")
+            if attr.shape[0] != pos.shape[0]:
+                raise ValueError(
+                    f"ImplicitKernel: {pos.shape[0]} positions but {attr.shape[0]} attribute rows"
+                )
+        flat = self.mlp(pos, attr)
+        kernel = flat[:, self.perm].view(pos.shape[0], self.out_type.size, self.in_type.size)
+        if self.log_width is not None:
+            inv_w2 = torch.exp(-2.0 * self.log_width)[self.field_of_channel].to(pos)
+            envelope = torch.exp(-pos.pow(2).sum(-1, keepdim=True) * inv_w2)  # (E, out)
+            kernel = kernel * envelope[:, :, None]
+        return kernel * self.scale if self.scale != 1.0 else kernel
+
+    def extra_repr(self) -> str:
+        return f"{self.in_type!r} -> {self.out_type!r}, attr={self.attr_type!r}"
+
+
+class InvariantBias(torch.nn.Module):
+    """A learnable bias on the trivial (invariant) channels of ``out_type``; others get none."""
+
+    def __init__(self, out_type: FieldType) -> None:
+        super().__init__()
+        channels = torch.tensor(out_type.trivial_channels, dtype=torch.long)
+        self.register_buffer("channels", channels, persistent=False)
+        self.size = out_type.size
+        self.bias = torch.nn.Parameter(torch.zeros(len(channels))) if len(channels) else None
+
+    def vector(self) -> torch.Tensor | None:
+        """The bias as a full ``(out_type.size,)`` vector, zero on non-invariant channels."""
+        if self.bias is None:
+            return None
+        full = self.bias.new_zeros(self.size)
+        return full.index_copy(0, self.channels, self.bias)
