@@ -8,7 +8,7 @@ import torch
 
 from .group import check_same_group
 from .mlp import KernelMLPSpec
-from .representation import FieldType
+from .representation import FieldType, as_field_type
 
 
 def _check_points(pos: torch.Tensor, dim: int, what: str) -> None:
@@ -32,7 +32,8 @@ class ImplicitKernel(torch.nn.Module):
 
     Args:
         in_type, out_type: field types of the input and output features (one group).
-        attr_type: field type of kernel attributes (edge features, conditioning), or ``None``.
+        attr_type: field type of kernel attributes (edge features, conditioning), an int count of
+            invariant scalars, or ``None``.
         envelope_width: initial width ``w`` of the learnable radial envelope (in units of the
             positions), or ``None`` for no envelope.
         normalize: apply the fan-in factor.
@@ -44,18 +45,18 @@ class ImplicitKernel(torch.nn.Module):
         self,
         in_type: FieldType,
         out_type: FieldType,
-        attr_type: FieldType | None = None,
+        attr_type: FieldType | int | None = None,
         *,
         envelope_width: float | None = 1.0,
         normalize: bool = True,
         **mlp: Any,
     ) -> None:
         super().__init__()
-        types = [in_type, out_type] + ([attr_type] if attr_type is not None else [])
-        for t in types:
+        for t in (in_type, out_type):
             if not isinstance(t, FieldType):
                 raise TypeError(f"ImplicitKernel: expected FieldType, got {type(t).__name__}")
-        self.group = check_same_group([t.group for t in types], "ImplicitKernel")
+        self.group = check_same_group([in_type.group, out_type.group], "ImplicitKernel")
+        attr_type = as_field_type(self.group, attr_type, "ImplicitKernel attr_type")
         self.in_type, self.out_type, self.attr_type = in_type, out_type, attr_type
         blocks = tuple((ro, ri) for ro in out_type.reps for ri in in_type.reps)
         self.spec = KernelMLPSpec(self.group, blocks, attr_type, **mlp)

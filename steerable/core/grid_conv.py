@@ -1,0 +1,181 @@
+"""Steerable convolution on regular 2D/3D grids with an implicit kernel."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .kernel import ImplicitKernel, InvariantBias
+from .representation import FieldType, as_field_type
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _tuple(value: int | tuple[int, ...], dim: int, what: str) -> tuple[int, ...]:
+    values = (value,) * dim if isinstance(value, int) else tuple(value)
+    if len(values) != dim or not all(isinstance(v, int) and v >= 0 for v in values):
+        raise ValueError(f"GridConv: {what} must be a non-negative int or {dim} of them, got {value!r}")
+    return values
+
+
+def kernel_grid(kernel_size: int, dim: int) -> torch.Tensor:
+    """``(kernel_size**dim, dim)`` sample points: axis ``k`` holds coordinate ``k``, centred, in ``[-1, 1]``."""
+    half = (kernel_size - 1) / 2
+    axis = (torch.arange(kernel_size, dtype=torch.float64) - half) / max(half, 1.0)
+    mesh = torch.meshgrid(*([axis] * dim), indexing="ij")
+    return torch.stack(mesh, dim=-1).reshape(-1, dim)
+
+
+class GridConv(torch.nn.Module):
+    """Steerable 2D/3D convolution whose filter is an implicit kernel sampled on the grid.
+
+    Convention: spatial tensor axis ``k`` holds coordinate ``k`` (first spatial axis = x, second =
+    y, third = z); the kernel is sampled at offsets from the kernel centre scaled to ``[-1, 1]``.
+    The layer is a cross-correlation: ``y(p) = sum_a K(a) x(p + a)``, so ``K`` is evaluated at
+    source minus target, as in :class:`~steerable.core.point_conv.PointConv`.  Rotating the image by
+    a lattice symmetry of the group (90° turns, axis flips) commutes with the layer exactly.
+
+    Shapes: ``x`` ``(B, in_type.size, X, Y[, Z])`` -> ``(B, out_type.size, X', Y'[, Z'])``;
+    ``attr`` (only with ``kernel_attr``) ``(B, kernel_attr.size)``: per-sample conditioning (e.g. a
+    time step) fed to the kernel MLP, giving each batch element its own filter.
+
+    In eval mode without attributes the filter is cached and recomputed only when a parameter
+    changes (optimizer step, ``load_state_dict``), so the layer costs one ``conv2d``/``conv3d``.
+
+    Args:
+        in_type, out_type: field types of a group acting on ``R^2`` or ``R^3``.
+        kernel_size: filter width (the same along every axis).
+        stride, padding, dilation: as in ``torch.nn.Conv2d``.
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        bias: learnable bias on the invariant output channels.
+        kernel_attr: field type (or int count of scalars) of per-sample kernel attributes.
+        envelope_width: initial width of the learnable radial envelope (grid units: [-1, 1]).
+        **mlp: kernel MLP options, see :class:`~steerable.core.mlp.KernelMLPSpec`.
+    """
+
+    def __init__(
+        self,
+        in_type: FieldType,
+        out_type: FieldType,
+        kernel_size: int,
+        *,
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
+        padding_mode: str = "zeros",
+        bias: bool = True,
+        kernel_attr: FieldType | int | None = None,
+        envelope_width: float | None = 1.0,
+        **mlp: Any,
+    ) -> None:
+        super().__init__()
+        if not isinstance(in_type, FieldType) or not isinstance(out_type, FieldType):
+            raise TypeError("GridConv: in_type and out_type must be FieldType instances")
+        dim = in_type.group.dim
+        if dim not in (2, 3):
+            raise ValueError(f"GridConv supports groups on R^2 or R^3, got {in_type.group!r}")
+        if not isinstance(kernel_size, int) or kernel_size < 1:
+            raise ValueError(f"GridConv: kernel_size must be a positive int, got {kernel_size!r}")
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"GridConv: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        self.in_type, self.out_type, self.dim = in_type, out_type, dim
+        self.kernel_size = kernel_size
+        self.stride = _tuple(stride, dim, "stride")
+        self.padding = _tuple(padding, dim, "padding")
+        self.dilation = _tuple(dilation, dim, "dilation")
+        self.padding_mode = padding_mode
+        self.attr_type = as_field_type(in_type.group, kernel_attr, "GridConv kernel_attr")
+        mlp.setdefault("max_radius", math.sqrt(dim))
+        self.kernel = ImplicitKernel(in_type, out_type, self.attr_type, envelope_width=envelope_width, **mlp)
+        self.bias = InvariantBias(out_type) if bias else None
+        self.register_buffer("grid", kernel_grid(kernel_size, dim).float(), persistent=False)
+        self._cache: tuple[tuple, torch.Tensor] | None = None
+
+    @property
+    def group(self):
+        return self.in_type.group
+
+    # -- the filter ------------------------------------------------------------------------
+    def filter(self, attr: torch.Tensor | None = None) -> torch.Tensor:
+        """The sampled filter: ``(out, in, k, ..., k)``, or ``(B, out, in, k, ..., k)`` with ``attr``."""
+        k, d = self.kernel_size, self.dim
+        points = self.grid.to(self._param_dtype())
+        if attr is None:
+            values = self.kernel(points)  # (k^d, out, in)
+            return values.permute(1, 2, 0).reshape(self.out_type.size, self.in_type.size, *([k] * d))
+        batch = attr.shape[0]
+        values = self.kernel(points.repeat(batch, 1), attr.repeat_interleave(points.shape[0], dim=0))
+        values = values.view(batch, k**d, self.out_type.size, self.in_type.size)
+        return values.permute(0, 2, 3, 1).reshape(batch, self.out_type.size, self.in_type.size, *([k] * d))
+
+    def _param_dtype(self) -> torch.dtype:
+        param = next(self.kernel.parameters(), None)
+        return param.dtype if param is not None else torch.get_default_dtype()
+
+    def _cached_filter(self) -> torch.Tensor:
+        params = list(self.kernel.parameters())
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                self._cache = (key, self.filter())
+        return self._cache[1]
+
+    def train(self, mode: bool = True) -> "GridConv":
+        self._cache = None
+        return super().train(mode)
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_inputs(x, attr)
+        if attr is None:
+            use_cache = not self.training and not torch.is_grad_enabled()
+            weight = self._cached_filter() if use_cache else self.filter()
+            return self._conv(x, weight, groups=1)
+        batch = x.shape[0]
+        weight = self.filter(attr).flatten(0, 1)  # (B*out, in, k..)
+        y = self._conv(x.reshape(1, batch * self.in_type.size, *x.shape[2:]), weight, groups=batch, bias_repeat=batch)
+        return y.view(batch, self.out_type.size, *y.shape[2:])
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, groups: int, bias_repeat: int = 1) -> torch.Tensor:
+        bias = self.bias.vector() if self.bias is not None else None
+        if bias is not None and bias_repeat > 1:
+            bias = bias.repeat(bias_repeat)
+        padding: Any = self.padding
+        if self.padding_mode != "zeros" and any(self.padding):
+            pad = [p for p in reversed(self.padding) for _ in range(2)]
+            x = F.pad(x, pad, mode=self.padding_mode)
+            padding = 0
+        conv = F.conv2d if self.dim == 2 else F.conv3d
+        return conv(x, weight, bias, self.stride, padding, self.dilation, groups)
+
+    def _check_inputs(self, x: torch.Tensor, attr: torch.Tensor | None) -> None:
+        if not isinstance(x, torch.Tensor) or x.ndim != self.dim + 2:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"GridConv on {self.group!r} expects (B, {self.in_type.size}, "
+                f"{', '.join('XYZ'[: self.dim])}), got {shape}"
+            )
+        self.in_type.check(x, dim=1, what="GridConv input")
+        dtype = self._param_dtype()
+        if x.dtype != dtype:
+            raise TypeError(f"GridConv: input is {x.dtype} but the layer is {dtype} (use .to(dtype))")
+        if self.attr_type is None:
+            if attr is not None:
+                raise ValueError("GridConv: got kernel attributes but the layer was built without kernel_attr")
+        else:
+            if attr is None:
+                raise ValueError(f"GridConv: kernel attributes of type {self.attr_type!r} are required")
+            self.attr_type.check(attr, dim=-1, what="GridConv kernel attributes")
+            if attr.ndim != 2 or attr.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"GridConv: kernel attributes must have shape ({x.shape[0]}, {self.attr_type.size}), "
+                    f"got {tuple(attr.shape)}"
+                )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_type!r} -> {self.out_type!r}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, padding_mode={self.padding_mode!r}"
+        )

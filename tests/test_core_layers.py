@@ -1,0 +1,190 @@
+"""Kernels, grid and point convolutions and the checks in steerable.core.testing, on ToyC4.
+
+ToyC4 (tests/toy) needs no backend library, so these tests cover the core alone.  Bounds: relative
+equivariance error <= 1e-10 in float64 (the toy MLP is exact up to round-off) and <= 1e-4 in float32.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import steerable as st
+from steerable.core.testing import (
+    check_equivariance,
+    commutant_dimension,
+    finite_stabiliser,
+    kernel_span_rank,
+    lattice_elements,
+    transform_grid,
+)
+
+
+@pytest.fixture
+def fields(toy_group):
+    G = toy_group
+    f_in = st.FieldType(G, [G.trivial_rep(), G.standard_rep(), G.sign])
+    f_out = st.FieldType(G, [G.standard_rep(), G.trivial_rep(), G.trivial_rep()])
+    return G, f_in, f_out
+
+
+def test_field_type_layout(fields):
+    G, f_in, _ = fields
+    assert f_in.size == 4 and f_in.offsets == (0, 1, 3)
+    assert f_in.trivial_channels == [0]
+    assert "1xtrivial[1]" in repr(f_in)
+    with pytest.raises(ValueError, match="at least one"):
+        st.FieldType(G, [])
+
+
+def test_kernel_blocks_follow_field_order(fields):
+    _, f_in, f_out = fields
+    kernel = st.ImplicitKernel(f_in, f_out, envelope_width=None, normalize=False).double()
+    pos = torch.randn(5, 2, dtype=torch.float64)
+    flat, full = kernel.mlp(pos, None), kernel(pos)
+    start = 0
+    for o_off, ro in zip(f_out.offsets, f_out.reps):
+        for i_off, ri in zip(f_in.offsets, f_in.reps):
+            block = flat[:, start : start + ro.size * ri.size].view(5, ro.size, ri.size)
+            assert torch.equal(full[:, o_off : o_off + ro.size, i_off : i_off + ri.size], block)
+            start += ro.size * ri.size
+
+
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_layers_are_equivariant(fields, dtype, bound):
+    _, f_in, f_out = fields
+    torch.manual_seed(0)
+    assert check_equivariance(st.ImplicitKernel(f_in, f_out, 2), dtype=dtype) < bound
+    assert check_equivariance(st.PointConv(f_in, f_out, edge_attr=2), dtype=dtype) < bound
+    assert check_equivariance(st.GridConv(f_in, f_out, 5, padding=2), dtype=dtype) < bound
+    grid_attr = st.GridConv(f_in, f_out, 3, padding=1, kernel_attr=st.FieldType(f_in.group, [f_in.group.standard_rep()]))
+    assert check_equivariance(grid_attr, dtype=dtype) < bound
+
+
+def test_equivariance_check_can_fail(fields):
+    """A layer that breaks the symmetry is caught: the check is not vacuous."""
+    _, f_in, f_out = fields
+    conv = st.PointConv(f_in, f_out).double()
+    with torch.no_grad():
+        conv.kernel.mlp.net[0].weight[:, 0] += 1.0  # still averaged, so still equivariant ...
+    assert check_equivariance(conv) < 1e-10
+    conv.kernel.mlp.acts = conv.kernel.mlp.acts[[0, 0, 0, 0]]  # ... but not after breaking the average
+    assert check_equivariance(conv) > 1e-3
+
+
+def test_kernel_is_complete(fields):
+    G, f_in, f_out = fields
+    vec = st.FieldType(G, [G.standard_rep()])
+    x0 = torch.tensor([[0.3, 0.7]], dtype=torch.float64)
+    expected = commutant_dimension(finite_stabiliser(G, x0[0]), vec, vec)
+    assert expected == 4  # C4 fixes no point but the origin
+    assert kernel_span_rank(lambda: st.ImplicitKernel(vec, vec), x0) == expected
+    origin = torch.zeros(1, 2, dtype=torch.float64)
+    at_origin = commutant_dimension(finite_stabiliser(G, origin[0]), vec, vec)
+    assert at_origin == 2 and kernel_span_rank(lambda: st.ImplicitKernel(vec, vec), origin) == 2
+
+
+def test_transform_grid_matches_rot90(fields):
+    G, *_ = fields
+    scalar = st.FieldType(G, [G.trivial_rep()])
+    quarter = G.elements_from_matrices(torch.tensor([[[0.0, -1.0], [1.0, 0.0]]]))
+    img = torch.arange(9.0, dtype=torch.float64).view(1, 1, 3, 3)
+    # axis 0 = x, axis 1 = y: a +90° turn maps (x, y) -> (-y, x), i.e. rot90 in the (x, y) plane
+    assert torch.equal(transform_grid(img, scalar, quarter), torch.rot90(img, 1, dims=(2, 3)))
+    assert len(lattice_elements(G)) == 4
+
+
+def test_point_conv_chunking_is_exact(fields):
+    _, f_in, f_out = fields
+    torch.manual_seed(1)
+    whole = st.PointConv(f_in, f_out, edge_attr=1).double()
+    chunked = st.PointConv(f_in, f_out, edge_attr=1, chunk_size=7).double()
+    chunked.load_state_dict(whole.state_dict())
+    x = torch.randn(10, f_in.size, dtype=torch.float64, requires_grad=True)
+    pos = torch.randn(10, 2, dtype=torch.float64)
+    edge_index = torch.randint(0, 10, (2, 40))
+    attr = torch.randn(40, 1, dtype=torch.float64)
+    y1, y2 = whole(x, pos, edge_index, attr), chunked(x, pos, edge_index, attr)
+    torch.testing.assert_close(y1, y2)
+    g1 = torch.autograd.grad(y1.square().sum(), [x, *whole.parameters()])
+    g2 = torch.autograd.grad(y2.square().sum(), [x, *chunked.parameters()])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+
+
+def test_point_conv_conventions(fields):
+    """Edge (j -> i) = (edge_index[0], edge_index[1]); kernel at pos[j] - pos[i]; sum at i."""
+    _, f_in, f_out = fields
+    conv = st.PointConv(f_in, f_out, bias=False).double()
+    pos = torch.randn(3, 2, dtype=torch.float64)
+    x = torch.randn(3, f_in.size, dtype=torch.float64)
+    y = conv(x, pos, torch.tensor([[0, 1], [2, 2]]))
+    k = conv.kernel(torch.stack([pos[0] - pos[2], pos[1] - pos[2]]))
+    torch.testing.assert_close(y[2], k[0] @ x[0] + k[1] @ x[1])
+    assert y[:2].abs().max() == 0
+    # bipartite: two targets of their own
+    targets = torch.randn(2, 2, dtype=torch.float64)
+    yb = conv(x, (pos, targets), torch.tensor([[0, 2], [1, 0]]))
+    assert yb.shape == (2, f_out.size)
+    torch.testing.assert_close(yb[1], conv.kernel((pos[0] - targets[1])[None])[0] @ x[0])
+
+
+def test_grid_conv_cache_and_attributes(fields):
+    _, f_in, f_out = fields
+    conv = st.GridConv(f_in, f_out, 3, padding=1).eval()
+    img = torch.randn(2, f_in.size, 6, 6)
+    with torch.no_grad():
+        first = conv(img)
+        assert conv._cache is not None and conv(img).equal(first)
+        for p in conv.parameters():
+            p.add_(0.1)  # an in-place change invalidates the cached filter
+        assert not conv(img).equal(first)
+    conv.train()
+    torch.testing.assert_close(conv(img), torch.nn.functional.conv2d(img, conv.filter(), conv.bias.vector(), padding=1))
+
+    cond = st.GridConv(f_in, f_out, 3, padding=1, kernel_attr=1)
+    attr = torch.tensor([[0.0], [2.0]])
+    y = cond(img, attr)
+    single = [cond(img[b : b + 1], attr[b : b + 1]) for b in range(2)]
+    torch.testing.assert_close(y, torch.cat(single))
+    assert not torch.allclose(single[0], cond(img[:1], attr[1:]))
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_grid_conv_padding_modes_and_stride(fields, mode):
+    _, f_in, f_out = fields
+    conv = st.GridConv(f_in, f_out, 3, padding=1, stride=2, padding_mode=mode)
+    assert conv(torch.randn(1, f_in.size, 8, 8)).shape == (1, f_out.size, 4, 4)
+
+
+def test_bad_input_is_named(fields, plugin_path):
+    G, f_in, f_out = fields
+    conv = st.PointConv(f_in, f_out)
+    pos, ei = torch.randn(4, 2), torch.tensor([[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="expected 4 channels"):
+        conv(torch.randn(4, 3), pos, ei)
+    with pytest.raises(ValueError, match=r"pos must have shape \(N, 2\)"):
+        conv(torch.randn(4, 4), torch.randn(4, 3), ei)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        conv(torch.randn(4, 4), torch.full((4, 2), math.nan), ei)
+    with pytest.raises(TypeError, match="float64 but the layer is torch.float32"):
+        conv(torch.randn(4, 4, dtype=torch.float64), pos.double(), ei)
+    with pytest.raises(ValueError, match="out of range"):
+        conv(torch.randn(4, 4), pos, torch.tensor([[0], [9]]))
+    with pytest.raises(ValueError, match="edge_attr"):
+        conv(torch.randn(4, 4), pos, ei, torch.randn(2, 1))
+    grid = st.GridConv(f_in, f_out, 3)
+    with pytest.raises(ValueError, match=r"expects \(B, 4, X, Y\)"):
+        grid(torch.randn(4, 5, 5))
+    with pytest.raises(ValueError, match="expected 4 channels"):
+        grid(torch.randn(1, 3, 5, 5))
+
+    class OtherGroup(type(G)):
+        name = "OtherC4"
+
+    other = OtherGroup()
+    with pytest.raises(ValueError, match="fields of different groups"):
+        st.PointConv(f_in, st.FieldType(other, [other.trivial_rep()]))
+    with pytest.raises(ValueError, match="FieldType of ToyC4"):
+        st.FieldType(G, [other.trivial_rep()])
