@@ -28,6 +28,7 @@ _EXPORTS = {
     "GroupSpec": "steerable.core.backend",
     "group": "steerable.core.registry",
     "list_backends": "steerable.core.registry",
+    "list_groups": "steerable.core.registry",
     "register_plugin": "steerable.core.registry",
     "reset_registry": "steerable.core.registry",
     "hookimpl": "steerable.core.registry",

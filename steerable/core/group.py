@@ -83,6 +83,12 @@ class Group(abc.ABC):
     def standard_rep(self) -> "Rep":
         """The ``n``-dimensional representation by the group's own matrices on ``(x, y[, z])``."""
 
+    def irreps(self, max_frequency: int = 2) -> list["Rep"]:
+        """Irreducible representations, lowest frequency first: all of them for a finite group,
+        those up to ``max_frequency`` for a continuous one.  Backends override this; the default
+        offers only the trivial and standard representations."""
+        return [self.trivial_rep(), self.standard_rep()]
+
     # -- elements --------------------------------------------------------------------------
     @abc.abstractmethod
     def sample(self, n: int, generator: torch.Generator | None = None) -> GroupElements:

@@ -152,6 +152,12 @@ class Registry:
                 rows.append(BackendStatus(plugin, False, f"plugin failed to load: {reason}", [], plugin))
             return rows
 
+    def list_groups(self) -> list[GroupSpec]:
+        """Every registered group family, of available and unavailable backends alike."""
+        with self._lock:
+            self._manager()
+            return list(self._specs)
+
     def _known(self) -> str:
         names = sorted(self._backends) + [f"{p} (broken plugin)" for p in sorted(self._broken)]
         return ", ".join(names) or "none"
@@ -221,6 +227,11 @@ _registry = Registry()
 def list_backends() -> list[BackendStatus]:
     """Name, availability (with the reason if not) and group families of every backend."""
     return _registry.list_backends()
+
+
+def list_groups() -> list[GroupSpec]:
+    """Every registered group family: ``display`` name, ``backend``, ``dims`` and ``doc``."""
+    return _registry.list_groups()
 
 
 def group(name: str, dim: int | None = None, backend: str | None = None, **params: Any) -> Group:

@@ -1,0 +1,130 @@
+"""The ``steerable`` command line: what is installed, what each group offers, and quick checks.
+
+    steerable backends                 backends, whether they load (and why not), their groups
+    steerable groups                   group families with their dimensions and backends
+    steerable check GROUP [--backend NAME] [--dim N] [--dtype float32|float64]
+                                       build a kernel, point conv and grid conv; print their
+                                       equivariance errors
+    steerable demo                     the check for a set of groups, as one table
+    steerable train TASK ...           train a task (see ``steerable train nbody --help``)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+DEMO_GROUPS = [
+    ("C8", 2, None),
+    ("D4", 2, None),
+    ("SO(2)", 2, None),
+    ("O(2)", 2, None),
+    ("SO(3)", 3, None),
+    ("O(3)", 3, None),
+    ("Octa", 3, None),
+    ("C4", 3, None),
+    ("SO(3)", 3, "e3nn"),
+    ("O(3)", 3, "e3nn"),
+]
+
+
+def _backends(_: argparse.Namespace) -> int:
+    import steerable as st
+
+    for row in st.list_backends():
+        print(row)
+    return 0
+
+
+def _groups(_: argparse.Namespace) -> int:
+    import steerable as st
+
+    status = {row.name: row.available for row in st.list_backends()}
+    for spec in st.list_groups():
+        dims = ", ".join(f"R^{d}" for d in spec.dims)
+        state = "" if status.get(spec.backend) else " (backend unavailable)"
+        print(f"{spec.display:<12} {spec.backend:<8} {dims:<12} {spec.doc}{state}")
+    return 0
+
+
+def _dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "float64": torch.float64}[name]
+
+
+def _check_rows(groups, dtype) -> list[tuple[str, str, float, dict[str, float]]]:
+    import steerable as st
+    from steerable.core.testing import layer_report
+
+    rows = []
+    for name, dim, backend in groups:
+        start = time.perf_counter()
+        group = st.group(name, dim=dim, backend=backend)
+        report = layer_report(group, dtype=dtype)
+        rows.append((str(group), group.backend, time.perf_counter() - start, report))
+    return rows
+
+
+def _print_rows(rows, dtype) -> None:
+    print(f"relative equivariance error ({dtype}), fields: trivial + standard + a higher irrep")
+    print(f"{'group':<28} {'kernel':>10} {'point conv':>11} {'grid conv':>10} {'build+check':>12}")
+    for label, _, seconds, report in rows:
+        grid = report.get("grid conv")
+        grid_text = f"{grid:10.2e}" if grid is not None else f"{'-':>10}"
+        print(f"{label:<28} {report['kernel']:10.2e} {report['point conv']:11.2e} {grid_text} {seconds:11.1f}s")
+
+
+def _check(args: argparse.Namespace) -> int:
+    rows = _check_rows([(args.group, args.dim, args.backend)], _dtype(args.dtype))
+    _print_rows(rows, args.dtype)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import steerable as st
+
+    available = {row.name for row in st.list_backends() if row.available}
+    groups = [g for g in DEMO_GROUPS if (g[2] or "escnn") in available]
+    _print_rows(_check_rows(groups, _dtype(args.dtype)), args.dtype)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from steerable.tasks.cli import main as task_main
+
+    return task_main(args.rest) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="steerable", description="Implicit steerable convolutions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("backends", help="list backends, their status and groups").set_defaults(run=_backends)
+    sub.add_parser("groups", help="list group families").set_defaults(run=_groups)
+    check = sub.add_parser("check", help="equivariance errors of layers for one group")
+    check.add_argument("group", help='group name, e.g. "SO(3)", "C8", "O(2)"')
+    check.add_argument("--backend", default=None, help="backend name (default: preferred available)")
+    check.add_argument("--dim", type=int, default=None, help="dimension n of R^n (for names in 2D and 3D)")
+    check.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    check.set_defaults(run=_check)
+    demo = sub.add_parser("demo", help="check a set of groups and print a table")
+    demo.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    demo.set_defaults(run=_demo)
+    train = sub.add_parser("train", help="train a task: steerable train nbody --help", add_help=False)
+    train.add_argument("rest", nargs=argparse.REMAINDER)
+    train.set_defaults(run=_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        print(f"steerable: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
