@@ -33,6 +33,7 @@ _EXPORTS = {
     "reset_registry": "steerable.core.registry",
     "hookimpl": "steerable.core.registry",
     "check_equivariance": "steerable.core.testing",
+    "group_from_generators": "steerable.plugins.matrix_backend",
 }
 
 __all__ = sorted(_EXPORTS)
