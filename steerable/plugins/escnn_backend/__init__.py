@@ -1,0 +1,68 @@
+"""The escnn backend: subgroups of O(2) and O(3) with escnn-built kernel MLPs.
+
+Importing this module is cheap: escnn is imported only by :func:`load` and by the group builders
+(which import :mod:`.groups` lazily).  Groups offered (names as matched by the registry):
+
+* on ``R^2`` (default) and ``R^3`` (about the z axis): ``SO(2)``, ``O(2)``, ``C{N}``, ``D{N}``;
+* on ``R^3``: ``SO(3)``, ``O(3)``, ``Octa`` (24), ``FullOcta`` (48), ``Ico`` (60), ``FullIco`` (120).
+
+See :mod:`.groups` for the exact escnn subgroups and coordinate conventions, and :mod:`.mlp` for
+the kernel MLP and its options.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from steerable.core.backend import Backend, GroupSpec
+from steerable.core.registry import hookimpl
+
+NAME = "escnn"
+
+
+def load() -> None:
+    """Import escnn (raises ImportError with the reason when it is missing or broken)."""
+    import escnn  # noqa: F401
+    import escnn.gspaces  # noqa: F401
+    import escnn.nn  # noqa: F401
+
+
+def _lazy(builder: str):
+    def build(dim: int, **params: Any):
+        from . import groups
+
+        return getattr(groups, builder)(dim, **params)
+
+    build.__name__ = builder
+    return build
+
+
+def _specs() -> list[GroupSpec]:
+    rows = [
+        ("SO(2)", "SO2", (2, 3), "build_so2", "rotations of the plane (on R^3: about z)"),
+        ("O(2)", "O2", (2, 3), "build_o2", "rotations and reflections of the plane (on R^3: about z, mirror planes through z)"),
+        ("C{N}", r"C(?P<N>\d+)", (2, 3), "build_cyclic", "N rotations (on R^3: about z)"),
+        ("D{N}", r"D(?P<N>\d+)", (2, 3), "build_dihedral", "N rotations and N reflections (on R^3: about z, mirror planes through z)"),
+        ("SO(3)", "SO3", (3,), "build_so3", "rotations of R^3"),
+        ("O(3)", "O3", (3,), "build_o3", "rotations and inversion of R^3"),
+        ("Octa", "OCTA", (3,), "build_octa", "the 24 rotations of the cube"),
+        ("FullOcta", "FULLOCTA", (3,), "build_full_octa", "the 48 symmetries of the cube (with inversion)"),
+        ("Ico", "ICO", (3,), "build_ico", "the 60 rotations of the icosahedron"),
+        ("FullIco", "FULLICO", (3,), "build_full_ico", "the 120 symmetries of the icosahedron (with inversion)"),
+    ]
+    return [
+        GroupSpec(backend=NAME, display=d, pattern=p, dims=dims, build=_lazy(b), doc=doc)
+        for d, p, dims, b, doc in rows
+    ]
+
+
+@hookimpl
+def steerable_backends() -> list[Backend]:
+    return [
+        Backend(
+            name=NAME,
+            priority=10,
+            groups=_specs(),
+            load=load,
+            description="escnn: subgroups of O(2) and O(3), exact harmonic-embedding kernel MLPs",
+        )
+    ]
