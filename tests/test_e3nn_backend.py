@@ -1,0 +1,399 @@
+"""The e3nn backend: SO(3) and O(3) groups, their irreps, the kernel MLP and the layers built on it.
+
+Bounds (relative Frobenius errors, as in ``steerable.core.testing``): equivariance <= 1e-10 in
+float64 (measured ~1e-14: every part is exact, only round-off remains) and <= 1e-4 in float32
+(measured ~1e-6).  Completeness: at a point, the span of a block over random initialisations equals
+the dimension of the maps commuting with the point's stabiliser.
+"""
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+import steerable as st
+from steerable.core.mlp import KernelMLPSpec
+from steerable.core.representation import FieldType, tensor_matrices
+from steerable.core.testing import (
+    check_equivariance,
+    commutant_dimension,
+    kernel_span_rank,
+    lattice_elements,
+    layer_report,
+)
+
+pytest.importorskip("e3nn")
+
+F64_BOUND, F32_BOUND = 1e-10, 1e-4
+X0 = torch.tensor([0.3, -0.5, 0.4], dtype=torch.float64)
+
+
+@pytest.fixture(scope="module", params=["SO(3)", "O(3)"])
+def G(request):
+    return st.group(request.param, backend="e3nn")
+
+
+@pytest.fixture(scope="module")
+def O3():
+    return st.group("O(3)", backend="e3nn")
+
+
+def _rotation_about(axis: torch.Tensor, angle: float) -> torch.Tensor:
+    u = axis / axis.norm()
+    cross = torch.tensor([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]], dtype=torch.float64)
+    return torch.linalg.matrix_exp(angle * cross)
+
+
+def _reflection(normal: torch.Tensor) -> torch.Tensor:
+    n = normal / normal.norm()
+    return torch.eye(3, dtype=torch.float64) - 2 * torch.outer(n, n)
+
+
+def _stabiliser_of_x0(group):
+    """Generators of the stabiliser of X0: two rotations about it, and (O(3)) a reflection through a
+    plane containing it."""
+    mats = [_rotation_about(X0, 0.7), _rotation_about(X0, 2.1)]
+    if group.name == "O(3)":
+        mats.append(_reflection(torch.linalg.cross(X0, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))))
+    return group.elements_from_matrices(torch.stack(mats))
+
+
+def _rerandomised(module: torch.nn.Module):
+    """A callable giving ``module`` with all parameters redrawn, as a fresh e3nn init would (N(0, 1))."""
+
+    def build():
+        with torch.no_grad():
+            for p in module.parameters():
+                p.copy_(torch.randn_like(p))
+        return module
+
+    return build
+
+
+def _block_errors(mlp, spec, elements, dtype, n_points=12, seed=0):
+    """Per-block relative errors of ``mlp(g pos, g attr)[b]`` vs ``kron(out(g), in(g)) mlp(pos, attr)[b]``."""
+    gen = torch.Generator().manual_seed(seed)
+    mlp = mlp.to(dtype)
+    pos = torch.randn(n_points, 3, dtype=torch.float64, generator=gen)
+    attr = None if spec.attr_type is None else torch.randn(n_points, spec.attr_size, dtype=torch.float64, generator=gen)
+    errors, norms = [], []
+    with torch.no_grad():
+        base = mlp(pos.to(dtype), None if attr is None else attr.to(dtype)).double()
+        for k in range(len(elements)):
+            g = elements[k]
+            mat = g.matrices[0]
+            attr_g = None if attr is None else spec.attr_type.transform(attr, g)
+            moved = mlp((pos @ mat.T).to(dtype), None if attr_g is None else attr_g.to(dtype)).double()
+            start = 0
+            for b, (ro, ri) in enumerate(spec.blocks):
+                d = ro.size * ri.size
+                act = tensor_matrices(ro.matrices(g), ri.matrices(g))[0]
+                want = base[:, start : start + d] @ act.T
+                err = (moved[:, start : start + d] - want).norm() / want.norm().clamp_min(1e-300)
+                if k == 0:
+                    errors.append(float(err))
+                    norms.append(float(base[:, start : start + d].norm()))
+                else:
+                    errors[b] = max(errors[b], float(err))
+                start += d
+    return errors, norms
+
+
+# -- groups and representations -----------------------------------------------------------------
+def test_group_basics(G):
+    assert G.name in ("SO(3)", "O(3)") and G.dim == 3 and G.backend == "e3nn" and G.order is None
+    assert st.group(G.name, backend="e3nn") == G and st.group(G.name, backend="e3nn") is st.group(G.name, backend="e3nn")
+    assert G.trivial_rep().is_trivial and G.trivial_rep().name == "trivial" and G.trivial_rep().size == 1
+    assert G.standard_rep().name == "standard" and G.standard_rep().size == 3
+    assert G.irrep(1, -1) is G.standard_rep() and G.irrep(1) is G.standard_rep()
+    assert G.irrep(2, 1) is G.irrep(2, 1) and G.irrep(2).size == 5 and not G.irrep(2).is_trivial
+    assert G.irrep(2).name.startswith("e3nn(")  # not "irrep(2)": the l >= 2 basis is e3nn's own
+    field = G.field_type("2x0e + 1o + 2e")
+    assert field.size == 10 and field.reps[0] is G.trivial_rep() and field.reps[2] is G.standard_rep()
+    assert [r.size for r in G.irreps(2)] == ([1, 1, 3, 3, 5, 5] if G.name == "O(3)" else [1, 3, 5])
+    with pytest.raises(ValueError, match="cannot read"):
+        G.irreps("2x1q")
+
+
+def test_standard_rep_is_the_coordinate_action(G):
+    els = G.sample(16, generator=torch.Generator().manual_seed(1))
+    assert els.matrices.dtype == torch.float64 and els.matrices.shape == (16, 3, 3)
+    eye = torch.eye(3, dtype=torch.float64)
+    assert torch.allclose(els.matrices @ els.matrices.transpose(1, 2), eye.expand(16, 3, 3), atol=1e-12)
+    dets = torch.linalg.det(els.matrices)
+    if G.name == "SO(3)":
+        assert torch.allclose(dets, torch.ones(16, dtype=torch.float64))
+    else:
+        assert (dets < 0).any() and (dets > 0).any()
+    assert torch.allclose(G.standard_rep().matrices(els), els.matrices, atol=1e-12)
+    # a rotation about z by 90 degrees sends x to y in (x, y, z)
+    rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    g = G.elements_from_matrices(rz[None])
+    assert torch.allclose(G.standard_rep().matrices(g)[0] @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
+                          torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12)
+    # homomorphism and orthogonality of every irrep up to l = 3
+    a, b = els[0], els[1]
+    ab = G.elements_from_matrices(a.matrices @ b.matrices)
+    for rep in G.irreps(3):
+        assert torch.allclose(rep.matrices(ab), rep.matrices(a) @ rep.matrices(b), atol=1e-10)
+        m = rep.matrices(els)
+        assert m.dtype == torch.float64 and m.shape == (16, rep.size, rep.size)
+        assert torch.allclose(m @ m.transpose(1, 2), torch.eye(rep.size, dtype=torch.float64).expand_as(m), atol=1e-10)
+
+
+def test_parity_under_inversion(O3):
+    inversion = O3.elements_from_matrices(-torch.eye(3, dtype=torch.float64)[None])
+    assert torch.allclose(O3.standard_rep().matrices(inversion)[0], -torch.eye(3, dtype=torch.float64))
+    assert torch.allclose(O3.irrep(1, 1).matrices(inversion)[0], torch.eye(3, dtype=torch.float64))  # 1e
+    assert torch.allclose(O3.irrep(0, -1).matrices(inversion)[0], -torch.ones(1, 1, dtype=torch.float64))
+    assert torch.allclose(O3.irrep(2, 1).matrices(inversion)[0], torch.eye(5, dtype=torch.float64))
+    # a pseudo-vector transforms like the cross product of two vectors
+    els = O3.sample(8, generator=torch.Generator().manual_seed(2))
+    u, v = torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    for k in range(8):
+        m = els.matrices[k]
+        pseudo = O3.irrep(1, 1).matrices(els[k])[0]
+        assert torch.allclose(torch.linalg.cross(m @ u, m @ v), pseudo @ torch.linalg.cross(u, v), atol=1e-12)
+
+
+def test_so3_ignores_parity():
+    G = st.group("SO(3)", backend="e3nn")
+    assert G.irrep(1, 1) is G.irrep(1, -1) is G.standard_rep()
+    assert G.irreps("1e + 1o + 1") == [G.standard_rep()] * 3
+
+
+def test_elements_from_matrices_validates(G):
+    rot = _rotation_about(X0, 0.3)
+    assert torch.allclose(G.elements_from_matrices(rot[None]).matrices[0], rot)
+    assert torch.allclose(G.identity().matrices[0], torch.eye(3, dtype=torch.float64))
+    bad = torch.stack([rot, 2 * rot])
+    with pytest.raises(ValueError, match="matrix 1 is not orthogonal"):
+        G.elements_from_matrices(bad)
+    with pytest.raises(ValueError, match=r"shape \(n, 3, 3\)"):
+        G.elements_from_matrices(torch.eye(2)[None])
+    reflection = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
+    if G.name == "SO(3)":
+        with pytest.raises(ValueError, match="matrix 1 has determinant -1"):
+            G.elements_from_matrices(torch.stack([rot, reflection]))
+    else:
+        g = G.elements_from_matrices(torch.stack([rot, reflection]))
+        assert torch.allclose(G.standard_rep().matrices(g)[1], reflection)
+
+
+def test_float32_matrices_are_accepted(G):
+    rot = _rotation_about(X0, 1.1).float()
+    g = G.elements_from_matrices(rot[None])
+    assert g.matrices.dtype == torch.float64 and torch.allclose(g.matrices[0].float(), rot)
+    m = g.matrices[0]  # projected: orthogonal to float64 round-off
+    assert torch.allclose(m @ m.T, torch.eye(3, dtype=torch.float64), atol=1e-14)
+
+
+# -- the kernel MLP ---------------------------------------------------------------------------------
+def _mixed_blocks(G):
+    reps = [G.irrep(0, 1), G.irrep(1, -1), G.irrep(1, 1), G.irrep(2, 1)]  # 0e 1o 1e 2e (SO(3): 0 1 1 2)
+    return tuple((o, i) for o in reps for i in reps)
+
+
+def _forced_zero(G, ro, ri) -> bool:
+    """O(3) blocks that symmetry forces to zero without non-invariant attributes: no natural-parity
+    irrep in out ⊗ in (e.g. 1e -> 0e, a pseudo-vector from a scalar function of a vector)."""
+    if G.name == "SO(3)":
+        return False
+    p = ro.parity * ri.parity
+    return not any(p == (-1) ** l for l in range(abs(ro.l - ri.l), ro.l + ri.l + 1))
+
+
+@pytest.mark.parametrize("dtype,bound", [(torch.float64, F64_BOUND), (torch.float32, F32_BOUND)])
+def test_mlp_is_equivariant_per_block(G, dtype, bound):
+    spec = KernelMLPSpec(G, _mixed_blocks(G), hidden_channels=8, hidden_layers=2)
+    torch.manual_seed(0)
+    mlp = G.build_kernel_mlp(spec)
+    els = G.sample(6, generator=torch.Generator().manual_seed(3))
+    if G.name == "O(3)":  # make sure reflections and the inversion itself are covered
+        extra = torch.stack([-torch.eye(3, dtype=torch.float64), _reflection(X0)])
+        els = G.elements_from_matrices(torch.cat([els.matrices, extra]))
+    errors, norms = _block_errors(mlp, spec, els, dtype)
+    for (ro, ri), err, norm in zip(spec.blocks, errors, norms):
+        if _forced_zero(G, ro, ri):
+            assert norm == 0.0, f"{ro.name} -> {ri.name} must vanish in O(3)"
+        else:
+            assert norm > 1e-3, f"block {ro.name} x {ri.name} is (nearly) zero"
+            assert err <= bound, f"block {ro.name} x {ri.name}: {err:.2e} > {bound:.0e} ({dtype})"
+
+
+def test_mlp_output_shape_and_origin(G):
+    blocks = _mixed_blocks(G)
+    mlp = G.build_kernel_mlp(KernelMLPSpec(G, blocks, hidden_channels=4, hidden_layers=1))
+    pos = torch.zeros(3, 3)
+    out = mlp(pos, None)
+    assert out.shape == (3, sum(o.size * i.size for o, i in blocks)) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    # at the origin only the invariant parts survive (u = 0 there): K(0) commutes with the whole group
+    start = 0
+    for ro, ri in blocks:
+        block = out[0, start : start + ro.size * ri.size].detach().double().reshape(ro.size, ri.size)
+        if ro is ri:
+            assert torch.allclose(block, block[0, 0] * torch.eye(ro.size, dtype=torch.float64), atol=1e-6)
+        else:
+            assert block.abs().max() < 1e-6
+        start += ro.size * ri.size
+    out.sum().backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in mlp.parameters())
+
+
+def test_mlp_with_non_invariant_attributes(G):
+    attrs = G.field_type("0e + 1o + 1e + 2e + 0o") if G.name == "O(3)" else G.field_type("0e + 1o + 2e")
+    spec = KernelMLPSpec(G, _mixed_blocks(G), attrs, hidden_channels=6, hidden_layers=2)
+    torch.manual_seed(0)
+    mlp = G.build_kernel_mlp(spec)
+    els = G.sample(4, generator=torch.Generator().manual_seed(4))
+    for dtype, bound in [(torch.float64, F64_BOUND), (torch.float32, F32_BOUND)]:
+        errors, norms = _block_errors(mlp, spec, els, dtype)
+        assert max(errors) <= bound
+        assert min(norms) > 1e-3  # with non-invariant attributes no block is forced to zero
+
+
+def test_hidden_layers_zero_and_options(G):
+    spec = KernelMLPSpec(G, _mixed_blocks(G)[:6], hidden_layers=0, options={"hidden_lmax": 1})
+    mlp = G.build_kernel_mlp(spec)
+    errors, _ = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(5)), torch.float64)
+    assert max(errors) <= F64_BOUND
+    with pytest.raises(ValueError, match="unknown e3nn kernel MLP option"):
+        G.build_kernel_mlp(KernelMLPSpec(G, _mixed_blocks(G)[:1], options={"nope": 1}))
+    with pytest.raises(ValueError, match="nonlinearity='exact'"):
+        G.build_kernel_mlp(KernelMLPSpec(G, _mixed_blocks(G)[:1], nonlinearity="fourier"))
+
+
+def test_forced_zero_only_blocks_are_refused(O3):
+    with pytest.raises(ValueError, match="forced to zero"):
+        O3.build_kernel_mlp(KernelMLPSpec(O3, ((O3.irrep(1, 1), O3.trivial_rep()),)))
+
+
+def test_float64_after_float32_keeps_exact_constants(G):
+    """Built in float32 then converted: the Clebsch-Gordan constants are re-derived in float64."""
+    spec = KernelMLPSpec(G, ((G.irrep(2), G.irrep(2)),), hidden_channels=4, hidden_layers=1)
+    mlp = G.build_kernel_mlp(spec).float().double()
+    errors, _ = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(6)), torch.float64)
+    assert max(errors) <= 1e-12
+    # loading a float32 state dict into a float64 module keeps the float64 constants too
+    fresh = G.build_kernel_mlp(spec).double()
+    fresh.load_state_dict(G.build_kernel_mlp(spec).state_dict())
+    buffers = dict(fresh.named_buffers())
+    assert fresh._masters and all(torch.equal(buffers[k], m) for k, m in fresh._masters.items())
+
+
+# -- completeness ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "out_irrep,in_irrep",
+    [((1, -1), (1, -1)), ((1, -1), (1, 1)), ((2, 1), (1, -1)), ((0, 1), (2, 1)), ((2, 1), (2, 1))],
+)
+def test_block_reaches_the_whole_kernel_space(G, out_irrep, in_irrep):
+    ro, ri = G.irrep(*out_irrep), G.irrep(*in_irrep)
+    spec = KernelMLPSpec(G, ((ro, ri),), hidden_channels=4, hidden_layers=1)
+    if _forced_zero(G, ro, ri):
+        pytest.skip("forced to zero")
+    rank = kernel_span_rank(_rerandomised(G.build_kernel_mlp(spec)), X0[None], n_inits=30)
+    allowed = commutant_dimension(_stabiliser_of_x0(G), FieldType(G, [ro]), FieldType(G, [ri]))
+    assert rank == allowed
+    if (ro.name, ri.name) == ("standard", "standard"):
+        assert rank == (3 if G.name == "SO(3)" else 2)  # I, x x^T [, cross product: a pseudo-tensor]
+    if G.name == "O(3)" and ri is G.irrep(1, 1) and ro is G.standard_rep():
+        assert rank == 1  # pseudo-vector -> vector: only the cross product with x
+
+
+@pytest.mark.parametrize(
+    "out_irrep,in_irrep,expected",
+    [((1, -1), (1, -1), {"SO(3)": 9, "O(3)": 5}), ((1, 1), (0, 1), {"SO(3)": 3, "O(3)": 1}),
+     ((2, 1), (1, -1), {"SO(3)": 15, "O(3)": 8})],
+)
+def test_completeness_with_a_vector_attribute(G, out_irrep, in_irrep, expected):
+    """With a second vector ``a`` the stabiliser of ``(x, a)`` shrinks (trivial in SO(3), the reflection
+    through the plane of x and a in O(3)); the block must reach the larger space, e.g. 1o -> 1o: 9 or 5,
+    and in O(3) 0e -> 1e, forced to zero by x alone, becomes x × a (1 dimension)."""
+    a0 = torch.tensor([0.2, 0.1, 0.7], dtype=torch.float64)
+    ro, ri = G.irrep(*out_irrep), G.irrep(*in_irrep)
+    spec = KernelMLPSpec(G, ((ro, ri),), G.field_type("1o"), hidden_channels=4, hidden_layers=2)
+    rank = kernel_span_rank(_rerandomised(G.build_kernel_mlp(spec)), X0[None], a0[None], n_inits=30)
+    mats = [_reflection(torch.linalg.cross(X0, a0))] if G.name == "O(3)" else [torch.eye(3, dtype=torch.float64)]
+    allowed = commutant_dimension(G.elements_from_matrices(torch.stack(mats)), FieldType(G, [ro]), FieldType(G, [ri]))
+    assert allowed == expected[G.name]
+    assert rank == allowed
+
+
+# -- layers, through the core ---------------------------------------------------------------------
+@pytest.mark.slow  # ~10 s per case (all 24/48 lattice symmetries); the mixed-field test below is the fast one
+@pytest.mark.parametrize("dtype,bound", [(torch.float64, F64_BOUND), (torch.float32, F32_BOUND)])
+def test_layers_are_equivariant(G, dtype, bound):
+    """The core's own report (default MLP size: 16 channels, 2 layers) on trivial + standard + l=2."""
+    torch.manual_seed(0)
+    report = layer_report(G, dtype=dtype)
+    assert set(report) == {"kernel", "point conv", "grid conv"}
+    assert max(report.values()) <= bound, report
+
+
+def test_point_conv_with_mixed_fields_and_edge_attributes(G):
+    torch.manual_seed(0)
+    f_in, f_out = G.field_type("2x0e + 1o + 2e"), G.field_type("0e + 2x1o + 1e")
+    attrs = G.field_type("0e + 1o + 1e") if G.name == "O(3)" else G.field_type("0e + 1o")
+    conv = st.PointConv(f_in, f_out, edge_attr=attrs, hidden_channels=4, hidden_layers=1)
+    grid = st.GridConv(f_in, f_out, 3, padding=1, hidden_channels=4, hidden_layers=1)
+    mats = lattice_elements(G).matrices  # 24 (SO(3)) or 48 (O(3)) signed permutations: take a few
+    lattice = G.elements_from_matrices(torch.cat([mats[1::7], -torch.eye(3, dtype=torch.float64)[None]])
+                                       if G.name == "O(3)" else mats[1::7])
+    for dtype, bound in [(torch.float64, F64_BOUND), (torch.float32, F32_BOUND)]:
+        assert check_equivariance(conv, n_elements=3, n_points=12, dtype=dtype) <= bound
+        assert check_equivariance(grid, elements=lattice, grid_size=5, dtype=dtype) <= bound
+
+
+def test_trivial_and_standard_reps_of_another_backend_are_interchangeable():
+    """Trivial and standard reps use the same basis on every backend: field types built from them
+    compare equal across backends, and the e3nn MLP accepts another backend's copies of them."""
+    pytest.importorskip("escnn")
+    E, G = st.group("SO(3)", backend="escnn"), st.group("SO(3)", backend="e3nn")
+    assert FieldType(E, [E.trivial_rep(), E.standard_rep()]) == FieldType(G, [G.trivial_rep(), G.standard_rep()])
+    els = G.sample(4, generator=torch.Generator().manual_seed(7))
+    assert torch.allclose(E.standard_rep().matrices(els), G.standard_rep().matrices(els), atol=1e-10)
+    spec = KernelMLPSpec(G, ((E.standard_rep(), E.trivial_rep()), (G.irrep(2), E.standard_rep())), hidden_layers=1)
+    errors, norms = _block_errors(G.build_kernel_mlp(spec), spec, els, torch.float64)
+    assert max(errors) <= F64_BOUND and min(norms) > 1e-3
+    with pytest.raises(TypeError, match="cannot decompose"):
+        G.build_kernel_mlp(KernelMLPSpec(G, ((E.irrep(2), E.trivial_rep()),)))
+
+
+# -- registry -------------------------------------------------------------------------------------
+def test_found_through_the_entry_point():
+    st.reset_registry()
+    try:
+        rows = {row.name: row for row in st.list_backends()}
+        assert rows["e3nn"].available and rows["e3nn"].reason is None
+        assert rows["e3nn"].groups == ["SO(3)", "O(3)"]
+        assert st.group("so3", backend="e3nn").backend == "e3nn"
+        with pytest.raises(ValueError, match=r"not on R\^2"):
+            st.group("SO(3)", dim=2, backend="e3nn")
+    finally:
+        st.reset_registry()
+
+
+def test_plugin_import_is_light():
+    import subprocess
+
+    code = "import sys, steerable.plugins.e3nn_backend as p; p.steerable_backends(); print('e3nn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_missing_e3nn_is_reported_and_isolated(monkeypatch):
+    for name in [m for m in sys.modules if m == "e3nn" or m.startswith(("e3nn.", "steerable.plugins.e3nn_backend."))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "e3nn", None)  # `import e3nn` now raises ImportError
+    st.reset_registry()
+    try:
+        rows = {row.name: row for row in st.list_backends()}
+        assert not rows["e3nn"].available and "e3nn" in rows["e3nn"].reason
+        with pytest.raises(RuntimeError, match="backend 'e3nn' is unavailable"):
+            st.group("SO(3)", backend="e3nn")
+        if "escnn" in rows and rows["escnn"].available:
+            assert st.group("SO(3)").backend == "escnn"
+    finally:
+        st.reset_registry()
