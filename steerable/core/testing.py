@@ -21,6 +21,7 @@ from .representation import FieldType, tensor_matrices
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """``|actual - expected| / |expected|`` (Frobenius); 0 when both vanish."""
+    actual, expected = actual.detach(), expected.detach()
     denom = expected.norm()
     diff = (actual - expected).norm()
     if denom == 0:

@@ -1,0 +1,79 @@
+"""The same user code on escnn and e3nn, and models that mix layers of both (issue 3).
+
+Bounds: relative error <= 1e-5 in float64, <= 1e-4 in float32.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import steerable as st
+from steerable.core.testing import relative_error
+
+pytest.importorskip("escnn")
+pytest.importorskip("e3nn")
+
+BACKENDS = ["escnn", "e3nn"]
+
+
+def _fields(group_name: str, backend: str):
+    G = st.group(group_name, backend=backend)
+    scalar, vector = G.trivial_rep(), G.standard_rep()
+    return G, st.FieldType(G, [scalar] * 2 + [vector] * 2), st.FieldType(G, [scalar] * 3 + [vector])
+
+
+def _cloud(n: int = 10, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(0)
+    pos = torch.randn(n, 3, dtype=dtype, generator=gen)
+    src, dst = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    keep = src != dst
+    return pos, torch.stack([src[keep], dst[keep]]), gen
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("group_name", ["SO(3)", "O(3)"])
+def test_vector_layer_rotates_with_pos(backend, group_name):
+    """(x, y, z) convention: vector outputs rotate with the very matrix applied to ``pos``."""
+    G = st.group(group_name, backend=backend)
+    vec = st.FieldType(G, [G.standard_rep()])
+    torch.manual_seed(0)
+    conv = st.PointConv(vec, vec).double()
+    pos, edge_index, gen = _cloud()
+    velocity = torch.randn(pos.shape[0], 3, dtype=torch.float64, generator=gen)
+    rot = G.sample(3, generator=gen).matrices
+    for R in rot:
+        out = conv(velocity @ R.T, pos @ R.T, edge_index)
+        assert relative_error(out, conv(velocity, pos, edge_index) @ R.T) < 1e-5
+
+
+@pytest.mark.parametrize("group_name", ["SO(3)", "O(3)"])
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-5), (torch.float32, 1e-4)], ids=["f64", "f32"])
+def test_mixed_backend_model(group_name, dtype, bound):
+    """Layer 1 from escnn, layer 2 from e3nn (and back): equal field types, equivariant model."""
+    _, a_in, a_out = _fields(group_name, "escnn")
+    _, b_in, b_out = _fields(group_name, "e3nn")
+    assert a_out.group == b_out.group and a_in == b_in  # same group and field types across backends
+    torch.manual_seed(0)
+    first, second = st.PointConv(a_in, a_out).to(dtype), st.PointConv(b_out, b_in).to(dtype)
+    third = st.PointConv(a_in, a_out).to(dtype)
+    model = lambda x, pos, ei: third(second(first(x, pos, ei), pos, ei), pos, ei)  # noqa: E731
+
+    pos, edge_index, gen = _cloud(dtype=dtype)
+    x = torch.randn(pos.shape[0], a_in.size, dtype=dtype, generator=gen)
+    base = model(x, pos, edge_index)
+    assert base.abs().max() > 0
+    for k, R in enumerate(st.group(group_name, backend="e3nn").sample(3, generator=gen).matrices):
+        els = first.group.elements_from_matrices(R[None])
+        out = model(a_in.transform(x, els), pos @ R.to(dtype).T, edge_index)
+        assert relative_error(out, a_out.transform(base, els)) <= bound
+
+
+def test_pseudovector_does_not_flip_under_inversion():
+    G = st.group("O(3)", backend="e3nn")
+    inversion = G.elements_from_matrices(-torch.eye(3, dtype=torch.float64)[None])
+    assert torch.equal(G.irrep(1, 1).matrices(inversion)[0], torch.eye(3, dtype=torch.float64))
+    assert torch.equal(G.standard_rep().matrices(inversion)[0], -torch.eye(3, dtype=torch.float64))
+    Ge = st.group("O(3)", backend="escnn")
+    inversion_e = Ge.elements_from_matrices(-torch.eye(3, dtype=torch.float64)[None])
+    pseudo = Ge.irrep(0, 1)  # escnn O(3) irrep (inversion flag 0, l=1): the pseudo-vector
+    torch.testing.assert_close(pseudo.matrices(inversion_e)[0], torch.eye(3, dtype=torch.float64))
