@@ -24,6 +24,14 @@ def load() -> None:
     import escnn  # noqa: F401
     import escnn.gspaces  # noqa: F401
     import escnn.nn  # noqa: F401
+    from escnn.group.groups import ico, octa
+
+    # escnn's disk cache of the finite 3D groups' irreps logs every load ("[Memory] Loading ...");
+    # silence it so that user output stays readable.
+    for module, name in ((octa, "_build_octa_irrep_picklable"), (ico, "_build_ico_irrep_picklable")):
+        cached = getattr(module, name, None)
+        if hasattr(cached, "_verbose"):
+            cached._verbose = 0
 
 
 def _lazy(builder: str):
