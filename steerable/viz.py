@@ -1,0 +1,446 @@
+"""Pictures of steerable kernels, fields and equivariance errors (optional: needs ``matplotlib``).
+
+Install with ``pip install steerable[viz]``.  ``matplotlib`` is imported lazily inside the
+functions, so ``import steerable.viz`` is cheap and works without it.  Figures are built with the
+object-oriented API (:class:`matplotlib.figure.Figure`, no ``pyplot``): no GUI backend or global
+state is touched; show one in a notebook by leaving it as a cell's value, or write it with
+:func:`save`.
+
+Conventions (the library's, see ``README.md``):
+
+* Coordinates are ``(x, y[, z])``; a grid tensor's spatial axis ``k`` holds coordinate ``k``.  Images
+  are drawn with ``x`` to the right and ``y`` up (``imshow(values.T, origin="lower")``).
+* Kernels are ``K(x)`` of shape ``(out_type.size, in_type.size)``; :func:`plot_kernel` draws one
+  panel per entry ``K[o, i]``, output channels as rows and input channels as columns, on one shared,
+  symmetric colour scale.
+* Errors are relative: ``|f(g.x) - g.f(x)| / |g.f(x)|``, as in :mod:`steerable.core.testing`.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import torch
+
+from .core.grid_conv import GridConv
+from .core.group import GroupElements
+from .core.kernel import ImplicitKernel
+from .core.representation import FieldType
+from .core.testing import check_equivariance
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+_AXIS_NAMES = "xyz"
+_MAX_FIGURE_INCHES = 18.0
+
+
+def _figure(width: float, height: float) -> "Figure":
+    """A fresh matplotlib Figure (no pyplot), capped at a sane size."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
+        raise ImportError("steerable.viz needs matplotlib: pip install 'steerable[viz]'") from exc
+    scale = min(1.0, _MAX_FIGURE_INCHES / max(width, height))
+    return Figure(figsize=(width * scale, height * scale), layout="constrained")
+
+
+def _as_kernel(module: torch.nn.Module) -> ImplicitKernel:
+    if isinstance(module, ImplicitKernel):
+        return module
+    kernel = getattr(module, "kernel", None)
+    if isinstance(kernel, ImplicitKernel):
+        return kernel
+    raise TypeError(f"expected an ImplicitKernel or a layer holding one (.kernel), got {type(module).__name__}")
+
+
+def channel_labels(field_type: FieldType) -> list[str]:
+    """One short label per channel of ``field_type``: ``"0:trivial"``, ``"1:standard.x"``, ...
+
+    The number is the field's index in the :class:`FieldType`; the suffix names the component
+    (``x``, ``y``, ``z`` for the standard representation, an index otherwise).
+    """
+    labels = []
+    for index, rep in enumerate(field_type.reps):
+        if rep.size == 1:
+            labels.append(f"{index}:{rep.name}")
+            continue
+        standard = rep.name == "standard" and rep.size <= 3
+        for c in range(rep.size):
+            labels.append(f"{index}:{rep.name}.{_AXIS_NAMES[c] if standard else c}")
+    return labels
+
+
+def _short(field_type: FieldType) -> str:
+    """``"2xtrivial + standard"``: a compact name for titles."""
+    parts: list[tuple[str, int]] = []
+    for rep in field_type.reps:
+        if parts and parts[-1][0] == rep.name:
+            parts[-1] = (rep.name, parts[-1][1] + 1)
+        else:
+            parts.append((rep.name, 1))
+    return " + ".join(name if count == 1 else f"{count}x{name}" for name, count in parts)
+
+
+# -- kernels -------------------------------------------------------------------------------------
+def kernel_on_plane(
+    kernel: torch.nn.Module,
+    *,
+    extent: float = 1.0,
+    resolution: int = 41,
+    plane: tuple[int, int] = (0, 1),
+    slice_at: float = 0.0,
+    attr: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample an implicit kernel on a square of a coordinate plane.
+
+    Args:
+        kernel: an :class:`ImplicitKernel`, or a layer holding one as ``.kernel`` (``GridConv``,
+            ``PointConv``).
+        extent: the square is ``[-extent, extent]^2`` (a ``GridConv``'s kernel lives on ``[-1, 1]``).
+        resolution: samples per side.
+        plane: the two coordinates spanning the plane, e.g. ``(0, 1)`` for the ``xy`` plane.
+        slice_at: value of the remaining coordinate (3D only), e.g. ``z = slice_at``.
+        attr: ``(attr_type.size,)`` attributes, the same for every sample, if the kernel takes any.
+
+    Returns:
+        ``axis`` ``(resolution,)`` sample coordinates along each side and ``values``
+        ``(resolution, resolution, out, in)`` float64, with ``values[i, j] = K(p)`` where
+        ``p[plane[0]] = axis[i]``, ``p[plane[1]] = axis[j]`` and the other coordinate ``= slice_at``.
+    """
+    module = _as_kernel(kernel)
+    dim = module.group.dim
+    if len(plane) != 2 or plane[0] == plane[1] or not all(0 <= a < dim for a in plane):
+        raise ValueError(f"plane must name two different coordinates of R^{dim}, got {plane}")
+    axis = torch.linspace(-extent, extent, resolution, dtype=torch.float64)
+    u, v = torch.meshgrid(axis, axis, indexing="ij")
+    points = torch.full((resolution * resolution, dim), float(slice_at), dtype=torch.float64)
+    points[:, plane[0]] = u.reshape(-1)
+    points[:, plane[1]] = v.reshape(-1)
+    param = next(module.parameters(), None)
+    dtype = param.dtype if param is not None else torch.get_default_dtype()
+    batch_attr = None
+    if attr is not None:
+        batch_attr = attr.reshape(1, -1).to(dtype).expand(points.shape[0], -1)
+    with torch.no_grad():
+        values = module(points.to(dtype), batch_attr)
+    return axis, values.to(torch.float64).reshape(resolution, resolution, *values.shape[1:])
+
+
+def plot_kernel(
+    kernel: torch.nn.Module,
+    *,
+    extent: float = 1.0,
+    resolution: int = 41,
+    plane: tuple[int, int] = (0, 1),
+    slice_at: float = 0.0,
+    attr: torch.Tensor | None = None,
+    sampled: bool = False,
+    title: str | None = None,
+    cmap: str = "RdBu_r",
+    panel_inches: float = 1.3,
+) -> "Figure":
+    """Draw every entry ``K[o, i]`` of a kernel over a plane (2D) or a plane slice (3D).
+
+    Rows are output channels, columns input channels (labels from :func:`channel_labels`); all
+    panels share one symmetric colour scale, so zero is white and blocks can be compared.
+
+    Args:
+        kernel: an :class:`ImplicitKernel` or a layer holding one (``GridConv``, ``PointConv``).
+        extent, resolution, plane, slice_at, attr: see :func:`kernel_on_plane`.
+        sampled: for a ``GridConv``, draw the filter actually used by the convolution
+            (``kernel_size`` pixels per side; in 3D the central slice across the remaining axis)
+            instead of the continuous kernel.
+        title: figure title; a default names the group, fields and slice.
+        cmap: a diverging matplotlib colour map.
+        panel_inches: size of one panel.
+
+    Returns:
+        the :class:`matplotlib.figure.Figure`.
+    """
+    module = _as_kernel(kernel)
+    dim = module.group.dim
+    if sampled:
+        if not isinstance(kernel, GridConv):
+            raise TypeError("plot_kernel(sampled=True) needs a GridConv")
+        if attr is not None:
+            raise ValueError("plot_kernel(sampled=True) does not take attributes")
+        with torch.no_grad():
+            weight = kernel.filter().to(torch.float64)  # (out, in, k, ..., k)
+        if dim == 3:
+            other = ({0, 1, 2} - set(plane)).pop()
+            weight = weight.select(2 + other, kernel.kernel_size // 2)
+            if plane[0] > plane[1]:
+                weight = weight.transpose(2, 3)
+        elif plane == (1, 0):
+            weight = weight.transpose(2, 3)
+        values = weight.permute(2, 3, 0, 1)  # (k, k, out, in)
+        extent = 1.0
+    else:
+        _, values = kernel_on_plane(
+            module, extent=extent, resolution=resolution, plane=plane, slice_at=slice_at, attr=attr
+        )
+    n_out, n_in = values.shape[2], values.shape[3]
+    rows, cols = channel_labels(module.out_type), channel_labels(module.in_type)
+    vmax = float(values.abs().max()) or 1.0
+
+    fig = _figure(panel_inches * n_in + 1.2, panel_inches * n_out + 0.8)
+    axes = fig.subplots(n_out, n_in, squeeze=False, sharex=True, sharey=True)
+    image = None
+    for o in range(n_out):
+        for i in range(n_in):
+            ax = axes[o][i]
+            image = ax.imshow(
+                values[:, :, o, i].T.numpy(),
+                origin="lower",
+                extent=(-extent, extent, -extent, extent),
+                cmap=cmap,
+                vmin=-vmax,
+                vmax=vmax,
+                interpolation="nearest",
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if o == 0:
+                ax.set_title(cols[i], fontsize=7)
+            if i == 0:
+                ax.set_ylabel(rows[o], fontsize=7)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="K[out, in]")
+    if title is None:
+        where = f"{_AXIS_NAMES[plane[0]]}{_AXIS_NAMES[plane[1]]} plane"
+        if dim == 3:
+            other = ({0, 1, 2} - set(plane)).pop()
+            where += f", {_AXIS_NAMES[other]} = {'0 (central pixel)' if sampled else f'{slice_at:g}'}"
+        title = f"{module.group.name} kernel on R^{dim} ({where})\n{_short(module.in_type)} -> {_short(module.out_type)}"
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+# -- equivariance errors -------------------------------------------------------------------------
+def element_labels(elements: GroupElements) -> list[str]:
+    """Short names of group elements from their matrices.
+
+    2D: ``"rot 90°"`` for a rotation by 90°, ``"ref 45°"`` for the reflection across the line at
+    45°.  3D: ``"rot 120°"`` (with the axis when it is a coordinate axis, ``"rot 90° z"``) and
+    ``"-rot ..."`` for ``-R`` (elements with determinant -1, i.e. inversion times a rotation).
+    """
+    labels = []
+    for mat in elements.matrices.to(torch.float64):
+        det = float(torch.linalg.det(mat))
+        if mat.shape[0] == 2:
+            angle = math.degrees(math.atan2(float(mat[1, 0]), float(mat[0, 0])))
+            if det > 0:
+                labels.append(f"rot {angle % 360:.0f}°")
+            else:
+                labels.append(f"ref {(angle / 2) % 180:.0f}°")
+            continue
+        if mat.shape[0] != 3:
+            labels.append(f"det {det:+.0f}")
+            continue
+        rot = mat if det > 0 else -mat
+        cos = max(-1.0, min(1.0, (float(torch.trace(rot)) - 1) / 2))
+        angle = math.degrees(math.acos(cos))
+        skew = torch.stack([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+        if angle > 179.5:  # half turn: the axis is the eigenvector of eigenvalue 1
+            sym = (rot + torch.eye(3, dtype=rot.dtype)) / 2
+            skew = sym[int(sym.diagonal().argmax())]
+        axis = ""
+        if angle > 0.5 and skew.norm() > 0:
+            unit = skew / skew.norm()
+            k = int(unit.abs().argmax())
+            if float(unit.abs()[k]) > 1 - 1e-6:
+                axis = f" {'-' if unit[k] < 0 and angle < 179.5 else ''}{_AXIS_NAMES[k]}"
+        labels.append(f"{'' if det > 0 else '-'}rot {angle:.0f}°{axis}")
+    return labels
+
+
+def element_errors(
+    module: torch.nn.Module, elements: GroupElements, *, seed: int = 0, **check_kwargs
+) -> list[float]:
+    """Relative equivariance error of ``module`` for each element separately.
+
+    Calls :func:`steerable.core.testing.check_equivariance` once per element with the same seeded
+    random inputs, so the errors are comparable.  ``check_kwargs`` are passed on (``dtype``,
+    ``grid_size``, ``n_points``, ...).  Returns ``len(elements)`` floats.
+    """
+    errors = []
+    for k in range(len(elements)):
+        generator = torch.Generator().manual_seed(seed)
+        errors.append(check_equivariance(module, elements=elements[k], generator=generator, **check_kwargs))
+    return errors
+
+
+def plot_equivariance_error(
+    errors: Sequence[float] | Mapping[str, Sequence[float]],
+    labels: Sequence[str] | GroupElements | None = None,
+    *,
+    bound: float | None = None,
+    title: str = "equivariance error per group element",
+    ylabel: str = "relative error |f(g.x) - g.f(x)| / |g.f(x)|",
+    log: bool = True,
+    ax: "Axes | None" = None,
+) -> "Figure":
+    """Bar plot of errors over group elements.
+
+    Args:
+        errors: one error per element, or several series ``{name: errors}`` (e.g. float32 and
+            float64) drawn as grouped bars; every series has one value per element.
+        labels: names of the elements (or the :class:`GroupElements`, named by
+            :func:`element_labels`); default ``g0, g1, ...``.
+        bound: draw a dashed horizontal line at this tolerance.
+        title, ylabel: texts.
+        log: logarithmic error axis (zeros are drawn at the bottom of the axis).
+        ax: draw into this axes instead of a new figure.
+
+    Returns:
+        the figure holding the plot.
+    """
+    series = dict(errors) if isinstance(errors, Mapping) else {"error": list(errors)}
+    if not series:
+        raise ValueError("plot_equivariance_error: no errors given")
+    lengths = {len(v) for v in series.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"plot_equivariance_error: every series needs the same, non-zero length, got {lengths}")
+    n = lengths.pop()
+    if isinstance(labels, GroupElements):
+        labels = element_labels(labels)
+    labels = list(labels) if labels is not None else [f"g{k}" for k in range(n)]
+    if len(labels) != n:
+        raise ValueError(f"plot_equivariance_error: {n} errors but {len(labels)} labels")
+
+    if ax is None:
+        fig = _figure(max(5.5, 0.45 * n * max(1, len(series)) + 2.0), 3.6)
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    positive = [float(e) for v in series.values() for e in v if float(e) > 0]
+    floor = min(positive) / 10 if positive else 1e-18
+    width = 0.8 / len(series)
+    for s, (name, values) in enumerate(series.items()):
+        heights = [max(float(e), floor) if log else float(e) for e in values]
+        offsets = [k - 0.4 + width * (s + 0.5) for k in range(n)]
+        ax.bar(offsets, heights, width=width, label=name, bottom=floor if log else 0.0)
+    if bound is not None:
+        ax.axhline(bound, color="black", linestyle="--", linewidth=1, label=f"bound {bound:g}")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xticks(range(n))
+    ax.set_xticklabels(labels, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center", fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    if len(series) > 1 or bound is not None:
+        ax.legend(fontsize=7)
+    return fig
+
+
+# -- fields --------------------------------------------------------------------------------------
+def plot_grid_fields(
+    panels: Sequence[tuple[str, torch.Tensor, torch.Tensor | None]],
+    *,
+    stride: int = 2,
+    share_scale: bool = False,
+    title: str | None = None,
+    panel_inches: float = 2.8,
+) -> "Figure":
+    """Draw 2D grid fields side by side: a scalar image with an optional vector field on top.
+
+    Args:
+        panels: ``(label, scalar, vectors)`` per panel; ``scalar`` ``(X, Y)`` (spatial axis 0 is
+            ``x``, drawn to the right), ``vectors`` ``(2, X, Y)`` holding ``(v_x, v_y)`` or ``None``.
+        stride: draw every ``stride``-th arrow along each axis.
+        share_scale: one colour scale for all panels (otherwise each panel has its own).
+        title: figure title.
+        panel_inches: size of one panel.
+    """
+    fig = _figure(panel_inches * len(panels) + 0.5, panel_inches + 0.6)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    vmax_all = max(float(p[1].abs().max()) for p in panels) or 1.0
+    for ax, (label, scalar, vectors) in zip(axes, panels):
+        scalar = scalar.detach().to(torch.float64).cpu()
+        vmax = vmax_all if share_scale else (float(scalar.abs().max()) or 1.0)
+        nx, ny = scalar.shape
+        image = ax.imshow(
+            scalar.T.numpy(), origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+            extent=(-0.5, nx - 0.5, -0.5, ny - 0.5), interpolation="nearest",
+        )
+        fig.colorbar(image, ax=ax, shrink=0.75)
+        if vectors is not None:
+            vectors = vectors.detach().to(torch.float64).cpu()
+            xs, ys = torch.meshgrid(torch.arange(nx), torch.arange(ny), indexing="ij")
+            sl = (slice(None, None, stride), slice(None, None, stride))
+            ax.quiver(
+                xs[sl].numpy(), ys[sl].numpy(), vectors[0][sl].numpy(), vectors[1][sl].numpy(),
+                angles="xy", color="black", width=0.006,
+            )
+        ax.set_title(label, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def plot_point_fields(
+    panels: Sequence[tuple[str, torch.Tensor, torch.Tensor | None, torch.Tensor | None]],
+    *,
+    title: str | None = None,
+    panel_inches: float = 3.0,
+    arrow_scale: float | None = None,
+) -> "Figure":
+    """Draw point clouds side by side: points coloured by a scalar, with arrows for a vector field.
+
+    Args:
+        panels: ``(label, pos, scalar, vectors)`` per panel; ``pos`` ``(N, 2)`` or ``(N, 3)`` (3D
+            clouds are drawn projected on the ``xy`` plane), ``scalar`` ``(N,)`` or ``None``,
+            ``vectors`` ``(N, 2 or 3)`` (first two components drawn) or ``None``.
+        title: figure title.
+        panel_inches: size of one panel.
+        arrow_scale: quiver ``scale`` (data units per arrow length unit); the same for every panel
+            so arrow lengths compare; default from the largest vector.
+    """
+    fig = _figure(panel_inches * len(panels) + 0.5, panel_inches + 0.6)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    scalars = [p[2] for p in panels if p[2] is not None]
+    vmax = max((float(s.abs().max()) for s in scalars), default=1.0) or 1.0
+    vectors_all = [p[3] for p in panels if p[3] is not None]
+    if arrow_scale is None and vectors_all:
+        arrow_scale = 4.0 * max(float(v[:, :2].norm(dim=-1).max()) for v in vectors_all) or 1.0
+    reach = max(float(p[1][:, :2].abs().max()) for p in panels) * 1.15 or 1.0
+    for ax, (label, pos, scalar, vectors) in zip(axes, panels):
+        pos = pos.detach().to(torch.float64).cpu()
+        if scalar is not None:
+            colour = scalar.detach().to(torch.float64).cpu().numpy()
+            points = ax.scatter(pos[:, 0].numpy(), pos[:, 1].numpy(), c=colour, cmap="RdBu_r", vmin=-vmax, vmax=vmax, s=14)
+        else:
+            ax.scatter(pos[:, 0].numpy(), pos[:, 1].numpy(), c="grey", s=14)
+        if vectors is not None:
+            vectors = vectors.detach().to(torch.float64).cpu()
+            ax.quiver(
+                pos[:, 0].numpy(), pos[:, 1].numpy(), vectors[:, 0].numpy(), vectors[:, 1].numpy(),
+                angles="xy", scale_units="xy", scale=arrow_scale, color="black", width=0.005,
+            )
+        ax.set_xlim(-reach, reach)
+        ax.set_ylim(-reach, reach)
+        ax.set_aspect("equal")
+        ax.set_title(label, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if scalars:
+        fig.colorbar(points, ax=list(axes), shrink=0.75)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+# -- files ---------------------------------------------------------------------------------------
+def save(fig: "Figure", path: str | Path, *, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), creating parent folders.
+
+    Returns the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path

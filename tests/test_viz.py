@@ -1,0 +1,139 @@
+"""steerable.viz: kernels, fields and error plots written as PNGs with real content (Agg, no GUI)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("escnn")  # the groups used here (O(2), SO(2) on R^3, D4, O(3)) come from the escnn backend
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+from matplotlib.image import imread  # noqa: E402
+
+import steerable as st  # noqa: E402
+from steerable import viz  # noqa: E402
+from steerable.core.testing import check_equivariance, lattice_elements  # noqa: E402
+
+MIN_BYTES = 5_000
+
+
+def assert_png(path) -> None:
+    """The file exists, is not tiny, and its pixels are not all the same."""
+    assert path.exists(), path
+    assert path.stat().st_size > MIN_BYTES, f"{path} is only {path.stat().st_size} bytes"
+    image = imread(path)
+    assert image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
+    assert float(image[..., :3].std()) > 0.01, f"{path} looks blank"
+
+
+@pytest.fixture(scope="module")
+def o2():
+    return st.group("O(2)")
+
+
+@pytest.fixture(scope="module")
+def o2_kernel(o2):
+    torch.manual_seed(0)
+    field = st.FieldType(o2, [o2.trivial_rep(), o2.standard_rep()])
+    return st.ImplicitKernel(field, field, hidden_channels=4, hidden_layers=1)
+
+
+def rot(deg: float, dim: int = 2) -> torch.Tensor:
+    a = math.radians(deg)
+    mat = torch.eye(dim, dtype=torch.float64)
+    mat[:2, :2] = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
+    return mat
+
+
+def test_kernel_on_plane_convention_and_steerability(o2, o2_kernel):
+    axis, values = viz.kernel_on_plane(o2_kernel, extent=1.0, resolution=9)
+    assert axis.shape == (9,) and values.shape == (9, 9, 3, 3) and values.dtype == torch.float64
+    # values[i, j] = K(x = axis[i], y = axis[j])
+    with torch.no_grad():
+        direct = o2_kernel(torch.tensor([[float(axis[2]), float(axis[7])]]))[0]
+    assert torch.allclose(values[2, 7], direct.double(), atol=1e-6)
+    # a 90° turn maps the sampled square onto itself: K(g p) = rho_out(g) K(p) rho_in(g)^T
+    g = o2.elements_from_matrices(rot(90)[None])
+    rho = o2_kernel.out_type.matrices(g)[0]
+    n = len(axis)
+    for i, j in [(1, 3), (6, 2), (0, 8)]:
+        # g (x_i, y_j) = (-y_j, x_i) = (axis[n-1-j], axis[i])
+        assert torch.allclose(values[n - 1 - j, i], rho @ values[i, j] @ rho.T, atol=1e-5)
+
+
+def test_kernel_on_plane_3d_slice():
+    group = st.group("SO(2)", dim=3)
+    field = st.FieldType(group, [group.trivial_rep(), group.standard_rep()])
+    kernel = st.ImplicitKernel(field, field, hidden_channels=4, hidden_layers=1)
+    axis, values = viz.kernel_on_plane(kernel, resolution=5, plane=(0, 2), slice_at=0.3)
+    assert values.shape == (5, 5, 4, 4)
+    with torch.no_grad():
+        direct = kernel(torch.tensor([[float(axis[1]), 0.3, float(axis[4])]]))[0]
+    assert torch.allclose(values[1, 4], direct.double(), atol=1e-6)
+    with pytest.raises(ValueError, match="plane"):
+        viz.kernel_on_plane(kernel, plane=(1, 1))
+
+
+def test_plot_kernel_png(o2_kernel, tmp_path):
+    path = viz.save(viz.plot_kernel(o2_kernel, resolution=15), tmp_path / "deep" / "kernel.png")
+    assert path == tmp_path / "deep" / "kernel.png"
+    assert_png(path)
+
+
+def test_plot_kernel_3d_slice_and_sampled_grid_filter(tmp_path):
+    group = st.group("SO(2)", dim=3)
+    field = st.FieldType(group, [group.trivial_rep(), group.standard_rep()])
+    conv = st.GridConv(field, field, kernel_size=5, padding=2, hidden_channels=4, hidden_layers=1)
+    assert_png(viz.save(viz.plot_kernel(conv, resolution=11, slice_at=0.5), tmp_path / "slice.png"))
+    assert_png(viz.save(viz.plot_kernel(conv, sampled=True), tmp_path / "filter.png"))
+    with pytest.raises(TypeError, match="GridConv"):
+        viz.plot_kernel(conv.kernel, sampled=True)
+    with pytest.raises(TypeError, match="ImplicitKernel"):
+        viz.plot_kernel(torch.nn.Linear(2, 2))
+
+
+def test_element_labels(o2):
+    els = o2.elements_from_matrices(torch.stack([rot(0), rot(90), torch.diag(torch.tensor([1.0, -1.0], dtype=torch.float64))]))
+    assert viz.element_labels(els) == ["rot 0°", "rot 90°", "ref 0°"]
+    o3 = st.group("O(3)")
+    mats = torch.stack([rot(90, 3), -torch.eye(3, dtype=torch.float64), torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64))])
+    assert viz.element_labels(o3.elements_from_matrices(mats)) == ["rot 90° z", "-rot 0°", "rot 180° z"]
+
+
+def test_element_errors_match_check_equivariance():
+    group = st.group("D4")
+    field = st.FieldType(group, [group.trivial_rep(), group.standard_rep()])
+    conv = st.GridConv(field, field, kernel_size=3, padding=1, hidden_channels=4, hidden_layers=1)
+    els = lattice_elements(group)
+    errors = viz.element_errors(conv, els, seed=3, grid_size=7)
+    assert len(errors) == len(els) == 8
+    total = check_equivariance(conv, elements=els, generator=torch.Generator().manual_seed(3), grid_size=7)
+    assert max(errors) == pytest.approx(total, rel=1e-12)
+    assert max(errors) < 1e-12
+
+
+def test_plot_equivariance_error_png(o2, tmp_path):
+    els = o2.sample(5, generator=torch.Generator().manual_seed(0))
+    fig = viz.plot_equivariance_error([1e-7, 2e-7, 0.0, 5e-8, 3e-7], els, bound=1e-5)
+    assert_png(viz.save(fig, tmp_path / "errors.png"))
+    fig = viz.plot_equivariance_error({"float32": [1e-7, 2e-7], "float64": [1e-16, 3e-16]}, ["a", "b"], log=True)
+    assert_png(viz.save(fig, tmp_path / "series.png"))
+    with pytest.raises(ValueError, match="labels"):
+        viz.plot_equivariance_error([1.0, 2.0], ["only one"])
+    with pytest.raises(ValueError, match="length"):
+        viz.plot_equivariance_error({"a": [1.0], "b": [1.0, 2.0]})
+
+
+def test_plot_fields_png(tmp_path):
+    c = torch.linspace(-1, 1, 12)
+    x, y = torch.meshgrid(c, c, indexing="ij")
+    scalar = torch.exp(-(x - 0.3) ** 2 - 2 * y**2)
+    vectors = torch.stack([-y, x])
+    fig = viz.plot_grid_fields([("a", scalar, vectors), ("b", -scalar, None)], title="grid")
+    assert_png(viz.save(fig, tmp_path / "grid.png"))
+    pos = torch.randn(30, 2, generator=torch.Generator().manual_seed(0))
+    fig = viz.plot_point_fields([("p", pos, pos[:, 0], pos.flip(1)), ("q", pos * 0.5, None, None)])
+    assert_png(viz.save(fig, tmp_path / "points.png"))
