@@ -11,6 +11,31 @@ from .mlp import KernelMLPSpec
 from .representation import FieldType, as_field_type
 
 
+class _PermuteColumns(torch.autograd.Function):
+    """``flat[:, perm] * scale`` for a permutation ``perm``, with a gather (not a scatter) backward.
+
+    The generic backward of advanced indexing is an accumulating ``index_put_`` (a scatter that
+    must allow repeated indices); for a bijection the gradient is just the inverse gather
+    ``grad[:, inv_perm] * scale``.  The scalar ``scale`` is applied in place on the fresh output, so
+    no second ``E x d_out x d_in`` buffer is made.  Backward calls this function again, so higher
+    derivatives work.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, flat: torch.Tensor, perm: torch.Tensor, inv_perm: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(perm, inv_perm)
+        ctx.scale = scale
+        out = flat.index_select(1, perm)
+        return out.mul_(scale) if scale != 1.0 else out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+        perm, inv_perm = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        return _PermuteColumns.apply(grad.contiguous(), inv_perm, perm, ctx.scale), None, None, None
+
+
 def _check_points(pos: torch.Tensor, dim: int, what: str) -> None:
     if not isinstance(pos, torch.Tensor):
         raise TypeError(f"{what}: positions must be a torch.Tensor, got {type(pos).__name__}")
@@ -73,6 +98,7 @@ class ImplicitKernel(torch.nn.Module):
                 perm[(rows * d_in + cols).reshape(-1)] = torch.arange(start, start + ro.size * ri.size)
                 start += ro.size * ri.size
         self.register_buffer("perm", perm, persistent=False)
+        self.register_buffer("inv_perm", torch.argsort(perm), persistent=False)
 
         field_of_channel = torch.cat([torch.full((r.size,), k) for k, r in enumerate(out_type.reps)])
         self.register_buffer("field_of_channel", field_of_channel, persistent=False)
@@ -98,12 +124,18 @@ class ImplicitKernel(torch.nn.Module):
                     f"ImplicitKernel: {pos.shape[0]} positions but {attr.shape[0]} attribute rows"
                 )
         flat = self.mlp(pos, attr)
-        kernel = flat[:, self.perm].view(pos.shape[0], self.out_type.size, self.in_type.size)
-        if self.log_width is not None:
-            inv_w2 = torch.exp(-2.0 * self.log_width)[self.field_of_channel].to(pos)
-            envelope = torch.exp(-pos.pow(2).sum(-1, keepdim=True) * inv_w2)  # (E, out)
-            kernel = kernel * envelope[:, :, None]
-        return kernel * self.scale if self.scale != 1.0 else kernel
+        n_edges = pos.shape[0]
+        if self.log_width is None:
+            # one gather pass with the fan-in factor applied in place
+            kernel = _PermuteColumns.apply(flat, self.perm, self.inv_perm, float(self.scale))
+            return kernel.view(n_edges, self.out_type.size, self.in_type.size)
+        kernel = _PermuteColumns.apply(flat, self.perm, self.inv_perm, 1.0)
+        kernel = kernel.view(n_edges, self.out_type.size, self.in_type.size)
+        inv_w2 = torch.exp(-2.0 * self.log_width)[self.field_of_channel].to(pos)
+        envelope = torch.exp(-pos.pow(2).sum(-1, keepdim=True) * inv_w2)  # (E, out)
+        if self.scale != 1.0:
+            envelope = envelope * self.scale  # fold the fan-in factor into the small (E, out) factor
+        return kernel * envelope[:, :, None]
 
     def extra_repr(self) -> str:
         return f"{self.in_type!r} -> {self.out_type!r}, attr={self.attr_type!r}"

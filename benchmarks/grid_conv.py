@@ -1,0 +1,127 @@
+"""GridConv benchmark: ours vs escnn ``R2Conv``/``R3Conv`` (same field types) vs plain ``Conv2d``/``Conv3d``.
+
+2D: C_N with regular fields (escnn ``gspaces.rot2dOnR2(N)``).  3D: SO(3) with copies of the irreps
+of degree 0 and 1 (escnn ``gspaces.rot3dOnR3()``).  Plain torch conv: same channel counts and
+kernel size, the floor.  Modes: ``train`` = forward + backward of ``y.sum()`` (the filter is
+re-sampled from the MLP every call), ``eval`` = forward under ``no_grad`` in eval mode (our filter
+is cached; the script verifies that the kernel MLP is not called again in eval mode).
+
+    .venv/bin/python benchmarks/grid_conv.py           # default sizes, ~1 min
+    .venv/bin/python benchmarks/grid_conv.py --large   # bigger images / channels
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import ensure_malloc_env, machine_line, peak_memory_mib, print_table, time_interleaved  # noqa: E402
+
+import torch  # noqa: E402
+
+
+def build_2d(n_rot: int, fields: int, ks: int) -> dict[str, tuple[torch.nn.Module, Callable]]:
+    """(module, run) for ours, escnn and torch on C_N regular fields in 2D."""
+    import steerable as st
+    from escnn import gspaces, nn as enn
+
+    G = st.group(f"C{n_rot}", backend="escnn")
+    f = st.FieldType(G, [G.regular_rep()] * fields)
+    ours = st.GridConv(f, f, kernel_size=ks, padding=ks // 2)
+    gs = gspaces.rot2dOnR2(n_rot)
+    ef = enn.FieldType(gs, [gs.regular_repr] * fields)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        esc = enn.R2Conv(ef, ef, kernel_size=ks, padding=ks // 2)
+    plain = torch.nn.Conv2d(f.size, f.size, ks, padding=ks // 2)
+    return {
+        "ours": (ours, ours),
+        "escnn": (esc, lambda x: esc(enn.GeometricTensor(x, ef)).tensor),
+        "torch": (plain, plain),
+    }
+
+
+def build_3d(copies: int, ks: int) -> dict[str, tuple[torch.nn.Module, Callable]]:
+    """(module, run) for ours, escnn and torch on SO(3) fields ``copies x (l=0 + l=1)`` in 3D."""
+    import steerable as st
+    from escnn import gspaces, nn as enn
+
+    G = st.group("SO(3)", backend="escnn")
+    f = st.FieldType(G, [G.irrep(0)] * copies + [G.irrep(1)] * copies)
+    ours = st.GridConv(f, f, kernel_size=ks, padding=ks // 2)
+    gs = gspaces.rot3dOnR3()
+    ef = enn.FieldType(gs, [gs.irrep(0)] * copies + [gs.irrep(1)] * copies)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        esc = enn.R3Conv(ef, ef, kernel_size=ks, padding=ks // 2)
+    plain = torch.nn.Conv3d(f.size, f.size, ks, padding=ks // 2)
+    return {
+        "ours": (ours, ours),
+        "escnn": (esc, lambda x: esc(enn.GeometricTensor(x, ef)).tensor),
+        "torch": (plain, plain),
+    }
+
+
+def count_mlp_calls_in_eval(conv: torch.nn.Module, x: torch.Tensor, calls: int = 3) -> int:
+    """How many times the kernel MLP runs over ``calls`` eval-mode forwards after the first one."""
+    conv.eval()
+    with torch.no_grad():
+        conv(x)
+        counter = {"n": 0}
+        handle = conv.kernel.mlp.register_forward_hook(lambda *a: counter.__setitem__("n", counter["n"] + 1))
+        for _ in range(calls):
+            conv(x)
+        handle.remove()
+    return counter["n"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--large", action="store_true")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--no-memory", action="store_true")
+    args = ap.parse_args()
+    if args.large:
+        cases = [("2D C8", lambda: build_2d(8, 8, 5), (16, 64, 128, 128)),
+                 ("2D C8", lambda: build_2d(8, 16, 7), (8, 128, 64, 64)),
+                 ("3D SO(3)", lambda: build_3d(8, 5), (4, 32, 32, 32, 32))]
+    else:
+        cases = [("2D C8 k5", lambda: build_2d(8, 4, 5), (8, 32, 64, 64)),
+                 ("2D C4 k3", lambda: build_2d(4, 8, 3), (8, 32, 64, 64)),
+                 ("3D SO(3) k5", lambda: build_3d(4, 5), (2, 16, 16, 16, 16))]
+    print(machine_line())
+    print("time = median over interleaved rounds (ms); mem = peak extra RSS of one call (MiB); "
+          "ratio = time / plain torch conv time")
+    rows = []
+    for name, build, shape in cases:
+        mods = build()
+        x = torch.randn(*shape)
+        calls = count_mlp_calls_in_eval(mods["ours"][0], x)
+        print(f"{name}: kernel MLP calls in 3 eval forwards after the first = {calls} (cached filter)")
+        for mode in ("train", "eval"):
+            fns: dict[str, Callable[[], object]] = {}
+            for m, (mod, run) in mods.items():
+                mod.train(mode == "train")
+                if mode == "train":
+                    fns[m] = lambda run=run, mod=mod: (mod.zero_grad(set_to_none=True), run(x).sum().backward())
+                else:
+                    fns[m] = lambda run=run: _no_grad(run, x)
+            times = time_interleaved(fns, repeats=args.repeats)
+            mems = {m: (float("nan") if args.no_memory else peak_memory_mib(fn)) for m, fn in fns.items()}
+            for m in mods:
+                rows.append([f"{name} x={tuple(shape)}", mode, m, times[m] * 1e3, mems[m], times[m] / times["torch"]])
+            print(f"  done {name} {mode}", file=sys.stderr, flush=True)
+    print_table(["case", "mode", "method", "time ms", "mem MiB", "ratio vs torch"], rows)
+
+
+def _no_grad(run: Callable, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return run(x)
+
+
+if __name__ == "__main__":
+    ensure_malloc_env()
+    main()

@@ -1,0 +1,171 @@
+"""PointConv benchmark: ours (escnn and e3nn backends) vs escnn ``R3PointConv`` vs an e3nn convolution.
+
+Field types: ``C`` copies of every SO(3) irrep of degree ``0..L`` (size ``C (L+1)^2``), same for
+input and output.  Graph: ``N`` random points, ``k`` random in-neighbours per node (``E = N k``).
+Baselines, built with the same field types:
+
+* ``escnn``: ``escnn.nn.R3PointConv`` on ``gspaces.rot3dOnR3()`` (analytic basis, default rings).
+* ``e3nn``: spherical harmonics of the edge up to ``2L`` (so that every ``l_out x l_in`` block is
+  reachable, like our kernels), ``o3.FullyConnectedTensorProduct(irreps, sh, irreps,
+  shared_weights=False)`` with per-edge weights from a radial MLP ``[8, 16, weight_numel]`` on a
+  Gaussian basis of the edge length, messages summed with ``index_add_``: the pattern of e3nn's
+  documentation examples.
+
+Reported per configuration and mode (``fwd`` = forward under ``no_grad`` in eval mode, ``fwd+bwd``
+= training-mode forward + backward of ``y.sum()``): median time over interleaved rounds, peak extra
+RSS of one call (see ``benchmarks/_common.py``), and the ratio to the fastest baseline.
+
+    .venv/bin/python benchmarks/point_conv.py                 # default sizes, ~1-2 min
+    .venv/bin/python benchmarks/point_conv.py --large         # bigger graphs / channels
+    .venv/bin/python benchmarks/point_conv.py --configs 500x16x16x1 --repeats 7
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import ensure_malloc_env, machine_line, peak_memory_mib, print_table, time_interleaved  # noqa: E402
+
+import torch  # noqa: E402
+
+DEFAULT = ["256x8x8x1", "256x8x16x1", "256x8x8x2", "256x16x16x1"]
+LARGE = ["1000x16x16x1", "1000x16x32x1", "1000x16x16x2", "2000x32x16x1", "1000x16x32x2"]
+
+
+def make_graph(n: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random points in a unit-ish ball and ``k`` random sources per target (no self loops needed)."""
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.randn(n, 3, generator=g) * 0.5
+    src = torch.randint(0, n, (n * k,), generator=g)
+    dst = torch.arange(n).repeat_interleave(k)
+    return pos, torch.stack([src, dst])
+
+
+def build_ours(backend: str, c: int, lmax: int) -> Callable:
+    """Our PointConv with C copies of each irrep up to lmax, on the given backend."""
+    import steerable as st
+
+    G = st.group("SO(3)", backend=backend)
+    f = st.FieldType(G, [G.irrep(l) for l in range(lmax + 1) for _ in range(c)])
+    conv = st.PointConv(f, f)
+    return conv, lambda x, pos, ei: conv(x, pos, ei)
+
+
+def build_escnn(c: int, lmax: int) -> Callable:
+    """escnn's R3PointConv with the same field types (its own irrep basis)."""
+    from escnn import gspaces, nn as enn
+
+    gs = gspaces.rot3dOnR3()
+    f = enn.FieldType(gs, [gs.irrep(l) for l in range(lmax + 1) for _ in range(c)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        conv = enn.R3PointConv(f, f, width=1.0, n_rings=3)
+
+    def run(x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:
+        return conv(enn.GeometricTensor(x, f, coords=pos), ei).tensor
+
+    return conv, run
+
+
+class E3nnConv(torch.nn.Module):
+    """Point convolution in the style of e3nn's examples: SH(edge) ⊗ x with radial-MLP weights."""
+
+    def __init__(self, c: int, lmax: int, n_basis: int = 8, max_radius: float = 2.0) -> None:
+        super().__init__()
+        from e3nn import o3
+        from e3nn.nn import FullyConnectedNet
+
+        self.irreps = o3.Irreps("+".join(f"{c}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1)))
+        self.irreps_sh = o3.Irreps.spherical_harmonics(2 * lmax)
+        self.tp = o3.FullyConnectedTensorProduct(self.irreps, self.irreps_sh, self.irreps, shared_weights=False)
+        self.fc = FullyConnectedNet([n_basis, 16, self.tp.weight_numel], torch.relu)
+        self.n_basis, self.max_radius = n_basis, max_radius
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:
+        from e3nn import o3
+        from e3nn.math import soft_one_hot_linspace
+
+        src, dst = ei
+        vec = pos[src] - pos[dst]
+        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
+        emb = soft_one_hot_linspace(vec.norm(dim=1), 0.0, self.max_radius, self.n_basis,
+                                    basis="smooth_finite", cutoff=True) * self.n_basis**0.5
+        msg = self.tp(x[src], sh, self.fc(emb))
+        return torch.zeros(x.shape[0], msg.shape[1], dtype=x.dtype).index_add_(0, dst, msg)
+
+
+def build_e3nn(c: int, lmax: int) -> Callable:
+    """The e3nn baseline as (module, callable)."""
+    conv = E3nnConv(c, lmax)
+    return conv, lambda x, pos, ei: conv(x, pos, ei)
+
+
+def parse(cfg: str) -> tuple[int, int, int, int]:
+    """``NxKxCxL`` -> (nodes, neighbours, channels per degree, max degree)."""
+    n, k, c, l = (int(v) for v in cfg.split("x"))
+    return n, k, c, l
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="*", help="NxKxCxL (nodes x neighbours x copies per degree x max degree)")
+    ap.add_argument("--large", action="store_true", help="bigger configurations (several minutes)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--methods", default="ours-escnn,ours-e3nn,escnn,e3nn")
+    args = ap.parse_args()
+    configs = args.configs or (LARGE if args.large else DEFAULT)
+    methods = args.methods.split(",")
+    builders = {
+        "ours-escnn": lambda c, l: build_ours("escnn", c, l),
+        "ours-e3nn": lambda c, l: build_ours("e3nn", c, l),
+        "escnn": build_escnn,
+        "e3nn": build_e3nn,
+    }
+    baselines = [m for m in methods if not m.startswith("ours")]
+    print(machine_line())
+    print("time = median over interleaved rounds (ms); mem = peak extra RSS of one call (MiB); "
+          "ratio = time / fastest baseline time")
+    rows = []
+    for cfg in configs:
+        n, k, c, lmax = parse(cfg)
+        pos, ei = make_graph(n, k)
+        mods = {m: builders[m](c, lmax) for m in methods}
+        size = c * (lmax + 1) ** 2
+        x = torch.randn(n, size)
+        for mode in ("fwd", "fwd+bwd"):
+            fns: dict[str, Callable[[], object]] = {}
+            for m, (mod, run) in mods.items():
+                if mode == "fwd":
+                    mod.eval()
+                    fns[m] = (lambda run=run: _no_grad(run, x, pos, ei))
+                else:
+                    mod.train()
+                    fns[m] = (lambda run=run, mod=mod: _fwd_bwd(run, mod, x, pos, ei))
+            times = time_interleaved(fns, repeats=args.repeats)
+            mems = {m: (float("nan") if args.no_memory else peak_memory_mib(fn)) for m, fn in fns.items()}
+            best = min(times[b] for b in baselines) if baselines else float("nan")
+            for m in methods:
+                rows.append([f"N={n} k={k} C={c} L={lmax} (d={size})", mode, m, times[m] * 1e3, mems[m],
+                             times[m] / best])
+            print(f"  done {cfg} {mode}", file=sys.stderr, flush=True)
+    print_table(["config", "mode", "method", "time ms", "mem MiB", "ratio"], rows)
+
+
+def _no_grad(run: Callable, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return run(x, pos, ei)
+
+
+def _fwd_bwd(run: Callable, mod: torch.nn.Module, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> None:
+    mod.zero_grad(set_to_none=True)
+    run(x, pos, ei).sum().backward()
+
+
+if __name__ == "__main__":
+    ensure_malloc_env()
+    main()
