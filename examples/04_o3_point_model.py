@@ -28,27 +28,6 @@ from steerable import viz
 BOUND = 1e-5  # float32 round-off through three layers, with room to spare
 
 
-class Gate(torch.nn.Module):
-    """Gated nonlinearity for ``n_scalars x trivial + n_vectors x trivial (gates) + n_vectors x standard``.
-
-    Input ``(N, n_scalars + n_vectors + n_vectors * dim)`` in that channel order; output
-    ``(N, n_scalars + n_vectors * dim)`` of type ``n_scalars x trivial + n_vectors x standard``:
-    ``SiLU`` on the scalars, vector ``k`` times ``sigmoid(gate_k)``.  Equivariant because the gates
-    are invariant and the vectors are only rescaled.
-    """
-
-    def __init__(self, n_scalars: int, n_vectors: int, dim: int) -> None:
-        super().__init__()
-        self.n_scalars, self.n_vectors, self.dim = n_scalars, n_vectors, dim
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        s, v = self.n_scalars, self.n_vectors
-        scalars = torch.nn.functional.silu(h[:, :s])
-        gates = torch.sigmoid(h[:, s : s + v])
-        vectors = h[:, s + v :].reshape(-1, v, self.dim) * gates[:, :, None]
-        return torch.cat([scalars, vectors.flatten(1)], dim=1)
-
-
 class PointModel(torch.nn.Module):
     """O(3)-invariant classifier of point clouds.
 
@@ -61,13 +40,13 @@ class PointModel(torch.nn.Module):
         super().__init__()
         t, v = group.trivial_rep(), group.standard_rep()
         f_in = st.FieldType(group, [t])
-        hidden = st.FieldType(group, [t] * (n_scalars + n_vectors) + [v] * n_vectors)  # before the gate
         gated = st.FieldType(group, [t] * n_scalars + [v] * n_vectors)  # after the gate
+        self.gate = st.Gate(gated)  # SiLU on scalars, vector k times sigmoid(its gate)
+        hidden = self.gate.in_type()  # before the gate: ``gated`` + one invariant gate per vector
         f_inv = st.FieldType(group, [t] * 8)
         self.convs = torch.nn.ModuleList(
             [st.PointConv(f_in, hidden, **mlp), st.PointConv(gated, hidden, **mlp), st.PointConv(gated, f_inv, **mlp)]
         )
-        self.gate = Gate(n_scalars, n_vectors, group.dim)
         self.head = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.SiLU(), torch.nn.Linear(16, n_classes))
 
     def forward(self, pos: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:

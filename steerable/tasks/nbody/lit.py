@@ -1,0 +1,203 @@
+"""Lightning wrappers for the N-body task: :class:`NBodyDataModule` and :class:`NBodyModule`.
+
+Metrics (all MSE of positions, mean over systems, particles and the 3 axes, the benchmark's unit):
+``train_mse``, ``val_mse``, ``test_mse``; the constant-velocity baseline ``pos + vel * horizon`` on
+the same samples as ``val_cv_mse`` / ``test_cv_mse``; the equivariance of the model on the first
+test batches (rotations/reflections sampled from the group, plus random translations) as
+``test_equiv_displacement`` and ``test_equiv_position`` (relative errors, see
+:func:`.model.equivariance_error`).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import lightning as L
+import torch
+
+from .data import DEFAULT_SEED, DEFAULT_SIZES, NBodyDataset, load_npy_split, load_or_generate
+from .model import NBodyNet, equivariance_error
+from .simulate import SimulationConfig
+
+__all__ = ["NBodyDataModule", "NBodyModule"]
+
+
+class NBodyDataModule(L.LightningDataModule):
+    """Train/valid/test splits of the charged N-body task.
+
+    Args:
+        data_dir: cache folder of generated splits (created when missing).
+        n_train, n_val, n_test: trajectories used per split (the first ones of each split).
+        batch_size: systems per batch.
+        seed: data seed (split seeds are ``seed``, ``seed + 1``, ``seed + 2``).
+        frame_in, frame_out: input and target frames (30 -> 40: 1000 integration steps).
+        npy_dir: folder of the benchmark's ``.npy`` files to use instead of generated data.
+        npy_suffix: their suffix (e.g. ``"_charged5_initvel1small"``), ``None`` to detect it.
+        num_workers: DataLoader workers (0: the data is small tensors in memory).
+        progress: show the simulation progress bar when generating.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data/nbody",
+        n_train: int = DEFAULT_SIZES["train"],
+        n_val: int = DEFAULT_SIZES["valid"],
+        n_test: int = DEFAULT_SIZES["test"],
+        batch_size: int = 100,
+        seed: int = DEFAULT_SEED,
+        frame_in: int = 30,
+        frame_out: int = 40,
+        npy_dir: str | None = None,
+        npy_suffix: str | None = None,
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.sizes = {"train": n_train, "valid": n_val, "test": n_test}
+        self.datasets: dict[str, NBodyDataset] = {}
+        self.generation_seconds = 0.0
+
+    @property
+    def horizon(self) -> float:
+        """Prediction horizon in time units (1.0 for frames 30 -> 40)."""
+        return SimulationConfig().horizon(self.hparams.frame_in, self.hparams.frame_out)
+
+    def _load(self, split: str) -> NBodyDataset:
+        hp = self.hparams
+        if hp.npy_dir:
+            traj = load_npy_split(hp.npy_dir, split, hp.npy_suffix, n_traj=self.sizes[split])
+        else:
+            traj = load_or_generate(hp.data_dir, split, self.sizes[split], hp.seed, progress=hp.progress)
+            self.generation_seconds += traj.seconds
+        if len(traj) < self.sizes[split]:
+            raise ValueError(f"{split}: asked for {self.sizes[split]} trajectories, the files hold {len(traj)}")
+        return NBodyDataset(traj, hp.frame_in, hp.frame_out)
+
+    def prepare_data(self) -> None:
+        if not self.hparams.npy_dir:
+            for split in ("train", "valid", "test"):
+                if self.sizes[split] > 0:
+                    t = load_or_generate(self.hparams.data_dir, split, self.sizes[split], self.hparams.seed, progress=self.hparams.progress)
+                    self.generation_seconds += t.seconds
+
+    def setup(self, stage: str | None = None) -> None:
+        needed = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",), "predict": ("test",)}
+        for split in needed.get(stage, ("train", "valid", "test")) if stage else ("train", "valid", "test"):
+            if split not in self.datasets:
+                self.datasets[split] = self._load(split)
+
+    def _loader(self, split: str, shuffle: bool) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(
+            self.datasets[split],
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            drop_last=False,
+        )
+
+    def train_dataloader(self):
+        return self._loader("train", True)
+
+    def val_dataloader(self):
+        return self._loader("valid", False)
+
+    def test_dataloader(self):
+        return self._loader("test", False)
+
+
+class NBodyModule(L.LightningModule):
+    """Trains :class:`~.model.NBodyNet` with the MSE of predicted positions.
+
+    Args:
+        group, backend, hidden_scalars, hidden_vectors, layers, kernel_hidden, kernel_layers,
+        radial_features, max_radius, envelope_width: see :class:`~.model.NBodyNet`.
+        lr: Adam learning rate (cosine-annealed to 0 over ``max_epochs``).
+        weight_decay: Adam weight decay.
+        horizon: prediction horizon in time units, for the constant-velocity baseline.
+        equivariance_batches: number of test batches on which equivariance is measured.
+        equivariance_elements: group elements sampled per measured batch.
+        velocity_skip: add ``a * v`` to the displacement, ``a`` learnable and initialised to
+            ``horizon`` (see :class:`~.model.NBodyNet`).
+    """
+
+    def __init__(
+        self,
+        group: str = "O(3)",
+        backend: str | None = "escnn",
+        hidden_scalars: int = 8,
+        hidden_vectors: int = 8,
+        layers: int = 3,
+        kernel_hidden: int = 8,
+        kernel_layers: int = 1,
+        radial_features: int = 8,
+        max_radius: float = 4.0,
+        envelope_width: float | None = None,
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        horizon: float = 1.0,
+        equivariance_batches: int = 2,
+        equivariance_elements: int = 4,
+        velocity_skip: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = NBodyNet(
+            group,
+            backend,
+            hidden_scalars=hidden_scalars,
+            hidden_vectors=hidden_vectors,
+            layers=layers,
+            kernel_hidden=kernel_hidden,
+            kernel_layers=kernel_layers,
+            radial_features=radial_features,
+            max_radius=max_radius,
+            envelope_width=envelope_width,
+            velocity_skip=horizon if velocity_skip else None,
+        )
+        self._equiv: dict[str, float] = {}
+
+    def forward(self, pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
+        return self.model(pos, vel, charges)
+
+    def _step(self, batch, prefix: str) -> torch.Tensor:
+        pos, vel, charges, target = batch
+        mse = torch.nn.functional.mse_loss(self(pos, vel, charges), target)
+        bs = pos.shape[0]
+        on_step = prefix == "train"
+        self.log(f"{prefix}_mse", mse, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=bs)
+        if prefix != "train":
+            cv = torch.nn.functional.mse_loss(pos + vel * self.hparams.horizon, target)
+            self.log(f"{prefix}_cv_mse", cv, on_epoch=True, batch_size=bs)
+        return mse
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def on_test_epoch_start(self) -> None:
+        self._equiv = {}
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+        if batch_idx < self.hparams.equivariance_batches:
+            pos, vel, charges, _ = batch
+            gen = torch.Generator().manual_seed(1000 + batch_idx)
+            with torch.inference_mode(False), torch.no_grad():
+                errs = equivariance_error(
+                    self.model, pos.clone(), vel.clone(), charges.clone(), self.hparams.equivariance_elements, generator=gen
+                )
+            for key, value in errs.items():
+                self._equiv[key] = max(self._equiv.get(key, 0.0), value)
+
+    def on_test_epoch_end(self) -> None:
+        for key, value in self._equiv.items():
+            self.log(f"test_equiv_{key}", value)
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        epochs = self.trainer.max_epochs if self.trainer is not None and self.trainer.max_epochs else 1
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
