@@ -115,8 +115,8 @@ class GridConv(torch.nn.Module):
         return param.dtype if param is not None else torch.get_default_dtype()
 
     def _cached_filter(self) -> torch.Tensor:
-        params = list(self.kernel.parameters())
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        tensors = list(self.kernel.parameters()) + [self.kernel.gain]
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 self._cache = (key, self.filter())
