@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..settings import resolve_settings
+
 __all__ = ["PRESETS", "build_parser", "resolve", "run", "main"]
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -50,26 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
-    """Preset, then ``--config`` YAML, then explicit flags."""
-    cfg = dict(DEFAULTS)
-    cfg.update(PRESETS[args.preset])
-    cfg["preset"] = args.preset
-    if args.config:
-        import yaml
-
-        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
-        if "preset" in loaded:
-            cfg.update(PRESETS[loaded.pop("preset")])
-        unknown = set(loaded) - set(cfg)
-        if unknown:
-            raise ValueError(f"{args.config}: unknown settings {sorted(unknown)}")
-        cfg.update(loaded)
-    for k, v in vars(args).items():
-        if k not in ("preset", "config") and v is not None:
-            cfg[k] = v
-    if cfg["backend"] in ("auto", "", None):
-        cfg["backend"] = None
-    return cfg
+    """Preset, then ``--config`` YAML, then explicit flags (:func:`~steerable.tasks.settings.resolve_settings`)."""
+    return resolve_settings(args, DEFAULTS, PRESETS)
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..settings import resolve_settings
+
 __all__ = ["PRESETS", "build_parser", "resolve", "run", "main"]
 
 #: Presets: ``demo`` finishes in a few minutes on 2 CPU cores; ``full`` is the benchmark's split.
@@ -77,34 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
-    """Preset, then ``--config`` YAML, then explicit flags."""
-    cfg = dict(DEFAULTS)
-    cfg.update(PRESETS[args.preset])
-    cfg["preset"] = args.preset
-    if args.config:
-        import yaml
-
-        with open(args.config) as fh:
-            loaded = yaml.safe_load(fh) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{args.config}: expected a mapping of settings")
-        if "preset" in loaded:
-            preset = loaded.pop("preset")
-            if preset not in PRESETS:
-                raise ValueError(f"{args.config}: unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-            cfg.update(PRESETS[preset])
-            cfg["preset"] = preset
-        unknown = set(loaded) - set(cfg)
-        if unknown:
-            raise ValueError(f"{args.config}: unknown settings {sorted(unknown)}")
-        cfg.update(loaded)
-    for key, value in vars(args).items():
-        if key in ("preset", "config") or value is None:
-            continue
-        cfg[key] = value
-    if cfg["backend"] in ("auto", "", None):
-        cfg["backend"] = None
-    return cfg
+    """Preset, then ``--config`` YAML, then explicit flags (:func:`~steerable.tasks.settings.resolve_settings`)."""
+    return resolve_settings(args, DEFAULTS, PRESETS)
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
