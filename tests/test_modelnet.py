@@ -41,6 +41,7 @@ def test_random_rotation_groups() -> None:
 
 
 @pytest.mark.parametrize(("group", "mode", "reflect"), [("SO(2)", "z", False), ("SO(3)", "so3", False), ("O(3)", "so3", True)])
+@torch.no_grad()
 def test_invariance(group: str, mode: str, reflect: bool) -> None:
     torch.manual_seed(0)
     net = ModelNetNet(5, group=group, hidden_scalars=4, hidden_vectors=2, k=6, kernel_hidden=4).eval()
@@ -57,6 +58,7 @@ def test_invariance(group: str, mode: str, reflect: bool) -> None:
     assert float((net(pos * torch.tensor([1.5, 1.0, 0.7]), batch) - ref).abs().max() / ref.abs().max()) > 1e-3
 
 
+@torch.no_grad()
 def test_so2_model_is_not_so3_invariant() -> None:
     """An SO(2)-about-z model does distinguish tilts of z (the group option matters)."""
     torch.manual_seed(0)

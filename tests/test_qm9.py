@@ -55,6 +55,7 @@ def _rotation(reflect: bool) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("graph", ["radius", "bond"])
+@torch.no_grad()
 def test_invariance(qm9_root: Path, graph: str) -> None:
     dm = QM9DataModule(str(qm9_root), target="U0", batch_size=4)
     dm.setup()
