@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import pluggy
 
-from .backend import Backend, GroupSpec, normalize_group_name
+from .backend import Backend, GroupSpec
 from .group import Group
 
 PROJECT = "steerable"

@@ -13,7 +13,7 @@ Conventions (relied on everywhere, on every backend):
 from __future__ import annotations
 
 import abc
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import torch
 

@@ -10,7 +10,6 @@ otherwise behaves exactly like PyG's class (download when ``raw/`` is empty, pro
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import lightning as L

@@ -20,7 +20,7 @@ from torch_geometric.nn import global_mean_pool
 
 import steerable as st
 from steerable.core.graph import fps, knn, knn_graph
-from steerable.core.layers import FieldLinear, Gate, PointConvBlock
+from steerable.core.layers import Gate, PointConvBlock
 
 __all__ = ["ModelNetNet"]
 

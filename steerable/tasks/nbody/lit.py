@@ -9,9 +9,6 @@ test batches (rotations/reflections sampled from the group, plus random translat
 """
 from __future__ import annotations
 
-import os
-from typing import Any
-
 import lightning as L
 import torch
 
