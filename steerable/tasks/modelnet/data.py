@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch_geometric.transforms as T
 from torch_geometric.datasets import ModelNet
-from torch_geometric.loader import DataLoader
+
+from ..graph_data import GraphSplitDataModule
 
 __all__ = ["LocalModelNet", "RandomRotation", "ModelNetDataModule", "write_synthetic_modelnet", "random_rotation", "CentreUnitBall"]
 
@@ -103,7 +103,7 @@ def write_synthetic_modelnet(root: str | Path, per_class: tuple[int, int] = (12,
     return sorted(shapes)
 
 
-class ModelNetDataModule(L.LightningDataModule):
+class ModelNetDataModule(GraphSplitDataModule):
     """ModelNet10/40 point clouds: ``batch.pos`` ``(B * num_points, 3)``, ``batch.batch``, ``batch.y`` ``(B,)``.
 
     Args:
@@ -140,15 +140,3 @@ class ModelNetDataModule(L.LightningDataModule):
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
         n_val = int(round(self.val_fraction * len(train)))
         self._splits = {"train": train[perm[n_val:]], "val": val[perm[:n_val]], "test": test}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)

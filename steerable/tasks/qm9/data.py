@@ -14,9 +14,9 @@ import json
 import math
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch_geometric.loader import DataLoader
+
+from ..graph_data import GraphSplitDataModule
 
 __all__ = ["TARGETS", "target_column", "write_synthetic_qm9", "QM9DataModule", "ATOM_TYPES"]
 
@@ -131,7 +131,7 @@ def split_sizes(n: int, sizes: tuple[int, int, int] | None) -> tuple[int, int, i
     return tr, va, n - tr - va
 
 
-class QM9DataModule(L.LightningDataModule):
+class QM9DataModule(GraphSplitDataModule):
     """PyG ``QM9`` with a fixed-seed random split and cached training-set target statistics.
 
     Batches are ``torch_geometric.data.Batch`` objects; ``batch.y_target`` is ``(B,)`` in the
@@ -174,18 +174,6 @@ class QM9DataModule(L.LightningDataModule):
             s = {"mean": float(y.mean()), "std": float(y.std()) if tr > 1 else 1.0}
             stats.write_text(json.dumps(s))
         self.mean, self.std = s["mean"], max(s["std"], 1e-8)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
 
 
 def _with_target(d, col: int, fac: float):
