@@ -40,3 +40,20 @@ def resolve_settings(
     if cfg.get("backend") in ("auto", ""):
         cfg["backend"] = None
     return cfg
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, presets: Mapping[str, Mapping[str, Any]]) -> None:
+    """The options every task shares: preset, config file, output, resume, hardware, progress."""
+    a = parser.add_argument
+    a("--preset", choices=sorted(presets), default="full", help="base settings (default: full)")
+    a("--config", help="YAML file of settings (keys: option names with '_'), applied over the preset")
+    a("--out-dir", help="checkpoints, CSV logs and results.json (default: runs/<task>_<preset>)")
+    a("--resume", metavar="PATH", help="checkpoint to resume training from")
+    a("--accelerator", help='Lightning accelerator (default "auto")')
+    a("--devices", help='Lightning devices (default "auto")')
+    a(
+        "--num-threads", type=int,
+        help="torch intra-op threads (default 1: the per-edge ops are small, threads cost more than they "
+        "gain on CPU; 0 keeps torch's setting)",
+    )
+    a("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")

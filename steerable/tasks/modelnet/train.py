@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..settings import resolve_settings
+from ..settings import add_run_arguments, resolve_settings
 
 __all__ = ["PRESETS", "build_parser", "resolve", "run", "main"]
 
@@ -34,8 +34,8 @@ _MODEL_KEYS = ("group", "backend", "hidden_scalars", "hidden_vectors", "stages",
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m steerable.tasks modelnet", description=__doc__.split("\n\n")[0])
+    add_run_arguments(p, PRESETS)
     a = p.add_argument
-    a("--preset", choices=sorted(PRESETS), default="full"); a("--config")
     a("--root", help="dataset root; raw/<class>/{train,test}/*.off (downloaded if missing)")
     a("--name", choices=["10", "40"]); a("--group", help='"SO(2)" (about z), "O(2)", "SO(3)", "O(3)", ...'); a("--backend")
     a("--rotation", choices=["none", "z", "so3"], help="train augmentation"); a("--test-rotation", choices=["none", "z", "so3"])
@@ -46,8 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     a("--kernel-hidden", type=int); a("--kernel-layers", type=int); a("--radial-features", type=int)
     a("--max-radius", type=float); a("--seed", type=int); a("--model-seed", type=int); a("--val-fraction", type=float)
     a("--synthetic", action="store_true", default=None, help="first write generated primitive shapes to ROOT/raw")
-    a("--out-dir"); a("--resume"); a("--accelerator"); a("--devices"); a("--num-threads", type=int)
-    a("--no-progress", dest="progress", action="store_false", default=None)
     return p
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..settings import resolve_settings
+from ..settings import add_run_arguments, resolve_settings
 
 __all__ = ["PRESETS", "build_parser", "resolve", "run", "main"]
 
@@ -50,9 +50,8 @@ _MODEL_KEYS = (
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m steerable.tasks nbody", description=__doc__.split("\n\n")[0])
+    add_run_arguments(p, PRESETS)
     a = p.add_argument
-    a("--preset", choices=sorted(PRESETS), default="full", help="base settings (default: full)")
-    a("--config", help="YAML file of settings (keys: option names with '_'), applied over the preset")
     a("--group", help='symmetry group, e.g. "O(3)", "SO(3)" (default O(3))')
     a("--backend", help='backend: "escnn" (default) or "e3nn"; "auto" for the registry choice')
     a("--n-train", type=int); a("--n-val", type=int); a("--n-test", type=int)
@@ -68,12 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--npy-dir", help="folder with the benchmark's loc_/vel_/edges_/charges_ .npy files to use instead")
     a("--npy-suffix", help='suffix of those files, e.g. "_charged5_initvel1small" (default: detect)')
     a("--write-npy", metavar="DIR", help="write the generated splits in the benchmark's .npy format and exit")
-    a("--out-dir", help="checkpoints, CSV logs and results.json (default runs/nbody_<preset>)")
-    a("--resume", metavar="PATH", help="checkpoint to resume training from")
-    a("--accelerator"); a("--devices")
-    a("--num-threads", type=int, help="torch intra-op threads (default 1: the per-edge ops are small, threads cost more than they gain on CPU; 0 keeps torch's setting)")
     a("--equivariance-batches", type=int); a("--equivariance-elements", type=int)
-    a("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")
     return p
 
 

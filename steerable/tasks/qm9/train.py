@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..settings import resolve_settings
+from ..settings import add_run_arguments, resolve_settings
 
 __all__ = ["PRESETS", "build_parser", "resolve", "run", "main"]
 
@@ -35,9 +35,8 @@ _MODEL_KEYS = ("group", "backend", "hidden_scalars", "hidden_vectors", "layers",
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m steerable.tasks qm9", description=__doc__.split("\n\n")[0])
+    add_run_arguments(p, PRESETS)
     a = p.add_argument
-    a("--preset", choices=sorted(PRESETS), default="full")
-    a("--config", help="YAML file of settings applied over the preset")
     a("--target", help="mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, cv (or U0_atom, ...)")
     a("--root", help="PyG QM9 root folder (raw/ and processed/)")
     a("--group"); a("--backend")
@@ -49,8 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     a("--cutoff", type=float); a("--graph", choices=["radius", "bond"]); a("--pool", choices=["sum", "mean"])
     a("--envelope-width", type=float)
     a("--synthetic", type=int, metavar="N", help="first write N generated molecules to ROOT/raw (offline smoke test)")
-    a("--out-dir"); a("--resume"); a("--accelerator"); a("--devices"); a("--num-threads", type=int)
-    a("--no-progress", dest="progress", action="store_false", default=None)
     return p
 
 
