@@ -75,13 +75,7 @@ def channel_labels(field_type: FieldType) -> list[str]:
 
 def _short(field_type: FieldType) -> str:
     """``"2xtrivial + standard"``: a compact name for titles."""
-    parts: list[tuple[str, int]] = []
-    for rep in field_type.reps:
-        if parts and parts[-1][0] == rep.name:
-            parts[-1] = (rep.name, parts[-1][1] + 1)
-        else:
-            parts.append((rep.name, 1))
-    return " + ".join(name if count == 1 else f"{count}x{name}" for name, count in parts)
+    return " + ".join(rep.name if count == 1 else f"{count}x{rep.name}" for rep, count in field_type.runs())
 
 
 # -- kernels -------------------------------------------------------------------------------------

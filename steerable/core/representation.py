@@ -90,17 +90,18 @@ class FieldType:
     def __hash__(self) -> int:
         return hash((self.group, tuple((r.name, r.size) for r in self.reps)))
 
+    def runs(self) -> list[tuple[Rep, int]]:
+        """Consecutive repeats of the same representation: ``[(rep, count), ...]`` in channel order."""
+        runs: list[tuple[Rep, int]] = []
+        for rep in self.reps:
+            if runs and (runs[-1][0].name, runs[-1][0].size) == (rep.name, rep.size):
+                runs[-1] = (rep, runs[-1][1] + 1)
+            else:
+                runs.append((rep, 1))
+        return runs
+
     def __repr__(self) -> str:
-        parts, last, count = [], None, 0
-        for rep in self.reps + (None,):
-            key = repr(rep) if rep is not None else None
-            if key == last:
-                count += 1
-                continue
-            if last is not None:
-                parts.append(f"{count}x{last}")
-            last, count = key, 1
-        return f"FieldType({self.group.name}, {' + '.join(parts)})"
+        return f"FieldType({self.group.name}, {' + '.join(f'{n}x{r!r}' for r, n in self.runs())})"
 
     @property
     def trivial_channels(self) -> list[int]:
