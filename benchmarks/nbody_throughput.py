@@ -2,9 +2,11 @@
 
     python benchmarks/nbody_throughput.py [--group O(3)] [--backend escnn] [--preset demo|full]
                                           [--batch-size 100] [--steps 10] [--threads 1 2]
+                                          [--kernel-basis 0 8]
 
 One training step = forward + MSE loss + backward + Adam step on a batch of random systems of 5
-particles (the model cost does not depend on the data).  Prints one row per thread count.
+particles (the model cost does not depend on the data).  Prints one row per kernel layout and
+thread count; the dense kernel (``--kernel-basis 0``) is the baseline of the ratio column.
 """
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ from steerable.tasks.nbody.model import NBodyNet
 from steerable.tasks.nbody.train import PRESETS
 
 _MODEL = ("hidden_scalars", "hidden_vectors", "layers", "kernel_hidden", "kernel_layers")
+
+
+def _layout(basis: int) -> str:
+    return "dense" if basis == 0 else f"basis {basis}"
 
 
 def measure(model: NBodyNet, batch_size: int, steps: int, warmup: int = 2) -> float:
@@ -46,20 +52,27 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
+    p.add_argument("--kernel-basis", type=int, nargs="+", default=[0, 8], help="basis sizes to compare (0: dense)")
     args = p.parse_args()
     preset = PRESETS[args.preset]
     batch = args.batch_size or preset["batch_size"]
-    torch.manual_seed(0)
-    t0 = time.perf_counter()
-    model = NBodyNet(args.group, args.backend, **{k: preset[k] for k in _MODEL})
-    build = time.perf_counter() - t0
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"N-body model ({args.preset} preset), {args.group} / {args.backend}: {n_params} parameters, built in {build:.1f} s")
-    print(f"{'threads':>7}  {'batch':>5}  {'train samples/s':>15}")
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        print(f"{threads:>7}  {batch:>5}  {measure(model, batch, args.steps):>15.1f}")
-
+    rows = []
+    for basis in args.kernel_basis:
+        torch.manual_seed(0)
+        t0 = time.perf_counter()
+        model = NBodyNet(args.group, args.backend, kernel_basis=basis, **{k: preset[k] for k in _MODEL})
+        build = time.perf_counter() - t0
+        n_params = sum(p.numel() for p in model.parameters())
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            rows.append((basis, n_params, build, threads, measure(model, batch, args.steps)))
+    print(f"N-body model ({args.preset} preset), {args.group} / {args.backend}, batch {batch}")
+    print("| kernel | parameters | build s | threads | train samples/s | vs dense |")
+    print("|---|---|---|---|---|---|")
+    dense = {threads: rate for basis, _, _, threads, rate in rows if basis == 0}
+    for basis, n_params, build, threads, rate in rows:
+        ratio = f"{rate / dense[threads]:.2f}" if threads in dense else "-"
+        print(f"| {_layout(basis)} | {n_params} | {build:.1f} | {threads} | {rate:.1f} | {ratio} |")
 
 if __name__ == "__main__":
     main()

@@ -45,14 +45,23 @@ def make_graph(n: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
     return pos, torch.stack([src, dst])
 
 
-def build_ours(backend: str, c: int, lmax: int) -> Callable:
+def build_ours(backend: str, c: int, lmax: int, **kernel) -> Callable:
     """Our PointConv with C copies of each irrep up to lmax, on the given backend."""
     import steerable as st
 
     G = st.group("SO(3)", backend=backend)
     f = st.FieldType(G, [G.irrep(l) for l in range(lmax + 1) for _ in range(c)])
-    conv = st.PointConv(f, f)
+    conv = st.PointConv(f, f, **kernel)
     return conv, lambda x, pos, ei: conv(x, pos, ei)
+
+
+def parse_kernel_options(text: str) -> dict:
+    """``"basis_size=4,hidden_layers=1"`` -> keyword arguments of PointConv (``none`` -> None)."""
+    out: dict = {}
+    for item in filter(None, text.split(",")):
+        key, value = item.split("=")
+        out[key] = None if value.lower() == "none" else int(value)
+    return out
 
 
 def build_escnn(c: int, lmax: int) -> Callable:
@@ -116,18 +125,23 @@ def main() -> None:
     ap.add_argument("--large", action="store_true", help="bigger configurations (several minutes)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--methods", default="ours-escnn,ours-e3nn,escnn,e3nn")
+    ap.add_argument("--methods", default="ours-escnn,ours-e3nn,escnn,e3nn",
+                    help="any of ours-escnn, ours-escnn-dense (basis_size=None), ours-e3nn, escnn, e3nn")
+    ap.add_argument("--kernel", default="", help='PointConv options of "ours", e.g. "basis_size=4,hidden_layers=1"')
     args = ap.parse_args()
     configs = args.configs or (LARGE if args.large else DEFAULT)
     methods = args.methods.split(",")
+    kernel = parse_kernel_options(args.kernel)
     builders = {
-        "ours-escnn": lambda c, l: build_ours("escnn", c, l),
-        "ours-e3nn": lambda c, l: build_ours("e3nn", c, l),
+        "ours-escnn": lambda c, l: build_ours("escnn", c, l, **kernel),
+        "ours-escnn-dense": lambda c, l: build_ours("escnn", c, l, **{**kernel, "basis_size": None}),
+        "ours-e3nn": lambda c, l: build_ours("e3nn", c, l, **kernel),
         "escnn": build_escnn,
         "e3nn": build_e3nn,
     }
     baselines = [m for m in methods if not m.startswith("ours")]
     print(machine_line())
+    print(f"ours: PointConv defaults{' + ' + args.kernel if args.kernel else ''}")
     print("time = median over interleaved rounds (ms); mem = peak extra RSS of one call (MiB); "
           "ratio = time / fastest baseline time")
     rows = []

@@ -1,10 +1,11 @@
-"""torch.profiler breakdown of PointConv and GridConv hot paths (kernel MLP, block reshape, bmm).
+"""torch.profiler breakdown of one PointConv training step: kernel MLP, per-edge responses, mixing.
 
     .venv/bin/python benchmarks/profile_hot_paths.py [--backend escnn|e3nn] [--nodes 256 --k 8 --channels 16 --lmax 1]
+                                                     [--basis-size 8 | 0 for dense kernels]
 
-Prints the top operators by self CPU time for one PointConv training step (forward + backward) and
-one GridConv training step, with ``record_function`` ranges around the kernel MLP, the block
-reshape (``flat[:, perm]`` + envelope) and the message contraction.
+Prints the top operators by self CPU time for one PointConv training step (forward + backward),
+with ``record_function`` ranges around the kernel MLP, the per-edge responses (basis kernels applied
+to the source features, or the dense kernel times the features) and the per-node mixing.
 """
 from __future__ import annotations
 
@@ -21,21 +22,28 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--lmax", type=int, default=1)
+    ap.add_argument("--basis-size", type=int, default=8, help="0: dense kernels")
     ap.add_argument("--rows", type=int, default=15)
     args = ap.parse_args()
     import steerable as st
 
     G = st.group("SO(3)", backend=args.backend)
     f = st.FieldType(G, [G.irrep(l) for l in range(args.lmax + 1) for _ in range(args.channels)])
-    conv = st.PointConv(f, f)
+    conv = st.PointConv(f, f, basis_size=args.basis_size or None)
     kern = conv.kernel
-    mlp_forward = kern.mlp.forward
 
-    def timed_mlp(*a, **kw):
-        with record_function("## kernel MLP"):
-            return mlp_forward(*a, **kw)
+    def ranged(owner: object, name: str, label: str) -> None:
+        inner = getattr(owner, name)
 
-    kern.mlp.forward = timed_mlp
+        def wrapper(*a, **kw):
+            with record_function(label):
+                return inner(*a, **kw)
+
+        setattr(owner, name, wrapper)
+
+    ranged(kern.mlp, "forward", "## kernel MLP")
+    ranged(kern, "responses", "## responses (incl. MLP)")
+    ranged(kern, "mix", "## mixing")
     n = args.nodes
     pos = torch.randn(n, 3) * 0.5
     ei = torch.stack([torch.randint(0, n, (n * args.k,)), torch.arange(n).repeat_interleave(args.k)])
@@ -47,7 +55,8 @@ def main() -> None:
             y = conv(x, pos, ei)
         with record_function("## PointConv backward"):
             y.sum().backward()
-    print(f"PointConv {args.backend} d={f.size} E={ei.shape[1]} chunk={conv.chunk_size}: training step")
+    layout = f"basis_size={args.basis_size}" if args.basis_size else "dense"
+    print(f"PointConv {args.backend} d={f.size} E={ei.shape[1]} {layout} chunk={conv.chunk_size}: training step")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
     rf = {e.key: e.cpu_time_total / 1e3 for e in prof.key_averages() if e.key.startswith("##")}
     print("ranges (ms):", {k: round(v, 2) for k, v in rf.items()})

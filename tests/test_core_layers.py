@@ -38,9 +38,9 @@ def test_field_type_layout(fields):
         st.FieldType(G, [])
 
 
-def test_kernel_blocks_follow_field_order(fields):
+def test_dense_kernel_blocks_follow_field_order(fields):
     _, f_in, f_out = fields
-    kernel = st.ImplicitKernel(f_in, f_out, envelope_width=None, normalize=False).double()
+    kernel = st.ImplicitKernel(f_in, f_out, basis_size=None, envelope_width=None, normalize=False).double()
     pos = torch.randn(5, 2, dtype=torch.float64)
     flat, full = kernel.mlp(pos, None), kernel(pos)
     start = 0
@@ -51,14 +51,65 @@ def test_kernel_blocks_follow_field_order(fields):
             start += ro.size * ri.size
 
 
+def test_shared_basis_kernel_blocks_mix_the_basis(fields):
+    """Block (o, i) = sum_m W[o, m, i] phi_m, phi_m the MLP's M blocks of the pair (rep_o, rep_i)."""
+    _, f_in, f_out = fields
+    M = 3
+    kernel = st.ImplicitKernel(f_in, f_out, basis_size=M, envelope_width=None, normalize=False).double()
+    pos = torch.randn(5, 2, dtype=torch.float64)
+    flat, full = kernel.mlp(pos, None), kernel(pos)
+    out_groups, in_groups = f_out.by_rep(), f_in.by_rep()
+    assert kernel.spec.blocks == tuple((ro, ri) for ro, _ in out_groups for ri, _ in in_groups for _ in range(M))
+    start, pair = 0, 0
+    for ro, outs in out_groups:
+        for ri, ins in in_groups:
+            basis = flat[:, start : start + M * ro.size * ri.size].view(5, M, ro.size, ri.size)
+            w = kernel.mixing[pair].detach()
+            for a, o in enumerate(outs):
+                for b, i in enumerate(ins):
+                    rows = slice(f_out.offsets[o], f_out.offsets[o] + ro.size)
+                    cols = slice(f_in.offsets[i], f_in.offsets[i] + ri.size)
+                    expected = torch.einsum("m,emab->eab", w[a, :, b], basis)
+                    torch.testing.assert_close(full[:, rows, cols], expected, rtol=1e-12, atol=1e-14)
+            start += M * ro.size * ri.size
+            pair += 1
+    assert start == flat.shape[1] and pair == len(kernel.mixing)
+
+
+@pytest.mark.parametrize("basis_size", [None, 1, 4])
+def test_point_conv_messages_equal_materialised_kernel(fields, basis_size):
+    """mix(sum of responses) equals sum_j K(pos_j - pos_i) x_j with the kernel built in full."""
+    _, f_in, f_out = fields
+    torch.manual_seed(2)
+    conv = st.PointConv(f_in, f_out, edge_attr=1, basis_size=basis_size, envelope_width=0.8, bias=False).double()
+    x = torch.randn(9, f_in.size, dtype=torch.float64)
+    pos = torch.randn(9, 2, dtype=torch.float64)
+    edge_index = torch.randint(0, 9, (2, 30))
+    attr = torch.randn(30, 1, dtype=torch.float64)
+    kernel = conv.kernel(pos[edge_index[0]] - pos[edge_index[1]], attr)
+    messages = torch.einsum("eoi,ei->eo", kernel, x[edge_index[0]])
+    expected = torch.zeros(9, f_out.size, dtype=torch.float64).index_add(0, edge_index[1], messages)
+    torch.testing.assert_close(conv(x, pos, edge_index, attr), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_basis_size_is_validated(fields):
+    _, f_in, f_out = fields
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match="basis_size must be a positive int or None"):
+            st.ImplicitKernel(f_in, f_out, basis_size=bad)
+
+
 @pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
-def test_layers_are_equivariant(fields, dtype, bound):
+@pytest.mark.parametrize("basis_size", [None, 4])
+def test_layers_are_equivariant(fields, dtype, bound, basis_size):
     _, f_in, f_out = fields
     torch.manual_seed(0)
-    assert check_equivariance(st.ImplicitKernel(f_in, f_out, 2), dtype=dtype) < bound
-    assert check_equivariance(st.PointConv(f_in, f_out, edge_attr=2), dtype=dtype) < bound
-    assert check_equivariance(st.GridConv(f_in, f_out, 5, padding=2), dtype=dtype) < bound
-    grid_attr = st.GridConv(f_in, f_out, 3, padding=1, kernel_attr=st.FieldType(f_in.group, [f_in.group.standard_rep()]))
+    kw = dict(basis_size=basis_size)
+    assert check_equivariance(st.ImplicitKernel(f_in, f_out, 2, **kw), dtype=dtype) < bound
+    assert check_equivariance(st.PointConv(f_in, f_out, edge_attr=2, **kw), dtype=dtype) < bound
+    assert check_equivariance(st.GridConv(f_in, f_out, 5, padding=2, **kw), dtype=dtype) < bound
+    std = st.FieldType(f_in.group, [f_in.group.standard_rep()])
+    grid_attr = st.GridConv(f_in, f_out, 3, padding=1, kernel_attr=std, **kw)
     assert check_equivariance(grid_attr, dtype=dtype) < bound
 
 
@@ -79,10 +130,13 @@ def test_kernel_is_complete(fields):
     x0 = torch.tensor([[0.3, 0.7]], dtype=torch.float64)
     expected = commutant_dimension(finite_stabiliser(G, x0[0]), vec, vec)
     assert expected == 4  # C4 fixes no point but the origin
-    assert kernel_span_rank(lambda: st.ImplicitKernel(vec, vec), x0) == expected
     origin = torch.zeros(1, 2, dtype=torch.float64)
     at_origin = commutant_dimension(finite_stabiliser(G, origin[0]), vec, vec)
-    assert at_origin == 2 and kernel_span_rank(lambda: st.ImplicitKernel(vec, vec), origin) == 2
+    assert at_origin == 2
+    for basis_size in (None, 1, 8):
+        make = lambda: st.ImplicitKernel(vec, vec, basis_size=basis_size)  # noqa: E731
+        assert kernel_span_rank(make, x0) == expected
+        assert kernel_span_rank(make, origin) == at_origin
 
 
 def test_transform_grid_matches_rot90(fields):
@@ -95,11 +149,12 @@ def test_transform_grid_matches_rot90(fields):
     assert len(lattice_elements(G)) == 4
 
 
-def test_point_conv_chunking_is_exact(fields):
+@pytest.mark.parametrize("basis_size", [None, 4])
+def test_point_conv_chunking_is_exact(fields, basis_size):
     _, f_in, f_out = fields
     torch.manual_seed(1)
-    whole = st.PointConv(f_in, f_out, edge_attr=1).double()
-    chunked = st.PointConv(f_in, f_out, edge_attr=1, chunk_size=7).double()
+    whole = st.PointConv(f_in, f_out, edge_attr=1, basis_size=basis_size).double()
+    chunked = st.PointConv(f_in, f_out, edge_attr=1, chunk_size=7, basis_size=basis_size).double()
     chunked.load_state_dict(whole.state_dict())
     x = torch.randn(10, f_in.size, dtype=torch.float64, requires_grad=True)
     pos = torch.randn(10, 2, dtype=torch.float64)

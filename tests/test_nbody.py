@@ -153,13 +153,26 @@ def _random_system(batch: int = 6, seed: int = 0):
     return pos, vel, charges
 
 
+_ALL_OPTIONS = dict(node_conditioning=True, relative_velocity=True, position_updates=True)
+
+
 @pytest.mark.parametrize(
-    "group,backend", [("O(3)", "escnn"), ("SO(3)", "escnn"), ("O(3)", "e3nn"), ("SO(3)", "e3nn")]
+    "group,backend,options",
+    [
+        ("O(3)", "escnn", {}),
+        ("SO(3)", "escnn", {}),
+        ("O(3)", "e3nn", {}),
+        ("SO(3)", "e3nn", {}),
+        ("O(3)", "escnn", {"kernel_basis": 0}),  # dense kernels
+        ("O(3)", "escnn", _ALL_OPTIONS),
+        ("SO(3)", "e3nn", _ALL_OPTIONS),
+    ],
+    ids=lambda v: ",".join(v) if isinstance(v, dict) else v,
 )
-def test_model_is_e3_equivariant_float32(group, backend):
+def test_model_is_e3_equivariant_float32(group, backend, options):
     _backend_or_skip(backend)
     torch.manual_seed(0)
-    model = NBodyNet(group, backend, hidden_scalars=4, hidden_vectors=4, layers=3, kernel_hidden=4)
+    model = NBodyNet(group, backend, hidden_scalars=4, hidden_vectors=4, layers=3, kernel_hidden=4, **options)
     pos, vel, charges = _random_system()
     G = model.G
     els = G.sample(4, generator=torch.Generator().manual_seed(1))
@@ -285,7 +298,14 @@ def test_config_file_and_flags_override_preset(tmp_path):
         resolve(build_parser().parse_args(["--config", str(bad)]))
     repo = Path(__file__).resolve().parents[1]
     for name in ("nbody_demo.yaml", "nbody_full.yaml"):
-        resolve(build_parser().parse_args(["--config", str(repo / "configs" / name)]))
+        from_file = resolve(build_parser().parse_args(["--config", str(repo / "configs" / name)]))
+        preset = resolve(build_parser().parse_args(["--preset", from_file["preset"]]))
+        keys = PRESETS[from_file["preset"]]
+        assert {k: from_file[k] for k in keys} == {k: preset[k] for k in keys}  # the file repeats the preset
+    # boolean model options: preset value, overridden by --flag / --no-flag
+    assert resolve(build_parser().parse_args(["--preset", "full"]))["relative_velocity"] is True
+    assert resolve(build_parser().parse_args(["--preset", "full", "--no-relative-velocity"]))["relative_velocity"] is False
+    assert resolve(build_parser().parse_args(["--preset", "demo", "--node-conditioning"]))["node_conditioning"] is True
 
 
 def test_cli_writes_benchmark_files(tmp_path):

@@ -51,6 +51,8 @@ class GridConv(torch.nn.Module):
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         bias: learnable bias on the invariant output channels.
         kernel_attr: field type (or int count of scalars) of per-sample kernel attributes.
+        basis_size: basis kernels per representation pair, or ``None`` for a dense kernel
+            (:class:`~steerable.core.kernel.ImplicitKernel`).
         envelope_width: initial width of the learnable radial envelope (grid units: [-1, 1]).
         **mlp: kernel MLP options, see :class:`~steerable.core.mlp.KernelMLPSpec`.
     """
@@ -67,6 +69,7 @@ class GridConv(torch.nn.Module):
         padding_mode: str = "zeros",
         bias: bool = True,
         kernel_attr: FieldType | int | None = None,
+        basis_size: int | None = ImplicitKernel.BASIS_SIZE,
         envelope_width: float | None = 1.0,
         **mlp: Any,
     ) -> None:
@@ -88,10 +91,13 @@ class GridConv(torch.nn.Module):
         self.padding_mode = padding_mode
         self.attr_type = as_field_type(in_type.group, kernel_attr, "GridConv kernel_attr")
         mlp.setdefault("max_radius", math.sqrt(dim))
-        self.kernel = ImplicitKernel(in_type, out_type, self.attr_type, envelope_width=envelope_width, **mlp)
+        self.kernel = ImplicitKernel(
+            in_type, out_type, self.attr_type, basis_size=basis_size, envelope_width=envelope_width, **mlp
+        )
         self.bias = InvariantBias(out_type) if bias else None
         self.register_buffer("grid", kernel_grid(kernel_size, dim).float(), persistent=False)
         self._cache: tuple[tuple, torch.Tensor] | None = None
+        self._watched: list[torch.Tensor] | None = None  # tensors the cached filter depends on
 
     @property
     def group(self):
@@ -115,15 +121,20 @@ class GridConv(torch.nn.Module):
         return param.dtype if param is not None else torch.get_default_dtype()
 
     def _cached_filter(self) -> torch.Tensor:
-        tensors = list(self.kernel.parameters()) + [self.kernel.gain]
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        if self._watched is None:  # walking the MLP's module tree costs ~0.2 ms: do it once
+            self._watched = list(self.kernel.parameters()) + [self.kernel.gain]
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in self._watched)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 self._cache = (key, self.filter())
         return self._cache[1]
 
+    def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: may replace tensors
+        self._cache, self._watched = None, None
+        return super()._apply(fn, *args, **kwargs)
+
     def train(self, mode: bool = True) -> "GridConv":
-        self._cache = None
+        self._cache, self._watched = None, None
         return super().train(mode)
 
     # -- forward ---------------------------------------------------------------------------

@@ -45,14 +45,49 @@ def _check_points(pos: torch.Tensor, dim: int, what: str) -> None:
         raise TypeError(f"{what}: positions must be floating point, got {pos.dtype}")
 
 
+def _matrix_permutation(
+    out_type: FieldType, in_type: FieldType, segments: list[tuple[list[int], list[int]]]
+) -> torch.Tensor:
+    """``perm`` with ``matrix.flatten()[k] = flat[perm[k]]`` for a flat layout made of ``segments``.
+
+    Segment ``(outs, ins)`` is the ``(len(outs) x out_rep, len(ins) x in_rep)`` sub-matrix of the
+    listed output and input fields, flattened row-major over ``(out field, out channel, in field,
+    in channel)``; the segments follow each other and together cover the matrix exactly once.
+    """
+    d_in = in_type.size
+    parts = [
+        (out_type.channels(outs)[:, None] * d_in + in_type.channels(ins)[None, :]).reshape(-1)
+        for outs, ins in segments
+    ]
+    entry_of_flat = torch.cat(parts)
+    perm = torch.empty_like(entry_of_flat)
+    perm[entry_of_flat] = torch.arange(len(entry_of_flat))
+    return perm
+
+
 class ImplicitKernel(torch.nn.Module):
     """``K(x, a) in R^{out_type.size x in_type.size}`` with ``K(g x, g a) = rho_out(g) K(x, a) rho_in(g)^T``.
 
-    The backend's equivariant MLP maps ``(x, a)`` to ``⊕_{i,j} rho_out_i ⊗ rho_in_j``; this module
-    scatters its blocks into the full matrix, multiplies each output field by a learnable Gaussian
-    envelope ``exp(-|x|^2 / w^2)`` (invariant, so equivariance is kept) and by the fan-in factor
-    ``gain / sqrt(in_type.size)``, where the constant ``gain`` (calibrated once at construction)
-    gives the MLP output the RMS ``INIT_RMS = 0.1`` at initialisation, whatever the backend.
+    The kernel is built from the backend's equivariant MLP (contract: :mod:`steerable.core.mlp`) in
+    one of two layouts:
+
+    * **shared basis** (``basis_size=M``, the default): fields are grouped by representation, and
+      for every pair of an output representation ``rho_o`` and an input representation ``rho_i`` the
+      MLP emits ``M`` basis kernels ``phi_m(x, a)`` of type ``rho_o ⊗ rho_i``; the block of output
+      field ``o`` and input field ``i`` is the learned combination ``sum_m W[o, m, i] phi_m``.  The
+      MLP output no longer grows with the number of fields (``M`` per representation pair instead
+      of one per field pair), and :meth:`responses` / :meth:`mix` let a point convolution contract
+      messages without building ``E x out x in`` kernels.  A scalar mix of kernels of one type is
+      equivariant; every block still reaches the whole space the symmetry allows (each ``phi_m``
+      does, :mod:`steerable.core.mlp`).
+    * **dense** (``basis_size=None``): one MLP output block per (output field, input field) pair,
+      the kernel MLP of the paper taken literally.
+
+    Each basis kernel (shared) or output field (dense) is multiplied by a learnable Gaussian
+    envelope ``exp(-|x|^2 / w^2)`` (invariant, so equivariance is kept), and the kernel by the
+    fan-in factor ``gain / sqrt(in_type.size)``, where the constant ``gain`` (calibrated once at
+    construction) gives the MLP output the RMS ``INIT_RMS = 0.1`` at initialisation, whatever the
+    backend.
 
     Shapes: ``pos`` ``(E, n)``, ``attr`` ``(E, attr_type.size)`` or ``None`` -> ``(E, out, in)``.
 
@@ -60,6 +95,8 @@ class ImplicitKernel(torch.nn.Module):
         in_type, out_type: field types of the input and output features (one group).
         attr_type: field type of kernel attributes (edge features, conditioning), an int count of
             invariant scalars, or ``None``.
+        basis_size: number ``M`` of basis kernels per representation pair, or ``None`` for the
+            dense layout.
         envelope_width: initial width ``w`` of the learnable radial envelope (in units of the
             positions), or ``None`` for no envelope.
         normalize: apply the fan-in factor.
@@ -69,6 +106,8 @@ class ImplicitKernel(torch.nn.Module):
 
     #: RMS of the MLP output at initialisation, whatever the backend (see ``gain``).
     INIT_RMS = 0.1
+    #: Default number of basis kernels per representation pair.
+    BASIS_SIZE = 8
 
     def __init__(
         self,
@@ -76,6 +115,7 @@ class ImplicitKernel(torch.nn.Module):
         out_type: FieldType,
         attr_type: FieldType | int | None = None,
         *,
+        basis_size: int | None = BASIS_SIZE,
         envelope_width: float | None = 1.0,
         normalize: bool = True,
         **mlp: Any,
@@ -87,32 +127,50 @@ class ImplicitKernel(torch.nn.Module):
         self.group = check_same_group([in_type.group, out_type.group], "ImplicitKernel")
         attr_type = as_field_type(self.group, attr_type, "ImplicitKernel attr_type")
         self.in_type, self.out_type, self.attr_type = in_type, out_type, attr_type
-        blocks = tuple((ro, ri) for ro in out_type.reps for ri in in_type.reps)
+        if basis_size is not None and (not isinstance(basis_size, int) or basis_size < 1):
+            raise ValueError(f"ImplicitKernel: basis_size must be a positive int or None, got {basis_size!r}")
+        self.basis_size = basis_size
+
+        if basis_size is None:
+            segments = [([o], [i]) for o in range(len(out_type)) for i in range(len(in_type))]
+            blocks = tuple((ro, ri) for ro in out_type.reps for ri in in_type.reps)
+            n_envelopes: tuple[int, ...] = (len(out_type),)
+            field_of_channel = torch.cat([torch.full((r.size,), k) for k, r in enumerate(out_type.reps)])
+            self.register_buffer("field_of_channel", field_of_channel, persistent=False)
+        else:
+            M = basis_size
+            out_groups, in_groups = out_type.by_rep(), in_type.by_rep()
+            # (out rep, out fields, in rep, in fields, offset of the input group in the grouped layout)
+            in_offsets = torch.tensor([0] + [r.size * len(f) for r, f in in_groups]).cumsum(0).tolist()
+            self._pairs = [
+                (ro, outs, ri, ins, in_offsets[k]) for ro, outs in out_groups for k, (ri, ins) in enumerate(in_groups)
+            ]
+            segments = [(outs, ins) for _, outs, _, ins, _ in self._pairs]
+            blocks = tuple((ro, ri) for ro, _, ri, _, _ in self._pairs for _ in range(M))
+            # W[o, m, i] ~ N(0, 1/M): a block sums M basis kernels, so it starts at their scale
+            self.mixing = torch.nn.ParameterList(
+                torch.nn.Parameter(torch.randn(len(outs), M, len(ins)) / math.sqrt(M))
+                for _, outs, _, ins, _ in self._pairs
+            )
+            n_envelopes = (len(self._pairs), M)
+            # input channels grouped by representation, and output channels back to field order
+            input_order = in_type.channels([k for _, f in in_groups for k in f])
+            self.register_buffer("input_order", input_order, persistent=False)
+            grouped_out = out_type.channels([k for _, f in out_groups for k in f])
+            self.register_buffer("output_order", torch.argsort(grouped_out), persistent=False)
         self.spec = KernelMLPSpec(self.group, blocks, attr_type, **mlp)
         self.mlp = self.group.build_kernel_mlp(self.spec)
-
-        # perm[k] = index in the MLP output of entry k of the row-major (out, in) kernel matrix.
-        d_out, d_in = out_type.size, in_type.size
-        perm = torch.empty(d_out * d_in, dtype=torch.long)
-        start = 0
-        for o_off, ro in zip(out_type.offsets, out_type.reps):
-            for i_off, ri in zip(in_type.offsets, in_type.reps):
-                rows = torch.arange(o_off, o_off + ro.size)[:, None]
-                cols = torch.arange(i_off, i_off + ri.size)[None, :]
-                perm[(rows * d_in + cols).reshape(-1)] = torch.arange(start, start + ro.size * ri.size)
-                start += ro.size * ri.size
+        perm = _matrix_permutation(out_type, in_type, segments)
         self.register_buffer("perm", perm, persistent=False)
         self.register_buffer("inv_perm", torch.argsort(perm), persistent=False)
 
-        field_of_channel = torch.cat([torch.full((r.size,), k) for k, r in enumerate(out_type.reps)])
-        self.register_buffer("field_of_channel", field_of_channel, persistent=False)
         if envelope_width is not None:
             if not envelope_width > 0:
                 raise ValueError(f"envelope_width must be positive, got {envelope_width}")
-            self.log_width = torch.nn.Parameter(torch.full((len(out_type),), math.log(envelope_width)))
+            self.log_width = torch.nn.Parameter(torch.full(n_envelopes, math.log(envelope_width)))
         else:
             self.register_parameter("log_width", None)
-        self.scale = 1.0 / math.sqrt(d_in) if normalize else 1.0
+        self.scale = 1.0 / math.sqrt(in_type.size) if normalize else 1.0
         # Backends' MLPs start at very different output scales (measured at init: escnn ~0.07,
         # e3nn ~1 RMS), so the same model would train differently on each (the N-body model
         # diverged on e3nn).  Calibrate once: a constant (hence equivariance-preserving) gain giving
@@ -132,7 +190,14 @@ class ImplicitKernel(torch.nn.Module):
         rms = float(self.mlp(pos, attr).pow(2).mean().sqrt())
         return self.INIT_RMS / rms if rms > 0 and math.isfinite(rms) else 1.0
 
-    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def response_sizes(self) -> list[int]:
+        """Channels per edge of each tensor :meth:`responses` returns."""
+        if self.basis_size is None:
+            return [self.out_type.size]
+        return [self.basis_size * ro.size * len(ins) for ro, _, _, ins, _ in self._pairs]
+
+    def _check(self, pos: torch.Tensor, attr: torch.Tensor | None) -> None:
         _check_points(pos, self.group.dim, "ImplicitKernel")
         if self.attr_type is None:
             if attr is not None:
@@ -145,23 +210,92 @@ class ImplicitKernel(torch.nn.Module):
                 raise ValueError(
                     f"ImplicitKernel: {pos.shape[0]} positions but {attr.shape[0]} attribute rows"
                 )
+
+    def _envelope(self, pos: torch.Tensor) -> torch.Tensor:
+        """``exp(-|x|^2 / w^2)``: ``(E, out fields)`` (dense) or ``(E, pairs, M)`` (shared basis)."""
+        inv_w2 = torch.exp(-2.0 * self.log_width).to(pos)
+        r2 = pos.pow(2).sum(-1)
+        return torch.exp(-r2.view(-1, *([1] * inv_w2.ndim)) * inv_w2)
+
+    def _basis(self, pos: torch.Tensor, attr: torch.Tensor | None) -> list[torch.Tensor]:
+        """Basis kernels with their envelopes, one ``(E, M, out_rep, in_rep)`` tensor per pair."""
         flat = self.mlp(pos, attr)
+        n, M = pos.shape[0], self.basis_size
+        sizes = [M * ro.size * ri.size for ro, _, ri, _, _ in self._pairs]
+        basis = [
+            part.view(n, M, ro.size, ri.size)
+            for part, (ro, _, ri, _, _) in zip(flat.split(sizes, dim=1), self._pairs)
+        ]
+        if self.log_width is not None:
+            env = self._envelope(pos)
+            basis = [b * env[:, t, :, None, None] for t, b in enumerate(basis)]
+        return basis
+
+    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+        self._check(pos, attr)
         n_edges = pos.shape[0]
         scale = self.scale * float(self.gain)
-        if self.log_width is None:
-            # one gather pass with the fan-in factor applied in place
-            kernel = _PermuteColumns.apply(flat, self.perm, self.inv_perm, scale)
-            return kernel.view(n_edges, self.out_type.size, self.in_type.size)
-        kernel = _PermuteColumns.apply(flat, self.perm, self.inv_perm, 1.0)
-        kernel = kernel.view(n_edges, self.out_type.size, self.in_type.size)
-        inv_w2 = torch.exp(-2.0 * self.log_width)[self.field_of_channel].to(pos)
-        envelope = torch.exp(-pos.pow(2).sum(-1, keepdim=True) * inv_w2)  # (E, out)
-        if scale != 1.0:
-            envelope = envelope * scale  # fold the fan-in factor into the small (E, out) factor
-        return kernel * envelope[:, :, None]
+        if self.basis_size is None:
+            flat = self.mlp(pos, attr)
+            if self.log_width is None:
+                kernel = _PermuteColumns.apply(flat, self.perm, self.inv_perm, scale)
+                return kernel.view(n_edges, self.out_type.size, self.in_type.size)
+            kernel = _PermuteColumns.apply(flat, self.perm, self.inv_perm, 1.0)
+            kernel = kernel.view(n_edges, self.out_type.size, self.in_type.size)
+            envelope = self._envelope(pos)[:, self.field_of_channel]  # (E, out)
+            return kernel * (envelope * scale)[:, :, None]
+        blocks = [
+            torch.einsum("emab,omi->eoaib", b, w.to(b)).reshape(n_edges, -1)
+            for b, w in zip(self._basis(pos, attr), self.mixing)
+        ]
+        kernel = _PermuteColumns.apply(torch.cat(blocks, dim=1), self.perm, self.inv_perm, scale)
+        return kernel.view(n_edges, self.out_type.size, self.in_type.size)
+
+    # -- messages without materialising the kernel ----------------------------------------------
+    # A point convolution computes y_i = sum_j K(x_ji) f_j as mix(sum_j responses(x_ji, f_j)):
+    # the per-edge responses are the basis kernels applied to the source features, and the learned
+    # mixing (linear, the same for every edge) is applied once per target after the sum.
+
+    def gather_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Node features ``(N, in)`` in the channel layout :meth:`responses` expects."""
+        return x if self.basis_size is None else x.index_select(1, self.input_order)
+
+    def responses(self, pos: torch.Tensor, attr: torch.Tensor | None, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per-edge responses to source features ``x`` ``(E, in)`` (laid out by :meth:`gather_inputs`).
+
+        Returns one ``(E, R_t)`` tensor per representation pair (``R_t`` in :attr:`response_sizes`;
+        dense layout: the single tensor ``K x``).  Linear in ``x``: :meth:`mix` of the responses
+        summed over the edges of a target equals ``sum K(pos, attr) x`` over those edges.
+        """
+        if self.basis_size is None:
+            return [torch.einsum("eoi,ei->eo", self(pos, attr), x)]
+        self._check(pos, attr)
+        n = pos.shape[0]
+        out = []
+        for b, (_, _, ri, ins, offset) in zip(self._basis(pos, attr), self._pairs):
+            f = x[:, offset : offset + len(ins) * ri.size].view(n, len(ins), ri.size)
+            # einsum picks a broadcast product for scalar inputs, where a batched matmul of 1-wide
+            # matrices is ~10x slower, and bmm otherwise
+            out.append(torch.einsum("emab,eib->emai", b, f).reshape(n, -1))  # (E, M * out_rep * n_in)
+        return out
+
+    def mix(self, responses: list[torch.Tensor]) -> torch.Tensor:
+        """Summed responses (one ``(N, R_t)`` tensor per pair) -> ``(N, out)``, channels in field order."""
+        if self.basis_size is None:
+            return responses[0]
+        n, M = responses[0].shape[0], self.basis_size
+        by_out: dict[int, torch.Tensor] = {}
+        for part, w, (ro, outs, _, ins, _) in zip(responses, self.mixing, self._pairs):
+            g = part.view(n, M, ro.size, len(ins)).transpose(1, 2).reshape(n * ro.size, M * len(ins))
+            y = (g @ w.to(g).view(len(outs), -1).T).view(n, ro.size, len(outs)).transpose(1, 2)
+            key = outs[0]
+            by_out[key] = by_out[key] + y if key in by_out else y
+        grouped = torch.cat([y.reshape(n, -1) for y in by_out.values()], dim=1)
+        return grouped.index_select(1, self.output_order) * (self.scale * float(self.gain))
 
     def extra_repr(self) -> str:
-        return f"{self.in_type!r} -> {self.out_type!r}, attr={self.attr_type!r}"
+        layout = "dense" if self.basis_size is None else f"basis_size={self.basis_size}"
+        return f"{self.in_type!r} -> {self.out_type!r}, attr={self.attr_type!r}, {layout}"
 
 
 class InvariantBias(torch.nn.Module):

@@ -3,7 +3,6 @@ gated point-convolution block.  They work for any group and backend, since they 
 field type's structure (which fields are trivial, which share a representation)."""
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -66,23 +65,18 @@ class FieldLinear(torch.nn.Module):
     def __init__(self, in_type: FieldType, out_type: FieldType, bias: bool = True) -> None:
         super().__init__()
         self.out_size = out_type.size
-        groups: "OrderedDict[tuple[str, int], tuple[list[int], list[int]]]" = OrderedDict()
-        for off, rep in zip(in_type.offsets, in_type.reps):
-            groups.setdefault((rep.name, rep.size), ([], []))[0].append(off)
-        for off, rep in zip(out_type.offsets, out_type.reps):
-            if (rep.name, rep.size) in groups:
-                groups[(rep.name, rep.size)][1].append(off)
+        out_fields = {(rep.name, rep.size): fields for rep, fields in out_type.by_rep()}
         self.keys = []
         self.weights = torch.nn.ParameterList()
-        for k, ((name, size), (ins, outs)) in enumerate(groups.items()):
+        for k, (rep, ins) in enumerate(in_type.by_rep()):
+            outs = out_fields.get((rep.name, rep.size))
             if not outs:
                 continue
-            ar = torch.arange(size)
-            self.register_buffer(f"in_idx{k}", (torch.tensor(ins)[:, None] + ar).reshape(-1), persistent=False)
-            self.register_buffer(f"out_idx{k}", (torch.tensor(outs)[:, None] + ar).reshape(-1), persistent=False)
+            self.register_buffer(f"in_idx{k}", in_type.channels(ins), persistent=False)
+            self.register_buffer(f"out_idx{k}", out_type.channels(outs), persistent=False)
             w = torch.randn(len(outs), len(ins)) / len(ins) ** 0.5
             self.weights.append(torch.nn.Parameter(w))
-            self.keys.append((k, size))
+            self.keys.append((k, rep.size))
         trivial = out_type.trivial_channels
         self.register_buffer("bias_idx", torch.tensor(trivial, dtype=torch.long), persistent=False)
         self.bias = torch.nn.Parameter(torch.zeros(len(trivial))) if bias and trivial else None

@@ -35,9 +35,10 @@ class KernelMLPSpec:
 
     Attributes:
         group: the symmetry group.
-        blocks: ``(out_rep, in_rep)`` pairs, one output block each, in output order.  The implicit
-            kernel passes one pair per (output field, input field), output fields outer: copies
-            of the same pair are separate blocks with independent weights.
+        blocks: ``(out_rep, in_rep)`` pairs, one output block each, in output order.  Copies of
+            the same pair are separate blocks with independent weights.  The implicit kernel
+            passes ``basis_size`` copies of each pair of representations (shared-basis layout) or
+            one pair per (output field, input field), output fields outer (dense layout).
         attr_type: field type of the attributes fed beside the position, or ``None``.
         hidden_channels: width of each hidden layer, in multiplicities of the backend's hidden
             field (e.g. number of regular fields, or gated irreps per frequency).
@@ -53,8 +54,10 @@ class KernelMLPSpec:
     group: Group
     blocks: tuple[tuple[Rep, Rep], ...]
     attr_type: FieldType | None = None
-    hidden_channels: int = 16
-    hidden_layers: int = 2
+    # Defaults: the size every task here trains with (one hidden layer); at these sizes a PointConv
+    # forward costs about what escnn's analytic R3PointConv does (benchmarks/README.md).
+    hidden_channels: int = 8
+    hidden_layers: int = 1
     radial_features: int = 8
     max_radius: float = 1.0
     nonlinearity: str = "exact"

@@ -1,22 +1,22 @@
-"""Steerable point convolution with an implicit kernel, as a torch-geometric ``MessagePassing`` layer."""
+"""Steerable point convolution with an implicit kernel (message passing over edges, PyG's edge convention)."""
 from __future__ import annotations
 
 from typing import Any
 
 import torch
 from torch.utils.checkpoint import checkpoint
-from torch_geometric.nn import MessagePassing
 
 from .kernel import ImplicitKernel, InvariantBias
 from .representation import FieldType, as_field_type
 
 PairTensor = tuple[torch.Tensor, torch.Tensor]
 
-# Entries of the per-edge kernel matrices held at once when chunk_size is automatic (~16 MB fp32).
-_AUTO_CHUNK_ENTRIES = 1 << 22
+# Per-edge values kept for backward (kernel-MLP activations, basis kernels, responses) held at once
+# when chunk_size is automatic: 16M values, 64 MiB in float32.
+_AUTO_CHUNK_VALUES = 1 << 24
 
 
-class PointConv(MessagePassing):
+class PointConv(torch.nn.Module):
     """``y_i = bias + sum_{j -> i} K(pos_j - pos_i, a_ji) x_j`` with an implicit steerable kernel ``K``.
 
     Conventions (PyG): ``edge_index[0]`` holds the source ``j``, ``edge_index[1]`` the target ``i``;
@@ -28,15 +28,24 @@ class PointConv(MessagePassing):
     targets; ``edge_index`` ``(2, E)`` long; ``edge_attr`` ``(E, attr.size)``.  Returns
     ``(N_dst, out_type.size)``.
 
-    Memory: edges are processed in chunks of ``chunk_size`` (automatic: about 4M kernel entries per
-    chunk); in training each chunk is checkpointed, so peak memory is bounded by the chunk, not by
-    ``E * out.size * in.size``.
+    Computation: with the default shared-basis kernel (``basis_size=M``, see
+    :class:`~steerable.core.kernel.ImplicitKernel`) no ``(E, out, in)`` kernel is built: each edge
+    applies its ``M`` basis kernels per representation pair to the source features, the results
+    are summed at the targets, and the learned mixing to output fields runs once per target node.
+    With ``basis_size=None`` (dense) each edge's full kernel multiplies its source features.
+
+    Memory: edges are processed in chunks of ``chunk_size`` (automatic: as many edges as keep about
+    16M values for backward, 64 MiB in float32, measured for the layer's kernel MLP at
+    construction); in training each chunk is checkpointed when there is more than one, so peak
+    memory is bounded by the chunk, not by the edge count.
 
     Args:
         in_type, out_type: input and output field types (same group).
         edge_attr: field type of edge attributes, or an int count of invariant scalars, or ``None``.
         bias: learnable bias on the invariant output channels.
         chunk_size: edges per chunk, or ``None`` for automatic.
+        basis_size: basis kernels per representation pair, or ``None`` for a dense kernel
+            (:class:`~steerable.core.kernel.ImplicitKernel`).
         envelope_width: initial width of the learnable Gaussian radial envelope, ``None`` for none.
         **mlp: kernel MLP options (``hidden_channels``, ``hidden_layers``, ``radial_features``,
             ``max_radius``, ``nonlinearity``, ``options``), see :class:`~steerable.core.mlp.KernelMLPSpec`.
@@ -50,19 +59,46 @@ class PointConv(MessagePassing):
         *,
         bias: bool = True,
         chunk_size: int | None = None,
+        basis_size: int | None = ImplicitKernel.BASIS_SIZE,
         envelope_width: float | None = None,
         **mlp: Any,
     ) -> None:
-        super().__init__(aggr="add", flow="source_to_target", node_dim=0)
+        super().__init__()
         if not isinstance(in_type, FieldType) or not isinstance(out_type, FieldType):
             raise TypeError("PointConv: in_type and out_type must be FieldType instances")
         self.in_type, self.out_type = in_type, out_type
         self.attr_type = as_field_type(in_type.group, edge_attr, "PointConv edge_attr")
-        self.kernel = ImplicitKernel(in_type, out_type, self.attr_type, envelope_width=envelope_width, **mlp)
+        self.kernel = ImplicitKernel(
+            in_type, out_type, self.attr_type, basis_size=basis_size, envelope_width=envelope_width, **mlp
+        )
         self.bias = InvariantBias(out_type) if bias else None
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"PointConv: chunk_size must be positive, got {chunk_size}")
-        self.chunk_size = chunk_size or max(256, _AUTO_CHUNK_ENTRIES // (in_type.size * out_type.size))
+        self.chunk_size = chunk_size or max(256, int(_AUTO_CHUNK_VALUES // self._values_per_edge()))
+
+    def _values_per_edge(self, n: int = 32) -> float:
+        """Values per edge that a training step keeps for backward, measured once on ``n`` edges.
+
+        Counts the tensors autograd saves (kernel-MLP activations, basis kernels, gathered features)
+        plus the responses and their gradient; backend-independent, so automatic chunks fit the
+        memory budget whatever the MLP.
+        """
+        gen = torch.Generator().manual_seed(0)
+        dtype = next((p.dtype for p in self.kernel.parameters()), torch.get_default_dtype())
+        pos = torch.randn(n, self.group.dim, generator=gen).to(dtype)
+        attr = torch.randn(n, self.attr_type.size, generator=gen).to(dtype) if self.attr_type else None
+        x = torch.randn(n, self.in_type.size, generator=gen).to(dtype).requires_grad_()
+        saved = 0
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            nonlocal saved
+            if t.dim() and t.shape[0] == n:
+                saved += t.numel()
+            return t
+
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            self.kernel.responses(pos, attr, x)
+        return saved / n + 2 * sum(self.kernel.response_sizes)
 
     @property
     def group(self):
@@ -79,27 +115,31 @@ class PointConv(MessagePassing):
         pos_src, pos_dst = pos if isinstance(pos, (tuple, list)) else (pos, pos)
         self._check_inputs(x_src, pos_src, pos_dst, edge_index, edge_attr)
 
-        n_edges, size = edge_index.shape[1], (pos_src.shape[0], pos_dst.shape[0])
-        out = x_src.new_zeros(pos_dst.shape[0], self.out_type.size)
+        n_edges, n_dst = edge_index.shape[1], pos_dst.shape[0]
+        x_src = self.kernel.gather_inputs(x_src)
+        sums = [x_src.new_zeros(n_dst, r) for r in self.kernel.response_sizes]
         chunked = n_edges > self.chunk_size
         for start in range(0, n_edges, self.chunk_size):
             stop = min(start + self.chunk_size, n_edges)
             attr = edge_attr[start:stop] if edge_attr is not None else None
-            args = (x_src, pos_src, pos_dst, edge_index[:, start:stop], attr, size)
+            args = (x_src, pos_src, pos_dst, edge_index[:, start:stop], attr, n_dst)
             if chunked and self.training and torch.is_grad_enabled():
-                out = out + checkpoint(self._propagate_chunk, *args, use_reentrant=False)
+                parts = checkpoint(self._aggregate_chunk, *args, use_reentrant=False)
             else:
-                out = out + self._propagate_chunk(*args)
+                parts = self._aggregate_chunk(*args)
+            sums = [total + part for total, part in zip(sums, parts)]
+        out = self.kernel.mix(sums)
         if self.bias is not None and self.bias.bias is not None:
             out = out + self.bias.vector().to(out)
         return out
 
-    def _propagate_chunk(self, x_src, pos_src, pos_dst, edge_index, edge_attr, size):
-        return self.propagate(edge_index, x=(x_src, None), pos=(pos_src, pos_dst), edge_attr=edge_attr, size=size)
-
-    def message(self, x_j: torch.Tensor, pos_j: torch.Tensor, pos_i: torch.Tensor, edge_attr: torch.Tensor | None) -> torch.Tensor:
-        kernel = self.kernel(pos_j - pos_i, edge_attr)  # (E, out, in)
-        return torch.bmm(kernel, x_j.unsqueeze(-1)).squeeze(-1)
+    def _aggregate_chunk(self, x_src, pos_src, pos_dst, edge_index, edge_attr, n_dst) -> tuple[torch.Tensor, ...]:
+        """Responses of a chunk of edges summed at their targets: one ``(n_dst, R_t)`` per pair."""
+        src, dst = edge_index
+        rel = pos_src.index_select(0, src) - pos_dst.index_select(0, dst)  # pos_j - pos_i
+        parts = self.kernel.responses(rel, edge_attr, x_src.index_select(0, src))
+        # index_add: its backward is a row gather, where a scatter's is a gather with an (E, R) index
+        return tuple(p.new_zeros(n_dst, p.shape[1]).index_add(0, dst, p) for p in parts)
 
     def _check_inputs(self, x, pos_src, pos_dst, edge_index, edge_attr) -> None:
         n = self.group.dim

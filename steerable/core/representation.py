@@ -100,6 +100,21 @@ class FieldType:
                 runs.append((rep, 1))
         return runs
 
+    def by_rep(self) -> list[tuple[Rep, list[int]]]:
+        """Fields grouped by representation: ``[(rep, [field index, ...]), ...]``, first appearance first.
+
+        Representations are identified by ``(name, size)``, the convention of every backend.
+        """
+        groups: dict[tuple[str, int], tuple[Rep, list[int]]] = {}
+        for k, rep in enumerate(self.reps):
+            groups.setdefault((rep.name, rep.size), (rep, []))[1].append(k)
+        return list(groups.values())
+
+    def channels(self, fields: Iterable[int]) -> torch.Tensor:
+        """Long tensor of the channel indices of ``fields``, field after field."""
+        parts = [torch.arange(self.offsets[k], self.offsets[k] + self.reps[k].size) for k in fields]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+
     def __repr__(self) -> str:
         return f"FieldType({self.group.name}, {' + '.join(f'{n}x{r!r}' for r, n in self.runs())})"
 

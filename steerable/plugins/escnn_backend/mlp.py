@@ -15,8 +15,9 @@ torch tensors go in and out, ``GeometricTensor`` is used only inside):
    each copy multiplied by a learnable function of the invariants (a small torch MLP of the radial
    basis ``RadialBasis(radial_features, max_radius)(|pos|)`` and of the trivial attribute channels).
    Non-trivial attribute fields are appended as extra input fields.
-3. ``hidden_layers`` x (escnn ``Linear`` -> nonlinearity), then an escnn ``Linear`` to
-   ``⊕_b out_rep_b ⊗ in_rep_b`` (escnn's tensor product is the row-major ``kron``; checked in the tests).
+3. ``hidden_layers`` x (escnn ``Linear`` -> nonlinearity), then an escnn ``Linear`` to the irreps of
+   ``⊕_b out_rep_b ⊗ in_rep_b`` and each block's change of basis (float64, folded into that layer's
+   weights; escnn's tensor product is the row-major ``kron``, checked in the tests).
 
 Nonlinearities (``spec.nonlinearity``):
 
@@ -38,32 +39,34 @@ Nonlinearities (``spec.nonlinearity``):
   them on disk; ~1.5 s afterwards).
 
 Measured (``exact``, blocks trivial->trivial, std->std, higher->std, std->higher, trivial->higher,
-``hidden_channels=4``, ``hidden_layers=2``, 2 shared CPU cores, escnn disk cache warm; relative error
+``hidden_channels=4``, ``hidden_layers=2``, one CPU thread, escnn disk cache warm; relative error
 over 6 random elements):
 
 ========== ==== === ========== ========== ===========
 group      dim   L  err f64    err f32    build [s]
 ========== ==== === ========== ========== ===========
-SO(2)      2     3  5e-16      3e-7       0.2
-O(2)       2     3  6e-16      3e-7       0.4
-C8         2     3  5e-8       2e-7       0.1
-D4         2     4  8e-16      2e-7       0.3
-SO(2)      3     3  4e-16      2e-7       0.5
-O(2)       3     3  4e-16      2e-7       0.6
-C4         3     2  5e-16      1e-7       0.2
-D3         3     3  4e-8       3e-7       0.5
-SO(3)      3     3  1e-8       2e-7       0.9
-O(3)       3     3  1e-8       2e-7       1.0
-Octa       3     2  3e-8       4e-7       0.3
-FullOcta   3     4  4e-8       6e-7       5.4
-Ico        3     3  1e-7       8e-7       0.6
-FullIco    3     4  1e-7       5e-7       30
+SO(2)      2     3  3e-16      3e-7       0.0
+O(2)       2     3  7e-16      3e-7       0.1
+C8         2     3  1e-7       4e-7       0.0
+D4         2     4  6e-16      1e-7       0.1
+SO(2)      3     3  5e-16      3e-7       0.1
+O(2)       3     3  5e-16      2e-7       0.1
+C4         3     2  6e-16      2e-7       0.0
+D3         3     3  5e-8       3e-7       0.1
+SO(3)      3     3  5e-16      2e-7       0.0
+O(3)       3     3  5e-16      3e-7       0.1
+Octa       3     3  6e-8       5e-7       0.1
+FullOcta   3     4  5e-8       4e-7       4.8
+Ico        3     3  7e-8       6e-7       0.1
+FullIco    3     4  2e-7       7e-7       24
 ========== ==== === ========== ========== ===========
 
-The float64 floor of ~1e-8..1e-7 comes from escnn, which stores its equivariant bases (and change
-of basis matrices) in float32; groups whose layers need no change of basis reach 1e-16.  The first
-build of FullOcta/FullIco in a process is dominated by escnn building their regular representations
-in Python; a cold escnn disk cache adds up to minutes for the finite 3D groups (irreps, restrictions).
+The last layer outputs the irreps of each block and applies the tensor product's change of basis
+itself, in float64 (escnn's own tensor-product type applies a float32 copy: SO(3)/O(3) measured 1e-8
+that way).  The remaining float64 floor of ~1e-8..1e-7 of some groups comes from escnn's float32
+bases for regular representations and restrictions; the others reach 1e-16.  The first build of
+FullOcta/FullIco in a process is dominated by escnn building their regular representations in
+Python; a cold escnn disk cache adds up to minutes for the finite 3D groups (irreps, restrictions).
 
 Serialisation: use ``state_dict()`` (escnn modules hold local functions, so ``torch.save`` of the
 whole module fails); ``copy.deepcopy`` works.
@@ -82,6 +85,7 @@ from steerable.core.radial import RadialBasis
 
 from .embedding import HarmonicEmbedding, choose_band_limit
 from .groups import EscnnGroup, EscnnRep
+from .change_of_basis import ChangeOfBasis
 
 # Measured relative equivariance error of nonlinearity="fourier" with the default grids (float64,
 # hidden_layers=2, hidden_channels=4, block standard->standard; tests/test_escnn_backend.py).
@@ -114,20 +118,32 @@ class _Gate(torch.nn.Module):
 
 
 class _EscnnLinear(torch.nn.Module):
-    """escnn ``nn.Linear`` between two field types, on plain ``(E, in.size) -> (E, out.size)`` tensors."""
+    """escnn ``nn.Linear`` between two field types, on plain ``(E, in.size) -> (E, out.size)`` tensors.
 
-    def __init__(self, in_type: Any, out_type: Any, bias: bool = True) -> None:
+    With ``output_basis`` (a :class:`~.change_of_basis.ChangeOfBasis` of the output channels) the
+    layer computes ``Q (W x + b)``, folding ``Q`` into the small expanded matrix, not the activations.
+    """
+
+    def __init__(
+        self, in_type: Any, out_type: Any, bias: bool = True, output_basis: ChangeOfBasis | None = None
+    ) -> None:
         super().__init__()
         import escnn.nn as enn
 
         self.in_type, self.out_type = in_type, out_type
         self.linear = enn.Linear(in_type, out_type, bias=bias)
         _unshare_basis(self.linear)
+        self.output_basis = output_basis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import escnn.nn as enn
-
-        return self.linear(enn.GeometricTensor(x, self.in_type)).tensor
+        if self.linear.training:
+            matrix, bias = self.linear.expand_parameters()
+        else:  # escnn keeps the expanded matrix in eval mode
+            matrix, bias = self.linear.matrix, self.linear.expanded_bias
+        if self.output_basis is not None:
+            matrix = self.output_basis(matrix.T).T
+            bias = self.output_basis(bias[None])[0] if bias is not None else None
+        return torch.nn.functional.linear(x, matrix, bias)
 
 
 def _unshare_basis(linear: torch.nn.Module) -> None:
@@ -270,7 +286,12 @@ class EscnnKernelMLP(torch.nn.Module):
                 pre = gs.type(*([triv] * (C + len(gated)) + gated))
                 layers += [_EscnnLinear(current, pre), _Gate(C, [r.size for r in gated])]
                 current = gs.type(*([triv] * C + gated))
-        layers.append(_EscnnLinear(current, out_type))
+        # The last layer maps to the irreps of each block, and each block's change of basis (float64,
+        # folded into the weights) turns them into the row-major tensor product: escnn's own tensor
+        # product type would apply a float32 copy of it (equivariance ~1e-8 in float64, now ~1e-15).
+        irreps_type = gs.type(*[H.irrep(*i) for rep in out_reps for i in rep.irreps])
+        to_blocks = ChangeOfBasis([rep.change_of_basis for rep in out_reps])
+        layers.append(_EscnnLinear(current, irreps_type, output_basis=to_blocks))
         self.layers = torch.nn.Sequential(*layers)
         self.in_type, self.out_type = in_type, out_type
 

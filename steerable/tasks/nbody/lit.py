@@ -108,7 +108,8 @@ class NBodyModule(L.LightningModule):
 
     Args:
         group, backend, hidden_scalars, hidden_vectors, layers, kernel_hidden, kernel_layers,
-        radial_features, max_radius, envelope_width: see :class:`~.model.NBodyNet`.
+        kernel_basis, node_conditioning, relative_velocity, position_updates, radial_features,
+        max_radius, envelope_width: see :class:`~.model.NBodyNet`.
         lr: Adam learning rate (cosine-annealed to 0 over ``max_epochs``).
         weight_decay: Adam weight decay.
         horizon: prediction horizon in time units, for the constant-velocity baseline.
@@ -127,6 +128,10 @@ class NBodyModule(L.LightningModule):
         layers: int = 3,
         kernel_hidden: int = 8,
         kernel_layers: int = 1,
+        kernel_basis: int | None = 8,
+        node_conditioning: bool = False,
+        relative_velocity: bool = False,
+        position_updates: bool = False,
         radial_features: int = 8,
         max_radius: float = 4.0,
         envelope_width: float | None = None,
@@ -147,6 +152,10 @@ class NBodyModule(L.LightningModule):
             layers=layers,
             kernel_hidden=kernel_hidden,
             kernel_layers=kernel_layers,
+            kernel_basis=kernel_basis,
+            node_conditioning=node_conditioning,
+            relative_velocity=relative_velocity,
+            position_updates=position_updates,
             radial_features=radial_features,
             max_radius=max_radius,
             envelope_width=envelope_width,

@@ -8,7 +8,11 @@ Inputs of one batch of ``B`` systems of ``n`` particles (plain tensors, float):
   PyG convention ``edge_index[0] = source j``, ``edge_index[1] = target i``), built in pure torch.
 * Node input field ``[trivial x 2, standard x 2]``: charge ``q_i``, speed ``|v_i|``, velocity ``v_i``
   and position relative to the system's centre ``x_i - mean_j x_j``.
-* Edge attributes (2 invariant scalars): ``q_i q_j`` and ``|x_j - x_i|``.
+* Kernel attributes per edge ``j -> i``: ``q_i q_j`` and ``|x_j - x_i|``; with ``node_conditioning``
+  also the scalar channels of the layer's input at ``i`` and at ``j`` (the kernel, hence the message,
+  then depends non-linearly on both endpoints' invariant features, as the messages of EGNN and SEGNN
+  do); with ``relative_velocity`` also the closing speed ``(v_j - v_i) . (x_j - x_i) / |x_j - x_i|``
+  and the relative speed ``|v_j - v_i|``.
 * Layers: ``h <- Gate(PointConv(h) + SelfLinear(h))`` (residual after the first layer); the last
   layer maps to one standard field; displacement = that field ``+ a v_i`` (``a`` learnable,
   initialised to the horizon, so training starts from the constant-velocity prediction).  ``FieldLinear`` (:class:`steerable.FieldLinear`) is the
@@ -53,10 +57,18 @@ class NBodyNet(torch.nn.Module):
         layers: number of point convolutions (>= 2).
         kernel_hidden: ``hidden_channels`` of each kernel MLP.
         kernel_layers: ``hidden_layers`` of each kernel MLP.
+        kernel_basis: ``basis_size`` of each kernel (basis kernels per representation pair), or
+            ``None`` / ``0`` for dense kernels (:class:`steerable.ImplicitKernel`).
         radial_features: radial basis size of the kernel MLPs.
         max_radius: radial basis range (distances in the benchmark's units; systems span ~5).
         envelope_width: initial width of the kernels' learnable Gaussian envelope, ``None`` for none.
         kernel_options: backend options forwarded to the kernel MLPs.
+        node_conditioning: feed both endpoints' scalar features to each layer's kernels.
+        relative_velocity: feed the closing speed and relative speed of each edge to the kernels.
+        position_updates: each hidden layer also moves the positions at which the next layer's
+            kernels are evaluated by an equivariant vector output (a learned multi-step integrator,
+            in the spirit of EGNN's coordinate updates); the displacement is the total move plus the
+            last layer's output.
         velocity_skip: initial value of a learnable coefficient ``a`` adding ``a * v_i`` to the
             displacement (an equivariant skip from the input velocity: with ``a = horizon`` the
             untrained model starts near the constant-velocity prediction); ``None`` for none.
@@ -73,11 +85,15 @@ class NBodyNet(torch.nn.Module):
         layers: int = 3,
         kernel_hidden: int = 8,
         kernel_layers: int = 1,
+        kernel_basis: int | None = 8,
         radial_features: int = 8,
         max_radius: float = 4.0,
         envelope_width: float | None = None,
         kernel_options: dict[str, Any] | None = None,
         velocity_skip: float | None = 1.0,
+        node_conditioning: bool = False,
+        relative_velocity: bool = False,
+        position_updates: bool = False,
     ) -> None:
         super().__init__()
         if layers < 2:
@@ -90,25 +106,50 @@ class NBodyNet(torch.nn.Module):
         self.in_type = st.FieldType(G, [s, s, v, v])
         self.hidden_type = st.FieldType(G, [s] * hidden_scalars + [v] * hidden_vectors)
         self.out_type = st.FieldType(G, [v])
+        self.node_conditioning, self.relative_velocity = node_conditioning, relative_velocity
+        self.position_updates = position_updates
+        # with position updates every hidden block also outputs one vector: a step of the positions
+        # at which the next layer's kernels are evaluated
+        step_type = self.hidden_type + self.out_type if position_updates else self.hidden_type
         conv_kwargs = dict(
-            edge_attr=2,
             hidden_channels=kernel_hidden,
             hidden_layers=kernel_layers,
+            basis_size=kernel_basis or None,
             radial_features=radial_features,
             max_radius=max_radius,
             envelope_width=envelope_width,
         )
         if kernel_options:
             conv_kwargs["options"] = dict(kernel_options)
-        blocks = [PointConvBlock(self.in_type, self.hidden_type, True, conv_kwargs)]
-        blocks += [PointConvBlock(self.hidden_type, self.hidden_type, True, conv_kwargs) for _ in range(layers - 2)]
-        blocks.append(PointConvBlock(self.hidden_type, self.out_type, False, conv_kwargs))
+        types = [self.in_type] + [self.hidden_type] * (layers - 1)
+        outs = [step_type] * (layers - 1) + [self.out_type]
+        blocks = [
+            PointConvBlock(t_in, t_out, t_out is not self.out_type, dict(conv_kwargs, edge_attr=self._edge_type(t_in)))
+            for t_in, t_out in zip(types, outs)
+        ]
         self.blocks = torch.nn.ModuleList(blocks)
         if velocity_skip is not None:
             self.velocity_skip = torch.nn.Parameter(torch.tensor(float(velocity_skip)))
         else:
             self.register_parameter("velocity_skip", None)
         self._edges: dict[tuple[int, int, str], torch.Tensor] = {}
+
+    def _edge_type(self, node_type: st.FieldType) -> st.FieldType:
+        """Kernel attributes of a layer whose input has ``node_type`` (see :meth:`_edge_attr`)."""
+        n_scalars = 2 + (2 if self.relative_velocity else 0)
+        n_scalars += 2 * len(node_type.trivial_channels) if self.node_conditioning else 0
+        return st.FieldType(self.G, [self.G.trivial_rep()] * n_scalars)
+
+    def _edge_attr(self, base: torch.Tensor, h: torch.Tensor, node_type: st.FieldType, edge_index: torch.Tensor,
+                   rel_vel: torch.Tensor) -> torch.Tensor:
+        """Invariant kernel attributes per edge ``j -> i`` (see the module docstring)."""
+        parts = [base]
+        if self.relative_velocity:
+            parts.append(rel_vel)
+        if self.node_conditioning:
+            scalars = h[:, node_type.trivial_channels]
+            parts += [scalars[edge_index[1]], scalars[edge_index[0]]]
+        return torch.cat(parts, dim=-1)
 
     def edges(self, n_systems: int, n_particles: int, device: torch.device) -> torch.Tensor:
         """Cached :func:`fully_connected_edges`."""
@@ -129,11 +170,28 @@ class NBodyNet(torch.nn.Module):
         edge_index = self.edges(B, n, pos.device)
         src, dst = edge_index
         q = charges.reshape(B * n)
-        edge_attr = torch.stack([q[src] * q[dst], (p[src] - p[dst]).norm(dim=-1)], -1)
-        h = self.blocks[0](x, p, edge_index, edge_attr)
-        for block in self.blocks[1:-1]:
-            h = h + block(h, p, edge_index, edge_attr)
-        disp = self.blocks[-1](h, p, edge_index, edge_attr).reshape(B, n, 3)
+        qq = (q[src] * q[dst])[:, None]
+        v = vel.reshape(B * n, 3)
+        v_ji = v[src] - v[dst]
+        h, node_type, p_k = x, self.in_type, p
+        hidden = self.hidden_type.size
+        for k, block in enumerate(self.blocks):
+            x_ji = p_k[src] - p_k[dst]
+            dist = x_ji.norm(dim=-1, keepdim=True)
+            base = torch.cat([qq, dist], -1)
+            # closing speed and relative speed: invariants a linear-and-gated kernel MLP cannot form
+            # from x_ji and v_ji itself (they are bilinear)
+            closing = (v_ji * x_ji).sum(-1, keepdim=True) / dist.clamp_min(1e-9)
+            rel_vel = torch.cat([closing, v_ji.norm(dim=-1, keepdim=True)], -1)
+            out = block(h, p_k, edge_index, self._edge_attr(base, h, node_type, edge_index, rel_vel))
+            if block is self.blocks[-1]:
+                disp = (p_k - p + out).reshape(B, n, 3)
+                break
+            if self.position_updates:
+                out, step = out[:, :hidden], out[:, hidden:]
+                p_k = p_k + step
+            h = out if k == 0 else h + out  # residual after the first layer
+            node_type = self.hidden_type
         if self.velocity_skip is not None:
             disp = disp + self.velocity_skip * vel
         return disp

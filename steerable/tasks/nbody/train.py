@@ -30,21 +30,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": dict(
         n_train=3000, n_val=2000, n_test=2000, epochs=300, batch_size=100, lr=1e-3,
         hidden_scalars=16, hidden_vectors=16, layers=4, kernel_hidden=16, kernel_layers=1,
-        out_dir="runs/nbody_full",
+        relative_velocity=True, out_dir="runs/nbody_full",
     ),
 }
 
 DEFAULTS: dict[str, Any] = dict(
     group="O(3)", backend="escnn", seed=43, model_seed=0, data_dir="data/nbody", out_dir="runs/nbody",
     npy_dir=None, npy_suffix=None, frame_in=30, frame_out=40, weight_decay=0.0, radial_features=8,
+    kernel_basis=8, node_conditioning=False, relative_velocity=False, position_updates=False,
     max_radius=4.0, envelope_width=None, resume=None, accelerator="auto", devices="auto",
     num_threads=1, progress=True, equivariance_batches=2, equivariance_elements=4, write_npy=None,
 )
 
 _MODEL_KEYS = (
     "group", "backend", "hidden_scalars", "hidden_vectors", "layers", "kernel_hidden", "kernel_layers",
-    "radial_features", "max_radius", "envelope_width", "lr", "weight_decay", "equivariance_batches",
-    "equivariance_elements",
+    "kernel_basis", "node_conditioning", "relative_velocity", "position_updates", "radial_features",
+    "max_radius", "envelope_width", "lr", "weight_decay", "equivariance_batches", "equivariance_elements",
 )
 
 
@@ -58,7 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     a("--epochs", type=int); a("--batch-size", type=int)
     a("--lr", type=float); a("--weight-decay", type=float)
     a("--hidden-scalars", type=int); a("--hidden-vectors", type=int); a("--layers", type=int)
-    a("--kernel-hidden", type=int); a("--kernel-layers", type=int); a("--radial-features", type=int)
+    a("--kernel-hidden", type=int); a("--kernel-layers", type=int)
+    a("--kernel-basis", type=int, help="basis kernels per representation pair (default 8; 0: dense kernels)")
+    a("--node-conditioning", action=argparse.BooleanOptionalAction,
+      help="feed both endpoints' scalar features to the kernels (non-linear messages)")
+    a("--relative-velocity", action=argparse.BooleanOptionalAction, help="feed each edge's closing speed and relative speed to the kernels")
+    a("--position-updates", action=argparse.BooleanOptionalAction,
+      help="hidden layers move the positions the next kernels see (learned multi-step integrator)")
+    a("--radial-features", type=int)
     a("--max-radius", type=float); a("--envelope-width", type=float)
     a("--seed", type=int, help="data seed (default 43; splits use seed, seed+1, seed+2)")
     a("--model-seed", type=int, help="seed of weights and shuffling (default 0)")
