@@ -30,7 +30,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": dict(
         n_train=3000, n_val=2000, n_test=2000, epochs=300, batch_size=100, lr=1e-3,
         hidden_scalars=8, hidden_vectors=8, layers=4, kernel_hidden=16, kernel_layers=1,
-        relative_velocity=True, out_dir="runs/nbody_full",
+        kernel_basis=16, relative_velocity=True, out_dir="runs/nbody_full",
     ),
 }
 
