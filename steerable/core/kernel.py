@@ -181,13 +181,18 @@ class ImplicitKernel(torch.nn.Module):
         gain = self._calibrate() if normalize else 1.0
         self.register_buffer("gain", torch.tensor(float(gain), dtype=torch.float64))
 
+    def probe_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Standard normal ``(pos (n, dim), attr (n, attr.size) or None)`` in the MLP's dtype, for
+        measurements at construction (gain calibration, memory per edge)."""
+        dtype = next((p.dtype for p in self.mlp.parameters()), torch.get_default_dtype())
+        pos = torch.randn(n, self.group.dim, generator=generator).to(dtype)
+        attr = torch.randn(n, self.attr_type.size, generator=generator).to(dtype) if self.attr_type else None
+        return pos, attr
+
     @torch.no_grad()
     def _calibrate(self, n_points: int = 256) -> float:
-        gen = torch.Generator().manual_seed(0)
-        dtype = next((p.dtype for p in self.mlp.parameters()), torch.get_default_dtype())
-        pos = torch.randn(n_points, self.group.dim, generator=gen).to(dtype) * (self.spec.max_radius / 2)
-        attr = torch.randn(n_points, self.attr_type.size, generator=gen).to(dtype) if self.attr_type else None
-        rms = float(self.mlp(pos, attr).pow(2).mean().sqrt())
+        pos, attr = self.probe_inputs(n_points, torch.Generator().manual_seed(0))
+        rms = float(self.mlp(pos * (self.spec.max_radius / 2), attr).pow(2).mean().sqrt())
         return self.INIT_RMS / rms if rms > 0 and math.isfinite(rms) else 1.0
 
     @property

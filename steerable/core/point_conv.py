@@ -84,10 +84,8 @@ class PointConv(torch.nn.Module):
         memory budget whatever the MLP.
         """
         gen = torch.Generator().manual_seed(0)
-        dtype = next((p.dtype for p in self.kernel.parameters()), torch.get_default_dtype())
-        pos = torch.randn(n, self.group.dim, generator=gen).to(dtype)
-        attr = torch.randn(n, self.attr_type.size, generator=gen).to(dtype) if self.attr_type else None
-        x = torch.randn(n, self.in_type.size, generator=gen).to(dtype).requires_grad_()
+        pos, attr = self.kernel.probe_inputs(n, gen)
+        x = torch.randn(n, self.in_type.size, generator=gen).to(pos).requires_grad_()
         saved = 0
 
         def pack(t: torch.Tensor) -> torch.Tensor:

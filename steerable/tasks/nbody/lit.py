@@ -9,6 +9,8 @@ test batches (rotations/reflections sampled from the group, plus random translat
 """
 from __future__ import annotations
 
+import inspect
+
 import lightning as L
 import torch
 
@@ -144,23 +146,11 @@ class NBodyModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = NBodyNet(
-            group,
-            backend,
-            hidden_scalars=hidden_scalars,
-            hidden_vectors=hidden_vectors,
-            layers=layers,
-            kernel_hidden=kernel_hidden,
-            kernel_layers=kernel_layers,
-            kernel_basis=kernel_basis,
-            node_conditioning=node_conditioning,
-            relative_velocity=relative_velocity,
-            position_updates=position_updates,
-            radial_features=radial_features,
-            max_radius=max_radius,
-            envelope_width=envelope_width,
-            velocity_skip=horizon if velocity_skip else None,
-        )
+        # every hyperparameter NBodyNet takes goes to it by name; velocity_skip is a switch here
+        # and the initial coefficient there
+        model_args = set(inspect.signature(NBodyNet).parameters) - {"velocity_skip"}
+        model_kw = {k: v for k, v in self.hparams.items() if k in model_args}
+        self.model = NBodyNet(**model_kw, velocity_skip=horizon if velocity_skip else None)
         self._equiv: dict[str, float] = {}
 
     def forward(self, pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
