@@ -5,31 +5,30 @@ Peak memory method (CPU): Linux keeps a per-process resident-set high-water mark
 measured call we free what we can (``gc.collect()``, glibc ``malloc_trim(0)``), reset the mark, read
 the current RSS, run the call once and report ``VmHWM - RSS_before``: the extra resident memory the
 call needed at its peak (activations, per-edge kernels, autograd buffers, workspace).  torch's CPU
-allocator hands large blocks straight to ``malloc``; :func:`ensure_malloc_env` re-executes the script
-with ``MALLOC_MMAP_THRESHOLD_`` fixed at 64 KiB so that freed large blocks go back to the OS at once
-and one method's freed memory cannot hide another method's peak.  Resolution is a page (4 KiB) but
-the numbers are only meaningful above ~1 MB.
+allocator hands large blocks straight to ``malloc``; memory is measured in a child process started
+with ``MALLOC_MMAP_THRESHOLD_`` fixed at 64 KiB, so that freed large blocks go back to the OS at once
+and one method's freed memory cannot hide another method's peak.  That setting makes every large
+allocation a fresh ``mmap`` (page faults) and would slow allocation-heavy code unrealistically, so
+:func:`measure` times in the parent process, with glibc's default behaviour.  Resolution is a page
+(4 KiB) but the numbers are only meaningful above ~1 MB.
 """
 from __future__ import annotations
 
 import ctypes
 import gc
+import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from typing import Callable, Sequence
 
 import torch
 
 _MALLOC_ENV = "MALLOC_MMAP_THRESHOLD_"
-
-
-def ensure_malloc_env() -> None:
-    """Re-execute the current script with a fixed glibc mmap threshold (see module docstring)."""
-    if os.environ.get(_MALLOC_ENV) is None and sys.platform.startswith("linux"):
-        env = dict(os.environ, **{_MALLOC_ENV: "65536"})
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+_MEMORY_OUT = "STEERABLE_BENCH_MEMORY_OUT"  # set in the memory child: where its results go
 
 
 def _status_kib(field: str) -> int:
@@ -49,7 +48,11 @@ def _trim() -> None:
 
 
 def peak_memory_mib(fn: Callable[[], object]) -> float:
-    """Extra resident memory (MiB) at the peak of one call of ``fn`` (see module docstring)."""
+    """Extra resident memory (MiB) at the peak of one call of ``fn`` (see module docstring).
+
+    ``fn`` runs once unmeasured first, so that one-time work (mode switches, caches) is excluded.
+    """
+    fn()
     _trim()
     try:
         with open("/proc/self/clear_refs", "w") as fh:
@@ -87,6 +90,33 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 5, war
                 fn()
             samples[name].append((time.perf_counter() - t0) / inner[name])
     return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def measure(
+    cases: Sequence[tuple[dict[str, Callable[[], object]], dict]], memory: bool = True
+) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """``(times, peak memories)`` of each case ``(functions, time_interleaved options)``.
+
+    Times are measured here; memories in a child process that reruns the script (same arguments,
+    output discarded) with the fixed mmap threshold and returns at this call (see module
+    docstring).  The script must build the same cases in the same order before calling this.
+    """
+    out_path = os.environ.get(_MEMORY_OUT)
+    if out_path:  # the memory child
+        mems = [{m: peak_memory_mib(fn) for m, fn in fns.items()} for fns, _ in cases]
+        with open(out_path, "w") as fh:
+            json.dump(mems, fh)
+        sys.exit(0)
+    times = [time_interleaved(fns, **options) for fns, options in cases]
+    if not memory or not sys.platform.startswith("linux"):
+        return [(t, {m: float("nan") for m in t}) for t in times]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "memory.json")
+        env = dict(os.environ, **{_MALLOC_ENV: "65536", _MEMORY_OUT: path})
+        subprocess.run([sys.executable, *sys.argv], env=env, check=True, stdout=subprocess.DEVNULL)
+        with open(path) as fh:
+            mems = json.load(fh)
+    return list(zip(times, mems))
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -18,7 +18,7 @@ import warnings
 from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import ensure_malloc_env, machine_line, peak_memory_mib, print_table, time_interleaved  # noqa: E402
+from _common import machine_line, measure, print_table  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -95,33 +95,37 @@ def main() -> None:
     print(machine_line())
     print("time = median over interleaved rounds (ms); mem = peak extra RSS of one call (MiB); "
           "ratio = time / plain torch conv time")
-    rows = []
+    timed, labels = [], []
     for name, build, shape in cases:
         mods = build()
         x = torch.randn(*shape)
         calls = count_mlp_calls_in_eval(mods["ours"][0], x)
         print(f"{name}: kernel MLP calls in 3 eval forwards after the first = {calls} (cached filter)")
         for mode in ("train", "eval"):
-            fns: dict[str, Callable[[], object]] = {}
-            for m, (mod, run) in mods.items():
-                mod.train(mode == "train")
-                if mode == "train":
-                    fns[m] = lambda run=run, mod=mod: (mod.zero_grad(set_to_none=True), run(x).sum().backward())
-                else:
-                    fns[m] = lambda run=run: _no_grad(run, x)
-            times = time_interleaved(fns, repeats=args.repeats)
-            mems = {m: (float("nan") if args.no_memory else peak_memory_mib(fn)) for m, fn in fns.items()}
-            for m in mods:
-                rows.append([f"{name} x={tuple(shape)}", mode, m, times[m] * 1e3, mems[m], times[m] / times["torch"]])
-            print(f"  done {name} {mode}", file=sys.stderr, flush=True)
+            step = _train_step if mode == "train" else _no_grad
+            fns = {m: (lambda run=run, mod=mod, step=step, x=x: step(run, mod, x)) for m, (mod, run) in mods.items()}
+            timed.append((fns, {"repeats": args.repeats}))
+            labels.append((f"{name} x={tuple(shape)}", mode))
+    rows = []
+    for (label, mode), (times, mems) in zip(labels, measure(timed, memory=not args.no_memory)):
+        for m in times:
+            rows.append([label, mode, m, times[m] * 1e3, mems[m], times[m] / times["torch"]])
     print_table(["case", "mode", "method", "time ms", "mem MiB", "ratio vs torch"], rows)
 
 
-def _no_grad(run: Callable, x: torch.Tensor) -> torch.Tensor:
+def _train_step(run: Callable, mod: torch.nn.Module, x: torch.Tensor) -> None:
+    if not mod.training:  # switch only when needed: switching resets caches
+        mod.train()
+    mod.zero_grad(set_to_none=True)
+    run(x).sum().backward()
+
+
+def _no_grad(run: Callable, mod: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if mod.training:
+        mod.eval()
     with torch.no_grad():
         return run(x)
 
 
 if __name__ == "__main__":
-    ensure_malloc_env()
     main()

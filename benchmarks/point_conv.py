@@ -28,7 +28,7 @@ import warnings
 from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import ensure_malloc_env, machine_line, peak_memory_mib, print_table, time_interleaved  # noqa: E402
+from _common import machine_line, measure, print_table  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -144,7 +144,7 @@ def main() -> None:
     print(f"ours: PointConv defaults{' + ' + args.kernel if args.kernel else ''}")
     print("time = median over interleaved rounds (ms); mem = peak extra RSS of one call (MiB); "
           "ratio = time / fastest baseline time")
-    rows = []
+    cases, labels = [], []
     for cfg in configs:
         n, k, c, lmax = parse(cfg)
         pos, ei = make_graph(n, k)
@@ -152,34 +152,34 @@ def main() -> None:
         size = c * (lmax + 1) ** 2
         x = torch.randn(n, size)
         for mode in ("fwd", "fwd+bwd"):
-            fns: dict[str, Callable[[], object]] = {}
-            for m, (mod, run) in mods.items():
-                if mode == "fwd":
-                    mod.eval()
-                    fns[m] = (lambda run=run: _no_grad(run, x, pos, ei))
-                else:
-                    mod.train()
-                    fns[m] = (lambda run=run, mod=mod: _fwd_bwd(run, mod, x, pos, ei))
-            times = time_interleaved(fns, repeats=args.repeats)
-            mems = {m: (float("nan") if args.no_memory else peak_memory_mib(fn)) for m, fn in fns.items()}
-            best = min(times[b] for b in baselines) if baselines else float("nan")
-            for m in methods:
-                rows.append([f"N={n} k={k} C={c} L={lmax} (d={size})", mode, m, times[m] * 1e3, mems[m],
-                             times[m] / best])
-            print(f"  done {cfg} {mode}", file=sys.stderr, flush=True)
+            step = _no_grad if mode == "fwd" else _fwd_bwd
+            fns = {
+                m: (lambda run=run, mod=mod, step=step, x=x, pos=pos, ei=ei: step(run, mod, x, pos, ei))
+                for m, (mod, run) in mods.items()
+            }
+            cases.append((fns, {"repeats": args.repeats}))
+            labels.append((f"N={n} k={k} C={c} L={lmax} (d={size})", mode))
+    rows = []
+    for (label, mode), (times, mems) in zip(labels, measure(cases, memory=not args.no_memory)):
+        best = min(times[b] for b in baselines) if baselines else float("nan")
+        for m in methods:
+            rows.append([label, mode, m, times[m] * 1e3, mems[m], times[m] / best])
     print_table(["config", "mode", "method", "time ms", "mem MiB", "ratio"], rows)
 
 
-def _no_grad(run: Callable, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:
+def _no_grad(run: Callable, mod: torch.nn.Module, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:
+    if mod.training:  # switch only when needed: modules may cache on switching
+        mod.eval()
     with torch.no_grad():
         return run(x, pos, ei)
 
 
 def _fwd_bwd(run: Callable, mod: torch.nn.Module, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> None:
+    if not mod.training:
+        mod.train()
     mod.zero_grad(set_to_none=True)
     run(x, pos, ei).sum().backward()
 
 
 if __name__ == "__main__":
-    ensure_malloc_env()
     main()

@@ -19,7 +19,7 @@ import sys
 from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import ensure_malloc_env, machine_line, peak_memory_mib, print_table, time_interleaved  # noqa: E402
+from _common import machine_line, measure, print_table  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
           f"automatic chunk_size = {conv.chunk_size} edges; N = E / 16 nodes, 16 neighbours each")
     print("time = median over interleaved rounds; mem = peak extra RSS of one call (MiB); "
           "E*d*d*4 = size of all per-edge kernels in fp32")
-    rows = []
+    rows, cases, labels = [], [], []
     e = 1000
     while e <= args.max_edges:
         n = max(e // 16, 16)
@@ -63,14 +63,14 @@ def main() -> None:
         for mode in ("fwd", "fwd+bwd"):
             fns: dict[str, Callable[[], object]] = {}
             for name, chunk in variants.items():
-                fns[name] = lambda chunk=chunk, mode=mode: _run(conv, chunk, mode, x, pos, ei)
+                fns[name] = lambda chunk=chunk, mode=mode, x=x, pos=pos, ei=ei: _run(conv, chunk, mode, x, pos, ei)
             reps = args.repeats if e < 1_000_000 else 1
-            times = time_interleaved(fns, repeats=reps, warmup=1 if e < 1_000_000 else 0, min_time=0.0)
-            for name in fns:
-                mem = peak_memory_mib(fns[name])
-                rows.append([e, mode, name, times[name], mem, full_mib])
-            print(f"  done E={e} {mode}", file=sys.stderr, flush=True)
+            cases.append((fns, {"repeats": reps, "warmup": 1 if e < 1_000_000 else 0, "min_time": 0.0}))
+            labels.append((e, mode, full_mib))
         e *= 10
+    for (e, mode, full_mib), (times, mems) in zip(labels, measure(cases)):
+        for name in times:
+            rows.append([e, mode, name, times[name], mems[name], full_mib])
     print_table(["edges", "mode", "variant", "time s", "mem MiB", "E*d*d*4 MiB"], rows)
 
 
@@ -91,5 +91,4 @@ def _run(conv: torch.nn.Module, chunk: int, mode: str, x: torch.Tensor, pos: tor
 
 
 if __name__ == "__main__":
-    ensure_malloc_env()
     main()

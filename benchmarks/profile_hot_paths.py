@@ -42,7 +42,7 @@ def main() -> None:
         setattr(owner, name, wrapper)
 
     ranged(kern.mlp, "forward", "## kernel MLP")
-    ranged(kern, "responses", "## responses (incl. MLP)")
+    ranged(kern, "aggregate", "## messages summed at targets (incl. MLP)")
     ranged(kern, "mix", "## mixing")
     n = args.nodes
     pos = torch.randn(n, 3) * 0.5

@@ -243,3 +243,16 @@ def test_bad_input_is_named(fields, plugin_path):
         st.PointConv(f_in, st.FieldType(other, [other.trivial_rep()]))
     with pytest.raises(ValueError, match="FieldType of ToyC4"):
         st.FieldType(G, [other.trivial_rep()])
+
+
+@pytest.mark.parametrize("basis_size", [None, 4])
+def test_point_conv_second_derivatives(fields, basis_size):
+    """Forces-style training differentiates through the gradient: gradgradcheck in float64."""
+    _, f_in, f_out = fields
+    torch.manual_seed(2)
+    conv = st.PointConv(f_in, f_out, edge_attr=1, basis_size=basis_size).double()
+    pos = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(5, f_in.size, dtype=torch.float64, requires_grad=True)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 3, 4, 0, 2]])
+    attr = torch.randn(6, 1, dtype=torch.float64)
+    assert torch.autograd.gradgradcheck(lambda p, f: conv(f, p, edge_index, attr), (pos, x))

@@ -2,38 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import torch
 
 from .group import check_same_group
+from .message import message_sum
 from .mlp import KernelMLPSpec
+from .permute import permute_columns
 from .representation import FieldType, as_field_type
-
-
-class _PermuteColumns(torch.autograd.Function):
-    """``flat[:, perm] * scale`` for a permutation ``perm``, with a gather (not a scatter) backward.
-
-    The generic backward of advanced indexing is an accumulating ``index_put_`` (a scatter that
-    must allow repeated indices); for a bijection the gradient is just the inverse gather
-    ``grad[:, inv_perm] * scale``.  The scalar ``scale`` is applied in place on the fresh output, so
-    no second ``E x d_out x d_in`` buffer is made.  Backward calls this function again, so higher
-    derivatives work.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, flat: torch.Tensor, perm: torch.Tensor, inv_perm: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.save_for_backward(perm, inv_perm)
-        ctx.scale = scale
-        out = flat.index_select(1, perm)
-        return out.mul_(scale) if scale != 1.0 else out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
-        perm, inv_perm = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
-            return None, None, None, None
-        return _PermuteColumns.apply(grad.contiguous(), inv_perm, perm, ctx.scale), None, None, None
 
 
 def _check_points(pos: torch.Tensor, dim: int, what: str) -> None:
@@ -76,7 +53,7 @@ class ImplicitKernel(torch.nn.Module):
       MLP emits ``M`` basis kernels ``phi_m(x, a)`` of type ``rho_o ⊗ rho_i``; the block of output
       field ``o`` and input field ``i`` is the learned combination ``sum_m W[o, m, i] phi_m``.  The
       MLP output no longer grows with the number of fields (``M`` per representation pair instead
-      of one per field pair), and :meth:`responses` / :meth:`mix` let a point convolution contract
+      of one per field pair), and :meth:`aggregate` / :meth:`mix` let a point convolution contract
       messages without building ``E x out x in`` kernels.  A scalar mix of kernels of one type is
       equivariant; every block still reaches the whole space the symmetry allows (each ``phi_m``
       does, :mod:`steerable.core.mlp`).
@@ -222,19 +199,23 @@ class ImplicitKernel(torch.nn.Module):
         r2 = pos.pow(2).sum(-1)
         return torch.exp(-r2.view(-1, *([1] * inv_w2.ndim)) * inv_w2)
 
-    def _basis(self, pos: torch.Tensor, attr: torch.Tensor | None) -> list[torch.Tensor]:
-        """Basis kernels with their envelopes, one ``(E, M, out_rep, in_rep)`` tensor per pair."""
-        flat = self.mlp(pos, attr)
+    def _basis(self, pos: torch.Tensor, attr: torch.Tensor | None) -> Iterator[torch.Tensor]:
+        """Basis kernels with their envelopes, one ``(E, M, out_rep, in_rep)`` tensor per pair.
+
+        An MLP that hands out its output in pieces lined up with the pairs (``core.mlp``) yields
+        them one at a time: no concatenated output, and each pair's basis can be freed once used.
+        """
         n, M = pos.shape[0], self.basis_size
         sizes = [M * ro.size * ri.size for ro, _, ri, _, _ in self._pairs]
-        basis = [
-            part.view(n, M, ro.size, ri.size)
-            for part, (ro, _, ri, _, _) in zip(flat.split(sizes, dim=1), self._pairs)
-        ]
-        if self.log_width is not None:
-            env = self._envelope(pos)
-            basis = [b * env[:, t, :, None, None] for t, b in enumerate(basis)]
-        return basis
+        if getattr(self.mlp, "piece_sizes", None) == sizes:
+            parts: Iterable[torch.Tensor] = self.mlp.pieces(pos, attr)
+        else:
+            parts = self.mlp(pos, attr).split(sizes, dim=1)
+        env = self._envelope(pos) if self.log_width is not None else None
+        for t, (part, (ro, _, ri, _, _)) in enumerate(zip(parts, self._pairs)):
+            b = part.view(n, M, ro.size, ri.size)
+            yield b if env is None else b * env[:, t, :, None, None]
+            del part, b  # before the next pair's are made
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check(pos, attr)
@@ -243,9 +224,9 @@ class ImplicitKernel(torch.nn.Module):
         if self.basis_size is None:
             flat = self.mlp(pos, attr)
             if self.log_width is None:
-                kernel = _PermuteColumns.apply(flat, self.perm, self.inv_perm, scale)
+                kernel = permute_columns(flat, self.perm, self.inv_perm, scale)
                 return kernel.view(n_edges, self.out_type.size, self.in_type.size)
-            kernel = _PermuteColumns.apply(flat, self.perm, self.inv_perm, 1.0)
+            kernel = permute_columns(flat, self.perm, self.inv_perm)
             kernel = kernel.view(n_edges, self.out_type.size, self.in_type.size)
             envelope = self._envelope(pos)[:, self.field_of_channel]  # (E, out)
             return kernel * (envelope * scale)[:, :, None]
@@ -253,7 +234,7 @@ class ImplicitKernel(torch.nn.Module):
             torch.einsum("emab,omi->eoaib", b, w.to(b)).reshape(n_edges, -1)
             for b, w in zip(self._basis(pos, attr), self.mixing)
         ]
-        kernel = _PermuteColumns.apply(torch.cat(blocks, dim=1), self.perm, self.inv_perm, scale)
+        kernel = permute_columns(torch.cat(blocks, dim=1), self.perm, self.inv_perm, scale)
         return kernel.view(n_edges, self.out_type.size, self.in_type.size)
 
     # -- messages without materialising the kernel ----------------------------------------------
@@ -262,27 +243,37 @@ class ImplicitKernel(torch.nn.Module):
     # mixing (linear, the same for every edge) is applied once per target after the sum.
 
     def gather_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Node features ``(N, in)`` in the channel layout :meth:`responses` expects."""
+        """Node features ``(N, in)`` in the channel layout :meth:`aggregate` expects."""
         return x if self.basis_size is None else x.index_select(1, self.input_order)
 
-    def responses(self, pos: torch.Tensor, attr: torch.Tensor | None, x: torch.Tensor) -> list[torch.Tensor]:
-        """Per-edge responses to source features ``x`` ``(E, in)`` (laid out by :meth:`gather_inputs`).
+    def aggregate(
+        self,
+        pos: torch.Tensor,
+        attr: torch.Tensor | None,
+        x: torch.Tensor,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        n_dst: int,
+    ) -> list[torch.Tensor]:
+        """Responses of every edge to its source's features, summed at its target.
 
-        Returns one ``(E, R_t)`` tensor per representation pair (``R_t`` in :attr:`response_sizes`;
-        dense layout: the single tensor ``K x``).  Linear in ``x``: :meth:`mix` of the responses
-        summed over the edges of a target equals ``sum K(pos, attr) x`` over those edges.
+        ``pos`` ``(E, n)`` and ``attr`` are the kernel's arguments per edge, ``x`` ``(N, in)``
+        node features laid out by :meth:`gather_inputs`, ``src``, ``dst`` ``(E,)`` each edge's
+        source and target.  Returns one ``(n_dst, R_t)`` tensor per representation pair (``R_t`` in
+        :attr:`response_sizes`; dense layout: the single tensor ``sum K x[src]``), which
+        :meth:`mix` turns into ``sum_{e: dst_e = t} K(pos_e, attr_e) x[src_e]``.  No per-edge
+        response tensor is kept (:func:`~steerable.core.message.message_sum`).
         """
         if self.basis_size is None:
-            return [torch.einsum("eoi,ei->eo", self(pos, attr), x)]
+            return [message_sum(self(pos, attr), x[:, None, :], src, dst, n_dst).view(n_dst, -1)]
         self._check(pos, attr)
-        n = pos.shape[0]
-        out = []
-        for b, (_, _, ri, ins, offset) in zip(self._basis(pos, attr), self._pairs):
-            f = x[:, offset : offset + len(ins) * ri.size].view(n, len(ins), ri.size)
-            # einsum picks a broadcast product for scalar inputs, where a batched matmul of 1-wide
-            # matrices is ~10x slower, and bmm otherwise
-            out.append(torch.einsum("emab,eib->emai", b, f).reshape(n, -1))  # (E, M * out_rep * n_in)
-        return out
+        n, M = pos.shape[0], self.basis_size
+        sums = []
+        for b, (ro, _, ri, ins, offset) in zip(self._basis(pos, attr), self._pairs):
+            f = x[:, offset : offset + len(ins) * ri.size].view(x.shape[0], len(ins), ri.size)
+            sums.append(message_sum(b.view(n, M * ro.size, ri.size), f, src, dst, n_dst).view(n_dst, -1))
+            del b  # before the next pair's basis is made (kept by autograd only if needed)
+        return sums
 
     def mix(self, responses: list[torch.Tensor]) -> torch.Tensor:
         """Summed responses (one ``(N, R_t)`` tensor per pair) -> ``(N, out)``, channels in field order."""

@@ -14,6 +14,12 @@ The core asks a group's backend for a module ``mlp`` with
 
   exactly (to floating-point round-off) for the default options.
 
+Optionally the module may hand out its output in consecutive column pieces: an attribute
+``mlp.piece_sizes`` (list of widths) and ``mlp.pieces(pos, attr)``, an iterator of ``(E, width)``
+tensors whose concatenation is ``mlp(pos, attr)``.  When the pieces line up with the kernel's
+representation pairs the core consumes them one at a time: no concatenated copy of the MLP's
+largest per-edge tensor, and each piece can be freed once used.
+
 *Complete*, not only equivariant: the values of a block over random initialisations must span the
 whole space the symmetry allows at a point (the maps that commute with the point's stabiliser).  A
 backend reaches this by embedding the position harmonically (spherical harmonics or ``cos kθ``,

@@ -11,8 +11,9 @@ from .representation import FieldType, as_field_type
 
 PairTensor = tuple[torch.Tensor, torch.Tensor]
 
-# Per-edge values kept for backward (kernel-MLP activations, basis kernels, responses) held at once
-# when chunk_size is automatic: 16M values, 64 MiB in float32.
+
+# Per-edge values kept for backward (kernel-MLP activations, basis kernels) held at once when
+# chunk_size is automatic: 16M values, 64 MiB in float32.
 _AUTO_CHUNK_VALUES = 1 << 24
 
 
@@ -34,10 +35,13 @@ class PointConv(torch.nn.Module):
     are summed at the targets, and the learned mixing to output fields runs once per target node.
     With ``basis_size=None`` (dense) each edge's full kernel multiplies its source features.
 
-    Memory: edges are processed in chunks of ``chunk_size`` (automatic: as many edges as keep about
-    16M values for backward, 64 MiB in float32, measured for the layer's kernel MLP at
-    construction); in training each chunk is checkpointed when there is more than one, so peak
-    memory is bounded by the chunk, not by the edge count.
+    Memory: per-edge messages (basis kernels applied to source features) and their gradients exist
+    only one block of edges at a time and are never kept (:func:`~steerable.core.message.message_sum`);
+    what grows with the edges is the kernel MLP's activations.  Edges are processed in chunks of
+    ``chunk_size`` (automatic: as many edges as keep about 16M values for backward, 64 MiB in
+    float32, measured for the layer's kernel MLP at construction); in training each chunk is
+    checkpointed when there is more than one, so peak memory is bounded by the chunk, not by the
+    edge count.
 
     Args:
         in_type, out_type: input and output field types (same group).
@@ -79,13 +83,15 @@ class PointConv(torch.nn.Module):
     def _values_per_edge(self, n: int = 32) -> float:
         """Values per edge that a training step keeps for backward, measured once on ``n`` edges.
 
-        Counts the tensors autograd saves (kernel-MLP activations, basis kernels, gathered features)
-        plus the responses and their gradient; backend-independent, so automatic chunks fit the
-        memory budget whatever the MLP.
+        Counts the tensors autograd saves (kernel-MLP activations, basis kernels; the node features
+        the messages keep count as if per edge, erring on the safe side); backend-independent, so
+        automatic chunks fit the memory budget whatever the MLP.  The messages themselves never
+        take more than a fixed block (:mod:`steerable.core.message`).
         """
         gen = torch.Generator().manual_seed(0)
         pos, attr = self.kernel.probe_inputs(n, gen)
         x = torch.randn(n, self.in_type.size, generator=gen).to(pos).requires_grad_()
+        index = torch.arange(n)
         saved = 0
 
         def pack(t: torch.Tensor) -> torch.Tensor:
@@ -95,8 +101,8 @@ class PointConv(torch.nn.Module):
             return t
 
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            self.kernel.responses(pos, attr, x)
-        return saved / n + 2 * sum(self.kernel.response_sizes)
+            self.kernel.aggregate(pos, attr, x, index, index, n)
+        return saved / n
 
     @property
     def group(self):
@@ -115,7 +121,7 @@ class PointConv(torch.nn.Module):
 
         n_edges, n_dst = edge_index.shape[1], pos_dst.shape[0]
         x_src = self.kernel.gather_inputs(x_src)
-        sums = [x_src.new_zeros(n_dst, r) for r in self.kernel.response_sizes]
+        sums: list[torch.Tensor] | None = None
         chunked = n_edges > self.chunk_size
         for start in range(0, n_edges, self.chunk_size):
             stop = min(start + self.chunk_size, n_edges)
@@ -125,7 +131,9 @@ class PointConv(torch.nn.Module):
                 parts = checkpoint(self._aggregate_chunk, *args, use_reentrant=False)
             else:
                 parts = self._aggregate_chunk(*args)
-            sums = [total + part for total, part in zip(sums, parts)]
+            sums = list(parts) if sums is None else [total + part for total, part in zip(sums, parts)]
+        if sums is None:  # no edges
+            sums = [x_src.new_zeros(n_dst, r) for r in self.kernel.response_sizes]
         out = self.kernel.mix(sums)
         if self.bias is not None and self.bias.bias is not None:
             out = out + self.bias.vector().to(out)
@@ -135,9 +143,7 @@ class PointConv(torch.nn.Module):
         """Responses of a chunk of edges summed at their targets: one ``(n_dst, R_t)`` per pair."""
         src, dst = edge_index
         rel = pos_src.index_select(0, src) - pos_dst.index_select(0, dst)  # pos_j - pos_i
-        parts = self.kernel.responses(rel, edge_attr, x_src.index_select(0, src))
-        # index_add: its backward is a row gather, where a scatter's is a gather with an (E, R) index
-        return tuple(p.new_zeros(n_dst, p.shape[1]).index_add(0, dst, p) for p in parts)
+        return tuple(self.kernel.aggregate(rel, edge_attr, x_src, src, dst, n_dst))
 
     def _check_inputs(self, x, pos_src, pos_dst, edge_index, edge_attr) -> None:
         n = self.group.dim

@@ -76,8 +76,9 @@ Options (``spec.options``): ``max_band`` (cap on ``L``), ``band`` (force a large
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 from steerable.core.mlp import KernelMLPSpec
@@ -86,6 +87,7 @@ from steerable.core.radial import RadialBasis
 from .embedding import HarmonicEmbedding, choose_band_limit
 from .groups import EscnnGroup, EscnnRep
 from .change_of_basis import ChangeOfBasis
+from .schur import BlocksFromIrreps, ScaledRun, SchurGate, SchurLinear
 
 # Measured relative equivariance error of nonlinearity="fourier" with the default grids (float64,
 # hidden_layers=2, hidden_channels=4, block standard->standard; tests/test_escnn_backend.py).
@@ -101,20 +103,31 @@ class _Gate(torch.nn.Module):
     """Plain-tensor gated nonlinearity: ``[scalars | gates | gated fields] -> [ELU(scalars) | gated * σ(gate)]``.
 
     Each gated field is multiplied by the sigmoid of its own invariant gate, which commutes with any
-    representation acting on the field: exact equivariance.
+    representation acting on the field: exact equivariance.  Consecutive gated fields of one size
+    are gated as one ``(E, fields, size)`` view times ``(E, fields, 1)`` gates, so autograd keeps
+    the gates per field, not repeated over every channel.
     """
 
     def __init__(self, n_scalars: int, gated_sizes: list[int]) -> None:
         super().__init__()
         self.n_scalars, self.n_gates = n_scalars, len(gated_sizes)
-        index = torch.repeat_interleave(torch.arange(len(gated_sizes)), torch.tensor(gated_sizes, dtype=torch.long))
-        self.register_buffer("gate_index", index, persistent=False)
+        self.runs: list[tuple[int, int]] = []  # (fields, size) of each run of equal sizes
+        for size in gated_sizes:
+            if self.runs and self.runs[-1][1] == size:
+                self.runs[-1] = (self.runs[-1][0] + 1, size)
+            else:
+                self.runs.append((1, size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, g = self.n_scalars, self.n_gates
-        scalars = torch.nn.functional.elu(x[:, :s])
         gates = torch.sigmoid(x[:, s : s + g])
-        return torch.cat([scalars, x[:, s + g :] * gates[:, self.gate_index]], dim=1)
+        parts = [torch.nn.functional.elu(x[:, :s])]
+        channel, field = s + g, 0
+        for fields, size in self.runs:
+            block = x[:, channel : channel + fields * size].view(-1, fields, size)
+            parts.append((block * gates[:, field : field + fields, None]).flatten(1))
+            channel, field = channel + fields * size, field + fields
+        return torch.cat(parts, dim=1)
 
 
 class _EscnnLinear(torch.nn.Module):
@@ -179,6 +192,11 @@ class _EscnnModule(torch.nn.Module):
         import escnn.nn as enn
 
         return self.module(enn.GeometricTensor(x, self.module.in_type)).tensor
+
+
+def _is_irrep(rep: Any) -> bool:
+    """Whether ``rep`` is literally one of the group's irreps (irreducible, identity change of basis)."""
+    return bool(rep.irreducible) and np.allclose(rep.change_of_basis, np.eye(rep.size))
 
 
 def _native(group: EscnnGroup, rep: Any, what: str) -> Any:
@@ -265,6 +283,14 @@ class EscnnKernelMLP(torch.nn.Module):
         )
         in_type = gs.type(*(list(self.embedding.reps) * C + attr_reps))
 
+        # -- irrep-by-irrep pipeline (continuous groups, inputs that are irreps: see .schur) ----
+        self.schur_layers: torch.nn.ModuleList | None = None
+        if spec.nonlinearity == "exact" and group.order is None:
+            if all(_is_irrep(rep) for rep in list(self.embedding.reps) + attr_reps):
+                self._build_schur(gs, spec, needed, out_reps, attr_reps)
+                self.in_type, self.out_type = in_type, out_type
+                return
+
         # -- hidden layers --------------------------------------------------------------------
         layers: list[torch.nn.Module] = []
         current = in_type
@@ -281,7 +307,8 @@ class EscnnKernelMLP(torch.nn.Module):
                 ids = set(needed)
                 for rep in list(self.embedding.reps) + attr_reps:
                     ids |= {tuple(i) for i in rep.irreps}
-                gated = [H.irrep(*i) for i in sorted(ids, key=str) if not H.irrep(*i).is_trivial()] * C
+                # C copies of each irrep next to each other: the gate works on one view per irrep
+                gated = [H.irrep(*i) for i in sorted(ids, key=str) if not H.irrep(*i).is_trivial() for _ in range(C)]
                 triv = H.trivial_representation
                 pre = gs.type(*([triv] * (C + len(gated)) + gated))
                 layers += [_EscnnLinear(current, pre), _Gate(C, [r.size for r in gated])]
@@ -294,6 +321,66 @@ class EscnnKernelMLP(torch.nn.Module):
         layers.append(_EscnnLinear(current, irreps_type, output_basis=to_blocks))
         self.layers = torch.nn.Sequential(*layers)
         self.in_type, self.out_type = in_type, out_type
+
+    def _build_schur(self, gs: Any, spec: KernelMLPSpec, needed: set, out_reps: list, attr_reps: list) -> None:
+        """Layers on runs of irreps (:mod:`.schur`), and where each input run comes from."""
+        H, C = gs.fibergroup, spec.hidden_channels
+        key = lambda rep: tuple(rep.irreps[0])  # noqa: E731
+        # input runs: C harmonic copies of each degree, then the attribute fields, one run per irrep
+        sources: dict[tuple, list[tuple[str, int, int]]] = {}
+        offset = 0
+        for k, rep in enumerate(self.embedding.reps):
+            sources.setdefault(key(rep), []).append(("harmonic", k, offset))
+            offset += rep.size
+        attr_offsets = [off for off, rep in zip(spec.attr_type.offsets, spec.attr_type.reps) if not rep.is_trivial] if attr_reps else []
+        for off, rep in zip(attr_offsets, attr_reps):
+            sources.setdefault(key(rep), []).append(("attribute", off, rep.size))
+        self._input_sources = list(sources.values())
+        copies = lambda parts: sum(C if kind == "harmonic" else 1 for kind, _, _ in parts)  # noqa: E731
+        current = [(k, copies(parts)) for k, parts in sources.items()]
+
+        layers: list[torch.nn.Module] = []
+        trivial = key(H.trivial_representation)
+        ids = set(needed) | set(sources)
+        gated = [(i, C) for i in sorted(ids, key=str) if i != trivial]
+        for _ in range(spec.hidden_layers):
+            layers.append(SchurLinear(gs, current, [(trivial, C + C * len(gated))] + gated, _unshare_basis))
+            layers.append(SchurGate(C, [(C, H.irrep(*i).size) for i, _ in gated]))
+            current = [(trivial, C)] + gated
+        # last layer: the irreps of each run of equal output blocks, then their change of basis
+        groups: list[tuple[Any, int]] = []
+        for k, rep in enumerate(out_reps):
+            if k and spec.blocks[k] == spec.blocks[k - 1]:
+                groups[-1] = (groups[-1][0], groups[-1][1] + 1)
+            else:
+                groups.append((rep, 1))
+        out_runs = [(tuple(i), n) for rep, n in groups for i in rep.irreps]
+        layers.append(SchurLinear(gs, current, out_runs, _unshare_basis))
+        layers.append(
+            BlocksFromIrreps(
+                [(rep.change_of_basis, n, [(tuple(i), H.irrep(*i).size) for i in rep.irreps]) for rep, n in groups]
+            )
+        )
+        self.schur_layers = torch.nn.ModuleList(layers)
+
+    def _input_runs(
+        self, weights: torch.Tensor, y: torch.Tensor, attr: torch.Tensor | None
+    ) -> list[torch.Tensor | ScaledRun]:
+        """The first layer's input as runs of irreps: harmonic degree ``k`` times its ``C`` weights
+        (kept factored, see :class:`~.schur.ScaledRun`), attribute fields as they are."""
+        runs: list[torch.Tensor | ScaledRun] = []
+        for parts in self._input_sources:
+            factored = [
+                ScaledRun(y[:, None, b : b + self.embedding.reps[a].size], weights[:, :, a, None])
+                if kind == "harmonic"
+                else attr[:, a : a + b].to(y)
+                for kind, a, b in parts
+            ]
+            if len(factored) == 1:
+                runs.append(factored[0])
+            else:
+                runs.append(torch.cat([r.tensor() if isinstance(r, ScaledRun) else r for r in factored], dim=1))
+        return runs
 
     @staticmethod
     def _fourier(gs: Any, C: int, opts: dict) -> Any:
@@ -317,14 +404,39 @@ class EscnnKernelMLP(torch.nn.Module):
             return enn.QuotientFourierELU(gs, ("cone", -1), C, irreps=irreps, grid=grid)
         raise ValueError(f"nonlinearity='fourier' is not available for {name}")
 
-    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
-        E = pos.shape[0]
+    @property
+    def piece_sizes(self) -> list[int] | None:
+        """Widths of :meth:`pieces` (one per run of equal output blocks)."""
+        return None if self.schur_layers is None else self.schur_layers[-1].piece_sizes
+
+    def pieces(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """The output as consecutive column pieces of widths :attr:`piece_sizes`, made one at a time."""
+        if self.schur_layers is None:
+            return iter([self(pos, attr)])
+        return self._schur_pieces(self._invariant_weights(pos, attr), self.embedding(pos), attr)
+
+    def _schur_pieces(self, weights: torch.Tensor, y: torch.Tensor, attr: torch.Tensor | None) -> Iterator[torch.Tensor]:
+        runs = self._input_runs(weights, y, attr)
+        *hidden, last, to_blocks = self.schur_layers
+        for layer in hidden:
+            runs = layer(runs)
+        # the last layer's runs are made one group of blocks at a time (lazily)
+        return to_blocks.pieces(last.lazy(runs))
+
+    def _invariant_weights(self, pos: torch.Tensor, attr: torch.Tensor | None) -> torch.Tensor:
+        """``(E, C, degrees)``: the learned function of the invariants scaling each harmonic copy."""
         r = pos.pow(2).sum(-1).clamp_min(1e-30).sqrt()
         invariants = self.radial(r)
         if len(self.inv_idx):
             invariants = torch.cat([invariants, attr[:, self.inv_idx].to(invariants)], dim=1)
-        weights = self.invariant_mlp(invariants).view(E, self.spec.hidden_channels, -1)  # (E, C, degrees)
+        return self.invariant_mlp(invariants).view(pos.shape[0], self.spec.hidden_channels, -1)
+
+    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+        E = pos.shape[0]
+        weights = self._invariant_weights(pos, attr)  # (E, C, degrees)
         y = self.embedding(pos)  # (E, size)
+        if self.schur_layers is not None:
+            return torch.cat(list(self._schur_pieces(weights, y, attr)), dim=1)
         x = (weights[:, :, self.deg_of_channel] * y[:, None, :]).reshape(E, -1)
         if len(self.field_idx):
             x = torch.cat([x, attr[:, self.field_idx].to(x)], dim=1)

@@ -1,0 +1,86 @@
+"""Point-convolution messages ``K_e x[src_e]`` summed at their targets, in bounded memory."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+
+#: Values of per-edge products (messages, their gradients) held at once: 256 KiB in float32,
+#: within a core's L2 cache.
+BLOCK_VALUES = 1 << 16
+
+
+def _blocks(n_edges: int, values_per_edge: int) -> Iterator[slice]:
+    step = max(1, BLOCK_VALUES // max(1, values_per_edge))
+    return (slice(start, min(start + step, n_edges)) for start in range(0, n_edges, step))
+
+
+class _MessageSum(torch.autograd.Function):
+    """``out[t, p, i] = sum_{e: dst_e = t} sum_b phi[e, p, b] x[src_e, i, b]``.
+
+    The per-edge products ``(E, P, i)`` (the largest tensors of a message-passing step) exist only
+    one block of edges at a time, in the forward and in the backward, and are never kept: backward
+    keeps ``phi``, the node features and the indices, and gathers again.  Scalar inputs (``b = 1``)
+    use an outer product (a batched matmul of 1-wide matrices is ~10x slower), the gradients
+    batched matmuls.  The backward is made of differentiable ops, so higher derivatives work.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, n_dst: int
+    ) -> torch.Tensor:
+        want_phi, want_x = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        ctx.save_for_backward(phi if want_x else None, x if want_phi else None, src, dst)
+        ctx.phi_shape, ctx.x_shape = phi.shape, x.shape
+        n_edges, width, n_in = phi.shape[0], phi.shape[1], x.shape[1]
+        out = phi.new_zeros(n_dst, width, n_in)
+        for block in _blocks(n_edges, width * n_in):
+            f = x.index_select(0, src[block]).transpose(1, 2)  # (e, b, i)
+            product = phi[block] * f if f.shape[1] == 1 else torch.bmm(phi[block], f)
+            out.index_add_(0, dst[block], product)
+            del f, product  # before the next block's are made
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        phi, x, src, dst = ctx.saved_tensors
+        want_phi, want_x = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        # Under create_graph (higher derivatives) the gradient must be built from differentiable
+        # ops: blocks are concatenated.  Otherwise they are written into one buffer (no copy).
+        differentiable = torch.is_grad_enabled()
+        grad_phi_parts: list[torch.Tensor] = []
+        grad_phi = grad.new_empty(ctx.phi_shape) if want_phi and not differentiable else None
+        grad_x = grad.new_zeros(ctx.x_shape) if want_x else None
+        for block in _blocks(dst.shape[0], grad.shape[1] * grad.shape[2]):
+            g = grad.index_select(0, dst[block])  # (e, P, i)
+            if want_phi:
+                f = x.index_select(0, src[block])
+                if differentiable:
+                    grad_phi_parts.append(torch.bmm(g, f))
+                else:
+                    torch.bmm(g, f, out=grad_phi[block])
+            if want_x:
+                part = torch.bmm(g.transpose(1, 2), phi[block])
+                grad_x = grad_x.index_add(0, src[block], part) if differentiable else grad_x.index_add_(0, src[block], part)
+            del g
+        if want_phi and differentiable:
+            if not grad_phi_parts:  # no edges
+                grad_phi = grad.new_zeros(ctx.phi_shape)
+            else:
+                grad_phi = grad_phi_parts[0] if len(grad_phi_parts) == 1 else torch.cat(grad_phi_parts)
+        return grad_phi, grad_x, None, None, None
+
+
+def message_sum(phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, n_dst: int) -> torch.Tensor:
+    """Sum at each target of the messages ``phi_e x[src_e]^T`` of its edges.
+
+    Shapes: ``phi`` ``(E, P, b)`` per-edge matrices, ``x`` ``(N, i, b)`` source-node features
+    (``i`` vectors of length ``b`` each), ``src``, ``dst`` ``(E,)`` long -> ``(n_dst, P, i)`` with
+    ``out[t, :, k] = sum_{e: dst_e = t} phi_e @ x[src_e, k]``.  Memory: the per-edge products exist
+    only ``BLOCK_VALUES`` at a time, in forward and backward (see :class:`_MessageSum`).
+    """
+    if phi.ndim != 3 or x.ndim != 3 or phi.shape[2] != x.shape[2]:
+        raise ValueError(f"message_sum: phi (E, P, b) and x (N, i, b) expected, got {tuple(phi.shape)}, {tuple(x.shape)}")
+    if src.shape != (phi.shape[0],) or dst.shape != (phi.shape[0],):
+        raise ValueError(f"message_sum: src and dst must have shape ({phi.shape[0]},)")
+    return _MessageSum.apply(phi, x, src, dst, n_dst)

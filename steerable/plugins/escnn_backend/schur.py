@@ -1,0 +1,233 @@
+"""Kernel-MLP layers on features laid out irrep by irrep, multiplying only Schur blocks.
+
+By Schur's lemma an equivariant linear map sends each irrep to copies of the same irrep only, so
+with the fields grouped by irrep the expanded weight matrix is block diagonal: a dense product
+spends most of its work on zeros (the SO(3) kernel MLP for blocks up to ``l = 2`` has hidden and
+output irreps up to ``l = 4``: ~80 % of its last layer).  Here features travel as a list of
+*runs*, one ``(E, copies * dim)`` tensor per irrep, never concatenated, and each layer multiplies
+each run by its own diagonal block of escnn's expanded matrix.
+
+The last layer's output runs are ordered by output block so that the change of basis of each
+tensor-product block (``rho_o ⊗ rho_i = Q (⊕ irreps) Q^T``, float64 ``Q``) applies as a few small
+products per block type, whose results are the kernel's blocks in their final order.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, NamedTuple
+
+import numpy as np
+import torch
+
+Run = tuple[tuple, int]  # (irrep id, number of copies)
+
+
+class ScaledRun(NamedTuple):
+    """A run given as the broadcast product ``values * scales``, formed only when needed.
+
+    ``values`` ``(E, copies or 1, dim)``, ``scales`` ``(E, copies, 1)``: the first layer's harmonic
+    copies (one harmonic times ``copies`` learned invariants).  A :class:`SchurLinear` consuming it
+    keeps the two factors for backward, not their ``(E, copies * dim)`` product (the largest
+    activation of the layer).  Worth it for a run used once: each use forms the product again in
+    backward.
+    """
+
+    values: torch.Tensor
+    scales: torch.Tensor
+
+    def tensor(self) -> torch.Tensor:
+        return (self.values * self.scales).flatten(1)
+
+
+class _ScaledLinear(torch.autograd.Function):
+    """``linear((values * scales).flatten(1), weight, bias)`` keeping the factors, not the product.
+
+    The product is formed again in backward (one elementwise op) instead of being kept alive:
+    it is the largest activation a kernel-MLP layer would otherwise store.  The backward is made
+    of differentiable ops, so higher derivatives work.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, values: torch.Tensor, scales: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(values, scales, weight)
+        ctx.has_bias = bias is not None
+        return torch.nn.functional.linear((values * scales).flatten(1), weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        values, scales, weight = ctx.saved_tensors
+        product = values * scales  # (E, copies, dim)
+        grad_values = grad_scales = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            grad_product = (grad @ weight).view_as(product)
+            if ctx.needs_input_grad[0]:
+                grad_values = (grad_product * scales).sum_to_size(values.shape)
+            if ctx.needs_input_grad[1]:
+                grad_scales = (grad_product * values).sum_to_size(scales.shape)
+        if ctx.needs_input_grad[2]:
+            grad_weight = grad.T @ product.flatten(1)
+        if ctx.has_bias and ctx.needs_input_grad[3]:
+            grad_bias = grad.sum(0)
+        return grad_values, grad_scales, grad_weight, grad_bias
+
+
+def _linear(run: torch.Tensor | ScaledRun, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    if isinstance(run, ScaledRun):
+        return _ScaledLinear.apply(run.values, run.scales, weight, bias)
+    return torch.nn.functional.linear(run, weight, bias)
+
+
+def _expanded(linear: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """escnn ``nn.Linear``'s expanded ``(out, in)`` matrix and bias (cached by escnn in eval mode)."""
+    if linear.training:
+        return linear.expand_parameters()
+    return linear.matrix, linear.expanded_bias
+
+
+class SchurLinear(torch.nn.Module):
+    """escnn ``nn.Linear`` from runs of input irreps to runs of output irreps, on lists of tensors.
+
+    Args:
+        gs: escnn ``no_base_space`` of the group.
+        in_runs: ``(irrep id, copies)`` of each input run; one run per irrep.
+        out_runs: ``(irrep id, copies)`` of each output run, in output order; an irrep may have
+            several runs (the last layer has one per output block type).
+        unshare: callable giving the escnn module private basis buffers (see ``mlp._unshare_basis``).
+
+    Shapes: ``[(E, copies_k * dim_k) per input run] -> [(E, copies * dim) per output run]``.  An
+    output run whose irrep is in no input run is zero (plus the bias, escnn's, trivial runs only).
+    """
+
+    def __init__(self, gs: Any, in_runs: list[Run], out_runs: list[Run], unshare: Any, bias: bool = True) -> None:
+        super().__init__()
+        import escnn.nn as enn
+
+        keys = [key for key, _ in in_runs]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"SchurLinear: each input irrep must form one run, got {keys}")
+        H = gs.fibergroup
+        flat = lambda runs: gs.type(*[H.irrep(*key) for key, copies in runs for _ in range(copies)])  # noqa: E731
+        self.linear = enn.Linear(flat(in_runs), flat(out_runs), bias=bias)
+        unshare(self.linear)
+        in_cols, start = {}, 0
+        for k, (key, copies) in enumerate(in_runs):
+            size = copies * H.irrep(*key).size
+            in_cols[key] = (k, start, start + size)
+            start += size
+        # (row start, row stop, input run or None, column start, column stop) per output run
+        self.plan: list[tuple[int, int, int | None, int, int]] = []
+        row = 0
+        for key, copies in out_runs:
+            size = copies * H.irrep(*key).size
+            k, c0, c1 = in_cols.get(key, (None, 0, 0))
+            self.plan.append((row, row + size, k, c0, c1))
+            row += size
+        self.row_sizes = [r1 - r0 for r0, r1, _, _, _ in self.plan]
+
+    def forward(self, runs: list[torch.Tensor | ScaledRun]) -> list[torch.Tensor]:
+        return list(self.lazy(runs))
+
+    def lazy(self, runs: list[torch.Tensor | ScaledRun]) -> Iterator[torch.Tensor]:
+        """The output runs, each computed when asked for (input runs may be :class:`ScaledRun`)."""
+        matrix, bias = _expanded(self.linear)
+        first = runs[0]
+        n = (first.values if isinstance(first, ScaledRun) else first).shape[0]
+        # row blocks by split (its backward assembles one gradient; slicing the whole matrix
+        # per run would zero-fill a full-size gradient for each)
+        rows = matrix.split(self.row_sizes)
+        biases = bias.split(self.row_sizes) if bias is not None else [None] * len(rows)
+        for block, b, (_, _, k, c0, c1) in zip(rows, biases, self.plan):
+            if k is None:
+                zero = block.new_zeros(n, block.shape[0])
+                yield zero + b if b is not None else zero
+            else:
+                yield _linear(runs[k], block[:, c0:c1], b)
+
+
+class SchurGate(torch.nn.Module):
+    """Gated nonlinearity on runs: ``[scalars + gates, gated irrep runs...] -> [ELU(scalars), gated...]``.
+
+    The first run holds ``n_scalars`` scalars then one gate per gated field (in run order); each
+    gated field is multiplied by the sigmoid of its gate (invariant), which commutes with the
+    irrep: exact equivariance.  Shapes: runs ``(E, copies * dim)``.
+    """
+
+    def __init__(self, n_scalars: int, gated: list[tuple[int, int]]) -> None:
+        """``gated``: ``(copies, dim)`` of each gated run after the first."""
+        super().__init__()
+        self.n_scalars, self.gated = n_scalars, gated
+
+    def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor]:
+        first, s = runs[0], self.n_scalars
+        gates = torch.sigmoid(first[:, s:])
+        out = [torch.nn.functional.elu(first[:, :s])]
+        field = 0
+        for run, (copies, dim) in zip(runs[1:], self.gated):
+            # formed here, not kept factored (ScaledRun): each gated run feeds several output runs
+            # of the next layer, and recomputing it for each costs more than it saves
+            gate = gates[:, field : field + copies, None]
+            out.append((run.view(-1, copies, dim) * gate).view(run.shape[0], -1))
+            field += copies
+        return out
+
+
+class BlocksFromIrreps(torch.nn.Module):
+    """The kernel's tensor-product blocks from their irreps: ``block = Q (⊕ irreps)`` per block.
+
+    Args:
+        groups: one entry per run of consecutive output blocks with one representation:
+            ``(Q (d, d) float64 array, copies, [(irrep id, dim) of each irrep of the block, in
+            Q's column order])``.
+
+    Input: runs ordered group by group, within a group irrep by irrep (``copies`` fields each), as
+    made by the last :class:`SchurLinear`.  Output ``(E, sum copies * d)``: the blocks, each
+    row-major ``Q`` times its irreps.  ``Q`` is kept in float64 outside the buffers (``.float()``
+    does not round it) and cast on use.
+    """
+
+    def __init__(self, groups: list[tuple[np.ndarray, int, list[tuple[tuple, int]]]]) -> None:
+        super().__init__()
+        self.groups: list[tuple[int, int, list[tuple[int, int]]]] = []  # (copies, d, [(column, dim)])
+        self._q: list[torch.Tensor] = []
+        for q, copies, irreps in groups:
+            columns, col = [], 0
+            for _, dim in irreps:
+                columns.append((col, dim))
+                col += dim
+            if col != q.shape[0]:
+                raise ValueError(f"BlocksFromIrreps: irreps of size {col} for a {q.shape} change of basis")
+            self.groups.append((copies, q.shape[0], columns))
+            self._q.append(torch.as_tensor(np.asarray(q, dtype=np.float64)))
+        self._cast: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def piece_sizes(self) -> list[int]:
+        return [copies * d for copies, d, _ in self.groups]
+
+    def forward(self, runs: Iterable[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(list(self.pieces(runs)), dim=1)
+
+    def pieces(self, runs: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """The output as one ``(E, copies * d)`` tensor per group, each made when asked for.
+
+        ``runs`` may be an iterator (:meth:`SchurLinear.lazy`): then only one group's irreps
+        exist at a time.
+        """
+        runs = iter(runs)
+        for (copies, d, columns), q64 in zip(self.groups, self._q):
+            acc = None
+            for col, dim in columns:
+                irreps = next(runs)
+                q = self._cast_q(q64, irreps)
+                n = irreps.shape[0]
+                flat = irreps.reshape(n * copies, dim)
+                qt = q[:, col : col + dim].T
+                acc = flat @ qt if acc is None else acc.addmm_(flat, qt)  # in place: acc is not saved
+                del irreps, flat
+            yield acc.view(n, copies * d)
+            del acc
+
+    def _cast_q(self, q64: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        key = (id(q64), like.dtype, like.device)
+        if key not in self._cast:
+            self._cast[key] = q64.to(dtype=like.dtype, device=like.device)
+        return self._cast[key]
