@@ -92,15 +92,35 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 5, war
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
+def cuda_peak_memory_mib(fn: Callable[[], object]) -> float:
+    """Extra CUDA memory (MiB) allocated at the peak of one call of ``fn`` (after one unmeasured call)."""
+    fn()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    result = fn()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    del result
+    return max(peak - before, 0) / 2**20
+
+
 def measure(
-    cases: Sequence[tuple[dict[str, Callable[[], object]], dict]], memory: bool = True
+    cases: Sequence[tuple[dict[str, Callable[[], object]], dict]], memory: bool = True, device: str = "cpu"
 ) -> list[tuple[dict[str, float], dict[str, float]]]:
     """``(times, peak memories)`` of each case ``(functions, time_interleaved options)``.
 
-    Times are measured here; memories in a child process that reruns the script (same arguments,
-    output discarded) with the fixed mmap threshold and returns at this call (see module
-    docstring).  The script must build the same cases in the same order before calling this.
+    Times are measured here (CUDA functions must synchronise before returning).  CPU memories
+    are measured in a child process that reruns the script (same arguments, output discarded)
+    with the fixed mmap threshold and returns at this call (see module docstring); the script
+    must build the same cases in the same order before calling this.  CUDA memories are the
+    allocator's peak statistics, measured here after the timings.
     """
+    if device.startswith("cuda"):
+        times = [time_interleaved(fns, **options) for fns, options in cases]
+        nan = float("nan")
+        mems = [{m: (cuda_peak_memory_mib(fn) if memory else nan) for m, fn in fns.items()} for fns, _ in cases]
+        return list(zip(times, mems))
     out_path = os.environ.get(_MEMORY_OUT)
     if out_path:  # the memory child
         mems = [{m: peak_memory_mib(fn) for m, fn in fns.items()} for fns, _ in cases]

@@ -18,6 +18,7 @@ RSS of one call (see ``benchmarks/_common.py``), and the ratio to the fastest ba
     .venv/bin/python benchmarks/point_conv.py                 # default sizes, ~1-2 min
     .venv/bin/python benchmarks/point_conv.py --large         # bigger graphs / channels
     .venv/bin/python benchmarks/point_conv.py --configs 500x16x16x1 --repeats 7
+    python benchmarks/point_conv.py --device cuda --methods ours-e3nn,e3nn   # on a GPU (mem: CUDA peak)
 """
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ class E3nnConv(torch.nn.Module):
         emb = soft_one_hot_linspace(vec.norm(dim=1), 0.0, self.max_radius, self.n_basis,
                                     basis="smooth_finite", cutoff=True) * self.n_basis**0.5
         msg = self.tp(x[src], sh, self.fc(emb))
-        return torch.zeros(x.shape[0], msg.shape[1], dtype=x.dtype).index_add_(0, dst, msg)
+        return x.new_zeros(x.shape[0], msg.shape[1]).index_add_(0, dst, msg)
 
 
 def build_e3nn(c: int, lmax: int) -> Callable:
@@ -128,7 +129,9 @@ def main() -> None:
     ap.add_argument("--methods", default="ours-escnn,ours-e3nn,escnn,e3nn",
                     help="any of ours-escnn, ours-escnn-dense (basis_size=None), ours-e3nn, escnn, e3nn")
     ap.add_argument("--kernel", default="", help='PointConv options of "ours", e.g. "basis_size=4,hidden_layers=1"')
+    ap.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda": then mem = peak CUDA allocation')
     args = ap.parse_args()
+    device = torch.device(args.device)
     configs = args.configs or (LARGE if args.large else DEFAULT)
     methods = args.methods.split(",")
     kernel = parse_kernel_options(args.kernel)
@@ -142,29 +145,39 @@ def main() -> None:
     baselines = [m for m in methods if not m.startswith("ours")]
     print(machine_line())
     print(f"ours: PointConv defaults{' + ' + args.kernel if args.kernel else ''}")
-    print("time = median over interleaved rounds (ms); mem = peak extra RSS of one call (MiB); "
+    memory = "peak extra CUDA allocation" if device.type == "cuda" else "peak extra RSS"
+    print(f"device {device}; time = median over interleaved rounds (ms); mem = {memory} of one call (MiB); "
           "ratio = time / fastest baseline time")
     cases, labels = [], []
     for cfg in configs:
         n, k, c, lmax = parse(cfg)
-        pos, ei = make_graph(n, k)
+        pos, ei = (t.to(device) for t in make_graph(n, k))
         mods = {m: builders[m](c, lmax) for m in methods}
+        for mod, _ in mods.values():
+            mod.to(device)
         size = c * (lmax + 1) ** 2
-        x = torch.randn(n, size)
+        x = torch.randn(n, size, device=device)
         for mode in ("fwd", "fwd+bwd"):
             step = _no_grad if mode == "fwd" else _fwd_bwd
             fns = {
-                m: (lambda run=run, mod=mod, step=step, x=x, pos=pos, ei=ei: step(run, mod, x, pos, ei))
+                m: (lambda run=run, mod=mod, step=step, x=x, pos=pos, ei=ei: _synchronised(step(run, mod, x, pos, ei)))
                 for m, (mod, run) in mods.items()
             }
             cases.append((fns, {"repeats": args.repeats}))
             labels.append((f"N={n} k={k} C={c} L={lmax} (d={size})", mode))
     rows = []
-    for (label, mode), (times, mems) in zip(labels, measure(cases, memory=not args.no_memory)):
+    for (label, mode), (times, mems) in zip(labels, measure(cases, memory=not args.no_memory, device=args.device)):
         best = min(times[b] for b in baselines) if baselines else float("nan")
         for m in methods:
             rows.append([label, mode, m, times[m] * 1e3, mems[m], times[m] / best])
     print_table(["config", "mode", "method", "time ms", "mem MiB", "ratio"], rows)
+
+
+def _synchronised(result: object) -> object:
+    """Wait for queued CUDA work, so that timings include it (no-op on the CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return result
 
 
 def _no_grad(run: Callable, mod: torch.nn.Module, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:

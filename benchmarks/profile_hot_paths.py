@@ -1,7 +1,7 @@
 """torch.profiler breakdown of one PointConv training step: kernel MLP, per-edge responses, mixing.
 
     .venv/bin/python benchmarks/profile_hot_paths.py [--backend escnn|e3nn] [--nodes 256 --k 8 --channels 16 --lmax 1]
-                                                     [--basis-size 8 | 0 for dense kernels]
+                                                     [--basis-size 8 | 0 for dense kernels] [--device cuda]
 
 Prints the top operators by self CPU time for one PointConv training step (forward + backward),
 with ``record_function`` ranges around the kernel MLP, the per-edge responses (basis kernels applied
@@ -24,12 +24,14 @@ def main() -> None:
     ap.add_argument("--lmax", type=int, default=1)
     ap.add_argument("--basis-size", type=int, default=8, help="0: dense kernels")
     ap.add_argument("--rows", type=int, default=15)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    device = torch.device(args.device)
     import steerable as st
 
     G = st.group("SO(3)", backend=args.backend)
     f = st.FieldType(G, [G.irrep(l) for l in range(args.lmax + 1) for _ in range(args.channels)])
-    conv = st.PointConv(f, f, basis_size=args.basis_size or None)
+    conv = st.PointConv(f, f, basis_size=args.basis_size or None).to(device)
     kern = conv.kernel
 
     def ranged(owner: object, name: str, label: str) -> None:
@@ -45,19 +47,23 @@ def main() -> None:
     ranged(kern, "aggregate", "## messages summed at targets (incl. MLP)")
     ranged(kern, "mix", "## mixing")
     n = args.nodes
-    pos = torch.randn(n, 3) * 0.5
-    ei = torch.stack([torch.randint(0, n, (n * args.k,)), torch.arange(n).repeat_interleave(args.k)])
-    x = torch.randn(n, f.size)
+    pos = torch.randn(n, 3, device=device) * 0.5
+    ei = torch.stack([torch.randint(0, n, (n * args.k,)), torch.arange(n).repeat_interleave(args.k)]).to(device)
+    x = torch.randn(n, f.size, device=device)
     for _ in range(2):
         conv(x, pos, ei).sum().backward()
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities, profile_memory=True) as prof:
         with record_function("## PointConv forward"):
             y = conv(x, pos, ei)
         with record_function("## PointConv backward"):
             y.sum().backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
     layout = f"basis_size={args.basis_size}" if args.basis_size else "dense"
     print(f"PointConv {args.backend} d={f.size} E={ei.shape[1]} {layout} chunk={conv.chunk_size}: training step")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=args.rows))
     rf = {e.key: e.cpu_time_total / 1e3 for e in prof.key_averages() if e.key.startswith("##")}
     print("ranges (ms):", {k: round(v, 2) for k, v in rf.items()})
 

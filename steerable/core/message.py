@@ -5,13 +5,16 @@ from typing import Any, Iterator
 
 import torch
 
-#: Values of per-edge products (messages, their gradients) held at once: 256 KiB in float32,
-#: within a core's L2 cache.
+#: Values of per-edge products (messages, their gradients) held at once on the CPU: 256 KiB in
+#: float32, within a core's L2 cache.
 BLOCK_VALUES = 1 << 16
+#: The same on a GPU, where each block costs kernel launches and memory is plentiful: 64 MiB.
+GPU_BLOCK_VALUES = 1 << 24
 
 
-def _blocks(n_edges: int, values_per_edge: int) -> Iterator[slice]:
-    step = max(1, BLOCK_VALUES // max(1, values_per_edge))
+def _blocks(n_edges: int, values_per_edge: int, device: torch.device) -> Iterator[slice]:
+    budget = BLOCK_VALUES if device.type == "cpu" else GPU_BLOCK_VALUES
+    step = max(1, budget // max(1, values_per_edge))
     return (slice(start, min(start + step, n_edges)) for start in range(0, n_edges, step))
 
 
@@ -34,7 +37,7 @@ class _MessageSum(torch.autograd.Function):
         ctx.phi_shape, ctx.x_shape = phi.shape, x.shape
         n_edges, width, n_in = phi.shape[0], phi.shape[1], x.shape[1]
         out = phi.new_zeros(n_dst, width, n_in)
-        for block in _blocks(n_edges, width * n_in):
+        for block in _blocks(n_edges, width * n_in, phi.device):
             f = x.index_select(0, src[block]).transpose(1, 2)  # (e, b, i)
             product = phi[block] * f if f.shape[1] == 1 else torch.bmm(phi[block], f)
             out.index_add_(0, dst[block], product)
@@ -51,7 +54,7 @@ class _MessageSum(torch.autograd.Function):
         grad_phi_parts: list[torch.Tensor] = []
         grad_phi = grad.new_empty(ctx.phi_shape) if want_phi and not differentiable else None
         grad_x = grad.new_zeros(ctx.x_shape) if want_x else None
-        for block in _blocks(dst.shape[0], grad.shape[1] * grad.shape[2]):
+        for block in _blocks(dst.shape[0], grad.shape[1] * grad.shape[2], grad.device):
             g = grad.index_select(0, dst[block])  # (e, P, i)
             if want_phi:
                 f = x.index_select(0, src[block])
@@ -77,7 +80,8 @@ def message_sum(phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torc
     Shapes: ``phi`` ``(E, P, b)`` per-edge matrices, ``x`` ``(N, i, b)`` source-node features
     (``i`` vectors of length ``b`` each), ``src``, ``dst`` ``(E,)`` long -> ``(n_dst, P, i)`` with
     ``out[t, :, k] = sum_{e: dst_e = t} phi_e @ x[src_e, k]``.  Memory: the per-edge products exist
-    only ``BLOCK_VALUES`` at a time, in forward and backward (see :class:`_MessageSum`).
+    only ``BLOCK_VALUES`` (GPU: ``GPU_BLOCK_VALUES``) at a time, in forward and backward (see
+    :class:`_MessageSum`).
     """
     if phi.ndim != 3 or x.ndim != 3 or phi.shape[2] != x.shape[2]:
         raise ValueError(f"message_sum: phi (E, P, b) and x (N, i, b) expected, got {tuple(phi.shape)}, {tuple(x.shape)}")

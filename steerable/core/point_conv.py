@@ -12,6 +12,24 @@ from .representation import FieldType, as_field_type
 PairTensor = tuple[torch.Tensor, torch.Tensor]
 
 
+class _AddRows(torch.autograd.Function):
+    """``total.index_add(0, index, rows)`` keeping only ``index`` for backward.
+
+    Autograd's own ``index_add`` keeps ``rows`` alive for backward only to read its shape: with
+    one chunk's output per call, that would keep every chunk's output until backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, total: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        return total.index_add(0, index, rows)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, torch.Tensor | None]:
+        (index,) = ctx.saved_tensors
+        return grad, None, (grad.index_select(0, index) if ctx.needs_input_grad[2] else None)
+
+
 # Per-edge values kept for backward (kernel-MLP activations, basis kernels) held at once when
 # chunk_size is automatic: 16M values, 64 MiB in float32.
 _AUTO_CHUNK_VALUES = 1 << 24
@@ -39,9 +57,9 @@ class PointConv(torch.nn.Module):
     only one block of edges at a time and are never kept (:func:`~steerable.core.message.message_sum`);
     what grows with the edges is the kernel MLP's activations.  Edges are processed in chunks of
     ``chunk_size`` (automatic: as many edges as keep about 16M values for backward, 64 MiB in
-    float32, measured for the layer's kernel MLP at construction); in training each chunk is
-    checkpointed when there is more than one, so peak memory is bounded by the chunk, not by the
-    edge count.
+    float32, measured for the layer's kernel MLP at construction); with more than one chunk, each
+    is summed and mixed for the targets it touches only, and checkpointed in training, so peak
+    memory is bounded by the chunk (plus the ``(N_dst, out)`` output), not by the edge count.
 
     Args:
         in_type, out_type: input and output field types (same group).
@@ -121,29 +139,37 @@ class PointConv(torch.nn.Module):
 
         n_edges, n_dst = edge_index.shape[1], pos_dst.shape[0]
         x_src = self.kernel.gather_inputs(x_src)
-        sums: list[torch.Tensor] | None = None
-        chunked = n_edges > self.chunk_size
-        for start in range(0, n_edges, self.chunk_size):
-            stop = min(start + self.chunk_size, n_edges)
-            attr = edge_attr[start:stop] if edge_attr is not None else None
-            args = (x_src, pos_src, pos_dst, edge_index[:, start:stop], attr, n_dst)
-            if chunked and self.training and torch.is_grad_enabled():
-                parts = checkpoint(self._aggregate_chunk, *args, use_reentrant=False)
-            else:
-                parts = self._aggregate_chunk(*args)
-            sums = list(parts) if sums is None else [total + part for total, part in zip(sums, parts)]
-        if sums is None:  # no edges
-            sums = [x_src.new_zeros(n_dst, r) for r in self.kernel.response_sizes]
-        out = self.kernel.mix(sums)
+        if n_edges <= self.chunk_size:
+            out = self._chunk_output(x_src, pos_src, pos_dst, edge_index, edge_attr)
+        else:
+            # Each chunk's messages are summed at, and mixed for, only the targets it touches (the
+            # per-target sums are R_t wide, much wider than the output), and the mixed outputs are
+            # added in: memory is bounded by the chunk, whatever the number of nodes.
+            out = x_src.new_zeros(n_dst, self.out_type.size)
+            for start in range(0, n_edges, self.chunk_size):
+                stop = min(start + self.chunk_size, n_edges)
+                targets, local = torch.unique(edge_index[1, start:stop], return_inverse=True)
+                args = (
+                    x_src,
+                    pos_src,
+                    pos_dst.index_select(0, targets),
+                    torch.stack([edge_index[0, start:stop], local]),
+                    edge_attr[start:stop] if edge_attr is not None else None,
+                )
+                if self.training and torch.is_grad_enabled():
+                    part = checkpoint(self._chunk_output, *args, use_reentrant=False)
+                else:
+                    part = self._chunk_output(*args)
+                out = _AddRows.apply(out, targets, part)
         if self.bias is not None and self.bias.bias is not None:
             out = out + self.bias.vector().to(out)
         return out
 
-    def _aggregate_chunk(self, x_src, pos_src, pos_dst, edge_index, edge_attr, n_dst) -> tuple[torch.Tensor, ...]:
-        """Responses of a chunk of edges summed at their targets: one ``(n_dst, R_t)`` per pair."""
+    def _chunk_output(self, x_src, pos_src, pos_dst, edge_index, edge_attr) -> torch.Tensor:
+        """``(len(pos_dst), out)``: the messages of some edges summed at their targets, mixed."""
         src, dst = edge_index
         rel = pos_src.index_select(0, src) - pos_dst.index_select(0, dst)  # pos_j - pos_i
-        return tuple(self.kernel.aggregate(rel, edge_attr, x_src, src, dst, n_dst))
+        return self.kernel.mix(self.kernel.aggregate(rel, edge_attr, x_src, src, dst, pos_dst.shape[0]))
 
     def _check_inputs(self, x, pos_src, pos_dst, edge_index, edge_attr) -> None:
         n = self.group.dim

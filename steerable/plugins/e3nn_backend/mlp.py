@@ -40,6 +40,7 @@ from e3nn import nn as e3nn_nn
 from e3nn import o3
 
 from steerable.core.mlp import KernelMLPSpec
+from steerable.core.permute import permute_columns
 from steerable.core.radial import RadialBasis
 
 from .group import E3nnGroup, E3nnRep, float64_default
@@ -192,7 +193,9 @@ class E3nnKernelMLP(torch.nn.Module):
         for t, (g, s, cmat) in enumerate(zip(gather, scatter, cob)):
             self.register_buffer(f"gather_{t}", g, persistent=False)
             self.register_buffer(f"basis_{t}", cmat.to(dtype), persistent=False)
-        self.register_buffer("unscatter", torch.argsort(torch.cat([s.reshape(-1) for s in scatter])), persistent=False)
+        order = torch.cat([s.reshape(-1) for s in scatter])
+        self.register_buffer("unscatter", torch.argsort(order), persistent=False)
+        self.register_buffer("scatter_order", order, persistent=False)  # its inverse
 
         # -- 3.-5. the equivariant layers ----------------------------------------------------
         hidden_lmax = int(spec.options.get("hidden_lmax", 2))
@@ -322,8 +325,12 @@ class E3nnKernelMLP(torch.nn.Module):
         parts = []
         for t in range(self._types):
             gather, basis = getattr(self, f"gather_{t}"), getattr(self, f"basis_{t}")
-            parts.append((h[:, gather] @ basis.T).reshape(n, -1))  # (E, n_t, d_t) in core layout
-        return torch.cat(parts, dim=-1)[:, self.unscatter]
+            # index_select: its backward is an index_add, where advanced indexing's is an
+            # accumulating index_put (several times slower)
+            picked = h.index_select(1, gather.reshape(-1)).view(n, *gather.shape)
+            parts.append((picked @ basis.T).reshape(n, -1))  # (E, n_t, d_t) in core layout
+        flat = torch.cat(parts, dim=-1)
+        return permute_columns(flat, self.unscatter, self.scatter_order)
 
     def extra_repr(self) -> str:
         return f"x0={self.irreps_x0}, e={self.irreps_e}, out={self.irreps_out}"
