@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import math
+
 import pytest
 import torch
 
@@ -252,6 +254,28 @@ def test_two_epoch_training_then_resume(tmp_path, capsys):
     assert second["epochs"] == 3 and second["global_step"] == 3 * 6
     new_epochs = {int(r["epoch"]) for r in _metrics(out) if r.get("val_mse")} - set(val)
     assert new_epochs == {2}  # the resumed run trained epoch 2 only
+
+
+def test_ema_weights_are_validated_and_checkpointed(tmp_path):
+    """--ema: Lightning's EMA callback runs, its averaged weights are what the checkpoint holds."""
+    _backend_or_skip("escnn")
+    from steerable.tasks.nbody.train import build_parser, resolve, run
+
+    out = tmp_path / "run"
+    argv = [
+        "--preset", "demo", "--group", "SO(3)", "--n-train", "20", "--n-val", "10", "--n-test", "10",
+        "--batch-size", "10", "--epochs", "1", "--hidden-scalars", "2", "--hidden-vectors", "2", "--layers", "2",
+        "--kernel-hidden", "2", "--data-dir", str(tmp_path / "data"), "--out-dir", str(out), "--no-progress",
+        "--equivariance-batches", "1", "--equivariance-elements", "1", "--ema", "0.5",
+    ]
+    result = run(resolve(build_parser().parse_args(argv)))
+    assert result["epochs"] == 1 and math.isfinite(result["test_mse"])
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert any("EMAWeightAveraging" in key for key in ckpt["callbacks"])
+    averaged, raw = ckpt["state_dict"], ckpt["current_model_state"]  # the average is the model saved
+    assert any(not torch.equal(averaged[k], raw[k]) for k in averaged if averaged[k].is_floating_point())
+    with pytest.raises(ValueError, match="ema decay must be in"):
+        run(resolve(build_parser().parse_args(argv[:-1] + ["1.5"])))
 
 
 def test_tasks_cli_help_and_unknown(capsys):

@@ -57,3 +57,5 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Mapping[str, Map
         "gain on CPU; 0 keeps torch's setting)",
     )
     a("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")
+    a("--ema", type=float, metavar="DECAY",
+      help="validate, checkpoint and test an exponential moving average of the weights (e.g. 0.999)")

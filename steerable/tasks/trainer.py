@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 __all__ = ["fit_and_test"]
@@ -31,6 +31,7 @@ def fit_and_test(
     devices: Any = "auto",
     log_every_n_steps: int = 10,
     limit_train_batches: int | float | None = None,
+    ema: float | None = None,
 ) -> dict[str, Any]:
     """Train ``module`` on ``datamodule`` for ``epochs``, then test the best checkpoint.
 
@@ -42,6 +43,9 @@ def fit_and_test(
         monitor, mode: metric and direction selecting the best checkpoint.
         resume: checkpoint path to continue from, or ``None``.
         progress: progress bars and model summary.
+        ema: decay of an exponential moving average of the weights (Lightning's
+            ``EMAWeightAveraging``, updated every step) used for validation, checkpoints and
+            testing; ``None`` for the raw weights.
 
     Returns:
         the test metrics (floats) plus ``epochs``, ``global_step``, ``train_seconds``,
@@ -55,9 +59,15 @@ def fit_and_test(
         dirpath=out / "checkpoints", filename="epoch{epoch:03d}-" + monitor + "{" + monitor + ":.5f}",
         auto_insert_metric_name=False, monitor=monitor, mode=mode, save_top_k=1, save_last=True,
     )
+    callbacks: list[Any] = [ckpt]
+    if ema:
+        if not 0.0 < ema < 1.0:
+            raise ValueError(f"ema decay must be in (0, 1), got {ema}")
+        # buffers are constants here (bases, indices): averaging them would only cost time
+        callbacks.append(EMAWeightAveraging(decay=ema, use_buffers=False))
     trainer = L.Trainer(
         max_epochs=epochs, accelerator=accelerator, devices=devices,
-        logger=CSVLogger(str(out), name="csv"), callbacks=[ckpt], enable_progress_bar=progress,
+        logger=CSVLogger(str(out), name="csv"), callbacks=callbacks, enable_progress_bar=progress,
         enable_model_summary=progress, log_every_n_steps=log_every_n_steps,
         limit_train_batches=limit_train_batches,
     )

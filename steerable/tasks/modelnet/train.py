@@ -25,7 +25,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULTS: dict[str, Any] = dict(
     root="data/modelnet40", name="40", group="SO(3)", backend="escnn", rotation="none", test_rotation="none",
     ratio=0.25, sampling="fps", kernel_layers=1, radial_features=8, max_radius=1.0, lr=1e-3, weight_decay=0.0,
-    seed=0, model_seed=0, val_fraction=0.1, resume=None, accelerator="auto", devices="auto", num_threads=1,
+    seed=0, model_seed=0, val_fraction=0.1, resume=None, ema=None, accelerator="auto", devices="auto", num_threads=1,
     progress=True, synthetic=False, out_dir="runs/modelnet",
 )
 _MODEL_KEYS = ("group", "backend", "hidden_scalars", "hidden_vectors", "stages", "ratio", "k", "sampling",
@@ -75,7 +75,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     module = ModelNetModule(dm.num_classes, lr=cfg["lr"], weight_decay=cfg["weight_decay"], epochs=cfg["epochs"],
                             **{k: cfg[k] for k in _MODEL_KEYS})
     m = fit_and_test(module, dm, cfg["out_dir"], cfg["epochs"], monitor="val_acc", mode="max", resume=cfg["resume"],
-                     progress=bool(cfg["progress"]), accelerator=cfg["accelerator"], devices=cfg["devices"])
+                     progress=bool(cfg["progress"]), accelerator=cfg["accelerator"], devices=cfg["devices"], ema=cfg["ema"])
     res = {"group": cfg["group"], "backend": cfg["backend"] or "auto", "num_classes": dm.num_classes,
            "rotation": cfg["rotation"], "test_rotation": cfg["test_rotation"], **m}
     (Path(cfg["out_dir"]) / "results.json").write_text(json.dumps(res, indent=2))

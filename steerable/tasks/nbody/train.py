@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = dict(
     group="O(3)", backend="escnn", seed=43, model_seed=0, data_dir="data/nbody", out_dir="runs/nbody",
     npy_dir=None, npy_suffix=None, frame_in=30, frame_out=40, weight_decay=0.0, radial_features=8,
     kernel_basis=8, node_conditioning=False, relative_velocity=False, position_updates=False,
-    max_radius=4.0, envelope_width=None, resume=None, accelerator="auto", devices="auto",
+    max_radius=4.0, envelope_width=None, resume=None, ema=None, accelerator="auto", devices="auto",
     num_threads=1, progress=True, equivariance_batches=2, equivariance_elements=4, write_npy=None,
 )
 
@@ -116,7 +116,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     module = NBodyModule(horizon=dm.horizon, **{k: cfg[k] for k in _MODEL_KEYS})
     tested = fit_and_test(
         module, dm, out, cfg["epochs"], monitor="val_mse", resume=cfg["resume"], progress=bool(cfg["progress"]),
-        accelerator=cfg["accelerator"], devices=cfg["devices"],
+        accelerator=cfg["accelerator"], devices=cfg["devices"], ema=cfg["ema"],
     )
     results = {
         "group": cfg["group"], "backend": cfg["backend"] or "auto", "preset": cfg["preset"],

@@ -26,7 +26,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULTS: dict[str, Any] = dict(
     target="U0", root="data/qm9", group="O(3)", backend="escnn", sizes=None, seed=42, model_seed=0, lr=5e-4,
     weight_decay=0.0, kernel_layers=1, radial_features=8, cutoff=5.0, graph="radius", pool="sum",
-    envelope_width=None, resume=None, accelerator="auto", devices="auto", num_threads=1, progress=True,
+    envelope_width=None, resume=None, ema=None, accelerator="auto", devices="auto", num_threads=1, progress=True,
     synthetic=None, out_dir="runs/qm9",
 )
 _MODEL_KEYS = ("group", "backend", "hidden_scalars", "hidden_vectors", "layers", "kernel_hidden", "kernel_layers",
@@ -76,7 +76,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     module = QM9Module(mean=dm.mean, std=dm.std, lr=cfg["lr"], weight_decay=cfg["weight_decay"], epochs=cfg["epochs"],
                        **{k: cfg[k] for k in _MODEL_KEYS})
     m = fit_and_test(module, dm, cfg["out_dir"], cfg["epochs"], monitor="val_loss", resume=cfg["resume"],
-                     progress=bool(cfg["progress"]), accelerator=cfg["accelerator"], devices=cfg["devices"])
+                     progress=bool(cfg["progress"]), accelerator=cfg["accelerator"], devices=cfg["devices"], ema=cfg["ema"])
     res = {"target": cfg["target"], "unit": dm.unit, "group": cfg["group"], "backend": cfg["backend"] or "auto",
            "train_std": dm.std, **m}
     Path(cfg["out_dir"]).mkdir(parents=True, exist_ok=True)
