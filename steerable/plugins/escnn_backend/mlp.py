@@ -16,8 +16,15 @@ torch tensors go in and out, ``GeometricTensor`` is used only inside):
    basis ``RadialBasis(radial_features, max_radius)(|pos|)`` and of the trivial attribute channels).
    Non-trivial attribute fields are appended as extra input fields.
 3. ``hidden_layers`` x (escnn ``Linear`` -> nonlinearity), then an escnn ``Linear`` to the irreps of
-   ``⊕_b out_rep_b ⊗ in_rep_b`` and each block's change of basis (float64, folded into that layer's
-   weights; escnn's tensor product is the row-major ``kron``, checked in the tests).
+   ``⊕_b out_rep_b ⊗ in_rep_b`` and each block's change of basis (float64; escnn's tensor product
+   is the row-major ``kron``, checked in the tests).
+
+Two executions of the same layers.  When every input field is an irrep (continuous groups with
+the exact nonlinearity, harmonics that stay irreducible: SO(3), O(3), SO(2)/O(2) on R^2) the layers
+run irrep by irrep (:mod:`.schur`): one tensor per irrep, only the Schur blocks of each expanded
+matrix multiplied, the output made one group of blocks at a time (:meth:`EscnnKernelMLP.pieces`).
+Otherwise (finite groups' regular fields, restricted harmonics, ``"fourier"``) each layer is one
+dense product on the concatenated features, the change of basis folded into the last weights.
 
 Nonlinearities (``spec.nonlinearity``):
 
@@ -87,6 +94,7 @@ from steerable.core.radial import RadialBasis
 from .embedding import HarmonicEmbedding, choose_band_limit
 from .groups import EscnnGroup, EscnnRep
 from .change_of_basis import ChangeOfBasis
+from .linear import expanded, unshare_basis
 from .schur import BlocksFromIrreps, ScaledRun, SchurGate, SchurLinear
 
 # Measured relative equivariance error of nonlinearity="fourier" with the default grids (float64,
@@ -145,40 +153,15 @@ class _EscnnLinear(torch.nn.Module):
 
         self.in_type, self.out_type = in_type, out_type
         self.linear = enn.Linear(in_type, out_type, bias=bias)
-        _unshare_basis(self.linear)
+        unshare_basis(self.linear)
         self.output_basis = output_basis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.linear.training:
-            matrix, bias = self.linear.expand_parameters()
-        else:  # escnn keeps the expanded matrix in eval mode
-            matrix, bias = self.linear.matrix, self.linear.expanded_bias
+        matrix, bias = expanded(self.linear)
         if self.output_basis is not None:
             matrix = self.output_basis(matrix.T).T
             bias = self.output_basis(bias[None])[0] if bias is not None else None
         return torch.nn.functional.linear(x, matrix, bias)
-
-
-def _unshare_basis(linear: torch.nn.Module) -> None:
-    """Give ``linear`` private copies of escnn's cached basis-expansion modules.
-
-    escnn caches one ``SingleBlockBasisExpansion`` module per (basis, points) and shares it between
-    every ``Linear`` built with the same representations, so ``.double()`` or ``.to(device)`` on one
-    model would silently change the buffers of another.  A shallow copy with its own buffer dict
-    keeps the (read-only) sampled basis tensors shared until one model converts them.
-    """
-    import copy
-
-    for owner in linear.modules():
-        if owner is linear:
-            continue
-        for name, child in list(owner._modules.items()):
-            if child is not None and type(child).__name__ == "SingleBlockBasisExpansion":
-                private = copy.copy(child)
-                private._buffers = dict(child._buffers)
-                private._parameters = dict(child._parameters)
-                private._modules = dict(child._modules)
-                owner._modules[name] = private
 
 
 class _EscnnModule(torch.nn.Module):
@@ -344,7 +327,7 @@ class EscnnKernelMLP(torch.nn.Module):
         ids = set(needed) | set(sources)
         gated = [(i, C) for i in sorted(ids, key=str) if i != trivial]
         for _ in range(spec.hidden_layers):
-            layers.append(SchurLinear(gs, current, [(trivial, C + C * len(gated))] + gated, _unshare_basis))
+            layers.append(SchurLinear(gs, current, [(trivial, C + C * len(gated))] + gated))
             layers.append(SchurGate(C, [(C, H.irrep(*i).size) for i, _ in gated]))
             current = [(trivial, C)] + gated
         # last layer: the irreps of each run of equal output blocks, then their change of basis
@@ -355,7 +338,7 @@ class EscnnKernelMLP(torch.nn.Module):
             else:
                 groups.append((rep, 1))
         out_runs = [(tuple(i), n) for rep, n in groups for i in rep.irreps]
-        layers.append(SchurLinear(gs, current, out_runs, _unshare_basis))
+        layers.append(SchurLinear(gs, current, out_runs))
         layers.append(
             BlocksFromIrreps(
                 [(rep.change_of_basis, n, [(tuple(i), H.irrep(*i).size) for i in rep.irreps]) for rep, n in groups]

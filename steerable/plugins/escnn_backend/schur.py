@@ -18,6 +18,8 @@ from typing import Any, Iterable, Iterator, NamedTuple
 import numpy as np
 import torch
 
+from .linear import expanded, unshare_basis
+
 Run = tuple[tuple, int]  # (irrep id, number of copies)
 
 
@@ -76,13 +78,6 @@ def _linear(run: torch.Tensor | ScaledRun, weight: torch.Tensor, bias: torch.Ten
     return torch.nn.functional.linear(run, weight, bias)
 
 
-def _expanded(linear: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """escnn ``nn.Linear``'s expanded ``(out, in)`` matrix and bias (cached by escnn in eval mode)."""
-    if linear.training:
-        return linear.expand_parameters()
-    return linear.matrix, linear.expanded_bias
-
-
 class SchurLinear(torch.nn.Module):
     """escnn ``nn.Linear`` from runs of input irreps to runs of output irreps, on lists of tensors.
 
@@ -91,13 +86,12 @@ class SchurLinear(torch.nn.Module):
         in_runs: ``(irrep id, copies)`` of each input run; one run per irrep.
         out_runs: ``(irrep id, copies)`` of each output run, in output order; an irrep may have
             several runs (the last layer has one per output block type).
-        unshare: callable giving the escnn module private basis buffers (see ``mlp._unshare_basis``).
 
     Shapes: ``[(E, copies_k * dim_k) per input run] -> [(E, copies * dim) per output run]``.  An
     output run whose irrep is in no input run is zero (plus the bias, escnn's, trivial runs only).
     """
 
-    def __init__(self, gs: Any, in_runs: list[Run], out_runs: list[Run], unshare: Any, bias: bool = True) -> None:
+    def __init__(self, gs: Any, in_runs: list[Run], out_runs: list[Run], bias: bool = True) -> None:
         super().__init__()
         import escnn.nn as enn
 
@@ -107,7 +101,7 @@ class SchurLinear(torch.nn.Module):
         H = gs.fibergroup
         flat = lambda runs: gs.type(*[H.irrep(*key) for key, copies in runs for _ in range(copies)])  # noqa: E731
         self.linear = enn.Linear(flat(in_runs), flat(out_runs), bias=bias)
-        unshare(self.linear)
+        unshare_basis(self.linear)
         in_cols, start = {}, 0
         for k, (key, copies) in enumerate(in_runs):
             size = copies * H.irrep(*key).size
@@ -128,7 +122,7 @@ class SchurLinear(torch.nn.Module):
 
     def lazy(self, runs: list[torch.Tensor | ScaledRun]) -> Iterator[torch.Tensor]:
         """The output runs, each computed when asked for (input runs may be :class:`ScaledRun`)."""
-        matrix, bias = _expanded(self.linear)
+        matrix, bias = expanded(self.linear)
         first = runs[0]
         n = (first.values if isinstance(first, ScaledRun) else first).shape[0]
         # row blocks by split (its backward assembles one gradient; slicing the whole matrix
