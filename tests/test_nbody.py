@@ -155,7 +155,7 @@ def _random_system(batch: int = 6, seed: int = 0):
     return pos, vel, charges
 
 
-_ALL_OPTIONS = dict(node_conditioning=True, relative_velocity=True, position_updates=True)
+_ALL_OPTIONS = dict(node_conditioning=True, relative_velocity=True, position_updates=True, velocity_attribute=True)
 
 
 @pytest.mark.parametrize(

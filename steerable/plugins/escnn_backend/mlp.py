@@ -269,7 +269,7 @@ class EscnnKernelMLP(torch.nn.Module):
         # -- irrep-by-irrep pipeline (continuous groups, inputs that are irreps: see .schur) ----
         self.schur_layers: torch.nn.ModuleList | None = None
         if spec.nonlinearity == "exact" and group.order is None:
-            if all(_is_irrep(rep) for rep in list(self.embedding.reps) + attr_reps):
+            if all(_is_irrep(rep) for rep in self.embedding.reps) and all(len(rep.irreps) == 1 for rep in attr_reps):
                 self._build_schur(gs, spec, needed, out_reps, attr_reps)
                 self.in_type, self.out_type = in_type, out_type
                 return
@@ -316,8 +316,17 @@ class EscnnKernelMLP(torch.nn.Module):
             sources.setdefault(key(rep), []).append(("harmonic", k, offset))
             offset += rep.size
         attr_offsets = [off for off, rep in zip(spec.attr_type.offsets, spec.attr_type.reps) if not rep.is_trivial] if attr_reps else []
+        # an irreducible attribute in another basis than the irrep's (e.g. O(3)'s standard
+        # representation, rho = Q psi Q^T) enters in the irrep's coordinates Q^T a; Q is kept in
+        # float64 outside the buffers, like the output's changes of basis
+        self._attr_bases: list[torch.Tensor | None] = []
+        self._attr_sizes: list[int] = []
+        self._cast: dict[tuple, torch.Tensor] = {}
         for off, rep in zip(attr_offsets, attr_reps):
-            sources.setdefault(key(rep), []).append(("attribute", off, rep.size))
+            q = None if _is_irrep(rep) else torch.as_tensor(np.asarray(rep.change_of_basis, dtype=np.float64))
+            self._attr_bases.append(q)
+            self._attr_sizes.append(rep.size)
+            sources.setdefault(key(rep), []).append(("attribute", off, len(self._attr_bases) - 1))
         self._input_sources = list(sources.values())
         copies = lambda parts: sum(C if kind == "harmonic" else 1 for kind, _, _ in parts)  # noqa: E731
         current = [(k, copies(parts)) for k, parts in sources.items()]
@@ -356,7 +365,7 @@ class EscnnKernelMLP(torch.nn.Module):
             factored = [
                 ScaledRun(y[:, None, b : b + self.embedding.reps[a].size], weights[:, :, a, None])
                 if kind == "harmonic"
-                else attr[:, a : a + b].to(y)
+                else self._attribute_field(attr, a, b, y)
                 for kind, a, b in parts
             ]
             if len(factored) == 1:
@@ -364,6 +373,17 @@ class EscnnKernelMLP(torch.nn.Module):
             else:
                 runs.append(torch.cat([r.tensor() if isinstance(r, ScaledRun) else r for r in factored], dim=1))
         return runs
+
+    def _attribute_field(self, attr: torch.Tensor, offset: int, k: int, like: torch.Tensor) -> torch.Tensor:
+        """Attribute field ``k`` (at ``offset``) in its irrep's coordinates."""
+        q = self._attr_bases[k]
+        field = attr[:, offset : offset + (q.shape[0] if q is not None else self._attr_sizes[k])].to(like)
+        if q is None:
+            return field
+        cache = (k, like.dtype, like.device)
+        if cache not in self._cast:
+            self._cast[cache] = q.to(dtype=like.dtype, device=like.device)
+        return field @ self._cast[cache]
 
     @staticmethod
     def _fourier(gs: Any, C: int, opts: dict) -> Any:

@@ -110,8 +110,8 @@ class NBodyModule(L.LightningModule):
 
     Args:
         group, backend, hidden_scalars, hidden_vectors, layers, kernel_hidden, kernel_layers,
-        kernel_basis, node_conditioning, relative_velocity, position_updates, radial_features,
-        max_radius, envelope_width: see :class:`~.model.NBodyNet`.
+        kernel_basis, node_conditioning, relative_velocity, position_updates, velocity_attribute,
+        radial_features, max_radius, envelope_width: see :class:`~.model.NBodyNet`.
         lr: Adam learning rate (cosine-annealed to 0 over ``max_epochs``).
         weight_decay: Adam weight decay.
         horizon: prediction horizon in time units, for the constant-velocity baseline.
@@ -134,6 +134,7 @@ class NBodyModule(L.LightningModule):
         node_conditioning: bool = False,
         relative_velocity: bool = False,
         position_updates: bool = False,
+        velocity_attribute: bool = False,
         radial_features: int = 8,
         max_radius: float = 4.0,
         envelope_width: float | None = None,

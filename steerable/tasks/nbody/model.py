@@ -12,7 +12,9 @@ Inputs of one batch of ``B`` systems of ``n`` particles (plain tensors, float):
   also the scalar channels of the layer's input at ``i`` and at ``j`` (the kernel, hence the message,
   then depends non-linearly on both endpoints' invariant features, as the messages of EGNN and SEGNN
   do); with ``relative_velocity`` also the closing speed ``(v_j - v_i) . (x_j - x_i) / |x_j - x_i|``
-  and the relative speed ``|v_j - v_i|``.
+  and the relative speed ``|v_j - v_i|``; with ``velocity_attribute`` also the relative velocity
+  ``v_j - v_i`` itself, a vector (standard field) attribute, so that the kernel's blocks can point
+  along it as well as along ``x_j - x_i``.
 * Layers: ``h <- Gate(PointConv(h) + SelfLinear(h))`` (residual after the first layer); the last
   layer maps to one standard field; displacement = that field ``+ a v_i`` (``a`` learnable,
   initialised to the horizon, so training starts from the constant-velocity prediction).  ``FieldLinear`` (:class:`steerable.FieldLinear`) is the
@@ -65,6 +67,7 @@ class NBodyNet(torch.nn.Module):
         kernel_options: backend options forwarded to the kernel MLPs.
         node_conditioning: feed both endpoints' scalar features to each layer's kernels.
         relative_velocity: feed the closing speed and relative speed of each edge to the kernels.
+        velocity_attribute: feed the relative velocity of each edge (a vector) to the kernels.
         position_updates: each hidden layer also moves the positions at which the next layer's
             kernels are evaluated by an equivariant vector output (a learned multi-step integrator,
             in the spirit of EGNN's coordinate updates); the displacement is the total move plus the
@@ -94,6 +97,7 @@ class NBodyNet(torch.nn.Module):
         node_conditioning: bool = False,
         relative_velocity: bool = False,
         position_updates: bool = False,
+        velocity_attribute: bool = False,
     ) -> None:
         super().__init__()
         if layers < 2:
@@ -107,6 +111,7 @@ class NBodyNet(torch.nn.Module):
         self.hidden_type = st.FieldType(G, [s] * hidden_scalars + [v] * hidden_vectors)
         self.out_type = st.FieldType(G, [v])
         self.node_conditioning, self.relative_velocity = node_conditioning, relative_velocity
+        self.velocity_attribute = velocity_attribute
         self.position_updates = position_updates
         # with position updates every hidden block also outputs one vector: a step of the positions
         # at which the next layer's kernels are evaluated
@@ -138,17 +143,20 @@ class NBodyNet(torch.nn.Module):
         """Kernel attributes of a layer whose input has ``node_type`` (see :meth:`_edge_attr`)."""
         n_scalars = 2 + (2 if self.relative_velocity else 0)
         n_scalars += 2 * len(node_type.trivial_channels) if self.node_conditioning else 0
-        return st.FieldType(self.G, [self.G.trivial_rep()] * n_scalars)
+        vectors = [self.G.standard_rep()] if self.velocity_attribute else []
+        return st.FieldType(self.G, [self.G.trivial_rep()] * n_scalars + vectors)
 
     def _edge_attr(self, base: torch.Tensor, h: torch.Tensor, node_type: st.FieldType, edge_index: torch.Tensor,
-                   rel_vel: torch.Tensor) -> torch.Tensor:
-        """Invariant kernel attributes per edge ``j -> i`` (see the module docstring)."""
+                   rel_vel: torch.Tensor, v_ji: torch.Tensor) -> torch.Tensor:
+        """Kernel attributes per edge ``j -> i``, invariants first (see the module docstring)."""
         parts = [base]
         if self.relative_velocity:
             parts.append(rel_vel)
         if self.node_conditioning:
             scalars = h[:, node_type.trivial_channels]
             parts += [scalars[edge_index[1]], scalars[edge_index[0]]]
+        if self.velocity_attribute:
+            parts.append(v_ji)
         return torch.cat(parts, dim=-1)
 
     def edges(self, n_systems: int, n_particles: int, device: torch.device) -> torch.Tensor:
@@ -183,7 +191,7 @@ class NBodyNet(torch.nn.Module):
             # from x_ji and v_ji itself (they are bilinear)
             closing = (v_ji * x_ji).sum(-1, keepdim=True) / dist.clamp_min(1e-9)
             rel_vel = torch.cat([closing, v_ji.norm(dim=-1, keepdim=True)], -1)
-            out = block(h, p_k, edge_index, self._edge_attr(base, h, node_type, edge_index, rel_vel))
+            out = block(h, p_k, edge_index, self._edge_attr(base, h, node_type, edge_index, rel_vel, v_ji))
             if block is self.blocks[-1]:
                 disp = (p_k - p + out).reshape(B, n, 3)
                 break

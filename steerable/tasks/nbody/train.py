@@ -38,13 +38,15 @@ DEFAULTS: dict[str, Any] = dict(
     group="O(3)", backend="escnn", seed=43, model_seed=0, data_dir="data/nbody", out_dir="runs/nbody",
     npy_dir=None, npy_suffix=None, frame_in=30, frame_out=40, weight_decay=0.0, radial_features=8,
     kernel_basis=8, node_conditioning=False, relative_velocity=False, position_updates=False,
+    velocity_attribute=False,
     max_radius=4.0, envelope_width=None, resume=None, ema=None, accelerator="auto", devices="auto",
     num_threads=1, progress=True, equivariance_batches=2, equivariance_elements=4, write_npy=None,
 )
 
 _MODEL_KEYS = (
     "group", "backend", "hidden_scalars", "hidden_vectors", "layers", "kernel_hidden", "kernel_layers",
-    "kernel_basis", "node_conditioning", "relative_velocity", "position_updates", "radial_features",
+    "kernel_basis", "node_conditioning", "relative_velocity", "position_updates", "velocity_attribute",
+    "radial_features",
     "max_radius", "envelope_width", "lr", "weight_decay", "equivariance_batches", "equivariance_elements",
 )
 
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--node-conditioning", action=argparse.BooleanOptionalAction,
       help="feed both endpoints' scalar features to the kernels (non-linear messages)")
     a("--relative-velocity", action=argparse.BooleanOptionalAction, help="feed each edge's closing speed and relative speed to the kernels")
+    a("--velocity-attribute", action=argparse.BooleanOptionalAction,
+      help="feed each edge's relative velocity (a vector) to the kernels")
     a("--position-updates", action=argparse.BooleanOptionalAction,
       help="hidden layers move the positions the next kernels see (learned multi-step integrator)")
     a("--radial-features", type=int)
