@@ -174,7 +174,7 @@ class ImplicitKernel(torch.nn.Module):
 
     @property
     def response_sizes(self) -> list[int]:
-        """Channels per edge of each tensor :meth:`responses` returns."""
+        """Channels of each summed-response tensor :meth:`aggregate` returns (one per pair)."""
         if self.basis_size is None:
             return [self.out_type.size]
         return [self.basis_size * ro.size * len(ins) for ro, _, _, ins, _ in self._pairs]
@@ -238,9 +238,10 @@ class ImplicitKernel(torch.nn.Module):
         return kernel.view(n_edges, self.out_type.size, self.in_type.size)
 
     # -- messages without materialising the kernel ----------------------------------------------
-    # A point convolution computes y_i = sum_j K(x_ji) f_j as mix(sum_j responses(x_ji, f_j)):
-    # the per-edge responses are the basis kernels applied to the source features, and the learned
-    # mixing (linear, the same for every edge) is applied once per target after the sum.
+    # A point convolution computes y_i = sum_j K(x_ji) f_j as mix(aggregate(...)): the per-edge
+    # responses are the basis kernels applied to the source features, summed at the targets
+    # (message_sum, never stored per edge), and the learned mixing (linear, the same for every
+    # edge) is applied once per target after the sum.
 
     def gather_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Node features ``(N, in)`` in the channel layout :meth:`aggregate` expects."""
