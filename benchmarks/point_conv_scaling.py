@@ -10,6 +10,7 @@ fp32) exceeds ``--unchunked-cap-gib`` (default 1 GiB; the whole script stays far
 
     .venv/bin/python benchmarks/point_conv_scaling.py                      # E = 1e3 .. 1e5, ~1 min
     .venv/bin/python benchmarks/point_conv_scaling.py --max-edges 1000000  # add 1e6 (minutes)
+    .venv/bin/python benchmarks/point_conv_scaling.py --min-edges 10000000 --max-edges 10000000  # 1e7 only
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=8, help="copies of each irrep")
     ap.add_argument("--lmax", type=int, default=1)
     ap.add_argument("--max-edges", type=int, default=100_000)
+    ap.add_argument("--min-edges", type=int, default=1000, help="first edge count (then x10 up to --max-edges)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--unchunked-cap-gib", type=float, default=1.0)
     ap.add_argument("--basis-size", type=int, default=8, help="0: dense kernels")
@@ -49,7 +51,7 @@ def main() -> None:
     print("time = median over interleaved rounds; mem = peak extra RSS of one call (MiB); "
           "E*d*d*4 = size of all per-edge kernels in fp32")
     rows, cases, labels = [], [], []
-    e = 1000
+    e = args.min_edges
     while e <= args.max_edges:
         n = max(e // 16, 16)
         g = torch.Generator().manual_seed(0)
