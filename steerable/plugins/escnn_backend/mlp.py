@@ -108,34 +108,26 @@ FOURIER_ERRORS = {
 
 
 class _Gate(torch.nn.Module):
-    """Plain-tensor gated nonlinearity: ``[scalars | gates | gated fields] -> [ELU(scalars) | gated * σ(gate)]``.
+    """:class:`~.schur.SchurGate` on one concatenated tensor: ``[scalars | gates | gated fields]``
+    -> ``[ELU(scalars) | gated * σ(gate)]``, consecutive gated fields of one size gated together.
 
     Each gated field is multiplied by the sigmoid of its own invariant gate, which commutes with any
-    representation acting on the field: exact equivariance.  Consecutive gated fields of one size
-    are gated as one ``(E, fields, size)`` view times ``(E, fields, 1)`` gates, so autograd keeps
-    the gates per field, not repeated over every channel.
+    representation acting on the field: exact equivariance.
     """
 
     def __init__(self, n_scalars: int, gated_sizes: list[int]) -> None:
         super().__init__()
-        self.n_scalars, self.n_gates = n_scalars, len(gated_sizes)
-        self.runs: list[tuple[int, int]] = []  # (fields, size) of each run of equal sizes
+        runs: list[tuple[int, int]] = []  # (fields, size) of each run of equal sizes
         for size in gated_sizes:
-            if self.runs and self.runs[-1][1] == size:
-                self.runs[-1] = (self.runs[-1][0] + 1, size)
+            if runs and runs[-1][1] == size:
+                runs[-1] = (runs[-1][0] + 1, size)
             else:
-                self.runs.append((1, size))
+                runs.append((1, size))
+        self.split_sizes = [n_scalars + len(gated_sizes)] + [fields * size for fields, size in runs]
+        self.gate = SchurGate(n_scalars, runs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s, g = self.n_scalars, self.n_gates
-        gates = torch.sigmoid(x[:, s : s + g])
-        parts = [torch.nn.functional.elu(x[:, :s])]
-        channel, field = s + g, 0
-        for fields, size in self.runs:
-            block = x[:, channel : channel + fields * size].view(-1, fields, size)
-            parts.append((block * gates[:, field : field + fields, None]).flatten(1))
-            channel, field = channel + fields * size, field + fields
-        return torch.cat(parts, dim=1)
+        return torch.cat(self.gate(list(x.split(self.split_sizes, dim=1))), dim=1)
 
 
 class _EscnnLinear(torch.nn.Module):
