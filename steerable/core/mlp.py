@@ -61,7 +61,7 @@ class KernelMLPSpec:
     blocks: tuple[tuple[Rep, Rep], ...]
     attr_type: FieldType | None = None
     # Defaults: the size every task here trains with (one hidden layer); at these sizes a PointConv
-    # forward costs about what escnn's analytic R3PointConv does (benchmarks/README.md).
+    # training step costs less time and memory than escnn's analytic R3PointConv (benchmarks/README.md).
     hidden_channels: int = 8
     hidden_layers: int = 1
     radial_features: int = 8
