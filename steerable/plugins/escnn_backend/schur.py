@@ -207,11 +207,11 @@ class BlocksFromIrreps(torch.nn.Module):
         exist at a time.
         """
         runs = iter(runs)
-        for (copies, d, columns), q64 in zip(self.groups, self._q):
+        for g, (copies, d, columns) in enumerate(self.groups):
             acc = None
             for col, dim in columns:
                 irreps = next(runs)
-                q = self._cast_q(q64, irreps)
+                q = self._cast_q(g, irreps)
                 n = irreps.shape[0]
                 flat = irreps.reshape(n * copies, dim)
                 qt = q[:, col : col + dim].T
@@ -220,8 +220,9 @@ class BlocksFromIrreps(torch.nn.Module):
             yield acc.view(n, copies * d)
             del acc
 
-    def _cast_q(self, q64: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        key = (id(q64), like.dtype, like.device)
+    def _cast_q(self, g: int, like: torch.Tensor) -> torch.Tensor:
+        """Group ``g``'s change of basis in ``like``'s dtype and device (cached)."""
+        key = (g, like.dtype, like.device)
         if key not in self._cast:
-            self._cast[key] = q64.to(dtype=like.dtype, device=like.device)
+            self._cast[key] = self._q[g].to(dtype=like.dtype, device=like.device)
         return self._cast[key]
