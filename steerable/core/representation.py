@@ -13,7 +13,7 @@ Conventions (relied on everywhere, on every backend):
 from __future__ import annotations
 
 import abc
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import torch
 
@@ -43,6 +43,23 @@ class Rep(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{self.name}[{self.size}]"
+
+
+T = TypeVar("T")
+
+
+def run_lengths(items: Iterable[T], key: Callable[[T], Any] = lambda item: item) -> list[tuple[T, int]]:
+    """Consecutive items with equal ``key``: ``[(first item of the run, length), ...]`` in order."""
+    runs: list[tuple[T, int]] = []
+    last: Any = None
+    for item in items:
+        k = key(item)
+        if runs and k == last:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((item, 1))
+            last = k
+    return runs
 
 
 class FieldType:
@@ -92,13 +109,7 @@ class FieldType:
 
     def runs(self) -> list[tuple[Rep, int]]:
         """Consecutive repeats of the same representation: ``[(rep, count), ...]`` in channel order."""
-        runs: list[tuple[Rep, int]] = []
-        for rep in self.reps:
-            if runs and (runs[-1][0].name, runs[-1][0].size) == (rep.name, rep.size):
-                runs[-1] = (rep, runs[-1][1] + 1)
-            else:
-                runs.append((rep, 1))
-        return runs
+        return run_lengths(self.reps, key=lambda rep: (rep.name, rep.size))
 
     def by_rep(self) -> list[tuple[Rep, list[int]]]:
         """Fields grouped by representation: ``[(rep, [field index, ...]), ...]``, first appearance first.

@@ -89,6 +89,7 @@ import numpy as np
 import torch
 
 from steerable.core.mlp import KernelMLPSpec
+from steerable.core.representation import run_lengths
 from steerable.core.radial import RadialBasis
 
 from .embedding import HarmonicEmbedding, choose_band_limit
@@ -117,12 +118,7 @@ class _Gate(torch.nn.Module):
 
     def __init__(self, n_scalars: int, gated_sizes: list[int]) -> None:
         super().__init__()
-        runs: list[tuple[int, int]] = []  # (fields, size) of each run of equal sizes
-        for size in gated_sizes:
-            if runs and runs[-1][1] == size:
-                runs[-1] = (runs[-1][0] + 1, size)
-            else:
-                runs.append((1, size))
+        runs = [(fields, size) for size, fields in run_lengths(gated_sizes)]  # runs of equal sizes
         self.split_sizes = [n_scalars + len(gated_sizes)] + [fields * size for fields, size in runs]
         self.gate = SchurGate(n_scalars, runs)
 
@@ -332,12 +328,7 @@ class EscnnKernelMLP(torch.nn.Module):
             layers.append(SchurGate(C, [(C, H.irrep(*i).size) for i, _ in gated]))
             current = [(trivial, C)] + gated
         # last layer: the irreps of each run of equal output blocks, then their change of basis
-        groups: list[tuple[Any, int]] = []
-        for k, rep in enumerate(out_reps):
-            if k and spec.blocks[k] == spec.blocks[k - 1]:
-                groups[-1] = (groups[-1][0], groups[-1][1] + 1)
-            else:
-                groups.append((rep, 1))
+        groups = [(rep, n) for (_, rep), n in run_lengths(zip(spec.blocks, out_reps), key=lambda pair: pair[0])]
         out_runs = [(tuple(i), n) for rep, n in groups for i in rep.irreps]
         layers.append(SchurLinear(gs, current, out_runs))
         layers.append(
