@@ -181,16 +181,20 @@ class NBodyNet(torch.nn.Module):
         qq = (q[src] * q[dst])[:, None]
         v = vel.reshape(B * n, 3)
         v_ji = v[src] - v[dst]
-        h, node_type, p_k = x, self.in_type, p
-        hidden = self.hidden_type.size
-        for k, block in enumerate(self.blocks):
+
+        def geometry(p_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """Invariant edge attributes at positions ``p_k``: ``[q_i q_j, |x_ji|]`` and ``rel_vel``."""
             x_ji = p_k[src] - p_k[dst]
             dist = x_ji.norm(dim=-1, keepdim=True)
-            base = torch.cat([qq, dist], -1)
             # closing speed and relative speed: invariants a linear-and-gated kernel MLP cannot form
             # from x_ji and v_ji itself (they are bilinear)
             closing = (v_ji * x_ji).sum(-1, keepdim=True) / dist.clamp_min(1e-9)
-            rel_vel = torch.cat([closing, v_ji.norm(dim=-1, keepdim=True)], -1)
+            return torch.cat([qq, dist], -1), torch.cat([closing, v_ji.norm(dim=-1, keepdim=True)], -1)
+
+        h, node_type, p_k = x, self.in_type, p
+        base, rel_vel = geometry(p_k)  # recomputed only when the positions move
+        hidden = self.hidden_type.size
+        for k, block in enumerate(self.blocks):
             out = block(h, p_k, edge_index, self._edge_attr(base, h, node_type, edge_index, rel_vel, v_ji))
             if block is self.blocks[-1]:
                 disp = (p_k - p + out).reshape(B, n, 3)
@@ -198,6 +202,7 @@ class NBodyNet(torch.nn.Module):
             if self.position_updates:
                 out, step = out[:, :hidden], out[:, hidden:]
                 p_k = p_k + step
+                base, rel_vel = geometry(p_k)
             h = out if k == 0 else h + out  # residual after the first layer
             node_type = self.hidden_type
         if self.velocity_skip is not None:
