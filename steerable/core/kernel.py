@@ -172,13 +172,6 @@ class ImplicitKernel(torch.nn.Module):
         rms = float(self.mlp(pos * (self.spec.max_radius / 2), attr).pow(2).mean().sqrt())
         return self.INIT_RMS / rms if rms > 0 and math.isfinite(rms) else 1.0
 
-    @property
-    def response_sizes(self) -> list[int]:
-        """Channels of each summed-response tensor :meth:`aggregate` returns (one per pair)."""
-        if self.basis_size is None:
-            return [self.out_type.size]
-        return [self.basis_size * ro.size * len(ins) for ro, _, _, ins, _ in self._pairs]
-
     def _check(self, pos: torch.Tensor, attr: torch.Tensor | None) -> None:
         _check_points(pos, self.group.dim, "ImplicitKernel")
         if self.attr_type is None:
@@ -260,8 +253,8 @@ class ImplicitKernel(torch.nn.Module):
 
         ``pos`` ``(E, n)`` and ``attr`` are the kernel's arguments per edge, ``x`` ``(N, in)``
         node features laid out by :meth:`gather_inputs`, ``src``, ``dst`` ``(E,)`` each edge's
-        source and target.  Returns one ``(n_dst, R_t)`` tensor per representation pair (``R_t`` in
-        :attr:`response_sizes`; dense layout: the single tensor ``sum K x[src]``), which
+        source and target.  Returns one ``(n_dst, R_t)`` tensor per representation pair, with
+        ``R_t = M x out_rep.size x n_in`` (dense layout: the single tensor ``sum K x[src]``), which
         :meth:`mix` turns into ``sum_{e: dst_e = t} K(pos_e, attr_e) x[src_e]``.  No per-edge
         response tensor is kept (:func:`~steerable.core.message.message_sum`).
         """
