@@ -27,6 +27,7 @@ _EXPORTS = {
     "Gate": "steerable.core.layers",
     "FieldLinear": "steerable.core.layers",
     "PointConvBlock": "steerable.core.layers",
+    "MessageBlock": "steerable.core.layers",
     "Backend": "steerable.core.backend",
     "GroupSpec": "steerable.core.backend",
     "group": "steerable.core.registry",

@@ -113,6 +113,41 @@ def test_layers_are_equivariant(fields, dtype, bound, basis_size):
     assert check_equivariance(grid_attr, dtype=dtype) < bound
 
 
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("gate", [True, False])
+def test_blocks_are_equivariant(fields, dtype, bound, gate):
+    _, f_in, f_out = fields
+    torch.manual_seed(0)
+    kw = dict(edge_attr=2, basis_size=4)
+    for block in (st.PointConvBlock(f_in, f_out, gate, kw), st.MessageBlock(f_in, f_out, f_in, gate, kw)):
+        assert block.in_type is f_in and block.attr_type.size == 2
+        assert block.out_type.size == f_out.size
+        assert check_equivariance(block, dtype=dtype) < bound
+
+
+def test_message_block_rejects_unknown_aggregation(fields):
+    _, f_in, f_out = fields
+    with pytest.raises(ValueError, match="aggregation must be 'sum' or 'mean', got 'max'"):
+        st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="max")
+
+
+def test_message_block_sums_per_edge_messages(fields):
+    """Each edge's message is gated on its own, from its source and target features through K."""
+    G, f_in, f_out = fields
+    torch.manual_seed(0)
+    block = st.MessageBlock(f_in, f_out, f_in, True, dict(edge_attr=1, basis_size=4)).double()
+    x, pos = torch.randn(4, f_in.size, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    edge_index = torch.tensor([[0, 1, 2, 3, 1], [1, 0, 1, 1, 3]])
+    attr = torch.randn(5, 1, dtype=torch.float64)
+    summed = torch.zeros(4, f_in.size, dtype=torch.float64)
+    for e, (j, i) in enumerate(edge_index.T.tolist()):
+        pair = torch.cat([x[[j]], x[[i]]], -1)
+        pre = block.conv(pair, (pos[[j]], pos[[i]]), torch.zeros(2, 1, dtype=torch.long), attr[[e]])
+        summed[i] += block.message_gate(pre)[0]
+    expect = block.gate(block.lin_self(x) + block.lin_msg(summed))
+    assert torch.allclose(block(x, pos, edge_index, attr), expect, atol=1e-12)
+
+
 def test_equivariance_check_can_fail(fields):
     """A layer that breaks the symmetry is caught: the check is not vacuous."""
     _, f_in, f_out = fields

@@ -155,7 +155,10 @@ def _random_system(batch: int = 6, seed: int = 0):
     return pos, vel, charges
 
 
-_ALL_OPTIONS = dict(node_conditioning=True, relative_velocity=True, position_updates=True, velocity_attribute=True)
+_ALL_OPTIONS = dict(
+    node_conditioning=True, relative_velocity=True, position_updates=True, velocity_attribute=True, 
+    nonlinear_messages=True, galilean_inputs=True, velocity_kernel=True,
+)
 
 
 @pytest.mark.parametrize(
@@ -190,6 +193,20 @@ def test_model_is_e3_equivariant_float32(group, backend, options):
     assert torch.allclose(model(pos + shift, vel, charges), out + shift, atol=1e-4 * float(out.detach().abs().max()))
     # the output depends on the inputs (not a trivially equivariant constant)
     assert not torch.allclose(model(pos, -vel, charges), out)
+
+
+@pytest.mark.parametrize("nonlinear_messages", [False, True])
+def test_galilean_inputs_make_velocity_shifts_exact(nonlinear_messages):
+    """With ``galilean_inputs`` a common velocity shift ``w`` moves every prediction by ``a w`` only."""
+    _backend_or_skip("escnn")
+    torch.manual_seed(0)
+    model = NBodyNet("O(3)", "escnn", hidden_scalars=4, hidden_vectors=4, kernel_hidden=4, relative_velocity=True,
+                     galilean_inputs=True, velocity_kernel=True, nonlinear_messages=nonlinear_messages).double()
+    pos, vel, charges = (t.double() for t in _random_system())
+    shift = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64)
+    with torch.no_grad():
+        moved = model(pos, vel + shift, charges) - model(pos, vel, charges)
+    assert torch.allclose(moved, (model.velocity_skip * shift).expand_as(moved), atol=1e-10)
 
 
 def test_gate_and_self_linear_are_equivariant():

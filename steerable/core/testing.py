@@ -14,6 +14,7 @@ import torch
 from .grid_conv import GridConv
 from .group import Group, GroupElements
 from .kernel import ImplicitKernel
+from .layers import MessageBlock, PointConvBlock
 from .mlp import KernelMLPSpec
 from .point_conv import PointConv
 from .representation import FieldType, tensor_matrices
@@ -95,11 +96,12 @@ def check_equivariance(
     translate: bool = True,
     generator: torch.Generator | None = None,
 ) -> float:
-    """Relative equivariance error of an :class:`ImplicitKernel`, :class:`PointConv` or :class:`GridConv`.
+    """Relative equivariance error of an :class:`ImplicitKernel`, :class:`PointConv` or :class:`GridConv`,
+    or of a block called like a point convolution (:class:`PointConvBlock`, :class:`MessageBlock`).
 
     Group elements default to ``n_elements`` samples; for a :class:`GridConv` they default to the
     group's lattice symmetries (:func:`lattice_elements`), the only ones that map the grid to itself.
-    Point convolutions are also checked under a random translation of the positions when
+    Point convolutions and blocks are also checked under a random translation of the positions when
     ``translate``.  The module is converted to ``dtype``; inputs are random.
     """
     module = module.to(dtype)
@@ -109,7 +111,7 @@ def check_equivariance(
         if isinstance(module, GridConv):
             els = elements if elements is not None else lattice_elements(module.group)
             return _grid_error(module, els, dtype, grid_size, batch, generator)
-        if isinstance(module, PointConv):
+        if isinstance(module, (PointConv, PointConvBlock, MessageBlock)):
             els = _elements(module.group, elements, n_elements, generator)
             return _point_error(module, els, dtype, n_points, translate, generator)
         if isinstance(module, ImplicitKernel):
@@ -136,7 +138,7 @@ def _kernel_error(kernel: ImplicitKernel, els, dtype, n_points, generator) -> fl
     return worst
 
 
-def _point_error(conv: PointConv, els, dtype, n_points, translate, generator) -> float:
+def _point_error(conv: PointConv | PointConvBlock | MessageBlock, els, dtype, n_points, translate, generator) -> float:
     n = conv.group.dim
     pos = torch.randn(n_points, n, dtype=dtype, generator=generator)
     x = torch.randn(n_points, conv.in_type.size, dtype=dtype, generator=generator)

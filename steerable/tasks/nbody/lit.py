@@ -111,7 +111,7 @@ class NBodyModule(L.LightningModule):
     Args:
         group, backend, hidden_scalars, hidden_vectors, layers, kernel_hidden, kernel_layers,
         kernel_basis, node_conditioning, relative_velocity, position_updates, velocity_attribute,
-        radial_features, max_radius, envelope_width: see :class:`~.model.NBodyNet`.
+        nonlinear_messages, galilean_inputs, velocity_kernel, radial_features, max_radius, envelope_width: see :class:`~.model.NBodyNet`.
         lr: Adam learning rate (cosine-annealed to 0 over ``max_epochs``).
         weight_decay: Adam weight decay.
         horizon: prediction horizon in time units, for the constant-velocity baseline.
@@ -135,6 +135,9 @@ class NBodyModule(L.LightningModule):
         relative_velocity: bool = False,
         position_updates: bool = False,
         velocity_attribute: bool = False,
+        nonlinear_messages: bool = False,
+        galilean_inputs: bool = False,
+        velocity_kernel: bool = False,
         radial_features: int = 8,
         max_radius: float = 4.0,
         envelope_width: float | None = None,

@@ -15,7 +15,14 @@ Inputs of one batch of ``B`` systems of ``n`` particles (plain tensors, float):
   and the relative speed ``|v_j - v_i|``; with ``velocity_attribute`` also the relative velocity
   ``v_j - v_i`` itself, a vector (standard field) attribute, so that the kernel's blocks can point
   along it as well as along ``x_j - x_i``.
-* Layers: ``h <- Gate(PointConv(h) + SelfLinear(h))`` (residual after the first layer); the last
+* Layers: ``h <- Gate(PointConv(h) + SelfLinear(h))`` (:class:`steerable.PointConvBlock`: messages
+  linear in ``h_j``) or, with ``nonlinear_messages``, :class:`steerable.MessageBlock`: per edge
+  ``m_ji = Gate(K(x_j - x_i, a_ji) [h_j ; h_i])``, then ``h_i <- Gate(W h_i + W' mean_j m_ji)``.
+  Residual after the first layer.  With ``velocity_kernel`` each layer's output also gets
+  ``K_v(v_i; q_i) h_i``, an implicit kernel evaluated at the particle's own velocity (a
+  :class:`steerable.PointConv` over self-loops whose source sits at ``v_i`` and target at the
+  origin): the update then depends on the velocity's direction, as SEGNN's updates do through
+  their steerable node attributes.  The last
   layer maps to one standard field; displacement = that field ``+ a v_i`` (``a`` learnable,
   initialised to the horizon, so training starts from the constant-velocity prediction).  ``FieldLinear`` (:class:`steerable.FieldLinear`) is the
   per-node equivariant linear map (the ``j = i`` term the graph lacks).
@@ -31,7 +38,6 @@ from typing import Any
 import torch
 
 import steerable as st
-from steerable.core.layers import PointConvBlock
 
 __all__ = ["NBodyNet", "fully_connected_edges", "equivariance_error"]
 
@@ -68,6 +74,14 @@ class NBodyNet(torch.nn.Module):
         node_conditioning: feed both endpoints' scalar features to each layer's kernels.
         relative_velocity: feed the closing speed and relative speed of each edge to the kernels.
         velocity_attribute: feed the relative velocity of each edge (a vector) to the kernels.
+        galilean_inputs: node inputs use velocities relative to the system's mean velocity (speed
+            and velocity fields), so that the learned part of the prediction, like the interactions,
+            does not change when every velocity is shifted by the same vector; the velocity skip
+            still uses ``v_i``.
+        velocity_kernel: add ``K_v(v_i; q_i) h_i`` to each layer's output (see the module docstring;
+            ``v_i`` relative to the mean velocity with ``galilean_inputs``).
+        nonlinear_messages: per-edge gated messages (:class:`steerable.MessageBlock`) instead of
+            a convolution summed at the targets (:class:`steerable.PointConvBlock`).
         position_updates: each hidden layer also moves the positions at which the next layer's
             kernels are evaluated by an equivariant vector output (a learned multi-step integrator,
             in the spirit of EGNN's coordinate updates); the displacement is the total move plus the
@@ -98,6 +112,9 @@ class NBodyNet(torch.nn.Module):
         relative_velocity: bool = False,
         position_updates: bool = False,
         velocity_attribute: bool = False,
+        nonlinear_messages: bool = False,
+        galilean_inputs: bool = False,
+        velocity_kernel: bool = False,
     ) -> None:
         super().__init__()
         if layers < 2:
@@ -107,6 +124,7 @@ class NBodyNet(torch.nn.Module):
             raise ValueError(f"NBodyNet needs a group acting on R^3, got {G!r}")
         self.G = G
         s, v = G.trivial_rep(), G.standard_rep()
+        self.galilean_inputs = galilean_inputs
         self.in_type = st.FieldType(G, [s, s, v, v])
         self.hidden_type = st.FieldType(G, [s] * hidden_scalars + [v] * hidden_vectors)
         self.out_type = st.FieldType(G, [v])
@@ -128,11 +146,18 @@ class NBodyNet(torch.nn.Module):
             conv_kwargs["options"] = dict(kernel_options)
         types = [self.in_type] + [self.hidden_type] * (layers - 1)
         outs = [step_type] * (layers - 1) + [self.out_type]
-        blocks = [
-            PointConvBlock(t_in, t_out, t_out is not self.out_type, dict(conv_kwargs, edge_attr=self._edge_type(t_in)))
-            for t_in, t_out in zip(types, outs)
-        ]
+        def block(t_in: st.FieldType, t_out: st.FieldType) -> torch.nn.Module:
+            gate, kwargs = t_out is not self.out_type, dict(conv_kwargs, edge_attr=self._edge_type(t_in))
+            if nonlinear_messages:
+                return st.MessageBlock(t_in, t_out, self.hidden_type, gate, kwargs, aggregation="mean")
+            return st.PointConvBlock(t_in, t_out, gate, kwargs)
+
+        blocks = [block(t_in, t_out) for t_in, t_out in zip(types, outs)]
         self.blocks = torch.nn.ModuleList(blocks)
+        # kernels of each particle's velocity; their one attribute is the charge
+        self.velocity_kernels = torch.nn.ModuleList(
+            [st.PointConv(t_in, t_out, 1, bias=False, **conv_kwargs) for t_in, t_out in zip(types, outs)]
+        ) if velocity_kernel else None
         if velocity_skip is not None:
             self.velocity_skip = torch.nn.Parameter(torch.tensor(float(velocity_skip)))
         else:
@@ -172,8 +197,10 @@ class NBodyNet(torch.nn.Module):
         """Predicted displacement ``(B, n, 3)`` (translation invariant, rotation equivariant)."""
         B, n, _ = pos.shape
         centred = pos - pos.mean(1, keepdim=True)
-        speed = vel.norm(dim=-1, keepdim=True)
-        x = torch.cat([charges, speed, vel, centred], -1).reshape(B * n, self.in_type.size)
+        # the interactions depend on velocities only through differences (Galilean invariance)
+        vel_in = vel - vel.mean(1, keepdim=True) if self.galilean_inputs else vel
+        speed = vel_in.norm(dim=-1, keepdim=True)
+        x = torch.cat([charges, speed, vel_in, centred], -1).reshape(B * n, self.in_type.size)
         p = pos.reshape(B * n, 3)
         edge_index = self.edges(B, n, pos.device)
         src, dst = edge_index
@@ -191,11 +218,17 @@ class NBodyNet(torch.nn.Module):
             closing = (v_ji * x_ji).sum(-1, keepdim=True) / dist.clamp_min(1e-9)
             return torch.cat([qq, dist], -1), torch.cat([closing, v_ji.norm(dim=-1, keepdim=True)], -1)
 
+        if self.velocity_kernels is not None:
+            nodes = torch.arange(B * n, device=pos.device)
+            v_in = vel_in.reshape(B * n, 3)  # relative to the mean velocity with galilean_inputs
+            loops, at_velocity, q_node = torch.stack([nodes, nodes]), (v_in, torch.zeros_like(v_in)), q[:, None]
         h, node_type, p_k = x, self.in_type, p
         base, rel_vel = geometry(p_k)  # recomputed only when the positions move
         hidden = self.hidden_type.size
         for k, block in enumerate(self.blocks):
             out = block(h, p_k, edge_index, self._edge_attr(base, h, node_type, edge_index, rel_vel, v_ji))
+            if self.velocity_kernels is not None:
+                out = out + self.velocity_kernels[k](h, at_velocity, loops, q_node)
             if block is self.blocks[-1]:
                 disp = (p_k - p + out).reshape(B, n, 3)
                 break

@@ -28,9 +28,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         out_dir="runs/nbody_demo",
     ),
     "full": dict(
-        n_train=3000, n_val=2000, n_test=2000, epochs=300, batch_size=100, lr=1e-3,
+        n_train=3000, n_val=2000, n_test=2000, epochs=150, batch_size=100, lr=2e-3,
         hidden_scalars=8, hidden_vectors=8, layers=4, kernel_hidden=16, kernel_layers=1,
-        kernel_basis=16, relative_velocity=True, out_dir="runs/nbody_full",
+        kernel_basis=16, relative_velocity=True, nonlinear_messages=True, galilean_inputs=True,
+        position_updates=True, velocity_kernel=True, out_dir="runs/nbody_full",
     ),
 }
 
@@ -38,7 +39,7 @@ DEFAULTS: dict[str, Any] = dict(
     group="O(3)", backend="escnn", seed=43, model_seed=0, data_dir="data/nbody", out_dir="runs/nbody",
     npy_dir=None, npy_suffix=None, frame_in=30, frame_out=40, weight_decay=0.0, radial_features=8,
     kernel_basis=8, node_conditioning=False, relative_velocity=False, position_updates=False,
-    velocity_attribute=False,
+    velocity_attribute=False, nonlinear_messages=False, galilean_inputs=False, velocity_kernel=False,
     max_radius=4.0, envelope_width=None, resume=None, ema=None, accelerator="auto", devices="auto",
     num_threads=1, progress=True, equivariance_batches=2, equivariance_elements=4, write_npy=None,
 )
@@ -46,7 +47,7 @@ DEFAULTS: dict[str, Any] = dict(
 _MODEL_KEYS = (
     "group", "backend", "hidden_scalars", "hidden_vectors", "layers", "kernel_hidden", "kernel_layers",
     "kernel_basis", "node_conditioning", "relative_velocity", "position_updates", "velocity_attribute",
-    "radial_features",
+    "nonlinear_messages", "galilean_inputs", "velocity_kernel", "radial_features",
     "max_radius", "envelope_width", "lr", "weight_decay", "equivariance_batches", "equivariance_elements",
 )
 
@@ -68,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--relative-velocity", action=argparse.BooleanOptionalAction, help="feed each edge's closing speed and relative speed to the kernels")
     a("--velocity-attribute", action=argparse.BooleanOptionalAction,
       help="feed each edge's relative velocity (a vector) to the kernels")
+    a("--galilean-inputs", action=argparse.BooleanOptionalAction,
+      help="node inputs use velocities relative to the system's mean velocity")
+    a("--velocity-kernel", action=argparse.BooleanOptionalAction,
+      help="add an implicit kernel of each particle's velocity applied to its features to every layer")
+    a("--nonlinear-messages", action=argparse.BooleanOptionalAction,
+      help="per-edge gated messages (steerable.MessageBlock) instead of linear convolution messages")
     a("--position-updates", action=argparse.BooleanOptionalAction,
       help="hidden layers move the positions the next kernels see (learned multi-step integrator)")
     a("--radial-features", type=int)
