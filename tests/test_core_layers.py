@@ -125,10 +125,19 @@ def test_blocks_are_equivariant(fields, dtype, bound, gate):
         assert check_equivariance(block, dtype=dtype) < bound
 
 
-def test_message_block_rejects_unknown_aggregation(fields):
+def test_message_block_bad_input_is_named(fields):
     _, f_in, f_out = fields
     with pytest.raises(ValueError, match="aggregation must be 'sum' or 'mean', got 'max'"):
         st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="max")
+    block = st.MessageBlock(f_in, f_out, f_in, True, {})
+    x, pos, edges = torch.randn(3, f_in.size), torch.randn(3, 2), torch.tensor([[0, 1], [1, 2]])
+    assert block(x, pos, edges, None).shape == (3, f_out.size)
+    with pytest.raises(ValueError, match="MessageBlock input x"):
+        block(torch.randn(3, f_in.size + 1), pos, edges, None)
+    with pytest.raises(ValueError, match=r"pos \(2, 2\)"):
+        block(x, pos[:2], edges, None)
+    with pytest.raises(ValueError, match="out of range for 3 nodes"):
+        block(x, pos, torch.tensor([[0, 3], [1, 2]]), None)
 
 
 def test_message_block_sums_per_edge_messages(fields):

@@ -1,6 +1,7 @@
 """Group-agnostic building blocks on plain tensors: gated nonlinearity, per-node linear map, a
-gated point-convolution block and a block with non-linear messages.  They work for any group and backend, since they only use the
-field type's structure (which fields are trivial, which share a representation)."""
+gated point-convolution block and a block with non-linear messages.  They work for any group and
+backend, since they only use the field type's structure (which fields are trivial, which share a
+representation)."""
 from __future__ import annotations
 
 from typing import Any
@@ -178,11 +179,20 @@ class MessageBlock(_ConvBlockTypes, torch.nn.Module):
         return self._in_type
 
     def forward(self, x, pos, edge_index, edge_attr):
+        self._in_type.check(x, dim=-1, what="MessageBlock input x")
+        if x.ndim != 2 or not isinstance(pos, torch.Tensor) or pos.ndim != 2 or pos.shape[0] != x.shape[0]:
+            shape = tuple(pos.shape) if isinstance(pos, torch.Tensor) else type(pos).__name__
+            raise ValueError(f"MessageBlock: x {tuple(x.shape)} and pos {shape} must be (N, size) and (N, dim)")
+        if not isinstance(edge_index, torch.Tensor) or edge_index.ndim != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"MessageBlock: edge_index must have shape (2, E), got {getattr(edge_index, 'shape', edge_index)}")
+        if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= x.shape[0]):
+            raise ValueError(f"MessageBlock: edge_index out of range for {x.shape[0]} nodes")
         src, dst = edge_index
         edges = torch.arange(src.shape[0], device=src.device)
         pair = torch.cat([x.index_select(0, src), x.index_select(0, dst)], -1)
         # every edge is its own source and target
-        pre = self.conv(pair, (pos.index_select(0, src), pos.index_select(0, dst)), torch.stack([edges, edges]), edge_attr)
+        pos_pair = (pos.index_select(0, src), pos.index_select(0, dst))
+        pre = self.conv(pair, pos_pair, torch.stack([edges, edges]), edge_attr)
         messages = self.message_gate(pre)
         summed = messages.new_zeros(x.shape[0], messages.shape[1]).index_add_(0, dst, messages)
         if self.aggregation == "mean":

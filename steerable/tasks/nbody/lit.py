@@ -111,7 +111,8 @@ class NBodyModule(L.LightningModule):
     Args:
         group, backend, hidden_scalars, hidden_vectors, layers, kernel_hidden, kernel_layers,
         kernel_basis, node_conditioning, relative_velocity, position_updates, velocity_attribute,
-        nonlinear_messages, galilean_inputs, velocity_kernel, radial_features, max_radius, envelope_width: see :class:`~.model.NBodyNet`.
+        nonlinear_messages, galilean_inputs, velocity_kernel, radial_features, max_radius,
+        envelope_width: see :class:`~.model.NBodyNet`.
         lr: Adam learning rate (cosine-annealed to 0 over ``max_epochs``).
         weight_decay: Adam weight decay.
         horizon: prediction horizon in time units, for the constant-velocity baseline.
