@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .point_conv import PointConv
+from .point_conv import PointConv, check_graph
 from .representation import FieldType
 
 __all__ = ["Gate", "FieldLinear", "PointConvBlock", "MessageBlock"]
@@ -94,23 +94,14 @@ class FieldLinear(torch.nn.Module):
 
 
 class _ConvBlockTypes:
-    """Field types of a block built around ``self.conv`` (a :class:`PointConv`) and ``self.gate``."""
+    """``group`` and ``attr_type`` of a block with ``in_type`` and a :class:`PointConv` ``conv``."""
 
+    in_type: FieldType
     conv: PointConv
-    gate: Gate | None
 
     @property
     def group(self):
-        return self.conv.group
-
-    @property
-    def in_type(self) -> FieldType:
-        return self.conv.in_type
-
-    @property
-    def out_type(self) -> FieldType:
-        """Output type: the gate's fields, or the pre-activation type without a gate."""
-        return self.gate.out_type if self.gate is not None else self.pre_activation_type
+        return self.in_type.group
 
     @property
     def attr_type(self) -> FieldType | None:
@@ -122,11 +113,11 @@ class PointConvBlock(_ConvBlockTypes, torch.nn.Module):
 
     def __init__(self, in_type: FieldType, out_type: FieldType, gate: bool, conv_kwargs: dict[str, Any]) -> None:
         super().__init__()
+        self.in_type, self.out_type = in_type, out_type
         self.gate = Gate(out_type) if gate else None
         conv_out = self.gate.in_type() if gate else out_type
         self.conv = PointConv(in_type, conv_out, **conv_kwargs)
         self.lin = FieldLinear(in_type, conv_out)
-        self.pre_activation_type = conv_out
 
     def forward(self, x, pos, edge_index, edge_attr):
         y = self.conv(x, pos, edge_index, edge_attr) + self.lin(x)
@@ -166,27 +157,19 @@ class MessageBlock(_ConvBlockTypes, torch.nn.Module):
         if aggregation not in ("sum", "mean"):
             raise ValueError(f"MessageBlock: aggregation must be 'sum' or 'mean', got {aggregation!r}")
         self.aggregation = aggregation
+        self.in_type, self.out_type = in_type, out_type
         self.message_gate = Gate(message_type)
         self.conv = PointConv(in_type + in_type, self.message_gate.in_type(), **conv_kwargs)
         self.gate = Gate(out_type) if gate else None
-        self.pre_activation_type = self.gate.in_type() if gate else out_type
-        self.lin_self = FieldLinear(in_type, self.pre_activation_type)
-        self.lin_msg = FieldLinear(message_type, self.pre_activation_type, bias=False)
-        self._in_type = in_type
-
-    @property
-    def in_type(self) -> FieldType:
-        return self._in_type
+        pre_activation = self.gate.in_type() if gate else out_type
+        self.lin_self = FieldLinear(in_type, pre_activation)
+        self.lin_msg = FieldLinear(message_type, pre_activation, bias=False)
 
     def forward(self, x, pos, edge_index, edge_attr):
-        self._in_type.check(x, dim=-1, what="MessageBlock input x")
-        if x.ndim != 2 or not isinstance(pos, torch.Tensor) or pos.ndim != 2 or pos.shape[0] != x.shape[0]:
-            shape = tuple(pos.shape) if isinstance(pos, torch.Tensor) else type(pos).__name__
-            raise ValueError(f"MessageBlock: x {tuple(x.shape)} and pos {shape} must be (N, size) and (N, dim)")
-        if not isinstance(edge_index, torch.Tensor) or edge_index.ndim != 2 or edge_index.shape[0] != 2:
-            raise ValueError(f"MessageBlock: edge_index must have shape (2, E), got {getattr(edge_index, 'shape', edge_index)}")
-        if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= x.shape[0]):
-            raise ValueError(f"MessageBlock: edge_index out of range for {x.shape[0]} nodes")
+        self.in_type.check(x, dim=-1, what="MessageBlock input x")
+        if x.ndim != 2:
+            raise ValueError(f"MessageBlock: x must have shape (N, {self.in_type.size}), got {tuple(x.shape)}")
+        check_graph("MessageBlock", self.group, x, pos, pos, edge_index)  # before edges index x and pos
         src, dst = edge_index
         edges = torch.arange(src.shape[0], device=src.device)
         pair = torch.cat([x.index_select(0, src), x.index_select(0, dst)], -1)

@@ -172,34 +172,15 @@ class PointConv(torch.nn.Module):
         return self.kernel.mix(self.kernel.aggregate(rel, edge_attr, x_src, src, dst, pos_dst.shape[0]))
 
     def _check_inputs(self, x, pos_src, pos_dst, edge_index, edge_attr) -> None:
-        n = self.group.dim
         self.in_type.check(x, dim=-1, what="PointConv input x")
         if x.ndim != 2:
             raise ValueError(f"PointConv: x must have shape (N, {self.in_type.size}), got {tuple(x.shape)}")
-        for name, p in (("pos", pos_src), ("target pos", pos_dst)):
-            if not isinstance(p, torch.Tensor) or p.ndim != 2 or p.shape[1] != n:
-                shape = tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__
-                raise ValueError(f"PointConv: {name} must have shape (N, {n}) for {self.group!r}, got {shape}")
-            if p.dtype != x.dtype:
-                raise TypeError(f"PointConv: {name} is {p.dtype} but x is {x.dtype}")
-            if not torch.isfinite(p).all():
-                raise ValueError(f"PointConv: {name} contains NaN or infinite coordinates")
-        if pos_src.shape[0] != x.shape[0]:
-            raise ValueError(f"PointConv: {x.shape[0]} feature rows but {pos_src.shape[0]} source positions")
+        check_graph("PointConv", self.group, x, pos_src, pos_dst, edge_index)
         if not torch.isfinite(x).all():
             raise ValueError("PointConv: input x contains NaN or infinite values")
         param = next(self.kernel.parameters(), None)
         if param is not None and param.dtype != x.dtype:
             raise TypeError(f"PointConv: input is {x.dtype} but the layer is {param.dtype} (use .to(dtype))")
-        if not isinstance(edge_index, torch.Tensor) or edge_index.ndim != 2 or edge_index.shape[0] != 2:
-            raise ValueError(f"PointConv: edge_index must have shape (2, E), got {getattr(edge_index, 'shape', edge_index)}")
-        if edge_index.dtype != torch.long:
-            raise TypeError(f"PointConv: edge_index must be torch.long, got {edge_index.dtype}")
-        if edge_index.numel():
-            if edge_index.min() < 0 or edge_index[0].max() >= pos_src.shape[0] or edge_index[1].max() >= pos_dst.shape[0]:
-                raise ValueError(
-                    f"PointConv: edge_index out of range for {pos_src.shape[0]} sources / {pos_dst.shape[0]} targets"
-                )
         if self.attr_type is None:
             if edge_attr is not None:
                 raise ValueError("PointConv: got edge_attr but the layer was built without edge_attr")
@@ -212,3 +193,31 @@ class PointConv(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_type!r} -> {self.out_type!r}, edge_attr={self.attr_type!r}, chunk_size={self.chunk_size}"
+
+
+def check_graph(who: str, group, x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tensor,
+                edge_index: torch.Tensor) -> None:
+    """Check positions and edges of a point layer named ``who`` whose source features are ``x``.
+
+    ``pos_src`` ``(N, n)`` with one row per row of ``x``, ``pos_dst`` ``(N_dst, n)``, both finite and
+    of ``x``'s dtype (``n = group.dim``); ``edge_index`` ``(2, E)`` long, sources ``< N``, targets
+    ``< N_dst``.  Raises a ``ValueError`` or ``TypeError`` that names the offending argument.
+    """
+    n = group.dim
+    for name, p in (("pos", pos_src), ("target pos", pos_dst)):
+        if not isinstance(p, torch.Tensor) or p.ndim != 2 or p.shape[1] != n:
+            shape = tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__
+            raise ValueError(f"{who}: {name} must have shape (N, {n}) for {group!r}, got {shape}")
+        if p.dtype != x.dtype:
+            raise TypeError(f"{who}: {name} is {p.dtype} but x is {x.dtype}")
+        if not torch.isfinite(p).all():
+            raise ValueError(f"{who}: {name} contains NaN or infinite coordinates")
+    if pos_src.shape[0] != x.shape[0]:
+        raise ValueError(f"{who}: {x.shape[0]} feature rows but {pos_src.shape[0]} source positions")
+    if not isinstance(edge_index, torch.Tensor) or edge_index.ndim != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"{who}: edge_index must have shape (2, E), got {getattr(edge_index, 'shape', edge_index)}")
+    if edge_index.dtype != torch.long:
+        raise TypeError(f"{who}: edge_index must be torch.long, got {edge_index.dtype}")
+    if edge_index.numel():
+        if edge_index.min() < 0 or edge_index[0].max() >= pos_src.shape[0] or edge_index[1].max() >= pos_dst.shape[0]:
+            raise ValueError(f"{who}: edge_index out of range for {pos_src.shape[0]} sources / {pos_dst.shape[0]} targets")

@@ -146,6 +146,7 @@ class NBodyNet(torch.nn.Module):
             conv_kwargs["options"] = dict(kernel_options)
         types = [self.in_type] + [self.hidden_type] * (layers - 1)
         outs = [step_type] * (layers - 1) + [self.out_type]
+
         def block(t_in: st.FieldType, t_out: st.FieldType) -> torch.nn.Module:
             gate, kwargs = t_out is not self.out_type, dict(conv_kwargs, edge_attr=self._edge_type(t_in))
             if nonlinear_messages:
