@@ -3,7 +3,7 @@
 The layer maps a field ``trivial + standard`` (a scalar image and a vector field, 3 channels) to
 ``2 x trivial + standard`` with an implicit O(2) kernel sampled on a 7x7 pixel grid.  A grid is
 only symmetric under the lattice symmetries of the group (90° turns and axis flips, found by
-:func:`steerable.core.testing.lattice_elements`): for those, rotate-then-convolve equals
+:func:`steerable.testing.lattice_elements`): for those, rotate-then-convolve equals
 convolve-then-rotate up to float round-off, which this script prints and draws.  (Rotations by
 other angles would need interpolating the image, which is not exact on any grid.)
 
@@ -19,7 +19,7 @@ import torch
 
 import steerable as st
 from steerable import viz
-from steerable.core.testing import lattice_elements, transform_grid
+from steerable.testing import lattice_elements, transform_grid
 
 BOUND = 1e-5  # float32 round-off with room to spare
 

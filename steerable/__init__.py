@@ -21,29 +21,34 @@ _EXPORTS = {
     "FieldType": "steerable.core.representation",
     "KernelMLPSpec": "steerable.core.mlp",
     "RadialBasis": "steerable.core.radial",
-    "ImplicitKernel": "steerable.core.kernel",
-    "GridConv": "steerable.core.grid_conv",
-    "PointConv": "steerable.core.point_conv",
-    "Gate": "steerable.core.layers",
-    "FieldLinear": "steerable.core.layers",
-    "PointConvBlock": "steerable.core.layers",
-    "MessageBlock": "steerable.core.layers",
-    "Backend": "steerable.core.backend",
-    "GroupSpec": "steerable.core.backend",
-    "group": "steerable.core.registry",
-    "list_backends": "steerable.core.registry",
-    "list_groups": "steerable.core.registry",
-    "register_plugin": "steerable.core.registry",
-    "reset_registry": "steerable.core.registry",
-    "hookimpl": "steerable.core.registry",
-    "check_equivariance": "steerable.core.testing",
+    "ImplicitKernel": "steerable.nn",
+    "GridConv": "steerable.nn",
+    "PointConv": "steerable.nn",
+    "Gate": "steerable.nn",
+    "FieldLinear": "steerable.nn",
+    "PointConvBlock": "steerable.nn",
+    "MessageBlock": "steerable.nn",
+    "Backend": "steerable.registry.backend",
+    "GroupSpec": "steerable.registry.backend",
+    "group": "steerable.registry",
+    "list_backends": "steerable.registry",
+    "list_groups": "steerable.registry",
+    "register_plugin": "steerable.registry",
+    "reset_registry": "steerable.registry",
+    "hookimpl": "steerable.registry",
+    "check_equivariance": "steerable.testing",
     "group_from_generators": "steerable.plugins.matrix_backend",
 }
 
-__all__ = sorted(_EXPORTS)
+# subpackages reachable as attributes (``st.graph.radius_graph``, ``st.nn.Gate``), imported on first access
+_SUBMODULES = ("core", "graph", "nn", "ops", "registry", "testing")
+
+__all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"steerable.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'steerable' has no attribute {name!r}")

@@ -56,7 +56,7 @@ def _dtype(name: str):
 
 def _check_rows(groups, dtype) -> list[tuple[str, str, float, dict[str, float]]]:
     import steerable as st
-    from steerable.core.testing import layer_report
+    from steerable.testing import layer_report
 
     rows = []
     for name, dim, backend in groups:

@@ -13,7 +13,7 @@ Conventions (the library's, see ``README.md``):
 * Kernels are ``K(x)`` of shape ``(out_type.size, in_type.size)``; :func:`plot_kernel` draws one
   panel per entry ``K[o, i]``, output channels as rows and input channels as columns, on one shared,
   symmetric colour scale.
-* Errors are relative: ``|f(g.x) - g.f(x)| / |g.f(x)|``, as in :mod:`steerable.core.testing`.
+* Errors are relative: ``|f(g.x) - g.f(x)| / |g.f(x)|``, as in :mod:`steerable.testing`.
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 
-from .core.grid_conv import GridConv
+from .nn.grid_conv import GridConv
 from .core.group import GroupElements
-from .core.kernel import ImplicitKernel
+from .nn.kernel import ImplicitKernel
 from .core.representation import FieldType
-from .core.testing import check_equivariance
+from .testing import check_equivariance
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -255,7 +255,7 @@ def element_errors(
 ) -> list[float]:
     """Relative equivariance error of ``module`` for each element separately.
 
-    Calls :func:`steerable.core.testing.check_equivariance` once per element with the same seeded
+    Calls :func:`steerable.testing.check_equivariance` once per element with the same seeded
     random inputs, so the errors are comparable.  ``check_kwargs`` are passed on (``dtype``,
     ``grid_size``, ``n_points``, ...).  Returns ``len(elements)`` floats.
     """

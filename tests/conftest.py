@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import steerable
-from steerable.core.registry import ENTRY_POINT_GROUP
+from steerable.registry import ENTRY_POINT_GROUP
 
 TOY_DIR = Path(__file__).parent / "toy"
 

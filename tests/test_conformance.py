@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import steerable as st
-from steerable.core.testing import check_equivariance, lattice_elements, mixed_field_type
+from steerable.testing import check_equivariance, lattice_elements, mixed_field_type
 
 ESCNN = [
     ("SO(2)", 2), ("O(2)", 2), ("C8", 2), ("D4", 2), ("C3", 2), ("D6", 2),

@@ -1,4 +1,4 @@
-"""Kernels, grid and point convolutions and the checks in steerable.core.testing, on ToyC4.
+"""Kernels, grid and point convolutions and the checks in steerable.testing, on ToyC4.
 
 ToyC4 (tests/toy) needs no backend library, so these tests cover the core alone.  Bounds: relative
 equivariance error <= 1e-10 in float64 (the toy MLP is exact up to round-off) and <= 1e-4 in float32.
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import steerable as st
-from steerable.core.testing import (
+from steerable.testing import (
     check_equivariance,
     commutant_dimension,
     finite_stabiliser,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import steerable as st
-from steerable.core.testing import relative_error
+from steerable.testing import relative_error
 
 pytest.importorskip("escnn")
 pytest.importorskip("e3nn")

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import steerable as st
-from steerable.core.message import message_sum
-from steerable.core.testing import relative_error
+from steerable.ops.message import message_sum
+from steerable.testing import relative_error
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -81,7 +81,7 @@ def test_grid_conv_on_cuda_matches_cpu_and_caches(backend, name):
 
 
 def test_message_sum_on_cuda_in_blocks(monkeypatch):
-    from steerable.core import message
+    from steerable.ops import message
 
     monkeypatch.setattr(message, "GPU_BLOCK_VALUES", 1 << 16)  # many blocks
     g = torch.Generator().manual_seed(0)

@@ -1,6 +1,6 @@
 """The e3nn backend: SO(3) and O(3) groups, their irreps, the kernel MLP and the layers built on it.
 
-Bounds (relative Frobenius errors, as in ``steerable.core.testing``): equivariance <= 1e-10 in
+Bounds (relative Frobenius errors, as in ``steerable.testing``): equivariance <= 1e-10 in
 float64 (measured ~1e-14: every part is exact, only round-off remains) and <= 1e-4 in float32
 (measured ~1e-6).  Completeness: at a point, the span of a block over random initialisations equals
 the dimension of the maps commuting with the point's stabiliser.
@@ -15,7 +15,7 @@ import torch
 import steerable as st
 from steerable.core.mlp import KernelMLPSpec
 from steerable.core.representation import FieldType, tensor_matrices
-from steerable.core.testing import (
+from steerable.testing import (
     check_equivariance,
     commutant_dimension,
     kernel_span_rank,

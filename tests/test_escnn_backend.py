@@ -300,7 +300,7 @@ def test_band_limit_choice_and_cap():
 
 
 def test_implicit_kernel_with_core():
-    from steerable.core.kernel import ImplicitKernel
+    from steerable.nn.kernel import ImplicitKernel
 
     G = G_("D4", 2)
     fin = FieldType(G, [G.trivial_rep(), G.standard_rep()])

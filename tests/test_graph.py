@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from steerable.core import graph
+from steerable import graph
 
 
 def _batch(sizes: list[int]) -> torch.Tensor:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import steerable as st
-from steerable.core.testing import (
+from steerable.testing import (
     check_equivariance,
     commutant_dimension,
     finite_stabiliser,

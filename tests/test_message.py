@@ -1,11 +1,11 @@
-"""steerable.core.message.message_sum: values, gradients, higher derivatives, block splitting."""
+"""steerable.ops.message.message_sum: values, gradients, higher derivatives, block splitting."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from steerable.core import message
-from steerable.core.message import message_sum
+from steerable.ops import message
+from steerable.ops.message import message_sum
 
 
 def _reference(phi, x, src, dst, n_dst):

@@ -18,7 +18,7 @@ from steerable.tasks.nbody.data import (
     load_or_generate,
     write_npy_split,
 )
-from steerable.core.layers import FieldLinear, Gate
+from steerable.nn import FieldLinear, Gate
 from steerable.tasks.nbody.model import NBodyNet, equivariance_error, fully_connected_edges
 from steerable.tasks.nbody.simulate import SimulationConfig, energy, simulate, total_momentum
 

@@ -54,7 +54,7 @@ def test_broken_plugin_is_reported_and_isolated(plugin_path):
 def test_backend_whose_dependency_fails_is_unavailable_with_reason(plugin_path):
     (plugin_path / "broken_plugin.py").write_text(
         "import steerable as st\n"
-        "from steerable.core.backend import Backend, GroupSpec\n"
+        "from steerable.registry.backend import Backend, GroupSpec\n"
         "def _load():\n    import a_module_that_does_not_exist\n"
         "@st.hookimpl\n"
         "def steerable_backends():\n"
@@ -71,7 +71,7 @@ def test_backend_whose_dependency_fails_is_unavailable_with_reason(plugin_path):
 
 def test_import_is_light():
     code = (
-        "import sys, steerable, steerable.core.registry\n"
+        "import sys, steerable, steerable.registry\n"
         "heavy = [m for m in ('escnn', 'e3nn', 'lightning', 'pytorch_lightning', 'torch_geometric') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

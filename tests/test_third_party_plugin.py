@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import steerable as st
-from steerable.core.testing import check_equivariance, lattice_elements
+from steerable.testing import check_equivariance, lattice_elements
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "examples" / "plugins" / "steerable_hexlattice"
 

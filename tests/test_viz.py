@@ -15,7 +15,7 @@ from matplotlib.image import imread  # noqa: E402
 
 import steerable as st  # noqa: E402
 from steerable import viz  # noqa: E402
-from steerable.core.testing import check_equivariance, lattice_elements  # noqa: E402
+from steerable.testing import check_equivariance, lattice_elements  # noqa: E402
 
 MIN_BYTES = 5_000
 

@@ -24,7 +24,7 @@ largest per-edge tensor, and each piece can be freed once used.
 whole space the symmetry allows at a point (the maps that commute with the point's stabiliser).  A
 backend reaches this by embedding the position harmonically (spherical harmonics or ``cos kθ``,
 ``sin kθ`` up to the band limit each block needs), by tensor products, or by regular fields with
-pointwise nonlinearities.  ``steerable.core.testing`` checks both properties for any backend.
+pointwise nonlinearities.  ``steerable.testing`` checks both properties for any backend.
 """
 from __future__ import annotations
 

@@ -10,10 +10,10 @@ import math
 
 import torch
 
-from steerable.core.backend import Backend, GroupSpec
+from steerable.registry.backend import Backend, GroupSpec
 from steerable.core.group import Group, GroupElements
 from steerable.core.mlp import KernelMLPSpec
-from steerable.core.registry import hookimpl
+from steerable.registry import hookimpl
 from steerable.core.representation import Rep
 
 
@@ -44,7 +44,7 @@ class _AveragedMLP(torch.nn.Module):
             torch.nn.Linear(2 + spec.attr_size, width), torch.nn.SiLU(), torch.nn.Linear(width, spec.out_size)
         )
         elements = group.elements()
-        from steerable.core.testing import block_matrices
+        from steerable.testing import block_matrices
 
         self.register_buffer("mats", elements.matrices.float(), persistent=False)
         self.register_buffer("acts", block_matrices(spec, elements).float(), persistent=False)

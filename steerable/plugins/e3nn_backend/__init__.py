@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from steerable.core.backend import Backend, GroupSpec
-from steerable.core.registry import hookimpl
+from steerable.registry.backend import Backend, GroupSpec
+from steerable.registry import hookimpl
 
 __all__ = ["steerable_backends"]
 

@@ -40,7 +40,7 @@ from e3nn import nn as e3nn_nn
 from e3nn import o3
 
 from steerable.core.mlp import KernelMLPSpec
-from steerable.core.permute import permute_columns
+from steerable.ops.permute import permute_columns
 from steerable.core.radial import RadialBasis
 
 from .group import E3nnGroup, E3nnRep, float64_default

@@ -11,7 +11,7 @@ irreps are computed when a group is built).  Groups offered by name:
 * any finite group from its generators: :func:`group_from_generators`.
 
 Hermann–Mauguin symbols are matched on the name as written (spaces removed, case ignored), not on
-:func:`~steerable.core.backend.normalize_group_name`, which drops ``-`` and would merge ``-3m`` with
+:func:`~steerable.registry.backend.normalize_group_name`, which drops ``-`` and would merge ``-3m`` with
 ``3m`` (and ``-1``/``1``, ``-3``/``3``, ``-4``/``4``, ``-6``/``6``).  The old symbols ``m3m`` and
 ``m3`` are accepted for ``m-3m`` and ``m-3``.
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from steerable.core.backend import Backend, GroupSpec
-from steerable.core.registry import hookimpl
+from steerable.registry.backend import Backend, GroupSpec
+from steerable.registry import hookimpl
 
 NAME = "matrix"
 PRIORITY = 30

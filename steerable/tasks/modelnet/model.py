@@ -19,8 +19,8 @@ import torch
 from torch_geometric.nn import global_mean_pool
 
 import steerable as st
-from steerable.core.graph import fps, knn, knn_graph
-from steerable.core.layers import Gate, PointConvBlock
+from steerable.graph import fps, knn, knn_graph
+from steerable.nn import Gate, PointConvBlock
 
 __all__ = ["ModelNetNet"]
 

@@ -2,7 +2,7 @@
 
 * Nodes: one-hot atom type over H, C, N, O, F (5 invariant scalars).
 * Graph: ``"radius"`` (all pairs within ``cutoff`` Angstrom, pure-torch
-  :func:`steerable.core.graph.radius_graph`) or ``"bond"`` (the dataset's bonds).  PyG convention
+  :func:`steerable.graph.radius_graph`) or ``"bond"`` (the dataset's bonds).  PyG convention
   ``edge_index[0]`` = source ``j``, ``[1]`` = target ``i``.
 * Edge attributes (6 invariant scalars): bond type one-hot (single/double/triple/aromatic/none) and
   the distance ``|pos_j - pos_i|``.
@@ -20,8 +20,8 @@ import torch
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
 import steerable as st
-from steerable.core.graph import radius_graph
-from steerable.core.layers import PointConvBlock
+from steerable.graph import radius_graph
+from steerable.nn import PointConvBlock
 
 from .data import ATOM_TYPES
 

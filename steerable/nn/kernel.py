@@ -6,11 +6,11 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
-from .group import check_same_group
-from .message import message_sum
-from .mlp import KernelMLPSpec
-from .permute import permute_columns
-from .representation import FieldType, as_field_type
+from ..core.group import check_same_group
+from ..core.mlp import KernelMLPSpec
+from ..core.representation import FieldType, as_field_type
+from ..ops.message import message_sum
+from ..ops.permute import permute_columns
 
 
 def _check_points(pos: torch.Tensor, dim: int, what: str) -> None:
@@ -256,7 +256,7 @@ class ImplicitKernel(torch.nn.Module):
         source and target.  Returns one ``(n_dst, R_t)`` tensor per representation pair, with
         ``R_t = M x out_rep.size x n_in`` (dense layout: the single tensor ``sum K x[src]``), which
         :meth:`mix` turns into ``sum_{e: dst_e = t} K(pos_e, attr_e) x[src_e]``.  No per-edge
-        response tensor is kept (:func:`~steerable.core.message.message_sum`).
+        response tensor is kept (:func:`~steerable.ops.message.message_sum`).
         """
         if self.basis_size is None:
             return [message_sum(self(pos, attr), x[:, None, :], src, dst, n_dst).view(n_dst, -1)]
@@ -286,21 +286,3 @@ class ImplicitKernel(torch.nn.Module):
     def extra_repr(self) -> str:
         layout = "dense" if self.basis_size is None else f"basis_size={self.basis_size}"
         return f"{self.in_type!r} -> {self.out_type!r}, attr={self.attr_type!r}, {layout}"
-
-
-class InvariantBias(torch.nn.Module):
-    """A learnable bias on the trivial (invariant) channels of ``out_type``; others get none."""
-
-    def __init__(self, out_type: FieldType) -> None:
-        super().__init__()
-        channels = torch.tensor(out_type.trivial_channels, dtype=torch.long)
-        self.register_buffer("channels", channels, persistent=False)
-        self.size = out_type.size
-        self.bias = torch.nn.Parameter(torch.zeros(len(channels))) if len(channels) else None
-
-    def vector(self) -> torch.Tensor | None:
-        """The bias as a full ``(out_type.size,)`` vector, zero on non-invariant channels."""
-        if self.bias is None:
-            return None
-        full = self.bias.new_zeros(self.size)
-        return full.index_copy(0, self.channels, self.bias)

@@ -29,8 +29,8 @@ from typing import Any, Sequence
 
 import pluggy
 
+from ..core.group import Group
 from .backend import Backend, GroupSpec
-from .group import Group
 
 PROJECT = "steerable"
 ENTRY_POINT_GROUP = "steerable"

@@ -1,7 +1,7 @@
 """What a plugin contributes: backends and the groups they can build.
 
 A plugin module (found through the ``steerable`` entry-point group) implements the hooks of
-:mod:`steerable.core.registry`, returning :class:`Backend` and :class:`GroupSpec` objects.  Importing a
+:mod:`steerable.registry`, returning :class:`Backend` and :class:`GroupSpec` objects.  Importing a
 plugin module must stay cheap: heavy dependencies are imported in :meth:`Backend.load`, which the
 registry calls once, reporting a failure as "unavailable" with its reason instead of raising.
 """
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .group import Group
+from ..core.group import Group
 
 
 def normalize_group_name(name: str) -> str:

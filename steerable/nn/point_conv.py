@@ -6,8 +6,9 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from .kernel import ImplicitKernel, InvariantBias
-from .representation import FieldType, as_field_type
+from ..core.representation import FieldType, as_field_type
+from .bias import InvariantBias
+from .kernel import ImplicitKernel
 
 PairTensor = tuple[torch.Tensor, torch.Tensor]
 
@@ -48,13 +49,13 @@ class PointConv(torch.nn.Module):
     ``(N_dst, out_type.size)``.
 
     Computation: with the default shared-basis kernel (``basis_size=M``, see
-    :class:`~steerable.core.kernel.ImplicitKernel`) no ``(E, out, in)`` kernel is built: each edge
+    :class:`~steerable.nn.kernel.ImplicitKernel`) no ``(E, out, in)`` kernel is built: each edge
     applies its ``M`` basis kernels per representation pair to the source features, the results
     are summed at the targets, and the learned mixing to output fields runs once per target node.
     With ``basis_size=None`` (dense) each edge's full kernel multiplies its source features.
 
     Memory: per-edge messages (basis kernels applied to source features) and their gradients exist
-    only one block of edges at a time and are never kept (:func:`~steerable.core.message.message_sum`);
+    only one block of edges at a time and are never kept (:func:`~steerable.ops.message.message_sum`);
     what grows with the edges is the kernel MLP's activations.  Edges are processed in chunks of
     ``chunk_size`` (automatic: as many edges as keep about 16M values for backward, 64 MiB in
     float32, measured for the layer's kernel MLP at construction); with more than one chunk, each
@@ -67,7 +68,7 @@ class PointConv(torch.nn.Module):
         bias: learnable bias on the invariant output channels.
         chunk_size: edges per chunk, or ``None`` for automatic.
         basis_size: basis kernels per representation pair, or ``None`` for a dense kernel
-            (:class:`~steerable.core.kernel.ImplicitKernel`).
+            (:class:`~steerable.nn.kernel.ImplicitKernel`).
         envelope_width: initial width of the learnable Gaussian radial envelope, ``None`` for none.
         **mlp: kernel MLP options (``hidden_channels``, ``hidden_layers``, ``radial_features``,
             ``max_radius``, ``nonlinearity``, ``options``), see :class:`~steerable.core.mlp.KernelMLPSpec`.
@@ -104,7 +105,7 @@ class PointConv(torch.nn.Module):
         Counts the tensors autograd saves (kernel-MLP activations, basis kernels; the node features
         the messages keep count as if per edge, erring on the safe side); backend-independent, so
         automatic chunks fit the memory budget whatever the MLP.  The messages themselves never
-        take more than a fixed block (:mod:`steerable.core.message`).
+        take more than a fixed block (:mod:`steerable.ops.message`).
         """
         gen = torch.Generator().manual_seed(0)
         pos, attr = self.kernel.probe_inputs(n, gen)

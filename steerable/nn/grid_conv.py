@@ -7,8 +7,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .kernel import ImplicitKernel, InvariantBias
-from .representation import FieldType, as_field_type
+from ..core.representation import FieldType, as_field_type
+from .bias import InvariantBias
+from .kernel import ImplicitKernel
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -34,7 +35,7 @@ class GridConv(torch.nn.Module):
     Convention: spatial tensor axis ``k`` holds coordinate ``k`` (first spatial axis = x, second =
     y, third = z); the kernel is sampled at offsets from the kernel centre scaled to ``[-1, 1]``.
     The layer is a cross-correlation: ``y(p) = sum_a K(a) x(p + a)``, so ``K`` is evaluated at
-    source minus target, as in :class:`~steerable.core.point_conv.PointConv`.  Rotating the image by
+    source minus target, as in :class:`~steerable.nn.point_conv.PointConv`.  Rotating the image by
     a lattice symmetry of the group (90° turns, axis flips) commutes with the layer exactly.
 
     Shapes: ``x`` ``(B, in_type.size, X, Y[, Z])`` -> ``(B, out_type.size, X', Y'[, Z'])``;
@@ -52,7 +53,7 @@ class GridConv(torch.nn.Module):
         bias: learnable bias on the invariant output channels.
         kernel_attr: field type (or int count of scalars) of per-sample kernel attributes.
         basis_size: basis kernels per representation pair, or ``None`` for a dense kernel
-            (:class:`~steerable.core.kernel.ImplicitKernel`).
+            (:class:`~steerable.nn.kernel.ImplicitKernel`).
         envelope_width: initial width of the learnable radial envelope (grid units: [-1, 1]).
         **mlp: kernel MLP options, see :class:`~steerable.core.mlp.KernelMLPSpec`.
     """
