@@ -42,7 +42,7 @@ class PointModel(torch.nn.Module):
         f_in = st.FieldType(group, [t])
         gated = st.FieldType(group, [t] * n_scalars + [v] * n_vectors)  # after the gate
         self.gate = st.Gate(gated)  # SiLU on scalars, vector k times sigmoid(its gate)
-        hidden = self.gate.in_type()  # before the gate: ``gated`` + one invariant gate per vector
+        hidden = self.gate.in_type  # before the gate: ``gated`` + one invariant gate per vector
         f_inv = st.FieldType(group, [t] * 8)
         self.convs = torch.nn.ModuleList(
             [st.PointConv(f_in, hidden, **mlp), st.PointConv(gated, hidden, **mlp), st.PointConv(gated, f_inv, **mlp)]

@@ -215,8 +215,8 @@ def test_gate_and_self_linear_are_equivariant():
     s, v = G.trivial_rep(), G.standard_rep()
     out_type = st.FieldType(G, [s, v, s, v, v])
     gate = Gate(out_type)
-    assert gate.n_gates == 3 and gate.in_type().size == out_type.size + 3
-    lin = FieldLinear(st.FieldType(G, [v, s, v]), gate.in_type())
+    assert gate.n_gates == 3 and gate.in_type.size == out_type.size + 3
+    lin = FieldLinear(st.FieldType(G, [v, s, v]), gate.in_type)
     x = torch.randn(7, 7, dtype=torch.float64)
     els = G.sample(3, generator=torch.Generator().manual_seed(0))
     f = lambda t: gate(lin.double()(t))

@@ -37,7 +37,7 @@ class PointConvBlock(_ConvBlockTypes, torch.nn.Module):
         super().__init__()
         self.in_type, self.out_type = in_type, out_type
         self.gate = Gate(out_type) if gate else None
-        conv_out = self.gate.in_type() if gate else out_type
+        conv_out = self.gate.in_type if gate else out_type
         self.conv = PointConv(in_type, conv_out, **conv_kwargs)
         self.lin = FieldLinear(in_type, conv_out)
 
@@ -81,9 +81,9 @@ class MessageBlock(_ConvBlockTypes, torch.nn.Module):
         self.aggregation = aggregation
         self.in_type, self.out_type = in_type, out_type
         self.message_gate = Gate(message_type)
-        self.conv = PointConv(in_type + in_type, self.message_gate.in_type(), **conv_kwargs)
+        self.conv = PointConv(in_type + in_type, self.message_gate.in_type, **conv_kwargs)
         self.gate = Gate(out_type) if gate else None
-        pre_activation = self.gate.in_type() if gate else out_type
+        pre_activation = self.gate.in_type if gate else out_type
         self.lin_self = FieldLinear(in_type, pre_activation)
         self.lin_msg = FieldLinear(message_type, pre_activation, bias=False)
 

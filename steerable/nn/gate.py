@@ -35,10 +35,9 @@ class Gate(torch.nn.Module):
         self.register_buffer("trivial", trivial, persistent=False)
         self.register_buffer("gate_of", gate_of, persistent=False)
 
-    def in_type(self) -> FieldType:
-        """The field type this gate expects: ``out_type`` followed by one scalar per gated field."""
-        G = self.out_type.group
-        return self.out_type + FieldType(G, [G.trivial_rep()] * self.n_gates) if self.n_gates else self.out_type
+        G = out_type.group
+        #: The field type this gate expects: ``out_type`` followed by one scalar per gated field.
+        self.in_type = out_type + FieldType(G, [G.trivial_rep()] * k) if k else out_type
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = self.out_type.size

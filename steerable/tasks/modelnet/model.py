@@ -31,7 +31,7 @@ class _Down(torch.nn.Module):
     def __init__(self, in_type: st.FieldType, out_type: st.FieldType, conv_kwargs: dict[str, Any]) -> None:
         super().__init__()
         self.gate = Gate(out_type)
-        self.conv = st.PointConv(in_type, self.gate.in_type(), **conv_kwargs)
+        self.conv = st.PointConv(in_type, self.gate.in_type, **conv_kwargs)
 
     def forward(self, x, pos_src, pos_dst, edge_index, edge_attr):
         return self.gate(self.conv(x, (pos_src, pos_dst), edge_index, edge_attr))
