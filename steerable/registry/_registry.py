@@ -1,18 +1,45 @@
-"""Plugin discovery and lookup of groups by name.
+"""Plugin discovery, validation and lookup of groups by name.
 
-Plugins are Python modules listed in the ``steerable`` entry-point group (built-ins included, see
-``pyproject.toml``).  Each implements one or both hooks below with ``@steerable.hookimpl``::
+Writing a plugin
+----------------
+A plugin is a module listed in the ``steerable`` entry-point group of its distribution (the
+built-ins are listed in ``pyproject.toml``), or any object passed to :func:`register_plugin`.  It
+implements one or both hooks of :mod:`steerable.registry.hookspec`, marked ``@steerable.hookimpl``::
+
+    # pyproject.toml:  [project.entry-points.steerable]
+    #                  mybackend = "my_package.steerable_plugin"
+    import steerable
 
     @steerable.hookimpl
     def steerable_backends():
-        return [Backend(name="mybackend", priority=50, groups=[...], load=import_my_dependency)]
+        return [steerable.Backend(name="mybackend", priority=50, groups=[...], load=import_my_dependency)]
 
     @steerable.hookimpl
     def steerable_groups():
-        return [GroupSpec(backend="mybackend", display="Foo", pattern="FOO", dims=(3,), build=...)]
+        return [steerable.GroupSpec(backend="matrix", display="Foo", pattern="FOO", dims=(3,), build=build_foo)]
 
-Discovery happens on first use, not on ``import steerable``.  A plugin whose module fails to import,
-or whose backend's ``load()`` raises, is listed as unavailable with the reason; the others work.
+Discovery happens on first use (``st.group``, ``st.list_backends``, ``st.list_groups``), not on
+``import steerable``.  Built-in plugins (modules inside the ``steerable`` package) are registered
+first, then the others in the order of their entry-point names, then those of :func:`register_plugin`
+in call order.
+
+What is checked
+---------------
+A plugin is *broken*, and none of its backends or groups is used, when its module fails to import,
+it implements a hook that does not exist (pluggy's ``check_pending``: ``steerable_group`` for
+``steerable_groups``), it defines a hook function without ``@steerable.hookimpl``, it implements no
+hook, a hook raises, or a hook returns something else than a sequence of valid :class:`Backend` /
+:class:`GroupSpec` objects (``5``, ``[None]``, strings, an invalid regular expression, empty
+``dims``, a non-callable ``build``).  A broken plugin is a row of :func:`list_backends` with
+``broken=True`` and the reason, and is named in the error for an unknown group; every other plugin
+keeps working.  A backend whose ``load()`` raises is *unavailable* with the reason.
+
+Nothing is shadowed silently: the first registration of a backend name, or of a group family of a
+backend (same ``display`` name, or a ``pattern`` matching another family's name), wins; a later one
+is ignored with a :class:`ShadowingWarning` naming both plugins.  Two backends offering the same
+group name is normal: ``priority`` decides.  A ``build()`` that returns something else than a
+:class:`~steerable.core.group.Group` acting on ``R^dim`` raises an error naming the plugin and the
+family, and nothing is cached.
 
 Backend choice for :func:`group`: the ``backend=`` argument, else the ``STEERABLE_BACKEND``
 environment variable, else the available backend with the lowest ``priority`` that offers the
@@ -20,64 +47,131 @@ group (built-ins: escnn 10, e3nn 20, matrix 30).
 """
 from __future__ import annotations
 
+import difflib
 import os
 import threading
 import traceback
+import warnings
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import Any, Sequence
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 import pluggy
 
 from ..core.group import Group
-from .backend import Backend, GroupSpec
+from . import hookspec as _hookspec
+from .backend import Backend, GroupSpec, describe
+from .hookspec import HOOK_NAMES, PROJECT, hookimpl
 
-PROJECT = "steerable"
 ENTRY_POINT_GROUP = "steerable"
 BACKEND_ENV = "STEERABLE_BACKEND"
 
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
+__all__ = [
+    "BACKEND_ENV", "ENTRY_POINT_GROUP", "PROJECT", "BackendStatus", "Registry", "ShadowingWarning", "group",
+    "hookimpl", "list_backends", "list_groups", "register_plugin", "reset_registry",
+]
 
 
-class HookSpecs:
-    """The hooks a ``steerable`` plugin may implement."""
+class ShadowingWarning(UserWarning):
+    """A plugin registered a backend name, a group family or an entry-point name that an earlier
+    plugin already registered; the earlier registration is kept and the later one ignored."""
 
-    @hookspec
-    def steerable_backends(self) -> Sequence[Backend]:
-        """Backends this plugin offers."""
 
-    @hookspec
-    def steerable_groups(self) -> Sequence[GroupSpec]:
-        """Extra group families, built by a backend this or another plugin offers."""
+class _BrokenPlugin(Exception):
+    """Internal: why a plugin's hook results cannot be used."""
 
 
 @dataclass
 class BackendStatus:
-    """One row of :func:`list_backends`."""
+    """One row of :func:`list_backends`: a backend, or a broken plugin (``broken=True``)."""
 
     name: str
     available: bool
     reason: str | None
     groups: list[str] = field(default_factory=list)
     plugin: str = ""
+    broken: bool = False
 
     def __str__(self) -> str:
+        if self.broken:
+            return f"{self.name:<10} broken plugin: {self.reason}"
         state = "available" if self.available else f"unavailable: {self.reason}"
         return f"{self.name:<10} {state}; groups: {', '.join(self.groups) or '-'}"
 
 
+@dataclass(frozen=True)
+class _Family:
+    spec: GroupSpec
+    plugin: str
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _is_builtin(ep: EntryPoint) -> bool:
+    return ep.value.split(":")[0].startswith(f"{PROJECT}.")
+
+
+def _source(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{ep.value}" + (f" from distribution {dist.name}" if dist is not None else "")
+
+
+def _safe_match(spec: GroupSpec, name: str) -> bool:
+    try:
+        return spec.match(name) is not None
+    except Exception:
+        return False
+
+
+def _clash(old: GroupSpec, new: GroupSpec) -> str | None:
+    """How family ``new`` collides with ``old`` of the same backend, or ``None``."""
+    if old.display == new.display:
+        return "has the same name as"
+    for name in old.example_names():
+        if _safe_match(new, name):
+            return f"has a pattern matching {name!r}, a name of"
+    for name in new.example_names():
+        if _safe_match(old, name):
+            return f"has the name {name!r}, matched by the pattern of"
+    return None
+
+
+def _checked(hook: str, result: Any, cls: type) -> list:
+    """The items of ``hook``'s ``result``, each a valid ``cls``; else raise :class:`_BrokenPlugin`."""
+    if result is None:
+        return []
+    expected = f"expected a list of steerable.{cls.__name__}"
+    if isinstance(result, (str, bytes)) or not hasattr(result, "__iter__"):
+        raise _BrokenPlugin(f"{hook}() returned {describe(result)}; {expected}")
+    try:
+        items = list(result)
+    except Exception as exc:
+        raise _BrokenPlugin(f"{hook}() returned {describe(result)}, which cannot be iterated ({exc})") from None
+    for i, item in enumerate(items):
+        if not isinstance(item, cls):
+            raise _BrokenPlugin(f"{hook}() returned {describe(result)}: item {i} is {describe(item)}; {expected}")
+        try:
+            item.check()
+        except (TypeError, ValueError) as exc:
+            raise _BrokenPlugin(f"{hook}() returned an invalid {cls.__name__}: {exc}") from None
+    return items
+
+
 class Registry:
-    """Holds the plugin manager, the discovered backends and the built groups."""
+    """Holds the plugin manager, the discovered backends and group families, and the built groups."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._pm: pluggy.PluginManager | None = None
-        self._broken: dict[str, str] = {}  # entry-point name -> why its module failed to import
+        self._broken: dict[str, str] = {}  # plugin name -> why none of its contributions is used
+        self._sources: dict[str, str] = {}  # plugin name -> where it came from (for messages)
         self._backends: dict[str, tuple[Backend, str]] = {}  # name -> (backend, plugin name)
-        self._specs: list[GroupSpec] = []
+        self._families: list[_Family] = []
         self._load_errors: dict[str, str | None] = {}  # backend name -> None (ok) or reason
         self._groups: dict[tuple, Group] = {}
+        self._reported: set[str] = set()  # shadowing warnings already given
 
     # -- discovery -------------------------------------------------------------------------
     def reset(self) -> None:
@@ -86,49 +180,146 @@ class Registry:
             self.__init__()
 
     def register(self, plugin: Any, name: str | None = None) -> None:
-        """Register a plugin object or module directly (besides entry points)."""
+        """Register a plugin object or module directly (besides entry points), checked like the others.
+
+        Raises:
+            ValueError: the plugin, or another with the same ``name``, is already registered.
+        """
         with self._lock:
             pm = self._manager()
-            pm.register(plugin, name=name)
-            self._collect()
+            name = name or pm.get_canonical_name(plugin)
+            self._sources.setdefault(name, f"register_plugin({describe(plugin)})")
+            self._register(pm, plugin, name)
+            self._check_pending(pm)
+            self._collect(pm)
 
     def _manager(self) -> pluggy.PluginManager:
         if self._pm is None:
             pm = pluggy.PluginManager(PROJECT)
-            pm.add_hookspecs(HookSpecs)
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
-                if pm.has_plugin(ep.name) or ep.name in self._broken:
+            pm.add_hookspecs(_hookspec)
+            eps = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (not _is_builtin(ep), ep.name))
+            for ep in eps:
+                if ep.name in self._sources:
+                    if self._sources[ep.name] != _source(ep):
+                        self._warn(f"entry point {ep.name!r} = {_source(ep)} is ignored: plugin name {ep.name!r} "
+                                   f"is already taken by {self._sources[ep.name]}")
                     continue
+                self._sources[ep.name] = _source(ep)
                 try:
-                    pm.register(ep.load(), name=ep.name)
+                    plugin = ep.load()
                 except Exception as exc:  # a broken plugin must not break the others
-                    self._broken[ep.name] = f"{type(exc).__name__}: {exc}"
+                    detail = _one_line("".join(traceback.format_exception_only(type(exc), exc)))
+                    self._broken[ep.name] = f"failed to import {ep.value}: {detail}"
+                    continue
+                self._register(pm, plugin, ep.name)
+            self._check_pending(pm)
+            self._collect(pm)
             self._pm = pm
-            self._collect()
         return self._pm
 
-    def _collect(self) -> None:
-        pm = self._pm
-        assert pm is not None
-        self._backends, self._specs = {}, []
-        for impl in pm.hook.steerable_backends.get_hookimpls():
+    def _register(self, pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+        try:
+            pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:  # e.g. a hook implementation with arguments
+            self._broken[name] = _one_line(str(exc))
+
+    def _check_pending(self, pm: pluggy.PluginManager) -> None:
+        """Run pluggy's ``check_pending``; a plugin implementing an unknown hook is unregistered, broken."""
+        while True:
             try:
-                offered = impl.function()
-            except Exception as exc:
-                self._broken[impl.plugin_name] = f"steerable_backends() raised {type(exc).__name__}: {exc}"
+                pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = pm.get_name(exc.plugin) or describe(exc.plugin)
+                unknown = [
+                    hook for hook, caller in vars(pm.hook).items()
+                    if not hook.startswith("_") and not caller.has_spec()
+                    and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
+                ]
+                hints = []
+                for hook in unknown:
+                    close = difflib.get_close_matches(hook, HOOK_NAMES, n=1)
+                    hints.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                self._broken[name] = f"unknown hook {', '.join(hints)}; the hooks are {', '.join(HOOK_NAMES)}"
+                pm.unregister(exc.plugin)
+
+    def _results(self, pm: pluggy.PluginManager, name: str, plugin: Any) -> tuple[list[Backend], list[GroupSpec]]:
+        """Call plugin ``name``'s hooks and check what they return; raise :class:`_BrokenPlugin` if unusable."""
+        results: dict[str, list] = {}
+        implemented = False
+        for hook, cls in zip(HOOK_NAMES, (Backend, GroupSpec)):
+            impls = [impl for impl in getattr(pm.hook, hook).get_hookimpls() if impl.plugin_name == name]
+            if not impls:
+                if callable(getattr(plugin, hook, None)):
+                    raise _BrokenPlugin(f"{hook} is defined but not marked with @steerable.hookimpl")
+                results[hook] = []
                 continue
-            for backend in offered or ():
-                self._backends[backend.name] = (backend, impl.plugin_name)
-                self._specs.extend(backend.groups)
-        for impl in pm.hook.steerable_groups.get_hookimpls():
+            implemented = True
+            items = []
+            for impl in impls:
+                try:
+                    result = impl.function()
+                except Exception as exc:
+                    raise _BrokenPlugin(f"{hook}() raised {type(exc).__name__}: {_one_line(str(exc))}") from None
+                items += _checked(hook, result, cls)
+            results[hook] = items
+        if not implemented:
+            raise _BrokenPlugin(f"implements none of the hooks {', '.join(HOOK_NAMES)} (marked @steerable.hookimpl)")
+        return results["steerable_backends"], results["steerable_groups"]
+
+    def _collect(self, pm: pluggy.PluginManager) -> None:
+        """Rebuild the backends and families from the registered plugins, first registration first."""
+        backends: dict[str, tuple[Backend, str]] = {}
+        families: list[_Family] = []
+        for name, plugin in pm.list_name_plugin():
+            if name in self._broken or plugin is None:
+                continue
             try:
-                self._specs.extend(impl.function() or ())
-            except Exception as exc:
-                self._broken[impl.plugin_name] = f"steerable_groups() raised {type(exc).__name__}: {exc}"
+                offered, extra = self._results(pm, name, plugin)
+            except _BrokenPlugin as exc:
+                self._broken[name] = str(exc)
+                continue
+            for backend in offered:
+                if backend.name in backends:
+                    first = backends[backend.name][1]
+                    self._warn(f"plugin {self._label(name)} registers backend {backend.name!r}, already registered "
+                               f"by plugin {self._label(first)}; the first registration is kept, this one ignored")
+                    continue
+                backends[backend.name] = (backend, name)
+                for spec in backend.groups:
+                    self._add_family(families, _Family(spec, name))
+            for spec in extra:
+                self._add_family(families, _Family(spec, name))
+        self._backends, self._families = backends, families
+
+    def _add_family(self, families: list[_Family], new: _Family) -> None:
+        for old in families:
+            if old.spec.backend != new.spec.backend:
+                continue
+            how = _clash(old.spec, new.spec)
+            if how is not None:
+                self._warn(
+                    f"plugin {self._label(new.plugin)} registers group {new.spec.display!r} for backend "
+                    f"{new.spec.backend!r}, which {how} the group {old.spec.display!r} registered by plugin "
+                    f"{self._label(old.plugin)}; the first registration is kept, this one ignored"
+                )
+                return
+        families.append(new)
+
+    def _label(self, plugin: str) -> str:
+        source = self._sources.get(plugin)
+        return f"{plugin!r} ({source})" if source else repr(plugin)
+
+    def _warn(self, message: str) -> None:
+        if message not in self._reported:
+            self._reported.add(message)
+            warnings.warn(message, ShadowingWarning, stacklevel=4)
 
     # -- backends --------------------------------------------------------------------------
     def _load(self, name: str) -> str | None:
         """Load backend ``name`` once; return ``None`` if usable, else the reason it is not."""
+        if name not in self._backends:
+            return f"no plugin offers backend {name!r}"
         if name not in self._load_errors:
             backend, _ = self._backends[name]
             try:
@@ -140,23 +331,23 @@ class Registry:
         return self._load_errors[name]
 
     def list_backends(self) -> list[BackendStatus]:
-        """Every known backend (and every plugin that failed to import), with its status."""
+        """Every known backend (loaded to tell whether it is usable), then every broken plugin."""
         with self._lock:
             self._manager()
             rows = []
             for name, (backend, plugin) in sorted(self._backends.items(), key=lambda kv: kv[1][0].priority):
                 reason = self._load(name)
-                groups = [s.display for s in self._specs if s.backend == name]
+                groups = [f.spec.display for f in self._families if f.spec.backend == name]
                 rows.append(BackendStatus(name, reason is None, reason, groups, plugin))
             for plugin, reason in sorted(self._broken.items()):
-                rows.append(BackendStatus(plugin, False, f"plugin failed to load: {reason}", [], plugin))
+                rows.append(BackendStatus(plugin, False, reason, [], plugin, broken=True))
             return rows
 
     def list_groups(self) -> list[GroupSpec]:
         """Every registered group family, of available and unavailable backends alike."""
         with self._lock:
             self._manager()
-            return list(self._specs)
+            return [f.spec for f in self._families]
 
     def _known(self) -> str:
         names = sorted(self._backends) + [f"{p} (broken plugin)" for p in sorted(self._broken)]
@@ -175,19 +366,30 @@ class Registry:
             if backend is not None and backend not in self._backends:
                 raise ValueError(f"unknown backend {backend!r} (from {source}); known backends: {self._known()}")
 
-            matches = [(spec, found) for spec in self._specs if (found := spec.match(name)) is not None]
+            matches, failures = [], []
+            for family in self._families:
+                try:
+                    found = family.spec.match(name)
+                except Exception as exc:  # only names this family's pattern matches are affected
+                    failures.append(f"plugin {family.plugin!r}: group {family.spec.display!r} failed to match "
+                                    f"{name!r} ({type(exc).__name__}: {_one_line(str(exc))})")
+                    continue
+                if found is not None:
+                    matches.append((family, found))
             if not matches:
-                raise ValueError(f"unknown group {name!r}; known groups: {self._catalogue()}")
+                if failures:
+                    raise ValueError(f"group {name!r}: " + "; ".join(failures))
+                raise ValueError(f"unknown group {name!r}; known groups: {self._catalogue()}{self._broken_note()}")
             if dim is not None:
-                in_dim = [(s, f) for s, f in matches if dim in s.dims]
+                in_dim = [(f, p) for f, p in matches if dim in f.spec.dims]
                 if not in_dim:
-                    dims = sorted({d for s, _ in matches for d in s.dims})
+                    dims = sorted({d for f, _ in matches for d in f.spec.dims})
                     raise ValueError(f"group {name!r} acts on R^n for n in {dims}, not on R^{dim}")
                 matches = in_dim
             if backend is not None:
-                offered = [(s, f) for s, f in matches if s.backend == backend]
+                offered = [(f, p) for f, p in matches if f.spec.backend == backend]
                 if not offered:
-                    others = sorted({s.backend for s, _ in matches})
+                    others = sorted({f.spec.backend for f, _ in matches})
                     raise ValueError(
                         f"backend {backend!r} (from {source}) does not offer group {name!r}"
                         + (f" on R^{dim}" if dim else "") + f"; offered by: {', '.join(others)}"
@@ -197,35 +399,57 @@ class Registry:
                     raise RuntimeError(f"backend {backend!r} is unavailable: {reason}")
                 matches = offered
             else:
-                usable = [(s, f) for s, f in matches if self._load(s.backend) is None]
+                usable = [(f, p) for f, p in matches if self._load(f.spec.backend) is None]
                 if not usable:
-                    why = "; ".join(f"{s.backend}: {self._load(s.backend)}" for s, _ in matches)
+                    why = "; ".join(f"{f.spec.backend}: {self._load(f.spec.backend)}" for f, _ in matches)
                     raise RuntimeError(f"group {name!r} is offered only by unavailable backends ({why})")
-                matches = sorted(usable, key=lambda m: self._backends[m[0].backend][0].priority)
+                matches = sorted(usable, key=lambda m: self._backends[m[0].spec.backend][0].priority)
 
-            spec, found = matches[0]
-            dim = spec.dims[0] if dim is None else dim
+            family, found = matches[0]
+            dim = family.spec.dims[0] if dim is None else dim
             clash = set(found) & set(params)
             if clash:
                 raise ValueError(f"group {name!r}: parameter(s) {sorted(clash)} given twice")
-            key = (spec.backend, spec.display, dim, tuple(sorted({**found, **params}.items())))
+            key = (family.spec.backend, family.spec.display, dim, tuple(sorted({**found, **params}.items())))
             if key not in self._groups:
-                self._groups[key] = spec.build(dim, **found, **params)
+                self._groups[key] = self._build(family, dim, {**found, **params})
             return self._groups[key]
+
+    def _build(self, family: _Family, dim: int, params: dict[str, Any]) -> Group:
+        """``family.spec.build(dim, **params)``, checked to be a :class:`Group` acting on ``R^dim``."""
+        built = family.spec.build(dim, **params)
+        spec = family.spec
+        call = ", ".join([f"dim={dim}"] + [f"{k}={v!r}" for k, v in params.items()])
+        where = f"plugin {family.plugin!r}, group {spec.display!r} of backend {spec.backend!r}: build({call})"
+        if not isinstance(built, Group):
+            raise TypeError(f"{where} returned {describe(built)}, not a steerable.core.group.Group")
+        built_dim = getattr(built, "dim", None)
+        if built_dim != dim:
+            raise ValueError(f"{where} returned the group {getattr(built, 'name', '?')!r} acting on R^{built_dim}, "
+                             f"not on R^{dim}")
+        return built
 
     def _catalogue(self) -> str:
         by_backend: dict[str, list[str]] = {}
-        for spec in self._specs:
-            dims = "/".join(f"R^{d}" for d in spec.dims)
-            by_backend.setdefault(spec.backend, []).append(f"{spec.display} ({dims})")
+        for family in self._families:
+            dims = "/".join(f"R^{d}" for d in family.spec.dims)
+            by_backend.setdefault(family.spec.backend, []).append(f"{family.spec.display} ({dims})")
         return "; ".join(f"{b}: {', '.join(g)}" for b, g in by_backend.items()) or "none registered"
+
+    def _broken_note(self) -> str:
+        if not self._broken:
+            return ""
+        return "; broken plugins (none of their groups is registered): " + "; ".join(
+            f"{plugin}: {reason}" for plugin, reason in sorted(self._broken.items())
+        )
 
 
 _registry = Registry()
 
 
 def list_backends() -> list[BackendStatus]:
-    """Name, availability (with the reason if not) and group families of every backend."""
+    """Name, availability (with the reason if not) and group families of every backend, then one
+    row per broken plugin (``broken=True``, ``available=False``, the reason)."""
     return _registry.list_backends()
 
 
@@ -246,14 +470,17 @@ def group(name: str, dim: int | None = None, backend: str | None = None, **param
         **params: further group parameters understood by the backend.
 
     Raises:
-        ValueError: unknown group or backend (the message lists what exists), or a wrong ``dim``.
+        ValueError: unknown group or backend (the message lists what exists, and the broken
+            plugins), or a wrong ``dim``; a plugin's ``build`` returning a group on another ``R^n``.
+        TypeError: a plugin's ``build`` returning something else than a ``Group`` (named in the message).
         RuntimeError: the chosen backend is installed but unusable (the message says why).
     """
     return _registry.group(name, dim=dim, backend=backend, **params)
 
 
 def register_plugin(plugin: Any, name: str | None = None) -> None:
-    """Register a plugin module or object without an entry point."""
+    """Register a plugin module or object without an entry point; it is checked like the others
+    (a bad one is listed as broken by :func:`list_backends`, not raised)."""
     _registry.register(plugin, name=name)
 
 
