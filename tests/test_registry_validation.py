@@ -72,7 +72,8 @@ SPEC = "GroupSpec('toy', 'Bad', 'BAD', (2,), lambda dim: None)"
 GARBAGE = {
     # name: (hook, body of the hook, fragment of the reason)
     "int": ("steerable_backends", "return 5", "steerable_backends() returned 5 (int); expected a list"),
-    "none_item": ("steerable_groups", "return [None]", "item 0 is None (NoneType); expected a list of steerable.GroupSpec"),
+    "none_item": ("steerable_groups", "return [None]",
+                  "item 0 is None (NoneType); expected a list of steerable.GroupSpec"),
     "string": ("steerable_groups", "return 'SO3'", "returned 'SO3' (str); expected a list"),
     "strings": ("steerable_backends", "return ['escnn', 'matrix']", "item 0 is 'escnn' (str)"),
     "single_spec": ("steerable_groups", f"return {SPEC}", "(GroupSpec); expected a list of steerable.GroupSpec"),
@@ -183,7 +184,8 @@ def test_backend_name_of_third_party_is_not_shadowed(install):
         def steerable_backends():
             return [Backend('toy', 0, [GroupSpec('toy', 'Shadow', 'SHADOW', (2,), lambda dim: None)])]
     """)
-    with pytest.warns(ShadowingWarning, match=r"plugin 'zz_shadow' .*backend 'toy', already registered by plugin 'toy'"):
+    shadow = r"plugin 'zz_shadow' .*backend 'toy', already registered by plugin 'toy'"
+    with pytest.warns(ShadowingWarning, match=shadow):
         group = st.group("ToyC4")
     assert type(group).__module__ == "toy_c4"
     assert [r.plugin for r in st.list_backends() if r.name == "toy"] == ["toy"]
@@ -255,6 +257,25 @@ def test_entry_point_name_taken_by_builtin_is_reported(install, plugin_path):
         sys.modules.pop(module, None)
 
 
+def test_same_module_under_a_second_entry_point_name_is_reported(plugin_path):
+    install_fake_distribution(plugin_path, "steerable_again", {"aaa_matrix": "steerable.plugins.matrix_backend"})
+    with pytest.warns(ShadowingWarning, match=r"entry point 'aaa_matrix' = steerable.plugins.matrix_backend from "
+                                              r"distribution steerable_again is ignored: the same object is already "
+                                              r"registered as plugin 'matrix'"):
+        rows = {row.name: row for row in st.list_backends()}
+    assert rows["matrix"].plugin == "matrix" and "aaa_matrix" not in rows
+
+
+def test_entry_point_of_none_is_broken(plugin_path):
+    (plugin_path / "fake_plugin_none.py").write_text("PLUGIN = None\n")
+    install_fake_distribution(plugin_path, "steerable_none", {"nothing": "fake_plugin_none:PLUGIN"})
+    try:
+        assert "entry point fake_plugin_none:PLUGIN is None" in _broken("nothing").reason
+        assert st.group("m-3m").order == 48
+    finally:
+        sys.modules.pop("fake_plugin_none", None)
+
+
 def test_shadowing_is_warned_once(install):
     install("zz_shadow", "@hookimpl\ndef steerable_backends():\n    return [Backend('toy', 0)]\n")
     with pytest.warns(ShadowingWarning) as record:
@@ -296,8 +317,8 @@ def test_build_returning_a_group_on_another_space_is_reported(install):
             return [GroupSpec('toy', 'Toy3D{N}', r'TOYTHREE(?P<N>\\d+)', (3,), lambda dim, N: toy_c4.ToyC4())]
     """)
     for _ in range(2):
-        with pytest.raises(ValueError, match=r"plugin 'wrongdim', group 'Toy3D\{N\}' of backend 'toy': "
-                                             r"build\(dim=3, N=4\) returned the group 'ToyC4' acting on R\^2, not on R\^3"):
+        with pytest.raises(ValueError, match=r"plugin 'wrongdim', group 'Toy3D\{N\}' of backend 'toy': build\(dim=3, "
+                                             r"N=4\) returned the group 'ToyC4' acting on R\^2, not on R\^3"):
             st.group("ToyThree4")
     _assert_others_work(install.baseline)
 
@@ -339,3 +360,14 @@ def test_spec_and_backend_check_their_fields():
     with pytest.raises(TypeError, match=r"Backend 'b': groups must hold GroupSpec objects, got 'C4' \(str\)"):
         Backend("b", 1, groups=["C4"])
     assert isinstance(Backend("b", 1, groups=[GroupSpec("b", "X", "X", (2,), print)]).groups, tuple)
+
+
+def test_hookspecs_are_the_documented_hooks():
+    from steerable.registry import HOOK_NAMES, hookspec
+
+    marked = sorted(name for name, obj in vars(hookspec).items() if hasattr(obj, "steerable_spec"))
+    assert marked == sorted(HOOK_NAMES)
+    for name in HOOK_NAMES:
+        doc = getattr(hookspec, name).__doc__
+        assert ":return:" in doc and "What the registry does with it" in doc and "Example::" in doc
+    assert st.hookimpl is hookspec.hookimpl and st.registry.hookimpl is hookspec.hookimpl

@@ -19,9 +19,9 @@ implements one or both hooks of :mod:`steerable.registry.hookspec`, marked ``@st
         return [steerable.GroupSpec(backend="matrix", display="Foo", pattern="FOO", dims=(3,), build=build_foo)]
 
 Discovery happens on first use (``st.group``, ``st.list_backends``, ``st.list_groups``), not on
-``import steerable``.  Built-in plugins (modules inside the ``steerable`` package) are registered
-first, then the others in the order of their entry-point names, then those of :func:`register_plugin`
-in call order.
+``import steerable``.  Built-in plugins (the entry points of the ``steerable`` distribution) are
+registered first, then the others in the order of their entry-point names, then those of
+:func:`register_plugin` in call order; for any name, the first registration wins (below).
 
 What is checked
 ---------------
@@ -110,6 +110,10 @@ def _one_line(text: str) -> str:
 
 
 def _is_builtin(ep: EntryPoint) -> bool:
+    """Declared by the ``steerable`` distribution itself (else, if unknown: a module inside the package)."""
+    dist = getattr(ep, "dist", None)
+    if dist is not None and getattr(dist, "name", None):
+        return dist.name.lower().replace("_", "-") == PROJECT
     return ep.value.split(":")[0].startswith(f"{PROJECT}.")
 
 
@@ -164,6 +168,9 @@ class Registry:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._clear()
+
+    def _clear(self) -> None:
         self._pm: pluggy.PluginManager | None = None
         self._broken: dict[str, str] = {}  # plugin name -> why none of its contributions is used
         self._sources: dict[str, str] = {}  # plugin name -> where it came from (for messages)
@@ -177,7 +184,7 @@ class Registry:
     def reset(self) -> None:
         """Forget everything; the next lookup discovers plugins again."""
         with self._lock:
-            self.__init__()
+            self._clear()
 
     def register(self, plugin: Any, name: str | None = None) -> None:
         """Register a plugin object or module directly (besides entry points), checked like the others.
@@ -188,8 +195,10 @@ class Registry:
         with self._lock:
             pm = self._manager()
             name = name or pm.get_canonical_name(plugin)
-            self._sources.setdefault(name, f"register_plugin({describe(plugin)})")
-            self._register(pm, plugin, name)
+            if not pm.has_plugin(name):  # a new registration replaces a failed import of that name
+                self._broken.pop(name, None)
+            self._register(pm, plugin, name)  # raises ValueError if the name or the object is registered
+            self._sources[name] = f"register_plugin({describe(plugin)})"
             self._check_pending(pm)
             self._collect(pm)
 
@@ -210,6 +219,14 @@ class Registry:
                 except Exception as exc:  # a broken plugin must not break the others
                     detail = _one_line("".join(traceback.format_exception_only(type(exc), exc)))
                     self._broken[ep.name] = f"failed to import {ep.value}: {detail}"
+                    continue
+                if plugin is None:
+                    self._broken[ep.name] = f"entry point {ep.value} is None"
+                    continue
+                other = pm.get_name(plugin)
+                if other is not None:
+                    self._warn(f"entry point {ep.name!r} = {_source(ep)} is ignored: the same object is already "
+                               f"registered as plugin {self._label(other)}")
                     continue
                 self._register(pm, plugin, ep.name)
             self._check_pending(pm)
