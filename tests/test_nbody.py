@@ -19,7 +19,7 @@ from steerable.tasks.nbody.data import (
     write_npy_split,
 )
 from steerable.nn import FieldLinear, Gate
-from steerable.tasks.nbody.model import NBodyNet, equivariance_error, fully_connected_edges
+from steerable.tasks.nbody.model import NBodyNet, build_nbody_net, equivariance_error, fully_connected_edges
 from steerable.tasks.nbody.simulate import SimulationConfig, energy, simulate, total_momentum
 
 SHORT = dataclasses.replace(SimulationConfig(), n_steps=1200)  # 11 frames
@@ -156,7 +156,7 @@ def _random_system(batch: int = 6, seed: int = 0):
 
 
 _ALL_OPTIONS = dict(
-    node_conditioning=True, relative_velocity=True, position_updates=True, velocity_attribute=True, 
+    node_conditioning=True, relative_velocity=True, position_updates=True, velocity_attribute=True,
     nonlinear_messages=True, galilean_inputs=True, velocity_kernel=True,
 )
 
@@ -177,7 +177,8 @@ _ALL_OPTIONS = dict(
 def test_model_is_e3_equivariant_float32(group, backend, options):
     _backend_or_skip(backend)
     torch.manual_seed(0)
-    model = NBodyNet(group, backend, hidden_scalars=4, hidden_vectors=4, layers=3, kernel_hidden=4, **options)
+    model = build_nbody_net(group=group, backend=backend, hidden_scalars=4, hidden_vectors=4, layers=3, kernel_hidden=4,
+                            **options)
     pos, vel, charges = _random_system()
     G = model.G
     els = G.sample(4, generator=torch.Generator().manual_seed(1))
@@ -200,8 +201,9 @@ def test_galilean_inputs_make_velocity_shifts_exact(nonlinear_messages):
     """With ``galilean_inputs`` a common velocity shift ``w`` moves every prediction by ``a w`` only."""
     _backend_or_skip("escnn")
     torch.manual_seed(0)
-    model = NBodyNet("O(3)", "escnn", hidden_scalars=4, hidden_vectors=4, kernel_hidden=4, relative_velocity=True,
-                     galilean_inputs=True, velocity_kernel=True, nonlinear_messages=nonlinear_messages).double()
+    model = build_nbody_net(group="O(3)", backend="escnn", hidden_scalars=4, hidden_vectors=4, kernel_hidden=4,
+                            relative_velocity=True, galilean_inputs=True, velocity_kernel=True,
+                            nonlinear_messages=nonlinear_messages).double()
     pos, vel, charges = (t.double() for t in _random_system())
     shift = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64)
     with torch.no_grad():
@@ -326,7 +328,7 @@ def test_datamodule_reads_benchmark_npy_files(tmp_path):
 
 
 def test_config_file_and_flags_override_preset(tmp_path):
-    from steerable.tasks.nbody.train import PRESETS, build_parser, resolve
+    from steerable.tasks.nbody.train import PRESETS, SETTINGS, build_parser, resolve
 
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("preset: demo\nn_train: 123\nbackend: e3nn\n")
@@ -340,9 +342,8 @@ def test_config_file_and_flags_override_preset(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     for name in ("nbody_demo.yaml", "nbody_full.yaml"):
         from_file = resolve(build_parser().parse_args(["--config", str(repo / "configs" / name)]))
-        preset = resolve(build_parser().parse_args(["--preset", from_file["preset"]]))
-        keys = PRESETS[from_file["preset"]]
-        assert {k: from_file[k] for k in keys} == {k: preset[k] for k in keys}  # the file repeats the preset
+        # the file repeats its preset (with any --preset: the file's preset replaces it)
+        assert from_file == SETTINGS.preset(from_file["preset"])
     # boolean model options: preset value, overridden by --flag / --no-flag
     assert resolve(build_parser().parse_args(["--preset", "full"]))["relative_velocity"] is True
     assert resolve(build_parser().parse_args(["--preset", "full", "--no-relative-velocity"]))["relative_velocity"] is False
