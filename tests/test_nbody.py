@@ -436,7 +436,8 @@ def test_velocity_kernel_is_per_particle_and_equivariant():
     torch.manual_seed(0)
     kv = VelocityKernel(t_in, t_out, dict(hidden_channels=4, radial_features=4, max_radius=3.0)).double()
     g = torch.Generator().manual_seed(0)
-    h, vel = torch.randn(6, t_in.size, generator=g, dtype=torch.float64), torch.randn(6, 3, generator=g, dtype=torch.float64)
+    h = torch.randn(6, t_in.size, generator=g, dtype=torch.float64)
+    vel = torch.randn(6, 3, generator=g, dtype=torch.float64)
     q = torch.randint(0, 2, (6, 1), generator=g).double() * 2 - 1
     with torch.no_grad():
         out = kv(h, vel, q)

@@ -77,7 +77,8 @@ class NBodyDataModule(L.LightningDataModule):
         if not self.hparams.npy_dir:
             for split in ("train", "valid", "test"):
                 if self.sizes[split] > 0:
-                    t = load_or_generate(self.hparams.data_dir, split, self.sizes[split], self.hparams.seed, progress=self.hparams.progress)
+                    hp = self.hparams
+                    t = load_or_generate(hp.data_dir, split, self.sizes[split], hp.seed, progress=hp.progress)
                     self.generation_seconds += t.seconds
 
     def setup(self, stage: str | None = None) -> None:
@@ -165,7 +166,8 @@ class NBodyModule(L.LightningModule):
             gen = torch.Generator().manual_seed(1000 + batch_idx)
             with torch.inference_mode(False), torch.no_grad():
                 errs = equivariance_error(
-                    self.model, pos.clone(), vel.clone(), charges.clone(), self.hparams.equivariance_elements, generator=gen
+                    self.model, pos.clone(), vel.clone(), charges.clone(), self.hparams.equivariance_elements,
+                    generator=gen,
                 )
             for key, value in errs.items():
                 self._equiv[key] = max(self._equiv.get(key, 0.0), value)

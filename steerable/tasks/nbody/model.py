@@ -90,7 +90,8 @@ class NodeInputs:
         return vel - vel.mean(1, keepdim=True) if self.galilean else vel
 
     def __call__(self, pos: torch.Tensor, vel_in: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
-        """``(B n, 8)`` node features from ``pos``, ``vel_in`` (:meth:`velocities`) ``(B, n, 3)``, ``charges`` ``(B, n, 1)``."""
+        """``(B n, 8)`` node features from ``pos``, ``vel_in`` (:meth:`velocities`), both ``(B, n, 3)``,
+        and ``charges`` ``(B, n, 1)``."""
         centred = pos - pos.mean(1, keepdim=True)
         speed = vel_in.norm(dim=-1, keepdim=True)
         return torch.cat([charges, speed, vel_in, centred], -1).reshape(-1, 8)
@@ -179,21 +180,23 @@ LAYER_TYPES: dict[str, LayerBuilder] = {"conv": _conv_layer, "message": _message
 # -- velocity kernel --------------------------------------------------------------------------------
 class VelocityKernel(torch.nn.Module):
     """``K_v(v_i; q_i) h_i``: an implicit kernel of each particle's own velocity ``v_i`` (attribute: its
-    charge) applied to its own features.
+    charge) applied to its own features, one message per particle.
 
-    One message per node.  Today it is a :class:`steerable.PointConv` over self-loops whose source
-    sits at ``v_i`` and whose target sits at the origin (so the kernel is evaluated at ``v_i - 0``).
+    ``kernel_kwargs`` are :class:`steerable.ImplicitKernel` options (sizes, ``basis_size``,
+    ``envelope_width``).  Today the kernel is evaluated in full, ``(N, out, in)`` (small: one per
+    particle), and applied to ``h_i``; a kernel operation that gives the message without building
+    the kernel (``kernel.message(vel, charges, h)``) would replace that one line.
 
+    Equivariance: ``K_v(g v; q) rho_in(g) h = rho_out(g) K_v(v; q) h``.
     Shapes: ``forward(h (N, in_type.size), vel (N, 3), charges (N, 1)) -> (N, out_type.size)``.
     """
 
     def __init__(self, in_type: st.FieldType, out_type: st.FieldType, kernel_kwargs: dict[str, Any]) -> None:
         super().__init__()
-        self.conv = st.PointConv(in_type, out_type, 1, bias=False, **kernel_kwargs)
+        self.kernel = st.ImplicitKernel(in_type, out_type, 1, **kernel_kwargs)
 
     def forward(self, h: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
-        nodes = torch.arange(h.shape[0], device=h.device)
-        return self.conv(h, (vel, torch.zeros_like(vel)), torch.stack([nodes, nodes]), charges)
+        return torch.einsum("noi,ni->no", self.kernel(vel, charges), h)
 
 
 # -- position update --------------------------------------------------------------------------------
@@ -282,7 +285,7 @@ class NBodyNet(torch.nn.Module):
         self.out_type = st.FieldType(G, [v])
         self.position_update = PositionUpdate(self.hidden_type.size) if position_updates else None
         step_type = PositionUpdate.step_type(self.hidden_type, self.out_type) if position_updates else self.hidden_type
-        kernel_kwargs: dict[str, Any] = dict(
+        kernel_kwargs: dict[str, Any] = dict(  # of every implicit kernel
             hidden_channels=kernel_hidden,
             hidden_layers=kernel_layers,
             basis_size=kernel_basis or None,
