@@ -241,11 +241,12 @@ class TaskSettings:
         )
         p.add_argument(
             "--preset", choices=sorted(self.presets), default=None,
-            help=f"base settings (default: {self.default_preset}; a --config file may name one, which replaces it)",
+            help=f"base settings; a --config file may name one, which replaces it [default: {self.default_preset}]",
         )
         p.add_argument(
             "--config", metavar="YAML",
-            help="YAML file of settings (keys: the option names with '_', and preset), applied over the preset",
+            help="YAML file of settings (keys: the setting names, and preset), applied over the preset "
+            "[default: none]",
         )
         for sec in self.sections:
             group = p.add_argument_group(sec.title)
