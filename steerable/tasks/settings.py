@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 __all__ = ["Setting", "Section", "section", "run_section", "TaskSettings"]
 
@@ -292,9 +292,6 @@ class TaskSettings:
     def parse(self, argv: Sequence[str] | None = None) -> dict[str, Any]:
         """``resolve(build_parser().parse_args(argv))``."""
         return self.resolve(self.build_parser().parse_args(argv))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.settings)
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
