@@ -11,16 +11,12 @@ thread count; the dense kernel (``--kernel-basis 0``) is the baseline of the rat
 from __future__ import annotations
 
 import argparse
-import inspect
 import time
 
 import torch
 
-from steerable.tasks.nbody.model import NBodyNet
-from steerable.tasks.nbody.train import PRESETS
-
-# every model option the preset sets (the kernel basis is this benchmark's own axis)
-_MODEL = set(inspect.signature(NBodyNet).parameters) - {"group", "backend", "kernel_basis"}
+from steerable.tasks.nbody.model import NBodyNet, build_nbody_net
+from steerable.tasks.nbody.train import PRESETS, SETTINGS
 
 
 def _layout(basis: int) -> str:
@@ -56,14 +52,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     p.add_argument("--kernel-basis", type=int, nargs="+", default=[0, 8], help="basis sizes to compare (0: dense)")
     args = p.parse_args()
-    preset = PRESETS[args.preset]
+    preset = SETTINGS.preset(args.preset)
     batch = args.batch_size or preset["batch_size"]
+    # the preset's model (the kernel basis is this benchmark's own axis)
+    model_settings = dict(SETTINGS.select(preset, "model"), group=args.group, backend=args.backend)
     rows = []
     for basis in args.kernel_basis:
         torch.manual_seed(0)
         t0 = time.perf_counter()
-        options = {k: v for k, v in preset.items() if k in _MODEL}
-        model = NBodyNet(args.group, args.backend, kernel_basis=basis, **options)
+        model = build_nbody_net(**dict(model_settings, kernel_basis=basis))
         build = time.perf_counter() - t0
         n_params = sum(p.numel() for p in model.parameters())
         for threads in args.threads:

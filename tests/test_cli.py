@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from steerable.cli import main
 
 
@@ -25,3 +27,15 @@ def test_unknown_group_is_one_line_error(toy_group, capsys):
     assert main(["check", "SO(4)"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("steerable: error: unknown group 'SO(4)'")
+
+
+def test_train_forwards_to_the_task_commands(capsys):
+    """``steerable train TASK ...`` is ``python -m steerable.tasks TASK ...``: same help, same errors."""
+    for task, flag in (("nbody", "--velocity-kernel"), ("qm9", "--cutoff"), ("modelnet", "--test-rotation")):
+        with pytest.raises(SystemExit) as info:
+            main(["train", task, "--help"])
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: python -m steerable.tasks {task}") and flag in out and "[default: " in out
+    assert main(["train", "no-such-task"]) == 2
+    assert "unknown task 'no-such-task'" in capsys.readouterr().err

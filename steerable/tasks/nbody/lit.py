@@ -9,13 +9,13 @@ test batches (rotations/reflections sampled from the group, plus random translat
 """
 from __future__ import annotations
 
-import inspect
+from typing import Any
 
 import lightning as L
 import torch
 
 from .data import DEFAULT_SEED, DEFAULT_SIZES, NBodyDataset, load_npy_split, load_or_generate
-from .model import NBodyNet, equivariance_error
+from .model import build_nbody_net, equivariance_error
 from .simulate import SimulationConfig
 
 __all__ = ["NBodyDataModule", "NBodyModule"]
@@ -77,7 +77,8 @@ class NBodyDataModule(L.LightningDataModule):
         if not self.hparams.npy_dir:
             for split in ("train", "valid", "test"):
                 if self.sizes[split] > 0:
-                    t = load_or_generate(self.hparams.data_dir, split, self.sizes[split], self.hparams.seed, progress=self.hparams.progress)
+                    hp = self.hparams
+                    t = load_or_generate(hp.data_dir, split, self.sizes[split], hp.seed, progress=hp.progress)
                     self.generation_seconds += t.seconds
 
     def setup(self, stage: str | None = None) -> None:
@@ -106,13 +107,11 @@ class NBodyDataModule(L.LightningDataModule):
 
 
 class NBodyModule(L.LightningModule):
-    """Trains :class:`~.model.NBodyNet` with the MSE of predicted positions.
+    """Trains an :class:`~.model.NBodyNet` with the MSE of predicted positions.
 
     Args:
-        group, backend, hidden_scalars, hidden_vectors, layers, kernel_hidden, kernel_layers,
-        kernel_basis, node_conditioning, relative_velocity, position_updates, velocity_attribute,
-        nonlinear_messages, galilean_inputs, velocity_kernel, radial_features, max_radius,
-        envelope_width: see :class:`~.model.NBodyNet`.
+        model: the task's model settings (:func:`~.model.build_nbody_net` keyword arguments; the
+            ``model`` section of ``python -m steerable.tasks nbody --help``).
         lr: Adam learning rate (cosine-annealed to 0 over ``max_epochs``).
         weight_decay: Adam weight decay.
         horizon: prediction horizon in time units, for the constant-velocity baseline.
@@ -124,24 +123,7 @@ class NBodyModule(L.LightningModule):
 
     def __init__(
         self,
-        group: str = "O(3)",
-        backend: str | None = "escnn",
-        hidden_scalars: int = 8,
-        hidden_vectors: int = 8,
-        layers: int = 3,
-        kernel_hidden: int = 8,
-        kernel_layers: int = 1,
-        kernel_basis: int | None = 8,
-        node_conditioning: bool = False,
-        relative_velocity: bool = False,
-        position_updates: bool = False,
-        velocity_attribute: bool = False,
-        nonlinear_messages: bool = False,
-        galilean_inputs: bool = False,
-        velocity_kernel: bool = False,
-        radial_features: int = 8,
-        max_radius: float = 4.0,
-        envelope_width: float | None = None,
+        model: dict[str, Any] | None = None,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         horizon: float = 1.0,
@@ -151,11 +133,7 @@ class NBodyModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        # every hyperparameter NBodyNet takes goes to it by name; velocity_skip is a switch here
-        # and the initial coefficient there
-        model_args = set(inspect.signature(NBodyNet).parameters) - {"velocity_skip"}
-        model_kw = {k: v for k, v in self.hparams.items() if k in model_args}
-        self.model = NBodyNet(**model_kw, velocity_skip=horizon if velocity_skip else None)
+        self.model = build_nbody_net(**(model or {}), velocity_skip=horizon if velocity_skip else None)
         self._equiv: dict[str, float] = {}
 
     def forward(self, pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
@@ -188,7 +166,8 @@ class NBodyModule(L.LightningModule):
             gen = torch.Generator().manual_seed(1000 + batch_idx)
             with torch.inference_mode(False), torch.no_grad():
                 errs = equivariance_error(
-                    self.model, pos.clone(), vel.clone(), charges.clone(), self.hparams.equivariance_elements, generator=gen
+                    self.model, pos.clone(), vel.clone(), charges.clone(), self.hparams.equivariance_elements,
+                    generator=gen,
                 )
             for key, value in errs.items():
                 self._equiv[key] = max(self._equiv.get(key, 0.0), value)
