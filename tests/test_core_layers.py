@@ -145,14 +145,16 @@ def test_message_block_sums_per_edge_messages(fields):
     G, f_in, f_out = fields
     torch.manual_seed(0)
     block = st.MessageBlock(f_in, f_out, f_in, True, dict(edge_attr=1, basis_size=4)).double()
+    with torch.no_grad():
+        block.bias.bias.normal_()  # a bias that shows (it starts at zero)
     x, pos = torch.randn(4, f_in.size, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     edge_index = torch.tensor([[0, 1, 2, 3, 1], [1, 0, 1, 1, 3]])
     attr = torch.randn(5, 1, dtype=torch.float64)
     summed = torch.zeros(4, f_in.size, dtype=torch.float64)
     for e, (j, i) in enumerate(edge_index.T.tolist()):
-        pair = torch.cat([x[[j]], x[[i]]], -1)
-        pre = block.conv(pair, (pos[[j]], pos[[i]]), torch.zeros(2, 1, dtype=torch.long), attr[[e]])
-        summed[i] += block.message_gate(pre)[0]
+        pair = torch.cat([x[j], x[i]])
+        pre = block.kernel((pos[j] - pos[i])[None], attr[[e]])[0] @ pair + block.bias.vector()
+        summed[i] += block.message_gate(pre[None])[0]
     expect = block.gate(block.lin_self(x) + block.lin_msg(summed))
     assert torch.allclose(block(x, pos, edge_index, attr), expect, atol=1e-12)
 
