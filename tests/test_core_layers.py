@@ -159,6 +159,38 @@ def test_message_block_sums_per_edge_messages(fields):
     assert torch.allclose(block(x, pos, edge_index, attr), expect, atol=1e-12)
 
 
+@pytest.mark.parametrize("basis_size", [None, 4])
+def test_message_block_chunking_is_exact(fields, basis_size):
+    """Messages in chunks of 3 edges (checkpointed in training) equal one chunk: values and gradients."""
+    _, f_in, f_out = fields
+    torch.manual_seed(5)
+    kw = dict(edge_attr=1, basis_size=basis_size)
+    whole = st.MessageBlock(f_in, f_out, f_in, True, kw).double()
+    chunked = st.MessageBlock(f_in, f_out, f_in, True, dict(kw, chunk_size=3)).double()
+    chunked.load_state_dict(whole.state_dict())
+    assert chunked.chunk_size == 3 and whole.chunk_size >= 256
+    x = torch.randn(6, f_in.size, dtype=torch.float64, requires_grad=True)
+    pos = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    edge_index = torch.randint(0, 6, (2, 11))
+    attr = torch.randn(11, 1, dtype=torch.float64)
+    y1, y2 = whole(x, pos, edge_index, attr), chunked(x, pos, edge_index, attr)
+    torch.testing.assert_close(y1, y2, rtol=1e-12, atol=1e-12)
+    g1 = torch.autograd.grad(y1.square().sum(), [x, pos, *whole.parameters()])
+    g2 = torch.autograd.grad(y2.square().sum(), [x, pos, *chunked.parameters()])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="MessageBlock: chunk_size must be positive"):
+        st.MessageBlock(f_in, f_out, f_in, True, dict(kw, chunk_size=0))
+    # checkpoints from when the kernel sat in a PointConv (conv.kernel.*, conv.bias.*) still load
+    old_names = {k.replace("kernel.", "conv.kernel.", 1) if k.startswith("kernel.") else
+                 k.replace("bias.", "conv.bias.", 1) if k.startswith("bias.") else k: v
+                 for k, v in whole.state_dict().items()}
+    assert "conv.kernel.gain" in old_names and "conv.bias.bias" in old_names
+    again = st.MessageBlock(f_in, f_out, f_in, True, kw).double()
+    again.load_state_dict(old_names)
+    torch.testing.assert_close(again(x, pos, edge_index, attr), y1, rtol=0, atol=0)
+
+
 def test_equivariance_check_can_fail(fields):
     """A layer that breaks the symmetry is caught: the check is not vacuous."""
     _, f_in, f_out = fields

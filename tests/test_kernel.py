@@ -90,7 +90,8 @@ def test_factory_builds_both_layouts(fields):
     assert dense.log_width.shape == (len(f_out),) and shared.log_width.shape == (len(shared.pairs), 3)
     assert shared.pairs[1].out_rep is f_out.reps[0] and shared.pairs[1].in_fields == [1, 3]  # (standard, standard)
     # the layouts are public classes too, with the factory's arguments
-    assert type(DenseKernel(f_in, f_out)) is DenseKernel and SharedBasisKernel(f_in, f_out, basis_size=2).basis_size == 2
+    assert type(DenseKernel(f_in, f_out)) is DenseKernel
+    assert SharedBasisKernel(f_in, f_out, basis_size=2).basis_size == 2
     with pytest.raises(ValueError, match="DenseKernel: basis_size must be None"):
         DenseKernel(f_in, f_out, basis_size=2)
     with pytest.raises(ValueError, match="SharedBasisKernel: basis_size must be a positive int"):
@@ -144,7 +145,9 @@ def _case(fields, basis_size, attr_size, seed=0):
     x = torch.randn(n_nodes, f_in.size, generator=gen, dtype=torch.float64, requires_grad=True)
     pos = torch.randn(n_nodes, 2, generator=gen, dtype=torch.float64, requires_grad=True)
     edge_index = torch.randint(0, n_nodes, (2, n_edges), generator=gen)
-    attr = torch.randn(n_edges, attr_size, generator=gen, dtype=torch.float64, requires_grad=True) if attr_size else None
+    attr = None
+    if attr_size:
+        attr = torch.randn(n_edges, attr_size, generator=gen, dtype=torch.float64, requires_grad=True)
     return kernel, x, pos, edge_index, attr
 
 

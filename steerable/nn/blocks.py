@@ -103,6 +103,7 @@ class MessageBlock(torch.nn.Module):
         pre_activation = self.gate.in_type if gate else out_type
         self.lin_self = FieldLinear(in_type, pre_activation)
         self.lin_msg = FieldLinear(message_type, pre_activation, bias=False)
+        self._register_load_state_dict_pre_hook(_rename_pre_kernel_keys)
 
     @property
     def group(self):
@@ -139,3 +140,11 @@ class MessageBlock(torch.nn.Module):
                 else self.kernel.message(*args)
             )
         return torch.cat(parts)
+
+
+def _rename_pre_kernel_keys(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load checkpoints of MessageBlocks that held their kernel in a PointConv (``conv.kernel.*``,
+    ``conv.bias.*``, before the kernel offered ``message``): the same tensors under new names."""
+    for old, new in (("conv.kernel.", "kernel."), ("conv.bias.", "bias.")):
+        for key in [k for k in state_dict if k.startswith(prefix + old)]:
+            state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)

@@ -261,4 +261,6 @@ def check_graph(who: str, group, x: torch.Tensor, pos_src: torch.Tensor, pos_dst
         raise TypeError(f"{who}: edge_index must be torch.long, got {edge_index.dtype}")
     if edge_index.numel():
         if edge_index.min() < 0 or edge_index[0].max() >= pos_src.shape[0] or edge_index[1].max() >= pos_dst.shape[0]:
-            raise ValueError(f"{who}: edge_index out of range for {pos_src.shape[0]} sources / {pos_dst.shape[0]} targets")
+            raise ValueError(
+                f"{who}: edge_index out of range for {pos_src.shape[0]} sources / {pos_dst.shape[0]} targets"
+            )

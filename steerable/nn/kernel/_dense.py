@@ -32,7 +32,7 @@ class DenseKernel(ImplicitKernel):
         **mlp: Any,
     ) -> None:
         if basis_size is not None:
-            raise ValueError(f"DenseKernel: basis_size must be None (the dense layout has no basis), got {basis_size!r}")
+            raise ValueError(f"DenseKernel: basis_size must be None (the dense layout has no basis), got {basis_size}")
         super().__init__(in_type, out_type, attr_type, basis_size=None)
         n_out, n_in = len(out_type), len(in_type)
         segments = [Segment([o], [i]) for o in range(n_out) for i in range(n_in)]

@@ -65,7 +65,9 @@ class SharedBasisKernel(ImplicitKernel):
         out_groups, in_groups = out_type.by_rep(), in_type.by_rep()
         in_offsets = torch.tensor([0] + [r.size * len(f) for r, f in in_groups]).cumsum(0).tolist()
         self.pairs = [
-            RepPair(ro, outs, ri, ins, in_offsets[k]) for ro, outs in out_groups for k, (ri, ins) in enumerate(in_groups)
+            RepPair(ro, outs, ri, ins, in_offsets[k])
+            for ro, outs in out_groups
+            for k, (ri, ins) in enumerate(in_groups)
         ]
         # W[o, m, i] ~ N(0, 1/M): a block sums M basis kernels, so it starts at their scale
         self.mixing = torch.nn.ParameterList(
