@@ -46,8 +46,9 @@ def main() -> None:
     ranged(kern.mlp, "forward", "## kernel MLP")
     if hasattr(kern.mlp, "pieces"):
         ranged(kern.mlp, "pieces", "## kernel MLP")
-    ranged(kern, "aggregate", "## messages summed at targets (incl. MLP)")
-    ranged(kern, "mix", "## mixing")
+    ranged(kern, "message_and_aggregate", "## messages summed at targets (incl. MLP and mixing)")
+    if hasattr(kern, "_mix"):  # shared basis: the per-node mixing of the summed responses
+        ranged(kern, "_mix", "## mixing")
     n = args.nodes
     pos = torch.randn(n, 3, device=device) * 0.5
     ei = torch.stack([torch.randint(0, n, (n * args.k,)), torch.arange(n).repeat_interleave(args.k)]).to(device)

@@ -145,16 +145,50 @@ def test_message_block_sums_per_edge_messages(fields):
     G, f_in, f_out = fields
     torch.manual_seed(0)
     block = st.MessageBlock(f_in, f_out, f_in, True, dict(edge_attr=1, basis_size=4)).double()
+    with torch.no_grad():
+        block.bias.bias.normal_()  # a bias that shows (it starts at zero)
     x, pos = torch.randn(4, f_in.size, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     edge_index = torch.tensor([[0, 1, 2, 3, 1], [1, 0, 1, 1, 3]])
     attr = torch.randn(5, 1, dtype=torch.float64)
     summed = torch.zeros(4, f_in.size, dtype=torch.float64)
     for e, (j, i) in enumerate(edge_index.T.tolist()):
-        pair = torch.cat([x[[j]], x[[i]]], -1)
-        pre = block.conv(pair, (pos[[j]], pos[[i]]), torch.zeros(2, 1, dtype=torch.long), attr[[e]])
-        summed[i] += block.message_gate(pre)[0]
+        pair = torch.cat([x[j], x[i]])
+        pre = block.kernel((pos[j] - pos[i])[None], attr[[e]])[0] @ pair + block.bias.vector()
+        summed[i] += block.message_gate(pre[None])[0]
     expect = block.gate(block.lin_self(x) + block.lin_msg(summed))
     assert torch.allclose(block(x, pos, edge_index, attr), expect, atol=1e-12)
+
+
+@pytest.mark.parametrize("basis_size", [None, 4])
+def test_message_block_chunking_is_exact(fields, basis_size):
+    """Messages in chunks of 3 edges (checkpointed in training) equal one chunk: values and gradients."""
+    _, f_in, f_out = fields
+    torch.manual_seed(5)
+    kw = dict(edge_attr=1, basis_size=basis_size)
+    whole = st.MessageBlock(f_in, f_out, f_in, True, kw).double()
+    chunked = st.MessageBlock(f_in, f_out, f_in, True, dict(kw, chunk_size=3)).double()
+    chunked.load_state_dict(whole.state_dict())
+    assert chunked.chunk_size == 3 and whole.chunk_size >= 256
+    x = torch.randn(6, f_in.size, dtype=torch.float64, requires_grad=True)
+    pos = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    edge_index = torch.randint(0, 6, (2, 11))
+    attr = torch.randn(11, 1, dtype=torch.float64)
+    y1, y2 = whole(x, pos, edge_index, attr), chunked(x, pos, edge_index, attr)
+    torch.testing.assert_close(y1, y2, rtol=1e-12, atol=1e-12)
+    g1 = torch.autograd.grad(y1.square().sum(), [x, pos, *whole.parameters()])
+    g2 = torch.autograd.grad(y2.square().sum(), [x, pos, *chunked.parameters()])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="MessageBlock: chunk_size must be positive"):
+        st.MessageBlock(f_in, f_out, f_in, True, dict(kw, chunk_size=0))
+    # checkpoints from when the kernel sat in a PointConv (conv.kernel.*, conv.bias.*) still load
+    old_names = {k.replace("kernel.", "conv.kernel.", 1) if k.startswith("kernel.") else
+                 k.replace("bias.", "conv.bias.", 1) if k.startswith("bias.") else k: v
+                 for k, v in whole.state_dict().items()}
+    assert "conv.kernel.gain" in old_names and "conv.bias.bias" in old_names
+    again = st.MessageBlock(f_in, f_out, f_in, True, kw).double()
+    again.load_state_dict(old_names)
+    torch.testing.assert_close(again(x, pos, edge_index, attr), y1, rtol=0, atol=0)
 
 
 def test_equivariance_check_can_fail(fields):

@@ -3,34 +3,23 @@ with non-linear messages.  They only use the field types' structure (which field
 share a representation), so they work on every backend."""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
-from ..core.representation import FieldType
+from ..core.representation import FieldType, as_field_type
+from .bias import InvariantBias
 from .gate import Gate
+from .kernel import ImplicitKernel
 from .linear import FieldLinear
-from .point_conv import PointConv, check_graph
+from .point_conv import PointConv, auto_chunk_size, check_point_inputs
 
 __all__ = ["PointConvBlock", "MessageBlock"]
 
 
-class _ConvBlockTypes:
-    """``group`` and ``attr_type`` of a block with ``in_type`` and a :class:`PointConv` ``conv``."""
-
-    in_type: FieldType
-    conv: PointConv
-
-    @property
-    def group(self):
-        return self.in_type.group
-
-    @property
-    def attr_type(self) -> FieldType | None:
-        return self.conv.attr_type
-
-
-class PointConvBlock(_ConvBlockTypes, torch.nn.Module):
+class PointConvBlock(torch.nn.Module):
     """``Gate(PointConv(x) + SelfLinear(x))`` (``gate=False``: no gate, plain linear output)."""
 
     def __init__(self, in_type: FieldType, out_type: FieldType, gate: bool, conv_kwargs: dict[str, Any]) -> None:
@@ -40,27 +29,38 @@ class PointConvBlock(_ConvBlockTypes, torch.nn.Module):
         conv_out = self.gate.in_type if gate else out_type
         self.conv = PointConv(in_type, conv_out, **conv_kwargs)
         self.lin = FieldLinear(in_type, conv_out)
+        self.attr_type: FieldType | None = self.conv.attr_type
+
+    @property
+    def group(self):
+        return self.in_type.group
 
     def forward(self, x, pos, edge_index, edge_attr):
         y = self.conv(x, pos, edge_index, edge_attr) + self.lin(x)
         return self.gate(y) if self.gate is not None else y
 
 
-class MessageBlock(_ConvBlockTypes, torch.nn.Module):
-    """Message passing with non-linear messages whose first layer is an implicit-kernel convolution.
+class MessageBlock(torch.nn.Module):
+    """Message passing with non-linear messages whose first layer is an implicit kernel.
 
     For each edge ``j -> i`` (PyG convention: ``edge_index[0]`` = source ``j``, ``[1]`` = target ``i``)::
 
-        m_ji = Gate(K(pos_j - pos_i, a_ji) [x_j ; x_i])                # message_type
+        m_ji = Gate(K(pos_j - pos_i, a_ji) [x_j ; x_i] + b)            # message_type
         y_i  = Gate(W_self x_i + W_msg AGG_{j -> i} m_ji)              # out_type
 
-    ``K`` is the implicit kernel of a :class:`PointConv` from ``in_type + in_type`` (source fields,
-    then target fields), evaluated once per edge: both endpoints' features pass through kernels of
-    the edge's geometry and attributes (as both enter SEGNN's messages through tensor products
-    with the edge's harmonics), and the gate makes the message non-linear in them.  ``gate=False``
-    drops the output gate (a linear read-out).  ``AGG`` is the sum over incoming edges, or with
-    ``aggregation="mean"`` the mean (zero for a node without incoming edges).  Equivariant for any
-    group: every map is.
+    ``K`` (``kernel``) is an :class:`~steerable.nn.kernel.ImplicitKernel` from ``in_type + in_type``
+    (source fields, then target fields), evaluated once per edge by its ``message`` operation:
+    both endpoints' features pass through kernels of the edge's geometry and attributes (as both
+    enter SEGNN's messages through tensor products with the edge's harmonics), and the gate makes
+    the message non-linear in them; ``b`` (``bias``) is a learnable bias on the invariant channels.
+    ``gate=False`` drops the output gate (a linear read-out).  ``AGG`` is the sum over incoming
+    edges, or with ``aggregation="mean"`` the mean (zero for a node without incoming edges).
+    Equivariant for any group: every map is.
+
+    ``conv_kwargs`` are :class:`~steerable.nn.point_conv.PointConv`'s options, with its defaults,
+    for the message kernel: ``edge_attr``, ``bias``, ``chunk_size`` (edges whose messages are
+    computed at once, checkpointed in training; automatic by default), ``basis_size``,
+    ``envelope_width`` and the kernel MLP options.
 
     Shapes: ``x`` ``(N, in_type.size)``, ``pos`` ``(N, n)``, ``edge_index`` ``(2, E)``,
     ``edge_attr`` ``(E, attr)`` or ``None``; returns ``(N, out_type.size)``.
@@ -81,23 +81,42 @@ class MessageBlock(_ConvBlockTypes, torch.nn.Module):
         self.aggregation = aggregation
         self.in_type, self.out_type = in_type, out_type
         self.message_gate = Gate(message_type)
-        self.conv = PointConv(in_type + in_type, self.message_gate.in_type, **conv_kwargs)
+        pre_message = self.message_gate.in_type
+        # PointConv's options and defaults, read from its signature (one place for both layers)
+        options = inspect.signature(PointConv).bind(in_type, pre_message, **conv_kwargs)
+        options.apply_defaults()
+        opt = options.arguments
+        self.attr_type = as_field_type(in_type.group, opt["edge_attr"], "MessageBlock edge_attr")
+        self.kernel = ImplicitKernel(
+            in_type + in_type,
+            pre_message,
+            self.attr_type,
+            basis_size=opt["basis_size"],
+            envelope_width=opt["envelope_width"],
+            **opt["mlp"],
+        )
+        self.bias = InvariantBias(pre_message) if opt["bias"] else None
+        if opt["chunk_size"] is not None and opt["chunk_size"] < 1:
+            raise ValueError(f"MessageBlock: chunk_size must be positive, got {opt['chunk_size']}")
+        self.chunk_size = opt["chunk_size"] or auto_chunk_size(self.kernel, fused=False)
         self.gate = Gate(out_type) if gate else None
         pre_activation = self.gate.in_type if gate else out_type
         self.lin_self = FieldLinear(in_type, pre_activation)
         self.lin_msg = FieldLinear(message_type, pre_activation, bias=False)
+        self._register_load_state_dict_pre_hook(_rename_pre_kernel_keys)
+
+    @property
+    def group(self):
+        return self.in_type.group
 
     def forward(self, x, pos, edge_index, edge_attr):
-        self.in_type.check(x, dim=-1, what="MessageBlock input x")
-        if x.ndim != 2:
-            raise ValueError(f"MessageBlock: x must have shape (N, {self.in_type.size}), got {tuple(x.shape)}")
-        check_graph("MessageBlock", self.group, x, pos, pos, edge_index)  # before edges index x and pos
+        check_point_inputs("MessageBlock", self.in_type, self.kernel, x, pos, pos, edge_index, edge_attr)
         src, dst = edge_index
-        edges = torch.arange(src.shape[0], device=src.device)
-        pair = torch.cat([x.index_select(0, src), x.index_select(0, dst)], -1)
-        # every edge is its own source and target
-        pos_pair = (pos.index_select(0, src), pos.index_select(0, dst))
-        pre = self.conv(pair, pos_pair, torch.stack([edges, edges]), edge_attr)
+        x_edge = torch.cat([x.index_select(0, src), x.index_select(0, dst)], -1)
+        rel = pos.index_select(0, src) - pos.index_select(0, dst)  # pos_j - pos_i
+        pre = self._messages(rel, edge_attr, x_edge)
+        if self.bias is not None and self.bias.bias is not None:
+            pre = pre + self.bias.vector().to(pre)
         messages = self.message_gate(pre)
         summed = messages.new_zeros(x.shape[0], messages.shape[1]).index_add_(0, dst, messages)
         if self.aggregation == "mean":
@@ -105,3 +124,27 @@ class MessageBlock(_ConvBlockTypes, torch.nn.Module):
             summed = summed / degree[:, None]
         y = self.lin_self(x) + self.lin_msg(summed)
         return self.gate(y) if self.gate is not None else y
+
+    def _messages(self, rel: torch.Tensor, edge_attr: torch.Tensor | None, x_edge: torch.Tensor) -> torch.Tensor:
+        """``kernel.message`` in chunks of ``chunk_size`` edges, checkpointed in training."""
+        n_edges, step = rel.shape[0], self.chunk_size
+        if n_edges <= step:
+            return self.kernel.message(rel, edge_attr, x_edge)
+        use_checkpoint = self.training and torch.is_grad_enabled()
+        parts = []
+        for start in range(0, n_edges, step):
+            chunk = slice(start, start + step)
+            args = (rel[chunk], edge_attr[chunk] if edge_attr is not None else None, x_edge[chunk])
+            parts.append(
+                checkpoint(self.kernel.message, *args, use_reentrant=False) if use_checkpoint
+                else self.kernel.message(*args)
+            )
+        return torch.cat(parts)
+
+
+def _rename_pre_kernel_keys(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load checkpoints of MessageBlocks that held their kernel in a PointConv (``conv.kernel.*``,
+    ``conv.bias.*``, before the kernel offered ``message``): the same tensors under new names."""
+    for old, new in (("conv.kernel.", "kernel."), ("conv.bias.", "bias.")):
+        for key in [k for k in state_dict if k.startswith(prefix + old)]:
+            state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)

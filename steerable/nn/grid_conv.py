@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,13 @@ def kernel_grid(kernel_size: int, dim: int) -> torch.Tensor:
     return torch.stack(mesh, dim=-1).reshape(-1, dim)
 
 
+class _FilterCache(NamedTuple):
+    """The eval-mode filter of a :class:`GridConv` and the values of the tensors it was made from."""
+
+    values: list[torch.Tensor]
+    weight: torch.Tensor
+
+
 class GridConv(torch.nn.Module):
     """Steerable 2D/3D convolution whose filter is an implicit kernel sampled on the grid.
 
@@ -42,8 +49,9 @@ class GridConv(torch.nn.Module):
     ``attr`` (only with ``kernel_attr``) ``(B, kernel_attr.size)``: per-sample conditioning (e.g. a
     time step) fed to the kernel MLP, giving each batch element its own filter.
 
-    In eval mode without attributes the filter is cached and recomputed only when a parameter
-    changes (optimizer step, ``load_state_dict``), so the layer costs one ``conv2d``/``conv3d``.
+    In eval mode without attributes the filter is cached and recomputed only when a parameter of
+    the kernel changes value (optimizer step, ``load_state_dict``, any in-place edit), so the
+    layer costs one ``conv2d``/``conv3d``.
 
     Args:
         in_type, out_type: field types of a group acting on ``R^2`` or ``R^3``.
@@ -97,7 +105,7 @@ class GridConv(torch.nn.Module):
         )
         self.bias = InvariantBias(out_type) if bias else None
         self.register_buffer("grid", kernel_grid(kernel_size, dim).float(), persistent=False)
-        self._cache: tuple[tuple, torch.Tensor] | None = None
+        self._cache: _FilterCache | None = None
         self._watched: list[torch.Tensor] | None = None  # tensors the cached filter depends on
 
     @property
@@ -122,13 +130,19 @@ class GridConv(torch.nn.Module):
         return param.dtype if param is not None else torch.get_default_dtype()
 
     def _cached_filter(self) -> torch.Tensor:
+        """The filter, recomputed only when a tensor it depends on changed value.
+
+        Values are compared, not version counters: an in-place edit through ``.data`` (as some
+        EMA and weight-surgery code does) leaves the version counter unchanged.  The watched
+        tensors (the kernel's parameters and gain) are small next to the filter they make.
+        """
         if self._watched is None:  # walking the MLP's module tree costs ~0.2 ms: do it once
             self._watched = list(self.kernel.parameters()) + [self.kernel.gain]
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in self._watched)
-        if self._cache is None or self._cache[0] != key:
+        cache = self._cache
+        if cache is None or not all(torch.equal(t, seen) for t, seen in zip(self._watched, cache.values)):
             with torch.no_grad():
-                self._cache = (key, self.filter())
-        return self._cache[1]
+                cache = self._cache = _FilterCache([t.detach().clone() for t in self._watched], self.filter())
+        return cache.weight
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: may replace tensors
         self._cache, self._watched = None, None

@@ -36,6 +36,34 @@ class _AddRows(torch.autograd.Function):
 _AUTO_CHUNK_VALUES = 1 << 24
 
 
+def auto_chunk_size(kernel: ImplicitKernel, fused: bool, n: int = 32) -> int:
+    """Edges per chunk that keep about ``_AUTO_CHUNK_VALUES`` values for backward (at least 256).
+
+    The values per edge are measured once on ``n`` probe edges: the tensors autograd saves in
+    ``kernel.message_and_aggregate`` (``fused``) or ``kernel.message`` (kernel-MLP activations,
+    basis kernels; node features count as if per edge, erring on the safe side).  Backend-
+    independent, so automatic chunks fit the memory budget whatever the MLP.
+    """
+    gen = torch.Generator().manual_seed(0)
+    pos, attr = kernel.probe_inputs(n, gen)
+    x = torch.randn(n, kernel.in_type.size, generator=gen).to(pos).requires_grad_()
+    index = torch.arange(n)
+    saved = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        if t.dim() and t.shape[0] == n:
+            saved += t.numel()
+        return t
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        if fused:
+            kernel.message_and_aggregate(pos, attr, x, index, index, n)
+        else:
+            kernel.message(pos, attr, x)
+    return max(256, int(_AUTO_CHUNK_VALUES // (saved / n)))
+
+
 class PointConv(torch.nn.Module):
     """``y_i = bias + sum_{j -> i} K(pos_j - pos_i, a_ji) x_j`` with an implicit steerable kernel ``K``.
 
@@ -48,11 +76,14 @@ class PointConv(torch.nn.Module):
     targets; ``edge_index`` ``(2, E)`` long; ``edge_attr`` ``(E, attr.size)``.  Returns
     ``(N_dst, out_type.size)``.
 
-    Computation: with the default shared-basis kernel (``basis_size=M``, see
-    :class:`~steerable.nn.kernel.ImplicitKernel`) no ``(E, out, in)`` kernel is built: each edge
+    Computation: :meth:`ImplicitKernel.message_and_aggregate
+    <steerable.nn.kernel.ImplicitKernel.message_and_aggregate>` of the layer's kernel, per chunk of
+    edges.  With the default shared-basis kernel (``basis_size=M``,
+    :class:`~steerable.nn.kernel.SharedBasisKernel`) no ``(E, out, in)`` kernel is built: each edge
     applies its ``M`` basis kernels per representation pair to the source features, the results
     are summed at the targets, and the learned mixing to output fields runs once per target node.
-    With ``basis_size=None`` (dense) each edge's full kernel multiplies its source features.
+    With ``basis_size=None`` (:class:`~steerable.nn.kernel.DenseKernel`) each edge's full kernel
+    multiplies its source features.
 
     Memory: per-edge messages (basis kernels applied to source features) and their gradients exist
     only one block of edges at a time and are never kept (:func:`~steerable.ops.message.message_sum`);
@@ -97,31 +128,7 @@ class PointConv(torch.nn.Module):
         self.bias = InvariantBias(out_type) if bias else None
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"PointConv: chunk_size must be positive, got {chunk_size}")
-        self.chunk_size = chunk_size or max(256, int(_AUTO_CHUNK_VALUES // self._values_per_edge()))
-
-    def _values_per_edge(self, n: int = 32) -> float:
-        """Values per edge that a training step keeps for backward, measured once on ``n`` edges.
-
-        Counts the tensors autograd saves (kernel-MLP activations, basis kernels; the node features
-        the messages keep count as if per edge, erring on the safe side); backend-independent, so
-        automatic chunks fit the memory budget whatever the MLP.  The messages themselves never
-        take more than a fixed block (:mod:`steerable.ops.message`).
-        """
-        gen = torch.Generator().manual_seed(0)
-        pos, attr = self.kernel.probe_inputs(n, gen)
-        x = torch.randn(n, self.in_type.size, generator=gen).to(pos).requires_grad_()
-        index = torch.arange(n)
-        saved = 0
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            nonlocal saved
-            if t.dim() and t.shape[0] == n:
-                saved += t.numel()
-            return t
-
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            self.kernel.aggregate(pos, attr, x, index, index, n)
-        return saved / n
+        self.chunk_size = chunk_size or auto_chunk_size(self.kernel, fused=True)
 
     @property
     def group(self):
@@ -139,24 +146,20 @@ class PointConv(torch.nn.Module):
         self._check_inputs(x_src, pos_src, pos_dst, edge_index, edge_attr)
 
         n_edges, n_dst = edge_index.shape[1], pos_dst.shape[0]
-        x_src = self.kernel.gather_inputs(x_src)
         if n_edges <= self.chunk_size:
             out = self._chunk_output(x_src, pos_src, pos_dst, edge_index, edge_attr)
         else:
-            # Each chunk's messages are summed at, and mixed for, only the targets it touches (the
-            # per-target sums are R_t wide, much wider than the output), and the mixed outputs are
-            # added in: memory is bounded by the chunk, whatever the number of nodes.
+            # Each chunk reads only the sources it uses and is summed at (and, with a shared basis,
+            # mixed for) only the targets it touches (the per-target sums of a shared basis are
+            # much wider than the output); the outputs are added in: memory and work per chunk are
+            # bounded by the chunk, whatever the number of nodes.
             out = x_src.new_zeros(n_dst, self.out_type.size)
             for start in range(0, n_edges, self.chunk_size):
                 stop = min(start + self.chunk_size, n_edges)
-                targets, local = torch.unique(edge_index[1, start:stop], return_inverse=True)
-                args = (
-                    x_src,
-                    pos_src,
-                    pos_dst.index_select(0, targets),
-                    torch.stack([edge_index[0, start:stop], local]),
-                    edge_attr[start:stop] if edge_attr is not None else None,
-                )
+                sources, local_src = torch.unique(edge_index[0, start:stop], return_inverse=True)
+                targets, local_dst = torch.unique(edge_index[1, start:stop], return_inverse=True)
+                attr = edge_attr[start:stop] if edge_attr is not None else None
+                args = (x_src, pos_src, pos_dst, torch.stack([local_src, local_dst]), attr, sources, targets)
                 if self.training and torch.is_grad_enabled():
                     part = checkpoint(self._chunk_output, *args, use_reentrant=False)
                 else:
@@ -166,34 +169,71 @@ class PointConv(torch.nn.Module):
             out = out + self.bias.vector().to(out)
         return out
 
-    def _chunk_output(self, x_src, pos_src, pos_dst, edge_index, edge_attr) -> torch.Tensor:
-        """``(len(pos_dst), out)``: the messages of some edges summed at their targets, mixed."""
+    def _chunk_output(
+        self,
+        x_src: torch.Tensor,
+        pos_src: torch.Tensor,
+        pos_dst: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor | None,
+        sources: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``(n_targets, out)``: the messages of some edges summed at their targets.
+
+        With ``sources`` / ``targets`` the edges index those rows of ``x_src`` / ``pos_src`` and
+        ``pos_dst`` (gathered here, inside a checkpoint, so that no chunk's gathered rows are kept).
+        """
+        if sources is not None:
+            x_src, pos_src = x_src.index_select(0, sources), pos_src.index_select(0, sources)
+        if targets is not None:
+            pos_dst = pos_dst.index_select(0, targets)
         src, dst = edge_index
         rel = pos_src.index_select(0, src) - pos_dst.index_select(0, dst)  # pos_j - pos_i
-        return self.kernel.mix(self.kernel.aggregate(rel, edge_attr, x_src, src, dst, pos_dst.shape[0]))
+        return self.kernel.message_and_aggregate(rel, edge_attr, x_src, src, dst, pos_dst.shape[0])
 
     def _check_inputs(self, x, pos_src, pos_dst, edge_index, edge_attr) -> None:
-        self.in_type.check(x, dim=-1, what="PointConv input x")
-        if x.ndim != 2:
-            raise ValueError(f"PointConv: x must have shape (N, {self.in_type.size}), got {tuple(x.shape)}")
-        check_graph("PointConv", self.group, x, pos_src, pos_dst, edge_index)
-        if not torch.isfinite(x).all():
-            raise ValueError("PointConv: input x contains NaN or infinite values")
-        param = next(self.kernel.parameters(), None)
-        if param is not None and param.dtype != x.dtype:
-            raise TypeError(f"PointConv: input is {x.dtype} but the layer is {param.dtype} (use .to(dtype))")
-        if self.attr_type is None:
-            if edge_attr is not None:
-                raise ValueError("PointConv: got edge_attr but the layer was built without edge_attr")
-        else:
-            if edge_attr is None:
-                raise ValueError(f"PointConv: edge_attr of type {self.attr_type!r} is required")
-            self.attr_type.check(edge_attr, dim=-1, what="PointConv edge_attr")
-            if edge_attr.shape[0] != edge_index.shape[1]:
-                raise ValueError(f"PointConv: {edge_index.shape[1]} edges but {edge_attr.shape[0]} edge_attr rows")
+        check_point_inputs("PointConv", self.in_type, self.kernel, x, pos_src, pos_dst, edge_index, edge_attr)
 
     def extra_repr(self) -> str:
         return f"{self.in_type!r} -> {self.out_type!r}, edge_attr={self.attr_type!r}, chunk_size={self.chunk_size}"
+
+
+def check_point_inputs(
+    who: str,
+    in_type: FieldType,
+    kernel: ImplicitKernel,
+    x: torch.Tensor,
+    pos_src: torch.Tensor,
+    pos_dst: torch.Tensor,
+    edge_index: torch.Tensor,
+    edge_attr: torch.Tensor | None,
+) -> None:
+    """Check the inputs of a point layer named ``who`` with node features of ``in_type``, edges through ``kernel``.
+
+    ``x`` ``(N, in_type.size)`` finite, of the kernel's dtype; positions and edges as in
+    :func:`check_graph`; ``edge_attr`` ``(E, kernel.attr_type.size)`` exactly when the kernel takes
+    attributes.  Raises a ``ValueError`` or ``TypeError`` that names the offending argument.
+    """
+    in_type.check(x, dim=-1, what=f"{who} input x")
+    if x.ndim != 2:
+        raise ValueError(f"{who}: x must have shape (N, {in_type.size}), got {tuple(x.shape)}")
+    check_graph(who, kernel.group, x, pos_src, pos_dst, edge_index)
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{who}: input x contains NaN or infinite values")
+    param = next(kernel.parameters(), None)
+    if param is not None and param.dtype != x.dtype:
+        raise TypeError(f"{who}: input is {x.dtype} but the layer is {param.dtype} (use .to(dtype))")
+    attr_type = kernel.attr_type
+    if attr_type is None:
+        if edge_attr is not None:
+            raise ValueError(f"{who}: got edge_attr but the layer was built without edge_attr")
+    else:
+        if edge_attr is None:
+            raise ValueError(f"{who}: edge_attr of type {attr_type!r} is required")
+        attr_type.check(edge_attr, dim=-1, what=f"{who} edge_attr")
+        if edge_attr.shape[0] != edge_index.shape[1]:
+            raise ValueError(f"{who}: {edge_index.shape[1]} edges but {edge_attr.shape[0]} edge_attr rows")
 
 
 def check_graph(who: str, group, x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tensor,
@@ -221,4 +261,6 @@ def check_graph(who: str, group, x: torch.Tensor, pos_src: torch.Tensor, pos_dst
         raise TypeError(f"{who}: edge_index must be torch.long, got {edge_index.dtype}")
     if edge_index.numel():
         if edge_index.min() < 0 or edge_index[0].max() >= pos_src.shape[0] or edge_index[1].max() >= pos_dst.shape[0]:
-            raise ValueError(f"{who}: edge_index out of range for {pos_src.shape[0]} sources / {pos_dst.shape[0]} targets")
+            raise ValueError(
+                f"{who}: edge_index out of range for {pos_src.shape[0]} sources / {pos_dst.shape[0]} targets"
+            )

@@ -1,0 +1,255 @@
+"""What every implicit kernel layout shares: the backend's MLP, the radial envelope, the gain and
+the input checks; and the factory :class:`ImplicitKernel` that picks a layout."""
+from __future__ import annotations
+
+import abc
+import math
+from typing import Any, NamedTuple
+
+import torch
+
+from ...core.group import Group, check_same_group
+from ...core.mlp import KernelMLPSpec
+from ...core.representation import FieldType, Rep, as_field_type
+
+#: Default number of basis kernels per representation pair (shared-basis layout).
+BASIS_SIZE = 8
+
+
+class Segment(NamedTuple):
+    """A sub-matrix of the kernel that one stretch of the MLP output fills, flattened row-major
+    over ``(out field, out channel, in field, in channel)``."""
+
+    out_fields: list[int]
+    in_fields: list[int]
+
+
+def matrix_permutation(out_type: FieldType, in_type: FieldType, segments: list[Segment]) -> torch.Tensor:
+    """``perm`` with ``matrix.flatten()[k] = flat[perm[k]]`` for a flat layout made of ``segments``.
+
+    The segments follow each other in ``flat`` and together cover the ``(out, in)`` matrix exactly once.
+    """
+    d_in = in_type.size
+    parts = [
+        (out_type.channels(s.out_fields)[:, None] * d_in + in_type.channels(s.in_fields)[None, :]).reshape(-1)
+        for s in segments
+    ]
+    entry_of_flat = torch.cat(parts)
+    perm = torch.empty_like(entry_of_flat)
+    perm[entry_of_flat] = torch.arange(len(entry_of_flat))
+    return perm
+
+
+def check_basis_size(basis_size: Any) -> None:
+    if basis_size is not None and (not isinstance(basis_size, int) or isinstance(basis_size, bool) or basis_size < 1):
+        raise ValueError(f"ImplicitKernel: basis_size must be a positive int or None, got {basis_size!r}")
+
+
+def _check_points(pos: torch.Tensor, dim: int, what: str) -> None:
+    if not isinstance(pos, torch.Tensor):
+        raise TypeError(f"{what}: positions must be a torch.Tensor, got {type(pos).__name__}")
+    if pos.ndim != 2 or pos.shape[1] != dim:
+        raise ValueError(f"{what}: positions must have shape (E, {dim}), got {tuple(pos.shape)}")
+    if not pos.is_floating_point():
+        raise TypeError(f"{what}: positions must be floating point, got {pos.dtype}")
+
+
+class ImplicitKernel(torch.nn.Module, abc.ABC):
+    """``K(x, a) in R^{out_type.size x in_type.size}`` with ``K(g x, g a) = rho_out(g) K(x, a) rho_in(g)^-1``.
+
+    The kernel is built from the backend's equivariant MLP (contract: :mod:`steerable.core.mlp`).
+    ``ImplicitKernel(...)`` builds one of two layouts, both instances of this class:
+
+    * :class:`~steerable.nn.kernel.SharedBasisKernel` (``basis_size=M``, the default): ``M`` basis
+      kernels per pair of representations, mixed per pair of fields by learned weights;
+    * :class:`~steerable.nn.kernel.DenseKernel` (``basis_size=None``): one MLP output block per
+      (output field, input field) pair, the kernel MLP of the paper taken literally.
+
+    Every layout multiplies its MLP's blocks by a learnable Gaussian envelope ``exp(-|x|^2 / w^2)``
+    (invariant, so equivariance is kept; one width per output field (dense) or per basis kernel
+    (shared basis), stored as ``log_width``) and the kernel by the fan-in factor
+    ``gain / sqrt(in_type.size)``, where the constant ``gain`` (calibrated once at construction)
+    gives the MLP output the RMS ``INIT_RMS = 0.1`` on positions ``~ N(0, (max_radius / 2)^2)``
+    (and standard normal attributes), whatever the backend.
+
+    Operations (PyG's names).  Shapes: ``pos`` ``(E, n)`` the points at which the kernel is
+    evaluated (for a convolution: ``pos[j] - pos[i]`` of edge ``j -> i``), ``attr``
+    ``(E, attr_type.size)`` or ``None``:
+
+    * ``forward(pos, attr) -> (E, out, in)``: the kernel matrices;
+    * ``message(pos, attr, x_edge) -> (E, out)``: ``K(pos_e, attr_e) @ x_edge[e]`` for every ``e``,
+      with ``x_edge`` ``(E, in)`` (one input vector per evaluation: an edge's source features, or a
+      node's own features for a per-node kernel);
+    * ``message_and_aggregate(pos, attr, x, src, dst, n_dst) -> (n_dst, out)``:
+      ``sum_{e: dst_e = t} K(pos_e, attr_e) @ x[src_e]`` with ``x`` ``(N, in)`` node features and
+      ``src``, ``dst`` ``(E,)`` long; no per-edge message tensor is kept
+      (:func:`~steerable.ops.message.message_sum`).
+
+    Args:
+        in_type, out_type: field types of the input and output features (one group).
+        attr_type: field type of kernel attributes (edge features, conditioning), an int count of
+            invariant scalars, or ``None``.
+        basis_size: number ``M`` of basis kernels per representation pair, or ``None`` for the
+            dense layout.
+        envelope_width: initial width ``w`` of the learnable radial envelope (in units of the
+            positions), or ``None`` for no envelope.
+        normalize: apply the fan-in factor (``gain = 1`` and no ``1 / sqrt(in)`` otherwise).
+        **mlp: :class:`~steerable.core.mlp.KernelMLPSpec` fields (``hidden_channels``,
+            ``hidden_layers``, ``radial_features``, ``max_radius``, ``nonlinearity``, ``options``).
+    """
+
+    #: RMS of the MLP output at initialisation, whatever the backend (see ``gain``).
+    INIT_RMS = 0.1
+    #: Default number of basis kernels per representation pair.
+    BASIS_SIZE = BASIS_SIZE
+
+    in_type: FieldType
+    out_type: FieldType
+    attr_type: FieldType | None
+    group: Group
+    basis_size: int | None
+    spec: KernelMLPSpec
+    mlp: torch.nn.Module
+    log_width: torch.nn.Parameter | None
+    gain: torch.Tensor
+    scale: float
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "ImplicitKernel":
+        if cls is ImplicitKernel:  # the factory: pick the layout
+            from ._dense import DenseKernel
+            from ._shared import SharedBasisKernel
+
+            basis_size = kwargs.get("basis_size", BASIS_SIZE)
+            check_basis_size(basis_size)
+            cls = DenseKernel if basis_size is None else SharedBasisKernel
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        in_type: FieldType,
+        out_type: FieldType,
+        attr_type: FieldType | int | None = None,
+        *,
+        basis_size: int | None,
+    ) -> None:
+        """Check and store the types; a layout's ``__init__`` then calls :meth:`_build`."""
+        super().__init__()
+        for t in (in_type, out_type):
+            if not isinstance(t, FieldType):
+                raise TypeError(f"ImplicitKernel: expected FieldType, got {type(t).__name__}")
+        self.group = check_same_group([in_type.group, out_type.group], "ImplicitKernel")
+        self.in_type, self.out_type = in_type, out_type
+        self.attr_type = as_field_type(self.group, attr_type, "ImplicitKernel attr_type")
+        check_basis_size(basis_size)
+        self.basis_size = basis_size
+
+    def _build(
+        self,
+        blocks: tuple[tuple[Rep, Rep], ...],
+        segments: list[Segment],
+        n_envelopes: tuple[int, ...],
+        envelope_width: float | None,
+        normalize: bool,
+        mlp: dict[str, Any],
+    ) -> None:
+        """The MLP emitting ``blocks``, laid out as ``segments`` of the matrix; ``log_width`` of shape
+        ``n_envelopes``; the fan-in factor and the gain."""
+        self.spec = KernelMLPSpec(self.group, blocks, self.attr_type, **mlp)
+        self.mlp = self.group.build_kernel_mlp(self.spec)
+        perm = matrix_permutation(self.out_type, self.in_type, segments)
+        self.register_buffer("perm", perm, persistent=False)
+        self.register_buffer("inv_perm", torch.argsort(perm), persistent=False)
+        if envelope_width is not None:
+            if not envelope_width > 0:
+                raise ValueError(f"envelope_width must be positive, got {envelope_width}")
+            self.log_width = torch.nn.Parameter(torch.full(n_envelopes, math.log(envelope_width)))
+        else:
+            self.register_parameter("log_width", None)
+        self.scale = 1.0 / math.sqrt(self.in_type.size) if normalize else 1.0
+        # Backends' MLPs start at very different output scales (measured at init: escnn ~0.07,
+        # e3nn ~1 RMS), so the same model would train differently on each (the N-body model
+        # diverged on e3nn).  Calibrate once: a constant (hence equivariance-preserving) gain giving
+        # the MLP output RMS ``INIT_RMS`` on a fixed sample of positions ~ N(0, (max_radius/2)^2)
+        # and standard normal attributes.  Small kernels at init keep deep stacks close to their
+        # residual / self-interaction path (unit RMS made the N-body demo 27x worse).  It is a
+        # persistent buffer, so a loaded checkpoint keeps the gain its weights were trained with.
+        gain = self._calibrate() if normalize else 1.0
+        self.register_buffer("gain", torch.tensor(float(gain), dtype=torch.float64))
+
+    def probe_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Standard normal ``(pos (n, dim), attr (n, attr.size) or None)`` in the MLP's dtype, for
+        measurements at construction (gain calibration, memory per edge)."""
+        dtype = next((p.dtype for p in self.mlp.parameters()), torch.get_default_dtype())
+        pos = torch.randn(n, self.group.dim, generator=generator).to(dtype)
+        attr = torch.randn(n, self.attr_type.size, generator=generator).to(dtype) if self.attr_type else None
+        return pos, attr
+
+    @torch.no_grad()
+    def _calibrate(self, n_points: int = 256) -> float:
+        pos, attr = self.probe_inputs(n_points, torch.Generator().manual_seed(0))
+        rms = float(self.mlp(pos * (self.spec.max_radius / 2), attr).pow(2).mean().sqrt())
+        return self.INIT_RMS / rms if rms > 0 and math.isfinite(rms) else 1.0
+
+    def _factor(self) -> float:
+        """The constant factor of the whole kernel: ``gain / sqrt(in)`` (1 without ``normalize``)."""
+        return self.scale * float(self.gain)
+
+    def _envelope(self, pos: torch.Tensor) -> torch.Tensor:
+        """``exp(-|x|^2 / w^2)``: ``(E, *log_width.shape)``."""
+        assert self.log_width is not None
+        inv_w2 = torch.exp(-2.0 * self.log_width).to(pos)
+        r2 = pos.pow(2).sum(-1)
+        return torch.exp(-r2.view(-1, *([1] * inv_w2.ndim)) * inv_w2)
+
+    # -- input checks ---------------------------------------------------------------------------
+    def _check(self, pos: torch.Tensor, attr: torch.Tensor | None) -> None:
+        _check_points(pos, self.group.dim, "ImplicitKernel")
+        if self.attr_type is None:
+            if attr is not None:
+                raise ValueError("ImplicitKernel: got attributes but was built with attr_type=None")
+        else:
+            if attr is None:
+                raise ValueError(f"ImplicitKernel: attributes of type {self.attr_type!r} are required")
+            self.attr_type.check(attr, dim=-1, what="ImplicitKernel attributes")
+            if attr.shape[0] != pos.shape[0]:
+                raise ValueError(f"ImplicitKernel: {pos.shape[0]} positions but {attr.shape[0]} attribute rows")
+
+    def _check_features(self, x: torch.Tensor, rows: int | None, what: str) -> None:
+        """``x`` ``(rows, in)`` (any number of rows when ``rows`` is ``None``) of the kernel's dtype."""
+        self.in_type.check(x, dim=-1, what=f"ImplicitKernel {what}")
+        if x.ndim != 2 or (rows is not None and x.shape[0] != rows):
+            expected = f"({rows if rows is not None else 'N'}, {self.in_type.size})"
+            raise ValueError(f"ImplicitKernel: {what} must have shape {expected}, got {tuple(x.shape)}")
+
+    def _check_edges(self, pos: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, n_dst: int) -> None:
+        for name, index in (("src", src), ("dst", dst)):
+            if not isinstance(index, torch.Tensor) or index.dtype != torch.long or index.shape != (pos.shape[0],):
+                got = (index.dtype, tuple(index.shape)) if isinstance(index, torch.Tensor) else type(index).__name__
+                raise ValueError(f"ImplicitKernel: {name} must be a long tensor of shape ({pos.shape[0]},), got {got}")
+        if not isinstance(n_dst, int) or n_dst < 0:
+            raise ValueError(f"ImplicitKernel: n_dst must be a non-negative int, got {n_dst!r}")
+
+    # -- operations -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+        """The kernel at ``pos``: ``(E, out, in)``."""
+
+    @abc.abstractmethod
+    def message(self, pos: torch.Tensor, attr: torch.Tensor | None, x_edge: torch.Tensor) -> torch.Tensor:
+        """``K(pos_e, attr_e) @ x_edge[e]`` for every ``e``: ``(E, out)``, ``x_edge`` ``(E, in)``."""
+
+    @abc.abstractmethod
+    def message_and_aggregate(
+        self,
+        pos: torch.Tensor,
+        attr: torch.Tensor | None,
+        x: torch.Tensor,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        n_dst: int,
+    ) -> torch.Tensor:
+        """``sum_{e: dst_e = t} K(pos_e, attr_e) @ x[src_e]``: ``(n_dst, out)``, ``x`` ``(N, in)``."""
+
+    def extra_repr(self) -> str:
+        layout = "dense" if self.basis_size is None else f"basis_size={self.basis_size}"
+        return f"{self.in_type!r} -> {self.out_type!r}, attr={self.attr_type!r}, {layout}"

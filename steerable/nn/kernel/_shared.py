@@ -1,0 +1,161 @@
+"""The shared-basis layout: ``M`` basis kernels per pair of representations, mixed per pair of fields."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Iterator, NamedTuple
+
+import torch
+
+from ...core.representation import FieldType, Rep
+from ...ops.message import message_sum
+from ...ops.permute import permute_columns
+from ._base import BASIS_SIZE, ImplicitKernel, Segment
+
+
+class RepPair(NamedTuple):
+    """One (output representation, input representation) pair of a :class:`SharedBasisKernel`."""
+
+    #: output representation and the output fields that carry it
+    out_rep: Rep
+    out_fields: list[int]
+    #: input representation and the input fields that carry it
+    in_rep: Rep
+    in_fields: list[int]
+    #: first channel of ``in_fields`` in the input laid out by representation (``input_order``)
+    in_offset: int
+
+
+class SharedBasisKernel(ImplicitKernel):
+    """Implicit kernel with a basis shared by all fields of the same representations (``basis_size=M``).
+
+    Fields are grouped by representation (:attr:`pairs`, one :class:`RepPair` per pair of an output
+    representation ``rho_o`` and an input representation ``rho_i``); for every pair the MLP emits
+    ``M`` basis kernels ``phi_m(x, a)`` of type ``rho_o ⊗ rho_i``, each multiplied by its envelope
+    ``exp(-|x|^2 / w_{pair, m}^2)`` (``log_width`` ``(pairs, M)``), and the block of output field
+    ``o`` and input field ``i`` is ``gain / sqrt(in_type.size) * sum_m W[o, m, i] phi_m`` with the
+    learned ``W = mixing[pair]`` ``(len(out_fields), M, len(in_fields))``.  The MLP output no longer
+    grows with the number of fields (``M`` per representation pair instead of one per field pair).
+    A scalar mix of kernels of one type is equivariant; every block still reaches the whole space
+    the symmetry allows (each ``phi_m`` does, :mod:`steerable.core.mlp`).
+
+    The messages never build the ``(E, out, in)`` kernel: each evaluation's basis kernels are
+    applied to its input vector (``M x rho_o.size x len(in_fields)`` responses per pair), and the
+    mixing, linear and the same everywhere, runs on the responses, per edge (:meth:`message`) or
+    once per target after they are summed (:meth:`message_and_aggregate`).  See
+    :class:`ImplicitKernel` for the operations, shapes and arguments.
+    """
+
+    pairs: list[RepPair]
+
+    def __init__(
+        self,
+        in_type: FieldType,
+        out_type: FieldType,
+        attr_type: FieldType | int | None = None,
+        *,
+        basis_size: int = BASIS_SIZE,
+        envelope_width: float | None = 1.0,
+        normalize: bool = True,
+        **mlp: Any,
+    ) -> None:
+        if basis_size is None:
+            raise ValueError("SharedBasisKernel: basis_size must be a positive int (None is the dense layout)")
+        super().__init__(in_type, out_type, attr_type, basis_size=basis_size)
+        M = basis_size
+        out_groups, in_groups = out_type.by_rep(), in_type.by_rep()
+        in_offsets = torch.tensor([0] + [r.size * len(f) for r, f in in_groups]).cumsum(0).tolist()
+        self.pairs = [
+            RepPair(ro, outs, ri, ins, in_offsets[k])
+            for ro, outs in out_groups
+            for k, (ri, ins) in enumerate(in_groups)
+        ]
+        # W[o, m, i] ~ N(0, 1/M): a block sums M basis kernels, so it starts at their scale
+        self.mixing = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.randn(len(p.out_fields), M, len(p.in_fields)) / math.sqrt(M)) for p in self.pairs
+        )
+        # input channels grouped by representation, and output channels back to field order
+        input_order = in_type.channels([k for _, f in in_groups for k in f])
+        self.register_buffer("input_order", input_order, persistent=False)
+        grouped_out = out_type.channels([k for _, f in out_groups for k in f])
+        self.register_buffer("output_order", torch.argsort(grouped_out), persistent=False)
+        segments = [Segment(p.out_fields, p.in_fields) for p in self.pairs]
+        blocks = tuple((p.out_rep, p.in_rep) for p in self.pairs for _ in range(M))
+        self._build(blocks, segments, (len(self.pairs), M), envelope_width, normalize, mlp)
+
+    def _basis(self, pos: torch.Tensor, attr: torch.Tensor | None) -> Iterator[torch.Tensor]:
+        """Basis kernels with their envelopes, one ``(E, M, out_rep, in_rep)`` tensor per pair.
+
+        An MLP that hands out its output in pieces lined up with the pairs (``core.mlp``) yields
+        them one at a time: no concatenated output, and each pair's basis can be freed once used.
+        """
+        n, M = pos.shape[0], self.basis_size
+        sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
+        if getattr(self.mlp, "piece_sizes", None) == sizes:
+            parts: Iterable[torch.Tensor] = self.mlp.pieces(pos, attr)
+        else:
+            parts = self.mlp(pos, attr).split(sizes, dim=1)
+        env = self._envelope(pos) if self.log_width is not None else None
+        for t, (part, p) in enumerate(zip(parts, self.pairs)):
+            b = part.view(n, M, p.out_rep.size, p.in_rep.size)
+            yield b if env is None else b * env[:, t, :, None, None]
+            del part, b  # before the next pair's are made
+
+    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+        self._check(pos, attr)
+        n_edges = pos.shape[0]
+        blocks = [
+            torch.einsum("emab,omi->eoaib", b, w.to(b)).reshape(n_edges, -1)
+            for b, w in zip(self._basis(pos, attr), self.mixing)
+        ]
+        kernel = permute_columns(torch.cat(blocks, dim=1), self.perm, self.inv_perm, self._factor())
+        return kernel.view(n_edges, self.out_type.size, self.in_type.size)
+
+    def message(self, pos: torch.Tensor, attr: torch.Tensor | None, x_edge: torch.Tensor) -> torch.Tensor:
+        self._check(pos, attr)
+        self._check_features(x_edge, pos.shape[0], "x_edge")
+        grouped, responses = x_edge.index_select(1, self.input_order), []
+        for b, p in zip(self._basis(pos, attr), self.pairs):
+            f = self._pair_features(grouped, p)  # (E, n_in, in_rep)
+            phi = b.view(pos.shape[0], -1, p.in_rep.size)  # (E, M out_rep, in_rep)
+            # scalar inputs: an outer product (a batched matmul of 1-wide matrices is much slower)
+            responses.append(phi * f.transpose(1, 2) if p.in_rep.size == 1 else torch.bmm(phi, f.transpose(1, 2)))
+            del b, phi  # before the next pair's basis is made (kept by autograd only if needed)
+        return self._mix(responses)
+
+    def message_and_aggregate(
+        self,
+        pos: torch.Tensor,
+        attr: torch.Tensor | None,
+        x: torch.Tensor,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        n_dst: int,
+    ) -> torch.Tensor:
+        self._check(pos, attr)
+        self._check_features(x, None, "x")
+        self._check_edges(pos, src, dst, n_dst)
+        grouped, sums = x.index_select(1, self.input_order), []
+        for b, p in zip(self._basis(pos, attr), self.pairs):
+            phi = b.view(pos.shape[0], -1, p.in_rep.size)
+            sums.append(message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst))
+            del b, phi
+        return self._mix(sums)
+
+    @staticmethod
+    def _pair_features(grouped: torch.Tensor, pair: RepPair) -> torch.Tensor:
+        """The input fields of ``pair``: ``(rows, len(in_fields), in_rep.size)`` of the grouped input."""
+        width = len(pair.in_fields) * pair.in_rep.size
+        return grouped[:, pair.in_offset : pair.in_offset + width].view(grouped.shape[0], -1, pair.in_rep.size)
+
+    def _mix(self, responses: list[torch.Tensor]) -> torch.Tensor:
+        """Responses ``(rows, M out_rep, n_in)``, one per pair -> ``(rows, out)`` in field order, scaled."""
+        n, M = responses[0].shape[0], self.basis_size
+        by_out: dict[int, torch.Tensor] = {}
+        for part, w, p in zip(responses, self.mixing, self.pairs):
+            ro, n_in, n_out = p.out_rep.size, len(p.in_fields), len(p.out_fields)
+            g = part.view(n, M, ro, n_in).transpose(1, 2).reshape(n * ro, M * n_in)
+            y = (g @ w.to(g).view(n_out, -1).T).view(n, ro, n_out).transpose(1, 2)
+            key = p.out_fields[0]
+            by_out[key] = by_out[key] + y if key in by_out else y
+        grouped = torch.cat([y.reshape(n, -1) for y in by_out.values()], dim=1)
+        return grouped.index_select(1, self.output_order) * self._factor()

@@ -1,0 +1,95 @@
+"""GridConv values: the eval-mode filter cache and the padding modes, on ToyC4 (tests/toy).
+
+The layer is checked against ``torch.nn.functional`` built from the layer's own filter (``filter()``,
+computed afresh, never cached): ``F.pad`` with the mode, then ``conv2d`` with no padding.  Float64,
+round-off only: tolerance ``1e-12`` (measured ~1e-16).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import steerable as st
+
+TOL = dict(rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture
+def fields(toy_group):
+    G = toy_group
+    f_in = st.FieldType(G, [G.trivial_rep(), G.standard_rep(), G.sign])
+    f_out = st.FieldType(G, [G.standard_rep(), G.trivial_rep(), G.trivial_rep()])
+    return G, f_in, f_out
+
+
+def _fresh(conv: st.GridConv, img: torch.Tensor) -> torch.Tensor:
+    """The layer's output with a filter computed now (zero padding, as the cache tests use)."""
+    return F.conv2d(img, conv.filter(), conv.bias.vector(), padding=conv.padding)
+
+
+def _mlp_weight(conv: st.GridConv) -> torch.nn.Parameter:
+    return next(p for p in conv.kernel.mlp.parameters() if p.ndim == 2)
+
+
+EDITS = {
+    # each changes only the filter's parameters (not the bias, which is applied outside the cache)
+    "no_grad add_": lambda conv: torch.no_grad()(lambda: _mlp_weight(conv).add_(0.5))(),
+    "data mul_": lambda conv: _mlp_weight(conv).data.mul_(2.0),
+    "data copy_": lambda conv: _mlp_weight(conv).data.copy_(torch.randn_like(_mlp_weight(conv))),
+    "mixing": lambda conv: conv.kernel.mixing[0].data.mul_(-1.0),
+    "envelope": lambda conv: conv.kernel.log_width.data.add_(0.3),
+    "load_state_dict": lambda conv: conv.load_state_dict(
+        {k: v * 1.5 if k.startswith("kernel.mlp") else v for k, v in conv.state_dict().items()}
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_eval_cache_follows_in_place_parameter_updates(fields, edit):
+    _, f_in, f_out = fields
+    torch.manual_seed(0)
+    conv = st.GridConv(f_in, f_out, 3, padding=1).double().eval()
+    img = torch.randn(2, f_in.size, 7, 7, dtype=torch.float64)
+    calls = {"n": 0}
+    conv.kernel.mlp.register_forward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
+    with torch.no_grad():
+        first = conv(img)
+        torch.testing.assert_close(first, _fresh(conv, img), **TOL)
+        calls["n"] = 0
+        assert conv(img).equal(first) and calls["n"] == 0  # the cached filter is used
+        EDITS[edit](conv)
+        after = conv(img)
+        assert (after - first).abs().max() > 1e-3  # the edit shows ...
+        torch.testing.assert_close(after, _fresh(conv, img), **TOL)  # ... as the fresh filter's output
+        calls["n"] = 0
+        assert conv(img).equal(after) and calls["n"] == 0  # and is cached again
+
+
+def test_eval_cache_after_dtype_move(fields):
+    _, f_in, f_out = fields
+    conv = st.GridConv(f_in, f_out, 3, padding=1).eval()
+    img = torch.randn(1, f_in.size, 6, 6)
+    with torch.no_grad():
+        conv(img)
+        conv.double()
+        torch.testing.assert_close(conv(img.double()), _fresh(conv, img.double()), **TOL)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("training", [True, False])
+def test_padding_modes_match_pad_then_conv(fields, mode, training):
+    """Padding (2, 1) (different per axis, so swapped axes show), stride (2, 1), every mode."""
+    _, f_in, f_out = fields
+    torch.manual_seed(1)
+    conv = st.GridConv(f_in, f_out, 3, padding=(2, 1), stride=(2, 1), padding_mode=mode).double().train(training)
+    with torch.no_grad():
+        conv.bias.bias.normal_()
+    img = torch.randn(2, f_in.size, 7, 6, dtype=torch.float64)
+    # F.pad lists the last axis first: (y before, y after, x before, x after)
+    padded = F.pad(img, (1, 1, 2, 2), mode="constant" if mode == "zeros" else mode)
+    expected = F.conv2d(padded, conv.filter().detach(), conv.bias.vector().detach(), stride=(2, 1))
+    with torch.set_grad_enabled(training):
+        y = conv(img)
+    assert y.shape == expected.shape == (2, f_out.size, 5, 6)
+    torch.testing.assert_close(y, expected, **TOL)
