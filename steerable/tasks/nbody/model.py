@@ -183,9 +183,8 @@ class VelocityKernel(torch.nn.Module):
     charge) applied to its own features, one message per particle.
 
     ``kernel_kwargs`` are :class:`steerable.ImplicitKernel` options (sizes, ``basis_size``,
-    ``envelope_width``).  Today the kernel is evaluated in full, ``(N, out, in)`` (small: one per
-    particle), and applied to ``h_i``; a kernel operation that gives the message without building
-    the kernel (``kernel.message(vel, charges, h)``) would replace that one line.
+    ``envelope_width``).  The kernel's ``message`` applies it without building the ``(N, out, in)``
+    kernels (shared-basis layout).
 
     Equivariance: ``K_v(g v; q) rho_in(g) h = rho_out(g) K_v(v; q) h``.
     Shapes: ``forward(h (N, in_type.size), vel (N, 3), charges (N, 1)) -> (N, out_type.size)``.
@@ -196,7 +195,7 @@ class VelocityKernel(torch.nn.Module):
         self.kernel = st.ImplicitKernel(in_type, out_type, 1, **kernel_kwargs)
 
     def forward(self, h: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("noi,ni->no", self.kernel(vel, charges), h)
+        return self.kernel.message(vel, charges, h)
 
 
 # -- position update --------------------------------------------------------------------------------
