@@ -4,6 +4,7 @@ conventions are included from the README itself rather than copied.
 
 Build (warnings are errors, as in CI): ``sphinx-build -W --keep-going -b html docs docs/_build``.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,11 +12,11 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))  # document this checkout, not an installed copy
 
-import steerable  # noqa: E402
+import steerable
 
 project = "steerable"
 author = "steerable contributors"
-copyright = "steerable contributors"  # noqa: A001
+copyright = "steerable contributors"
 release = version = steerable.__version__
 
 extensions = [
