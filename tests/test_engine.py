@@ -173,3 +173,14 @@ def test_user_module_declaring_its_types(types):
     model = Model()
     assert layer_kind(model) == "point"
     assert check_equivariance(model) < 1e-12
+
+
+def test_modules_holding_autograd_tensors_are_copied(types):
+    """Backends may cache weights computed with autograd (escnn does in eval mode); deepcopy refuses those."""
+    G, scalar, vector = types
+    conv = st.PointConv(vector, vector)
+    conv.cached = next(conv.parameters()) * 2  # a non-leaf tensor attribute
+    assert not conv.cached.is_leaf
+    before = conv.cached
+    assert check_equivariance(conv) < 1e-12
+    assert conv.cached is before and next(conv.parameters()).dtype == torch.float32

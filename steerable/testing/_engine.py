@@ -194,10 +194,31 @@ def _tree_error(actual: Any, expected: Any) -> float:
     return relative_error(flat_a, flat_e)
 
 
+def _non_leaves(value: Any, found: dict[int, torch.Tensor], depth: int = 0) -> None:
+    if isinstance(value, torch.Tensor):
+        if not value.is_leaf:
+            found[id(value)] = value.detach().clone()
+    elif depth < 3 and isinstance(value, (tuple, list)):
+        for v in value:
+            _non_leaves(v, found, depth + 1)
+    elif depth < 3 and isinstance(value, dict):
+        for v in value.values():
+            _non_leaves(v, found, depth + 1)
+
+
+def copy_module(module: torch.nn.Module) -> torch.nn.Module:
+    """``copy.deepcopy(module)``, also when it holds tensors computed with autograd (e.g. weights a
+    backend caches in eval mode), which ``deepcopy`` refuses: the copy gets detached clones of them."""
+    memo: dict[int, Any] = {}
+    for sub in module.modules():
+        _non_leaves(vars(sub), memo)
+    return copy.deepcopy(module, memo)
+
+
 def prepare(fn: Callable, dtype: torch.dtype | None) -> Callable:
     """A module's deep copy in eval mode (converted to ``dtype`` if given); a function unchanged."""
     if isinstance(fn, torch.nn.Module):
-        fn = copy.deepcopy(fn).eval()
+        fn = copy_module(fn).eval()
         if dtype is not None:
             fn = fn.to(dtype)
     return fn
