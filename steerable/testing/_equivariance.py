@@ -153,6 +153,8 @@ def layer_equivariance_errors(
     else:
         x = torch.randn(batch, in_type.size, *(grid_size,) * n, dtype=dtype, generator=generator)
         args = [x, _random(batch, attr_type, dtype, generator)]
+    device = next(iter([*module.parameters(), *module.buffers()]), torch.empty(0)).device
+    args = [a.to(device) if isinstance(a, torch.Tensor) else a for a in args]  # drawn on the CPU, reproducibly
     return errors_of(fn, args, actions_in, action_out, len(els), n, translate and kind == "point", generator)
 
 
