@@ -193,3 +193,21 @@ def test_pytest_plugin(tmp_path):
     failed = [line for line in out.splitlines() if line.startswith("FAILED")]
     assert failed and all("[DetD4]" in line for line in failed), out  # every check of 4mm passes
     assert "FAILED ::steerable-conformance[DetD4][coordinate action]" in out and "det(g) * g" in out, out
+
+
+def test_an_incomplete_kernel_fails_completeness(toy_group, monkeypatch):
+    """Zeroing every MLP output block but the first keeps the kernel equivariant but not complete."""
+    from toy_c4 import _AveragedMLP
+
+    forward = _AveragedMLP.forward
+
+    def first_block_only(self, pos, attr):
+        out = forward(self, pos, attr)
+        ro, ri = self.spec.blocks[0]
+        return torch.cat([out[:, : ro.size * ri.size], torch.zeros_like(out[:, ro.size * ri.size :])], 1)
+
+    monkeypatch.setattr(_AveragedMLP, "forward", first_block_only)
+    report = run_conformance(toy_group, raise_on_failure=False, checks=["kernel", "completeness"])
+    assert report["kernel float64"].passed  # still equivariant ...
+    result = report["completeness"]
+    assert result.passed is False and result.value < result.bound, str(report)  # ... but not complete

@@ -184,3 +184,16 @@ def test_modules_holding_autograd_tensors_are_copied(types):
     before = conv.cached
     assert check_equivariance(conv) < 1e-12
     assert conv.cached is before and next(conv.parameters()).dtype == torch.float32
+
+
+def test_mlp_check_leaves_the_mlp_as_it_was(types):
+    from steerable.core.mlp import KernelMLPSpec
+    from steerable.testing import mlp_equivariance_error
+
+    G, scalar, vector = types
+    S = G.standard_rep()
+    spec = KernelMLPSpec(G, ((S, S), (G.sign, S)))
+    mlp = G.build_kernel_mlp(spec).train()
+    before = _snapshot(mlp)
+    assert mlp_equivariance_error(mlp, spec, dtype=torch.float64) < 1e-14
+    assert _same(before, _snapshot(mlp)) and next(mlp.parameters()).dtype == torch.float32
