@@ -89,7 +89,8 @@ def _vector_field(s: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
 def test_any_function_with_declared_types(types):
     G, scalar, vector = types
     gen = torch.Generator().manual_seed(0)
-    s, pos = torch.randn(7, 1, dtype=torch.float64, generator=gen), torch.randn(7, 2, dtype=torch.float64, generator=gen)
+    s = torch.randn(7, 1, dtype=torch.float64, generator=gen)
+    pos = torch.randn(7, 2, dtype=torch.float64, generator=gen)
     assert equivariance_error(_vector_field, (s, pos), (scalar, "points"), vector, generator=gen) < 1e-12
     # the output at absolute positions is rotation- but not translation-equivariant: the translation is real
     absolute = lambda s, pos: pos * s  # noqa: E731

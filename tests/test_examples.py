@@ -30,7 +30,9 @@ CHECK = re.compile(r"^check (?P<what>.+): rel\. error (?P<err>\S+) \(bound (?P<b
 BOUND = 2e-6  # recomputed float32 errors (module doc)
 
 PNGS = {
-    "01_implicit_kernels.py": ["01_o2_kernel.png", "01_o2_errors.png", "01_so2_3d_kernel_z+0.0.png", "01_so2_3d_errors.png"],
+    "01_implicit_kernels.py": [
+        "01_o2_kernel.png", "01_o2_errors.png", "01_so2_3d_kernel_z+0.0.png", "01_so2_3d_errors.png"
+    ],
     "02_grid_conv.py": ["02_grid_errors.png", "02_grid_rotate_vs_conv.png", "02_grid_filter.png"],
     "03_point_conv.py": ["03_point_errors.png", "03_point_rotate_vs_conv.png", "03_point_kernel.png"],
     "04_o3_point_model.py": ["04_model_invariance.png", "04_model_training.png", "04_model_clouds.png"],

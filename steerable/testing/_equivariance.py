@@ -77,7 +77,8 @@ def mlp_equivariance_error(
     std = FieldType(group, [group.standard_rep()])
     action_in = [_compile(std, actions, "pos"), _compile(spec.attr_type, actions, "attr")]
     action_out = _Linear(_assemble(spec, actions.rep, len(els)), "MLP output")
-    return max(errors_of(prepare(mlp, dtype), [pos, attr], action_in, action_out, len(els), group.dim, False, generator))
+    fn = prepare(mlp, dtype)
+    return max(errors_of(fn, [pos, attr], action_in, action_out, len(els), group.dim, False, generator))
 
 
 # -- layers ----------------------------------------------------------------------------------------
