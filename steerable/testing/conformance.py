@@ -50,6 +50,7 @@ from ..nn.grid_conv import GridConv
 from ..nn.kernel import ImplicitKernel
 from ..nn.point_conv import PointConv
 from ._completeness import commutant_dimension, kernel_span_rank, stabiliser_on_axis
+from ._engine import copy_module
 from ._equivariance import check_equivariance
 from ._report import mixed_field_type
 from ._verified import verify_coordinate_action, verify_representation
@@ -183,7 +184,7 @@ def _equivariance(name: str, module: torch.nn.Module | None, group: Group, dtype
 
 
 def _signal(layers: _Layers, group: Group) -> CheckResult:
-    conv = prepare_copy(layers.point)
+    conv = _double_copy(layers.point)
     gen = torch.Generator().manual_seed(0)
     n = 10
     pos = torch.randn(n, group.dim, dtype=torch.float64, generator=gen)
@@ -204,10 +205,8 @@ def _signal(layers: _Layers, group: Group) -> CheckResult:
     return CheckResult("outputs carry signal", True, "every output field of the point conv is non-zero")
 
 
-def prepare_copy(module: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
-    return copy.deepcopy(module).eval().double()
+def _double_copy(module: torch.nn.Module) -> torch.nn.Module:
+    return copy_module(module).eval().double()
 
 
 def _completeness(layers: _Layers, group: Group) -> CheckResult:
@@ -217,7 +216,7 @@ def _completeness(layers: _Layers, group: Group) -> CheckResult:
         return CheckResult("completeness", None, str(exc))
     f = layers.field
     expected = commutant_dimension(stabiliser, f, f)
-    kernel = prepare_copy(layers.kernel)
+    kernel = _double_copy(layers.kernel)
 
     def rerandomised() -> torch.nn.Module:  # kernel_span_rank seeds torch before each call
         with torch.no_grad():
