@@ -24,8 +24,11 @@ from ._equivariance import (
 )
 from ._report import layer_report, mixed_field_type
 from ._verified import ConventionError, VerifiedActions, verify_coordinate_action, verify_representation
+from .conformance import ConformanceError, ConformanceReport, run_conformance
 
 __all__ = [
+    "ConformanceError",
+    "ConformanceReport",
     "ConventionError",
     "GridField",
     "VerifiedActions",
@@ -44,6 +47,7 @@ __all__ = [
     "mixed_field_type",
     "mlp_equivariance_error",
     "relative_error",
+    "run_conformance",
     "stabiliser_on_axis",
     "transform_grid",
     "verify_coordinate_action",
