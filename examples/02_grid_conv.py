@@ -53,12 +53,16 @@ def errors_per_element(conv: st.GridConv, x: torch.Tensor, elements: st.GroupEle
     return errors
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "output", help="folder for the PNGs")
     parser.add_argument("--quick", action="store_true", help="tiny setting (a few seconds), for tests")
     parser.add_argument("--group", default="O(2)", help="a group on R^2: O(2), SO(2), D4, C4, C8, ...")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the example; returns its verdict (``ok``), worst error and the objects it checked."""
     torch.manual_seed(0)
     size = 17 if args.quick else 49
     start = time.perf_counter()
@@ -107,7 +111,11 @@ def main() -> int:
     viz.save(viz.plot_kernel(conv, sampled=True, title=f"{G.name} GridConv filter (7x7 pixels)"), args.out / "02_grid_filter.png")
 
     print(f"wrote PNGs to {args.out} in {time.perf_counter() - start:.1f}s")
-    return 0 if worst < BOUND else 1
+    return {"ok": worst < BOUND, "worst": worst, "conv": conv, "x": x}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return 0 if run(parse_args(argv))["ok"] else 1
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from .nn.grid_conv import GridConv
 from .core.group import GroupElements
 from .nn.kernel import ImplicitKernel
 from .core.representation import FieldType
-from .testing import check_equivariance
+from .testing import layer_equivariance_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -255,15 +255,13 @@ def element_errors(
 ) -> list[float]:
     """Relative equivariance error of ``module`` for each element separately.
 
-    Calls :func:`steerable.testing.check_equivariance` once per element with the same seeded
-    random inputs, so the errors are comparable.  ``check_kwargs`` are passed on (``dtype``,
-    ``grid_size``, ``n_points``, ...).  Returns ``len(elements)`` floats.
+    The per-element errors of :func:`steerable.testing.check_equivariance` (one set of random
+    inputs drawn from ``seed``, shared by every element, so the errors are comparable); ``module``
+    is not changed.  ``check_kwargs`` are passed on (``dtype``, ``grid_size``, ``n_points``, ...).
+    Returns ``len(elements)`` floats, in the order of ``elements``.
     """
-    errors = []
-    for k in range(len(elements)):
-        generator = torch.Generator().manual_seed(seed)
-        errors.append(check_equivariance(module, elements=elements[k], generator=generator, **check_kwargs))
-    return errors
+    generator = torch.Generator().manual_seed(seed)
+    return layer_equivariance_errors(module, elements=elements, generator=generator, **check_kwargs)
 
 
 def plot_equivariance_error(

@@ -1,7 +1,8 @@
 """Kernels, grid and point convolutions and the checks in steerable.testing, on ToyC4.
 
-ToyC4 (tests/toy) needs no backend library, so these tests cover the core alone.  Bounds: relative
-equivariance error <= 1e-10 in float64 (the toy MLP is exact up to round-off) and <= 1e-4 in float32.
+ToyC4 (tests/toy) needs no backend library, so these tests cover the core alone.  Bounds on the relative
+equivariance error (the toy MLP is exact up to round-off), measured over the layer and block tests below:
+float64 <= 6.6e-16, bound 1e-14 (15x); float32 <= 2.5e-7, bound 2e-6 (8x).
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def test_basis_size_is_validated(fields):
             st.ImplicitKernel(f_in, f_out, basis_size=bad)
 
 
-@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-14), (torch.float32, 2e-6)])
 @pytest.mark.parametrize("basis_size", [None, 4])
 def test_layers_are_equivariant(fields, dtype, bound, basis_size):
     _, f_in, f_out = fields
@@ -113,7 +114,7 @@ def test_layers_are_equivariant(fields, dtype, bound, basis_size):
     assert check_equivariance(grid_attr, dtype=dtype) < bound
 
 
-@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-14), (torch.float32, 2e-6)])
 @pytest.mark.parametrize("gate", [True, False])
 def test_blocks_are_equivariant(fields, dtype, bound, gate):
     _, f_in, f_out = fields
@@ -197,7 +198,7 @@ def test_equivariance_check_can_fail(fields):
     conv = st.PointConv(f_in, f_out).double()
     with torch.no_grad():
         conv.kernel.mlp.net[0].weight[:, 0] += 1.0  # still averaged, so still equivariant ...
-    assert check_equivariance(conv) < 1e-10
+    assert check_equivariance(conv) < 1e-14
     conv.kernel.mlp.acts = conv.kernel.mlp.acts[[0, 0, 0, 0]]  # ... but not after breaking the average
     assert check_equivariance(conv) > 1e-3
 

@@ -41,14 +41,16 @@ def test_discovered_through_entry_point(hexlattice):
 
 
 def test_layers_equivariant(hexlattice):
+    """Bounds: measured 4.6e-15 (point, all 12 elements), 1.1e-15 / 2.9e-7 (grid, float64 / float32); bounds
+    5e-14 and 2e-6 (>= 7x).  The full conformance suite runs on it in tests/test_conformance.py."""
     group = hexlattice
     irreps = group.irreps()
     field = st.FieldType(group, [group.trivial_rep(), group.standard_rep(), irreps[-1], irreps[1]])
     torch.manual_seed(0)
     point = st.PointConv(field, field, edge_attr=1, hidden_channels=2)
-    assert check_equivariance(point, elements=group.elements(), n_points=10) < 1e-12
+    assert check_equivariance(point, elements=group.elements(), n_points=10) < 5e-14
     grid = st.GridConv(field, field, 5, padding=2, hidden_channels=2)
     els = lattice_elements(group)  # 1, -1 and the two axis mirrors: the grid's symmetries in 6mm
     assert len(els) == 4
-    assert check_equivariance(grid, elements=els, grid_size=7) < 1e-12
-    assert check_equivariance(grid, elements=els, grid_size=7, dtype=torch.float32) < 1e-5
+    assert check_equivariance(grid, elements=els, grid_size=7) < 5e-14
+    assert check_equivariance(grid, elements=els, grid_size=7, dtype=torch.float32) < 2e-6

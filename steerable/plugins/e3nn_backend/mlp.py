@@ -110,6 +110,19 @@ class E3nnKernelMLP(torch.nn.Module):
         self._restore_constants()
         return self
 
+    def __deepcopy__(self, memo: dict) -> "E3nnKernelMLP":
+        """Rebuilt from the spec with this module's parameters, dtype, device and mode: e3nn's generated
+        code re-creates its constant tensors when copied, from their current (maybe float32-rounded)
+        values, which no master restores; a rebuilt module has exact ones."""
+        ref = next(iter([*self.parameters(), *self.buffers()]), None)
+        new = type(self)(self.spec)
+        if ref is not None:
+            new = new.to(device=ref.device, dtype=ref.dtype if ref.is_floating_point() else None)
+        new.load_state_dict(self.state_dict())
+        new.train(self.training)
+        memo[id(self)] = new
+        return new
+
     def _build(self, spec: KernelMLPSpec) -> None:
         group = spec.group
         if not isinstance(group, E3nnGroup):
