@@ -91,7 +91,6 @@ def test_quick_tour_names_have_the_stated_shapes(tour):
     assert img.dim() == 4 and img.shape[1] == ns["f2"].size == 3
 
 
-@pytest.mark.xfail(strict=True, reason="check_equivariance casts the caller's module to float64 (issue 14, section 4)")
 def test_quick_tour_leaves_conv_in_float32(tour):
     ns, _ = tour
     assert {p.dtype for p in ns["conv"].parameters()} == {torch.float32}
