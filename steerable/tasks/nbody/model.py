@@ -395,26 +395,33 @@ def equivariance_error(
 ) -> dict[str, float]:
     """Relative equivariance errors of ``model`` on a batch, maximised over group elements.
 
-    For each sampled ``g`` (and a random translation ``t`` when ``translate``) compares
-    ``model(g pos + t, g vel, q)`` with ``g model(pos, vel, q) + t``.  Returns
-    ``{"displacement": max_g |d(g.) - g d(.)| / |d(.)|, "position": same on the positions}``
-    (Frobenius norms over the batch; the displacement error is the stricter one).
-    Shapes: ``pos``, ``vel`` ``(B, n, 3)``, ``charges`` ``(B, n, 1)``.
+    Measured by :func:`steerable.testing.equivariance_error`: for each ``g`` (and a random
+    translation ``t`` when ``translate``) it compares ``model(g pos + t, g vel, q)`` with
+    ``g model(pos, vel, q) + t``.  Returns ``{"displacement": max_g |d(g.) - g d(.)| / |g d(.)|,
+    "position": the same on the predicted positions}`` (Frobenius norms over the batch; the
+    displacement error is the stricter one).  The model is evaluated in eval mode and left in the
+    mode it had.  Shapes: ``pos``, ``vel`` ``(B, n, 3)``, ``charges`` ``(B, n, 1)``.
     """
+    from steerable.testing import equivariance_error as engine_error
+
+    batch, n, dim = pos.shape
+    vector = st.FieldType(model.G, [model.G.standard_rep()])
+    els = elements if elements is not None else model.G.sample(n_elements, generator=generator)
+
+    def per_point(fn):  # the engine moves (N, 3) points and (N, 3) vector features
+        return lambda p, v, q: fn(p.view(batch, n, dim), v.view(batch, n, dim), q).reshape(batch * n, dim)
+
+    args = (pos.reshape(-1, dim), vel.reshape(-1, dim), charges)
+    types = ("points", vector, None)
     was_training = model.training
     model.eval()
-    els = elements if elements is not None else model.G.sample(n_elements, generator=generator)
-    base_disp = model.displacement(pos, vel, charges)
-    base = pos + base_disp
-    worst = {"displacement": 0.0, "position": 0.0}
-    for k in range(len(els)):
-        R = els.matrices[k].to(pos)
-        t = torch.randn(1, 1, 3, generator=generator).to(pos) if translate else torch.zeros(1, 1, 3).to(pos)
-        out = model(pos @ R.T + t, vel @ R.T, charges)
-        disp = out - (pos @ R.T + t)
-        expect_disp = base_disp @ R.T
-        expect = base @ R.T + t
-        worst["displacement"] = max(worst["displacement"], float((disp - expect_disp).norm() / expect_disp.norm()))
-        worst["position"] = max(worst["position"], float((out - expect).norm() / expect.norm()))
-    model.train(was_training)
-    return worst
+    try:
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0
+        errors = {}
+        for name, fn, out_type in (("displacement", model.displacement, vector), ("position", model, "points")):
+            gen = torch.Generator().manual_seed(seed)  # the same translations for both measures
+            errors[name] = engine_error(per_point(fn), args, types, out_type, elements=els, translate=translate,
+                                        generator=gen, group=model.G)
+    finally:
+        model.train(was_training)
+    return errors
