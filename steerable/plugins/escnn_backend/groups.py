@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from steerable.core.group import Group, GroupElements
+from steerable.core.group import Group, GroupElements, same_group
 from steerable.core.representation import Rep
 
 BACKEND = "escnn"
@@ -72,6 +72,11 @@ class EscnnRep(Rep):
         self.name = name
         self.size = int(native.size)
         self.is_trivial = is_trivial
+
+    @property
+    def key(self) -> tuple:
+        """``(group.key, "escnn", native name)``: escnn names its representations uniquely per group."""
+        return (self.group.key, "escnn", self.native.name)
 
     def matrices(self, elements: GroupElements) -> torch.Tensor:
         native = self.group._native_elements(elements)
@@ -176,9 +181,9 @@ class EscnnGroup(Group):
 
     def _native_elements(self, elements: GroupElements) -> list:
         """escnn elements of ``H`` for a batch (recognised from matrices when they are foreign)."""
-        if elements.native is not None and elements.group.backend == BACKEND and elements.group == self:
+        if elements.native is not None and elements.group == self:
             return list(elements.native)
-        if elements.group != self:
+        if not same_group(elements.group, self):
             raise ValueError(f"elements of {elements.group!r} given to a representation of {self!r}")
         return self.elements_from_matrices(elements.matrices).native
 
@@ -265,9 +270,9 @@ class EscnnGroup(Group):
 
     # -- the equivariant MLP ---------------------------------------------------------------
     def build_kernel_mlp(self, spec: Any) -> torch.nn.Module:
-        from .mlp import EscnnKernelMLP
+        from .mlp import build_kernel_mlp
 
-        return EscnnKernelMLP(self, spec)
+        return build_kernel_mlp(self, spec)
 
 
 # -- factories ------------------------------------------------------------------------------
