@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import steerable as st
+from steerable.core.group import GroupElements
 from steerable.testing import (
     check_equivariance,
     commutant_dimension,
@@ -113,6 +114,54 @@ def test_names_that_normalize_alike_stay_apart():
     assert st.group("C6", backend="matrix").order == 6 and st.group("D6", backend="matrix").order == 12
     with pytest.raises(ValueError, match="unknown group"):
         st.group("-5m")
+
+
+def _documented_elements(symbol: str, dim: int) -> np.ndarray:
+    """Element matrices by the documented conventions, built here: C{N}/D{N} rotate by 2πk/N
+    (about z on R^3, fixing z) with the mirror diag(1, -1[, 1]); m-3m is every signed permutation
+    matrix, 432 those of determinant +1."""
+    import itertools
+
+    if symbol in ("m-3m", "432"):
+        mats = [np.diag(signs)[:, list(perm)] for perm in itertools.permutations(range(3))
+                for signs in itertools.product((1.0, -1.0), repeat=3)]
+        return np.stack([m for m in mats if symbol == "m-3m" or np.linalg.det(m) > 0])
+    N = int(symbol[1:])
+    planar = [np.array([[math.cos(2 * math.pi * k / N), -math.sin(2 * math.pi * k / N)],
+                        [math.sin(2 * math.pi * k / N), math.cos(2 * math.pi * k / N)]]) for k in range(N)]
+    if symbol[0] == "D":
+        planar += [m @ np.diag([1.0, -1.0]) for m in planar]
+    return np.stack([m if dim == 2 else np.block([[m, np.zeros((2, 1))], [np.zeros((1, 2)), np.ones((1, 1))]])
+                     for m in planar])
+
+
+@pytest.mark.parametrize("case", [("m-3m", 3), ("432", 3), ("C5", 2), ("D4", 2), ("C4", 3), ("D3", 3)], ids=_ids)
+def test_representations_follow_the_documented_conventions(case):
+    """Elements, and the trivial, standard, det and regular representations, against matrices built
+    independently here (not from the backend's tables)."""
+    symbol, dim = case
+    group = st.group(symbol, dim=dim, backend="matrix")
+    els = group.elements()
+    coords = els.matrices.numpy()
+    documented = _documented_elements(symbol, dim)
+    # the elements are exactly the documented set
+    dist = np.abs(coords[:, None] - documented[None]).reshape(len(coords), len(documented), -1).max(-1)
+    assert len(coords) == len(documented) and (dist.min(0) < 1e-12).all() and (dist.min(1) < 1e-12).all()
+    # standard: the coordinate matrix itself (not e.g. det(g) g); det: numpy's determinant; trivial: 1
+    np.testing.assert_allclose(group.standard_rep().matrices(els).numpy(), coords, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(group.det_rep().matrices(els).numpy()[:, 0, 0], np.linalg.det(coords), atol=1e-12)
+    np.testing.assert_array_equal(group.trivial_rep().matrices(els).numpy(), np.ones((len(els), 1, 1)))
+    # left regular: L(g_i) e_j = e_k where g_k = g_i g_j, products found by matrix multiplication
+    reg = group.regular_rep().matrices(els).numpy()
+    for i in range(len(els)):
+        prod = np.einsum("ij,bjk->bik", coords[i], coords)
+        k = np.abs(prod[:, None] - coords[None]).reshape(len(els), len(els), -1).max(-1).argmin(1)
+        expected = np.zeros((len(els), len(els)))
+        expected[k, np.arange(len(els))] = 1.0
+        np.testing.assert_array_equal(reg[i], expected)
+    # foreign element batches are recognised from their matrices (no native indices)
+    plain = GroupElements(group, torch.from_numpy(documented[::-1].copy()))
+    np.testing.assert_allclose(group.standard_rep().matrices(plain).numpy(), documented[::-1], atol=1e-12)
 
 
 # -- layers ----------------------------------------------------------------------------------------
@@ -224,18 +273,37 @@ def test_regular_and_permutation_reps():
 
 
 def test_solver_cache_on_disk(tmp_path, monkeypatch):
-    monkeypatch.setenv("STEERABLE_CACHE", str(tmp_path / "fresh"))
-    group = group_from_generators([rot_z(2 * math.pi / 5, 2)], name="C5-cache-test")
-    rep = tensor_product(group.standard_rep(), group.standard_rep())
-    first = intertwiner_basis(rep, group.standard_rep() + group.trivial_rep())
-    files = list((tmp_path / "fresh" / "matrix").glob("hom-*.npy"))
-    assert len(files) == 1
-    np.save(files[0], first * 1.0)  # the file is what is read back by a new process
+    """The basis is read back from disk, not recomputed: a valid basis different from the solver's
+    (an orthogonal recombination of it) written into the cache file is what a fresh lookup returns,
+    without calling the solver; a file of the wrong shape is recomputed and rewritten."""
     from steerable.plugins.matrix_backend import solver
 
+    monkeypatch.setenv("STEERABLE_CACHE", str(tmp_path / "fresh"))
+    group = group_from_generators([rot_z(2 * math.pi / 5, 2)], name="C5-cache-test")
+    rep_in, rep_out = tensor_product(group.standard_rep(), group.standard_rep()), group.standard_rep() + group.trivial_rep()
+    calls = []
+    real_solve = solver.solve_intertwiners
+    monkeypatch.setattr(solver, "solve_intertwiners", lambda *a: calls.append(a) or real_solve(*a))
+    first = intertwiner_basis(rep_in, rep_out)
+    files = list((tmp_path / "fresh" / "matrix").glob("hom-*.npy"))
+    assert len(files) == 1 and len(calls) == 1 and len(first) == character_hom_dimension(rep_in, rep_out) == 2
+    np.testing.assert_array_equal(np.load(files[0]), first)
+    # another orthonormal basis of the same space: what a process finding this file must return
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((len(first), len(first))))
+    other = np.einsum("kl,lij->kij", q, first)
+    assert np.abs(other - first).max() > 0.1
+    np.save(files[0], other)
     solver._MEMORY.clear()
-    again = intertwiner_basis(rep, group.standard_rep() + group.trivial_rep())
-    assert np.array_equal(first, again) and len(first) == character_hom_dimension(rep, group.standard_rep() + group.trivial_rep())
+    again = intertwiner_basis(rep_in, rep_out)
+    np.testing.assert_array_equal(again, other)
+    assert len(calls) == 1  # read, not solved
+    assert intertwiner_basis(rep_in, rep_out) is again  # and kept in memory
+    # a stale file (wrong shape) is not trusted: solved again and replaced
+    np.save(files[0], np.zeros((2, 5, 5)))
+    solver._MEMORY.clear()
+    fixed = intertwiner_basis(rep_in, rep_out)
+    assert len(calls) == 2 and fixed.shape == first.shape
+    np.testing.assert_array_equal(np.load(files[0]), fixed)
 
 
 # -- ad-hoc groups and bad input -----------------------------------------------------------------------

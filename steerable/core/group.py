@@ -173,16 +173,19 @@ def _contains(group: Group, matrices: torch.Tensor) -> bool:
 
 
 def same_group(a: Group, b: Group) -> bool:
-    """Whether ``a`` and ``b`` are the same subgroup of ``O(n)``: the same set of matrices acting on ``R^n``.
+    """Whether ``a`` and ``b`` are the same group acting on ``R^n`` the same way, e.g. escnn's and
+    e3nn's ``SO(3)``: then their portable representations are interchangeable.
 
-    Equal keys answer at once.  Otherwise (two backends' copies of a group, or an impostor with the
-    same name) the groups must have the same ``dim`` and ``order`` and contain each other's
-    elements: all of them for finite groups (then the sets are equal), ``8`` seeded samples each
-    way for continuous ones.  The answer is cached per pair of keys.
+    Equal keys answer at once.  Otherwise (two backends' copies of a group, or an impostor) the
+    groups must have the same canonical ``name``, ``dim`` and ``order`` and contain each other's
+    elements, checked numerically: all of them for finite groups (then the sets are equal), ``8``
+    seeded samples each way for continuous ones.  The name is required too, so that groups are
+    never merged behind the user's back (the matrix backend's ``4mm`` on ``R^2`` has the elements
+    of escnn's ``D4`` but stays a different group).  The answer is cached per pair of keys.
     """
     if a is b or a.key == b.key:
         return True
-    if a.dim != b.dim or a.order != b.order:
+    if (a.name, a.dim, a.order) != (b.name, b.dim, b.order):
         return False
     pair = (a.key, b.key)
     if pair not in _SAME:
