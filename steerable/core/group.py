@@ -137,14 +137,15 @@ class Group(abc.ABC):
     # -- identity --------------------------------------------------------------------------
     @property
     def key(self) -> tuple:
-        """What identifies this group: ``(backend, name, dim, order)`` by default.
+        """What identifies this group: ``(backend, class, name, dim, order)`` by default.
 
         Two groups with equal keys must be interchangeable (same elements, same native handles,
-        same representations); a backend whose groups are not determined by name, dimension and
-        order (e.g. groups built from arbitrary generators) extends the key with what identifies
-        them.
+        same representations); a backend whose groups are not determined by class, name, dimension
+        and order (e.g. groups built from arbitrary generators) extends the key with what
+        identifies them.
         """
-        return (self.backend, self.name, self.dim, self.order)
+        cls = type(self)
+        return (self.backend, f"{cls.__module__}.{cls.__qualname__}", self.name, self.dim, self.order)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Group):

@@ -161,12 +161,12 @@ class MatrixGroup(Group):
         self.inverse = np.argmax(self.mult == 0, axis=1)
         self._reps: dict[str, "MatrixRep"] = {}
         self._irreps: list[MatrixRep] | None = None
-        self._key = ("matrix", name, self.dim, self.order, _digest(generators))
+        self._key = super().key + (_digest(generators),)
 
     @property
     def key(self) -> tuple:
-        """``("matrix", name, dim, order, digest of the generators)``: groups built from different
-        generators never compare equal, whatever their names."""
+        """The default key plus a digest of the generators: groups built from different generators
+        never compare equal, whatever their names."""
         return self._key
 
     def portable_reps(self) -> dict[str, "MatrixRep"]:
