@@ -240,3 +240,15 @@ def test_fields_are_grouped_by_key_not_by_name():
     # the 90° rotation: sign -> -1, flip -> +1 (documented by the generator images above)
     act = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
     torch.testing.assert_close(mixed(x @ act.T), mixed(x) @ act.T, atol=1e-14, rtol=0)
+
+
+def test_escnn_and_matrix_d4_do_not_mix_regular_reps():
+    """The issue's case: escnn's D4 and the matrix backend's D4 are one group (same name, same 8
+    matrices), but their regular representations order the elements differently."""
+    pytest.importorskip("escnn")
+    a, b = st.group("D4", dim=2, backend="escnn"), st.group("D4", dim=2, backend="matrix")
+    assert a != b and same_group(a, b)
+    with pytest.raises(ValueError, match=r"regular\[8\] of D4 on R\^2 \[matrix\] cannot be used with D4 on R\^2 \[escnn\]"):
+        FieldType(a, [a.regular_rep(), b.regular_rep()])
+    both = FieldType(a, [a.trivial_rep(), b.standard_rep()])
+    assert both.reps == (a.trivial_rep(), a.standard_rep()) and both == FieldType(b, [b.trivial_rep(), b.standard_rep()])
