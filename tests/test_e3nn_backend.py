@@ -2,7 +2,8 @@
 
 Bounds (relative Frobenius errors, as in ``steerable.testing``, per block for the MLP): equivariance
 <= 1e-13 in float64 (measured <= 1.1e-14, also after a float32 round trip: every part is exact, only
-round-off remains; 9x margin) and <= 1e-5 in float32 (measured <= 2.8e-6; 3.6x margin).  Completeness: at a point, the span of a block over random initialisations equals
+round-off remains; 9x margin) and <= 1e-5 in float32 (measured <= 2.8e-6; 3.6x margin).
+Completeness: at a point, the span of a block over random initialisations equals
 the dimension of the maps commuting with the point's stabiliser.
 """
 from __future__ import annotations
@@ -254,7 +255,8 @@ def test_hidden_layers_zero_and_options(G):
     mlp = G.build_kernel_mlp(spec)
     errors, _ = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(5)), torch.float64)
     assert max(errors) <= F64_BOUND
-    with pytest.raises(ValueError, match=r"e3nn backend: unknown kernel MLP options \['nope'\]; supported: \['hidden_lmax'\]"):
+    unknown = r"e3nn backend: unknown kernel MLP options \['nope'\]; supported: \['hidden_lmax'\]"
+    with pytest.raises(ValueError, match=unknown):
         G.build_kernel_mlp(KernelMLPSpec(G, _mixed_blocks(G)[:1], options={"nope": 1}))
     with pytest.raises(ValueError, match="e3nn backend: option 'hidden_lmax' must be int, got 1.5"):
         G.build_kernel_mlp(KernelMLPSpec(G, _mixed_blocks(G)[:1], options={"hidden_lmax": 1.5}))
@@ -357,7 +359,8 @@ def test_trivial_and_standard_reps_of_another_backend_are_interchangeable():
     assert spec.blocks[0] == (G.standard_rep(), G.trivial_rep()) and spec.blocks[0][0] is G.standard_rep()
     errors, norms = _block_errors(G.build_kernel_mlp(spec), spec, els, torch.float64)
     assert max(errors) <= F64_BOUND and min(norms) > 1e-3
-    with pytest.raises(ValueError, match=r"irrep\(2\).*SO\(3\) on R\^3 \[escnn\] cannot be used with SO\(3\) on R\^3 \[e3nn\]"):
+    refused = r"irrep\(2\).*SO\(3\) on R\^3 \[escnn\] cannot be used with SO\(3\) on R\^3 \[e3nn\]"
+    with pytest.raises(ValueError, match=refused):
         KernelMLPSpec(G, ((E.irrep(2), E.trivial_rep()),))
 
 

@@ -367,7 +367,7 @@ def test_band_limit_choice_and_cap():
     # pseudo-vector -> vector: its pseudo-scalar part can't be a function of the position
     mlp = O3.build_kernel_mlp(KernelMLPSpec(O3, ((O3.irrep(0, 1), O3.standard_rep()),), hidden_channels=1))
     assert (1, 0) in mlp.unreachable
-    with pytest.raises(ValueError, match=r"escnn backend: unknown kernel MLP options \['nope'\]; supported: .*max_band"):
+    with pytest.raises(ValueError, match=r"escnn backend: unknown kernel MLP options \['nope'\]; supported: .*band"):
         G.build_kernel_mlp(KernelMLPSpec(G, ((S, S),), options={"nope": 1}))
     with pytest.raises(ValueError, match="escnn backend: option 'max_band' must be Integral, got '3'"):
         G.build_kernel_mlp(KernelMLPSpec(G, ((S, S),), options={"max_band": "3"}))
@@ -386,7 +386,7 @@ def test_implicit_kernel_with_core():
     g = G.sample(1, torch.Generator().manual_seed(0))
     K, Kg = k(pos), k(pos @ g.matrices[0].T)
     expect = fout.matrices(g)[0] @ K @ fin.matrices(g)[0].T
-    assert (Kg - expect).norm() / K.norm() < 1e-6
+    assert (Kg - expect).norm() / K.norm() <= ROUNDOFF_F64  # measured 9e-16 (D4 reaches round-off)
 
 
 # -- completeness ------------------------------------------------------------------------------

@@ -280,7 +280,8 @@ def test_solver_cache_on_disk(tmp_path, monkeypatch):
 
     monkeypatch.setenv("STEERABLE_CACHE", str(tmp_path / "fresh"))
     group = group_from_generators([rot_z(2 * math.pi / 5, 2)], name="C5-cache-test")
-    rep_in, rep_out = tensor_product(group.standard_rep(), group.standard_rep()), group.standard_rep() + group.trivial_rep()
+    rep_in = tensor_product(group.standard_rep(), group.standard_rep())
+    rep_out = group.standard_rep() + group.trivial_rep()
     calls = []
     real_solve = solver.solve_intertwiners
     monkeypatch.setattr(solver, "solve_intertwiners", lambda *a: calls.append(a) or real_solve(*a))

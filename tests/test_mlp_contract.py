@@ -89,7 +89,8 @@ def test_require_names_backend_value_and_what_is_supported(D4, toy_group):
                                          r"\[matrix\]; supported: 'exact', 'gated'$"):
         spec.require(backend="toy", nonlinearities=("exact", "gated"), options=("grid", "colour"))
     spec = KernelMLPSpec(D4, _blocks(D4), options={"grid": 8, "colour": "red"})
-    with pytest.raises(ValueError, match=r"^toy backend: unknown kernel MLP options \['colour'\]; supported: \['grid'\]$"):
+    unknown = r"^toy backend: unknown kernel MLP options \['colour'\]; supported: \['grid'\]$"
+    with pytest.raises(ValueError, match=unknown):
         spec.require(backend="toy", options=("grid",))
     with pytest.raises(ValueError, match=r"unknown kernel MLP options \['colour', 'grid'\]; supported: none"):
         spec.require(backend="toy")

@@ -132,7 +132,9 @@ class KernelMLPSpec:
             raise TypeError(f"KernelMLPSpec: group must be a Group, got {type(self.group).__name__}")
         blocks = tuple(self.blocks) if isinstance(self.blocks, (tuple, list)) else None
         if not blocks:
-            raise ValueError(f"KernelMLPSpec: blocks must be a non-empty sequence of (out_rep, in_rep) pairs, got {self.blocks!r}")
+            raise ValueError(
+                f"KernelMLPSpec: blocks must be a non-empty sequence of (out_rep, in_rep) pairs, got {self.blocks!r}"
+            )
         checked = []
         for b, pair in enumerate(blocks):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -142,14 +144,17 @@ class KernelMLPSpec:
         set_("blocks", tuple(checked))
         if self.attr_type is not None:
             if not isinstance(self.attr_type, FieldType):
-                raise TypeError(f"KernelMLPSpec: attr_type must be a FieldType or None, got {type(self.attr_type).__name__}")
+                raise TypeError(
+                    f"KernelMLPSpec: attr_type must be a FieldType or None, got {type(self.attr_type).__name__}"
+                )
             if self.attr_type.group.key != self.group.key:
                 set_("attr_type", FieldType(self.group, self.attr_type.reps))  # portable reps only
         set_("hidden_channels", _positive_int(self.hidden_channels, "hidden_channels", 1))
         set_("hidden_layers", _positive_int(self.hidden_layers, "hidden_layers", 0))
         set_("radial_features", _positive_int(self.radial_features, "radial_features", 1))
         radius = self.max_radius
-        if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not (math.isfinite(radius) and radius > 0):
+        number = isinstance(radius, (int, float)) and not isinstance(radius, bool)
+        if not number or not (math.isfinite(radius) and radius > 0):
             raise ValueError(f"KernelMLPSpec: max_radius must be a finite number > 0, got {radius!r}")
         set_("max_radius", float(radius))
         if not isinstance(self.nonlinearity, str):
@@ -178,7 +183,9 @@ class KernelMLPSpec:
                 values must have (``bool`` is not accepted for ``int``).
         """
         if group_type is not None and not isinstance(self.group, group_type):
-            raise TypeError(f"{backend} backend: the kernel MLP needs a group of the {backend} backend, got {self.group!r}")
+            raise TypeError(
+                f"{backend} backend: the kernel MLP needs a group of the {backend} backend, got {self.group!r}"
+            )
         offered = tuple(nonlinearities)
         if self.nonlinearity not in offered:
             raise ValueError(

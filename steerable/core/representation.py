@@ -115,7 +115,10 @@ def transfer_rep(rep: Rep, group: Group, what: str = "representation") -> Rep:
         raise ValueError(f"{what}: {group!r} offers no portable {name!r} representation (from {rep!r} of {source!r})")
     pair = (rep.key, target.key)
     if pair not in _VERIFIED:
-        els = group.elements() if group.order is not None else group.sample(8, generator=torch.Generator().manual_seed(0))
+        if group.order is not None:
+            els = group.elements()
+        else:
+            els = group.sample(8, generator=torch.Generator().manual_seed(0))
         theirs = rep.matrices(source.elements_from_matrices(els.matrices))
         diff = float((target.matrices(els) - theirs).abs().max()) if len(els) else 0.0
         if not diff <= PORTABLE_TOL:
