@@ -1,6 +1,7 @@
 """The matrix backend: point groups by name, representations, the intertwiner solver, the kernel MLP.
 
-Bounds: equivariance relative error <= 1e-5 in float64 (measured ~1e-15) and <= 1e-4 in float32;
+Bounds: equivariance relative error <= 1e-13 in float64 (measured <= 3.5e-15 over the representative
+groups: 28x margin, room for the slow sweep) and <= 4e-6 in float32 (measured <= 6.8e-7; 6x);
 grid convolutions on the group's lattice symmetries (all elements for the cubic, tetragonal,
 orthorhombic, monoclinic and triclinic groups).  Every one of the 42 groups gets the order check;
 the layer and completeness sweeps over all of them are marked slow, a representative subset runs by
@@ -48,7 +49,7 @@ ALL = [(s, 3) for s in ORDERS_3D] + [(s, 2) for s in ORDERS_2D]
 REPRESENTATIVE = [("m-3m", 3), ("6/mmm", 3), ("-3m", 3), ("-43m", 3), ("4", 3), ("m", 3), ("m-3", 3),
                   ("4mm", 2), ("3m", 2), ("6", 2)]
 SWEEP = [pytest.param(*c, marks=[] if c in REPRESENTATIVE else pytest.mark.slow) for c in ALL]
-BOUNDS = {torch.float64: 1e-5, torch.float32: 1e-4}
+BOUNDS = {torch.float64: 1e-13, torch.float32: 4e-6}
 
 
 def _ids(case) -> str:
@@ -188,8 +189,9 @@ def test_attributes_in_a_nontrivial_representation():
     field = _field(group)
     attr = st.FieldType(group, [group.standard_rep(), group.det_rep()])  # an edge vector and a pseudo-scalar
     torch.manual_seed(0)
-    assert check_equivariance(st.PointConv(field, field, edge_attr=attr, hidden_channels=2), n_points=8) < 1e-12
-    assert check_equivariance(st.ImplicitKernel(field, field, attr, hidden_channels=2)) < 1e-12
+    bound = BOUNDS[torch.float64]  # measured 1.4e-15 and 1.1e-15
+    assert check_equivariance(st.PointConv(field, field, edge_attr=attr, hidden_channels=2), n_points=8) <= bound
+    assert check_equivariance(st.ImplicitKernel(field, field, attr, hidden_channels=2)) <= bound
 
 
 def _special_points(group) -> list[torch.Tensor]:
@@ -316,7 +318,7 @@ def test_group_from_generators_in_4d():
     assert group.order == 24 and group.dim == 4
     field = st.FieldType(group, [group.trivial_rep(), group.standard_rep(), group.det_rep()])
     torch.manual_seed(0)
-    assert check_equivariance(st.PointConv(field, field, hidden_channels=2), n_points=8) < 1e-12
+    assert check_equivariance(st.PointConv(field, field, hidden_channels=2), n_points=8) <= BOUNDS[torch.float64]
 
 
 def test_bad_generators():

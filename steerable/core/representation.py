@@ -9,6 +9,23 @@ Conventions (relied on everywhere, on every backend):
   representations were listed in the :class:`FieldType`.
 * The tensor product ``a ⊗ b`` acts on a row-major flattened ``size_a x size_b`` matrix ``K`` as
   ``kron(a(g), b(g))``, i.e. ``K -> a(g) K b(g)^T``.
+
+Identity and portability:
+
+* Groups and representations are identified by their ``key``, which includes the backend; names
+  are for people.  Two representations with equal keys have the same matrices.
+* A representation is *portable* when its matrices are fixed by the group's action on ``R^n``
+  alone, so that every backend's copy of the group has the same ones: ``trivial`` and ``standard``
+  always, others a backend declares (``det``).  Only portable representations cross from one
+  backend's copy of a group to another's (:func:`transfer_rep`, used by :class:`FieldType` and
+  :class:`~steerable.core.mlp.KernelMLPSpec`): ``FieldType(G, [H.standard_rep()])`` holds
+  ``G.standard_rep()`` when ``G`` and ``H`` are the same group
+  (:func:`~steerable.core.group.same_group`: same name, dimension and order, elements checked
+  numerically), and raises otherwise; a non-portable representation of another backend (an irrep
+  in that backend's basis, a regular representation with its element order) always raises.
+* Field types compare equal when they transform the same way field by field: same group (possibly
+  two backends' copies of it) and equal keys, or equal portable names.  Fields are grouped
+  (:meth:`FieldType.by_rep`, :meth:`FieldType.runs`) by key.
 """
 from __future__ import annotations
 

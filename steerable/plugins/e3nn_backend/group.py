@@ -35,7 +35,7 @@ import torch
 from e3nn import o3
 
 from steerable.core.group import Group, GroupElements, same_group
-from steerable.core.mlp import KernelMLPSpec
+from steerable.core.mlp import KernelMLP, KernelMLPSpec
 from steerable.core.representation import FieldType, Rep, transfer_rep
 
 # Tolerance for accepting a matrix as orthogonal in elements_from_matrices (float32 input welcome).
@@ -288,7 +288,7 @@ class E3nnGroup(Group):
         return self._make(rot, k)
 
     # -- the equivariant MLP ---------------------------------------------------------------
-    def build_kernel_mlp(self, spec: KernelMLPSpec) -> torch.nn.Module:
+    def build_kernel_mlp(self, spec: KernelMLPSpec) -> KernelMLP:
         from .mlp import E3nnKernelMLP
 
         return E3nnKernelMLP(spec)

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from steerable.core.group import Group, GroupElements, same_group
+from steerable.core.mlp import KernelMLP, KernelMLPSpec
 from steerable.core.representation import Rep
 
 BACKEND = "escnn"
@@ -61,9 +62,9 @@ def _escnn_group():
 class EscnnRep(Rep):
     """A representation of an :class:`EscnnGroup`, backed by an escnn ``Representation`` of ``H``.
 
-    ``matrices(elements)`` evaluates the escnn representation on the native elements; elements of an
-    equal group built by another backend (or without native handles) are first recognised from
-    their standard matrices.
+    ``matrices(elements)`` evaluates the escnn representation on the native elements; elements of
+    another backend's copy of the group (:func:`~steerable.core.group.same_group`), or without
+    native handles, are first recognised from their standard matrices.
     """
 
     def __init__(self, group: "EscnnGroup", native: Any, name: str, is_trivial: bool = False) -> None:
@@ -269,7 +270,7 @@ class EscnnGroup(Group):
         return self._make(native)
 
     # -- the equivariant MLP ---------------------------------------------------------------
-    def build_kernel_mlp(self, spec: Any) -> torch.nn.Module:
+    def build_kernel_mlp(self, spec: KernelMLPSpec) -> KernelMLP:
         from .mlp import build_kernel_mlp
 
         return build_kernel_mlp(self, spec)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from steerable.core.group import Group, GroupElements, same_group
-from steerable.core.mlp import KernelMLPSpec
+from steerable.core.mlp import KernelMLP, KernelMLPSpec
 from steerable.core.representation import Rep
 
 #: default bound on the order reached by the closure before giving up
@@ -291,7 +291,7 @@ class MatrixGroup(Group):
         return list(self._irreps)
 
     # -- the kernel MLP -------------------------------------------------------------------
-    def build_kernel_mlp(self, spec: KernelMLPSpec) -> torch.nn.Module:
+    def build_kernel_mlp(self, spec: KernelMLPSpec) -> KernelMLP:
         from .mlp import RegularKernelMLP
 
         return RegularKernelMLP(spec)
