@@ -588,6 +588,34 @@ def test_pipeline_choice_and_protocols():
     assert type(fourier) is DenseKernelMLP
 
 
+@pytest.mark.parametrize("name,dim", [("SO(3)", 3), ("D4", 2)])
+def test_mlp_copies_and_moves(name, dim):
+    """deepcopy and state_dict round trips reproduce the output exactly; converting the module drops
+    every cached cast of its float64 constants (Float64Constants in the embedding, the changes of
+    basis and the attribute bases)."""
+    import copy
+
+    from steerable.core.constants import Float64Constants
+
+    G = G_(name, dim)
+    T, S = G.trivial_rep(), G.standard_rep()
+    spec = KernelMLPSpec(G, blocks_of(G), attr_type=FieldType(G, [T, S]), hidden_channels=2)
+    torch.manual_seed(0)
+    mlp = G.build_kernel_mlp(spec).double()
+    gen = torch.Generator().manual_seed(0)
+    pos = torch.randn(4, dim, dtype=torch.float64, generator=gen)
+    attr = torch.randn(4, 1 + dim, dtype=torch.float64, generator=gen)
+    out = mlp(pos, attr)
+    constants = [m for m in mlp.modules() if isinstance(m, Float64Constants)]
+    assert constants and any(c._cache for c in constants)
+    torch.testing.assert_close(copy.deepcopy(mlp)(pos, attr), out, rtol=0, atol=0)
+    fresh = G.build_kernel_mlp(spec).double()
+    fresh.load_state_dict(mlp.state_dict())
+    torch.testing.assert_close(fresh(pos, attr), out, rtol=0, atol=0)
+    mlp.float()
+    assert not any(c._cache for c in constants)
+
+
 @pytest.mark.parametrize("values_shape", [(5, 1, 3), (5, 4, 3)])  # a harmonic shared by all copies, or one per copy
 def test_scaled_linear_gradients(values_shape):
     from steerable.plugins.escnn_backend.schur import _ScaledLinear

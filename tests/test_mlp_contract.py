@@ -194,3 +194,23 @@ def test_matrix_mlp_keeps_float64_accuracy_after_float32(D4):
         assert err <= 1e-14
     assert set(mlp.state_dict()) == set(D4.build_kernel_mlp(spec).state_dict())
     assert not any("constants" in k for k in mlp.state_dict())
+
+
+def _caches(module: torch.nn.Module) -> list[dict]:
+    return [m._cache for m in module.modules() if isinstance(m, Float64Constants)]
+
+
+def test_matrix_mlp_serialises_and_drops_casts_on_moves(D4):
+    spec = KernelMLPSpec(D4, ((D4.standard_rep(), D4.regular_rep()),), hidden_channels=2)
+    torch.manual_seed(0)
+    mlp = D4.build_kernel_mlp(spec).double()
+    pos = torch.randn(5, 2, dtype=torch.float64)
+    out = mlp(pos)
+    assert any(_caches(mlp))  # casts made by the call
+    for clone in (copy.deepcopy(mlp), pickle.loads(pickle.dumps(mlp))):
+        torch.testing.assert_close(clone(pos), out, rtol=0, atol=0)
+    fresh = D4.build_kernel_mlp(spec).double()
+    fresh.load_state_dict(mlp.state_dict())
+    torch.testing.assert_close(fresh(pos), out, rtol=0, atol=0)
+    mlp.float()
+    assert not any(_caches(mlp))  # a move or conversion drops every cast
