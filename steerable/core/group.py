@@ -205,9 +205,9 @@ def check_same_group(groups: Sequence[Group], what: str) -> Group:
     """Return the first of ``groups`` if all are the same group (:func:`same_group`), else raise a
     ``ValueError`` naming the mismatch.
 
-    Groups of different backends pass when they are the same subgroup of ``O(n)``; their field types
-    then hold only portable representations, which :func:`~steerable.core.representation.transfer_rep`
-    maps onto the returned group.
+    Two backends' copies of one group pass; a layer built on the returned group then accepts the
+    other copy's portable representations only (:func:`~steerable.core.representation.transfer_rep`
+    maps them onto the returned group and refuses the rest with a clear error).
     """
     first = groups[0]
     for other in groups[1:]:
