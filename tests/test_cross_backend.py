@@ -107,3 +107,16 @@ def test_one_layer_between_two_backends(group_name):
     with pytest.raises(ValueError, match=r"cannot be used with .*\[escnn\]"):
         st.PointConv(a_in, st.FieldType(G, [higher]))
     assert st.FieldType(E, [E.irrep(*((2,) if group_name == "SO(3)" else (0, 2)))]) != st.FieldType(G, [higher])
+
+
+def test_pseudo_scalars_cross_between_backends():
+    """``det`` (g -> det g) is portable on both backends: e3nn's 0o and escnn's restricted
+    irrep(1, 0) are one field; its matrices are checked against numpy's determinant here."""
+    E, G = st.group("O(3)", backend="escnn"), st.group("O(3)", backend="e3nn")
+    field = st.FieldType(E, [G.irrep(0, -1), G.standard_rep()])
+    assert field.reps == (E.det_rep(), E.standard_rep())
+    assert field == st.FieldType(G, [G.irrep(0, -1), G.standard_rep()])
+    els = G.sample(6, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(field.matrices(els)[:, 0, 0], torch.linalg.det(els.matrices), atol=1e-12, rtol=0)
+    S3 = st.group("SO(3)", backend="e3nn")
+    assert st.FieldType(st.group("SO(3)", backend="escnn"), [S3.irrep(0, -1)]).reps[0].is_trivial

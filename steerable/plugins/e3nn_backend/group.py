@@ -22,7 +22,7 @@ Conventions (the core's, see :mod:`steerable.core.representation`):
   other backend; the other irreps are called ``"e3nn(2e)"``, ``"e3nn(1e)"`` (O(3)) or
   ``"e3nn(2)"`` (SO(3)), because their bases are e3nn's and may differ from another backend's
   irrep of the same degree.  Representations are identified by key (``(group key, l, parity)``);
-  only the portable ones (trivial, standard, and O(3)'s pseudo-scalar ``det``) cross to another
+  only the portable ones (trivial, standard, and the pseudo-scalar ``det``) cross to another
   backend's SO(3)/O(3) (:func:`steerable.core.representation.transfer_rep`).
 """
 from __future__ import annotations
@@ -231,11 +231,9 @@ class E3nnGroup(Group):
         return self.irrep(0, 1)
 
     def portable_reps(self) -> dict[str, Rep]:
-        """trivial (``0e``), standard (``1o``; SO(3): ``1``) and, in O(3), ``det`` (the pseudo-scalar ``0o``)."""
-        reps: dict[str, Rep] = {"trivial": self.trivial_rep(), "standard": self.standard_rep()}
-        if self.with_inversion:
-            reps["det"] = self.irrep(0, -1)
-        return reps
+        """trivial (``0e``), standard (``1o``; SO(3): ``1``) and ``det`` (the pseudo-scalar ``0o``; in
+        SO(3) the trivial representation, as every determinant is 1)."""
+        return {"trivial": self.trivial_rep(), "standard": self.standard_rep(), "det": self.irrep(0, -1)}
 
     def standard_rep(self) -> E3nnRep:
         return self.irrep(1, -1)

@@ -165,6 +165,17 @@ class EscnnGroup(Group):
             ids = [(j, l) for l in range(F + 1) for j in (0, 1)]
         return [self.irrep(*i) for i in ids]
 
+    def det_rep(self) -> EscnnRep:
+        """The sign representation ``g -> det g`` (pseudo-scalars; trivial on rotation groups): the
+        parent's ``irrep(1, 0)`` restricted to ``H``."""
+        if "_det" not in self.__dict__:
+            self._det = self.wrap(self.restrict(self.parent.irrep(1, 0)), "det")
+        return self._det
+
+    def portable_reps(self) -> dict[str, EscnnRep]:
+        """trivial, standard and ``det``: their matrices are fixed by the action on coordinates."""
+        return {"trivial": self._trivial, "standard": self._std, "det": self.det_rep()}
+
     def regular_rep(self) -> EscnnRep:
         """The regular representation (finite groups only): a permutation of ``order`` channels."""
         if self.order is None:
