@@ -1,6 +1,7 @@
 """The matrix backend: point groups by name, representations, the intertwiner solver, the kernel MLP.
 
-Bounds: equivariance relative error <= 1e-5 in float64 (measured ~1e-15) and <= 1e-4 in float32;
+Bounds: equivariance relative error <= 1e-13 in float64 (measured <= 3.5e-15 over the representative
+groups: 28x margin, room for the slow sweep) and <= 4e-6 in float32 (measured <= 6.8e-7; 6x);
 grid convolutions on the group's lattice symmetries (all elements for the cubic, tetragonal,
 orthorhombic, monoclinic and triclinic groups).  Every one of the 42 groups gets the order check;
 the layer and completeness sweeps over all of them are marked slow, a representative subset runs by
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 import steerable as st
+from steerable.core.group import GroupElements
 from steerable.testing import (
     check_equivariance,
     commutant_dimension,
@@ -47,7 +49,7 @@ ALL = [(s, 3) for s in ORDERS_3D] + [(s, 2) for s in ORDERS_2D]
 REPRESENTATIVE = [("m-3m", 3), ("6/mmm", 3), ("-3m", 3), ("-43m", 3), ("4", 3), ("m", 3), ("m-3", 3),
                   ("4mm", 2), ("3m", 2), ("6", 2)]
 SWEEP = [pytest.param(*c, marks=[] if c in REPRESENTATIVE else pytest.mark.slow) for c in ALL]
-BOUNDS = {torch.float64: 1e-5, torch.float32: 1e-4}
+BOUNDS = {torch.float64: 1e-13, torch.float32: 4e-6}
 
 
 def _ids(case) -> str:
@@ -115,6 +117,54 @@ def test_names_that_normalize_alike_stay_apart():
         st.group("-5m")
 
 
+def _documented_elements(symbol: str, dim: int) -> np.ndarray:
+    """Element matrices by the documented conventions, built here: C{N}/D{N} rotate by 2πk/N
+    (about z on R^3, fixing z) with the mirror diag(1, -1[, 1]); m-3m is every signed permutation
+    matrix, 432 those of determinant +1."""
+    import itertools
+
+    if symbol in ("m-3m", "432"):
+        mats = [np.diag(signs)[:, list(perm)] for perm in itertools.permutations(range(3))
+                for signs in itertools.product((1.0, -1.0), repeat=3)]
+        return np.stack([m for m in mats if symbol == "m-3m" or np.linalg.det(m) > 0])
+    N = int(symbol[1:])
+    planar = [np.array([[math.cos(2 * math.pi * k / N), -math.sin(2 * math.pi * k / N)],
+                        [math.sin(2 * math.pi * k / N), math.cos(2 * math.pi * k / N)]]) for k in range(N)]
+    if symbol[0] == "D":
+        planar += [m @ np.diag([1.0, -1.0]) for m in planar]
+    return np.stack([m if dim == 2 else np.block([[m, np.zeros((2, 1))], [np.zeros((1, 2)), np.ones((1, 1))]])
+                     for m in planar])
+
+
+@pytest.mark.parametrize("case", [("m-3m", 3), ("432", 3), ("C5", 2), ("D4", 2), ("C4", 3), ("D3", 3)], ids=_ids)
+def test_representations_follow_the_documented_conventions(case):
+    """Elements, and the trivial, standard, det and regular representations, against matrices built
+    independently here (not from the backend's tables)."""
+    symbol, dim = case
+    group = st.group(symbol, dim=dim, backend="matrix")
+    els = group.elements()
+    coords = els.matrices.numpy()
+    documented = _documented_elements(symbol, dim)
+    # the elements are exactly the documented set
+    dist = np.abs(coords[:, None] - documented[None]).reshape(len(coords), len(documented), -1).max(-1)
+    assert len(coords) == len(documented) and (dist.min(0) < 1e-12).all() and (dist.min(1) < 1e-12).all()
+    # standard: the coordinate matrix itself (not e.g. det(g) g); det: numpy's determinant; trivial: 1
+    np.testing.assert_allclose(group.standard_rep().matrices(els).numpy(), coords, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(group.det_rep().matrices(els).numpy()[:, 0, 0], np.linalg.det(coords), atol=1e-12)
+    np.testing.assert_array_equal(group.trivial_rep().matrices(els).numpy(), np.ones((len(els), 1, 1)))
+    # left regular: L(g_i) e_j = e_k where g_k = g_i g_j, products found by matrix multiplication
+    reg = group.regular_rep().matrices(els).numpy()
+    for i in range(len(els)):
+        prod = np.einsum("ij,bjk->bik", coords[i], coords)
+        k = np.abs(prod[:, None] - coords[None]).reshape(len(els), len(els), -1).max(-1).argmin(1)
+        expected = np.zeros((len(els), len(els)))
+        expected[k, np.arange(len(els))] = 1.0
+        np.testing.assert_array_equal(reg[i], expected)
+    # foreign element batches are recognised from their matrices (no native indices)
+    plain = GroupElements(group, torch.from_numpy(documented[::-1].copy()))
+    np.testing.assert_allclose(group.standard_rep().matrices(plain).numpy(), documented[::-1], atol=1e-12)
+
+
 # -- layers ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("symbol,dim", SWEEP)
 def test_layers_equivariant(symbol, dim):
@@ -139,8 +189,9 @@ def test_attributes_in_a_nontrivial_representation():
     field = _field(group)
     attr = st.FieldType(group, [group.standard_rep(), group.det_rep()])  # an edge vector and a pseudo-scalar
     torch.manual_seed(0)
-    assert check_equivariance(st.PointConv(field, field, edge_attr=attr, hidden_channels=2), n_points=8) < 1e-12
-    assert check_equivariance(st.ImplicitKernel(field, field, attr, hidden_channels=2)) < 1e-12
+    bound = BOUNDS[torch.float64]  # measured 1.4e-15 and 1.1e-15
+    assert check_equivariance(st.PointConv(field, field, edge_attr=attr, hidden_channels=2), n_points=8) <= bound
+    assert check_equivariance(st.ImplicitKernel(field, field, attr, hidden_channels=2)) <= bound
 
 
 def _special_points(group) -> list[torch.Tensor]:
@@ -224,18 +275,38 @@ def test_regular_and_permutation_reps():
 
 
 def test_solver_cache_on_disk(tmp_path, monkeypatch):
-    monkeypatch.setenv("STEERABLE_CACHE", str(tmp_path / "fresh"))
-    group = group_from_generators([rot_z(2 * math.pi / 5, 2)], name="C5-cache-test")
-    rep = tensor_product(group.standard_rep(), group.standard_rep())
-    first = intertwiner_basis(rep, group.standard_rep() + group.trivial_rep())
-    files = list((tmp_path / "fresh" / "matrix").glob("hom-*.npy"))
-    assert len(files) == 1
-    np.save(files[0], first * 1.0)  # the file is what is read back by a new process
+    """The basis is read back from disk, not recomputed: a valid basis different from the solver's
+    (an orthogonal recombination of it) written into the cache file is what a fresh lookup returns,
+    without calling the solver; a file of the wrong shape is recomputed and rewritten."""
     from steerable.plugins.matrix_backend import solver
 
+    monkeypatch.setenv("STEERABLE_CACHE", str(tmp_path / "fresh"))
+    group = group_from_generators([rot_z(2 * math.pi / 5, 2)], name="C5-cache-test")
+    rep_in = tensor_product(group.standard_rep(), group.standard_rep())
+    rep_out = group.standard_rep() + group.trivial_rep()
+    calls = []
+    real_solve = solver.solve_intertwiners
+    monkeypatch.setattr(solver, "solve_intertwiners", lambda *a: calls.append(a) or real_solve(*a))
+    first = intertwiner_basis(rep_in, rep_out)
+    files = list((tmp_path / "fresh" / "matrix").glob("hom-*.npy"))
+    assert len(files) == 1 and len(calls) == 1 and len(first) == character_hom_dimension(rep_in, rep_out) == 2
+    np.testing.assert_array_equal(np.load(files[0]), first)
+    # another orthonormal basis of the same space: what a process finding this file must return
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((len(first), len(first))))
+    other = np.einsum("kl,lij->kij", q, first)
+    assert np.abs(other - first).max() > 0.1
+    np.save(files[0], other)
     solver._MEMORY.clear()
-    again = intertwiner_basis(rep, group.standard_rep() + group.trivial_rep())
-    assert np.array_equal(first, again) and len(first) == character_hom_dimension(rep, group.standard_rep() + group.trivial_rep())
+    again = intertwiner_basis(rep_in, rep_out)
+    np.testing.assert_array_equal(again, other)
+    assert len(calls) == 1  # read, not solved
+    assert intertwiner_basis(rep_in, rep_out) is again  # and kept in memory
+    # a stale file (wrong shape) is not trusted: solved again and replaced
+    np.save(files[0], np.zeros((2, 5, 5)))
+    solver._MEMORY.clear()
+    fixed = intertwiner_basis(rep_in, rep_out)
+    assert len(calls) == 2 and fixed.shape == first.shape
+    np.testing.assert_array_equal(np.load(files[0]), fixed)
 
 
 # -- ad-hoc groups and bad input -----------------------------------------------------------------------
@@ -247,7 +318,7 @@ def test_group_from_generators_in_4d():
     assert group.order == 24 and group.dim == 4
     field = st.FieldType(group, [group.trivial_rep(), group.standard_rep(), group.det_rep()])
     torch.manual_seed(0)
-    assert check_equivariance(st.PointConv(field, field, hidden_channels=2), n_points=8) < 1e-12
+    assert check_equivariance(st.PointConv(field, field, hidden_channels=2), n_points=8) <= BOUNDS[torch.float64]
 
 
 def test_bad_generators():

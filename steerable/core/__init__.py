@@ -1,5 +1,7 @@
-"""Group theory and the backend contract: groups, representations, field types, the kernel-MLP
-specification and radial features.
+"""Group theory and the backend contract: groups, representations and field types (identified by
+key, :mod:`.representation`), the kernel-MLP contract (:mod:`.mlp`: ``KernelMLPSpec`` and the
+``KernelMLP`` protocols), float64 constants that survive dtype moves (:mod:`.constants`) and radial
+features (:mod:`.radial`).
 
 Nothing here imports a backend (escnn, e3nn), lightning or torch-geometric, nor any other part of
 ``steerable``: layers (:mod:`steerable.nn`), autograd ops (:mod:`steerable.ops`), the plugin registry

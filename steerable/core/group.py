@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .mlp import KernelMLPSpec
+    from .mlp import KernelMLP, KernelMLPSpec
     from .representation import Rep
 
 
@@ -56,9 +56,12 @@ class GroupElements:
 class Group(abc.ABC):
     """A compact subgroup of ``O(n)`` acting on ``R^n``.
 
-    Two groups compare equal when they have the same canonical ``name`` and ``dim``, whichever
-    backend built them: layers of two backends can be mixed on the same group as long as their
-    field types agree (trivial and standard representations use the same basis everywhere).
+    Identity: two groups compare equal (``==``, ``hash``) when their :attr:`key` is equal, and the
+    key includes the backend: escnn's ``D4`` and the matrix backend's ``D4`` are different groups,
+    whose representations of the same name may be different matrices.  Whether two groups are the
+    same abstract group acting on ``R^n`` in the same way (so that their *portable*
+    representations, see :meth:`portable_reps`, may cross from one to the other) is
+    :func:`same_group`, which checks it numerically.
 
     Attributes:
         name: canonical name, e.g. ``"SO(3)"``, ``"C8"``, ``"O(2)"``.
@@ -108,28 +111,109 @@ class Group(abc.ABC):
     def identity(self) -> GroupElements:
         return self.elements_from_matrices(torch.eye(self.dim, dtype=torch.float64)[None])
 
+    def portable_reps(self) -> dict[str, "Rep"]:
+        """The representations that may cross to another backend's copy of this group, by portable name.
+
+        A portable representation has the same matrices on every backend for the same abstract
+        group acting on ``R^n`` the same way: ``"trivial"`` (``g -> 1``) and ``"standard"`` (``g -> g``,
+        the coordinate action) always; a backend may add others whose matrices are fixed by the
+        group's action alone, e.g. ``"det"`` (``g -> det g``).  :func:`~steerable.core.representation.transfer_rep`
+        maps a portable representation of one backend to the representation of the same portable
+        name here, after checking their matrices agree; every other representation stays with its
+        backend.
+        """
+        return {"trivial": self.trivial_rep(), "standard": self.standard_rep()}
+
     # -- the equivariant MLP ---------------------------------------------------------------
     @abc.abstractmethod
-    def build_kernel_mlp(self, spec: "KernelMLPSpec") -> torch.nn.Module:
-        """An equivariant MLP honouring :class:`~steerable.core.mlp.KernelMLPSpec`'s contract."""
+    def build_kernel_mlp(self, spec: "KernelMLPSpec") -> "KernelMLP":
+        """An equivariant MLP honouring :class:`~steerable.core.mlp.KernelMLP`'s contract for ``spec``.
+
+        ``spec`` arrives validated (:class:`~steerable.core.mlp.KernelMLPSpec`): its representations
+        are this group's own.  The backend states what else it supports with
+        :meth:`~steerable.core.mlp.KernelMLPSpec.require`.
+        """
 
     # -- identity --------------------------------------------------------------------------
+    @property
+    def key(self) -> tuple:
+        """What identifies this group: ``(backend, class, name, dim, order)`` by default.
+
+        Two groups with equal keys must be interchangeable (same elements, same native handles,
+        same representations); a backend whose groups are not determined by class, name, dimension
+        and order (e.g. groups built from arbitrary generators) extends the key with what
+        identifies them.
+        """
+        cls = type(self)
+        return (self.backend, f"{cls.__module__}.{cls.__qualname__}", self.name, self.dim, self.order)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Group):
             return NotImplemented
-        return (self.name, self.dim) == (other.name, other.dim)
+        return self is other or self.key == other.key
 
     def __hash__(self) -> int:
-        return hash((self.name, self.dim))
+        return hash(self.key)
 
     def __repr__(self) -> str:
         return f"{self.name} on R^{self.dim} [{self.backend}]"
 
 
+#: verified answers of :func:`same_group`, by pair of keys
+_SAME: dict[tuple[tuple, tuple], bool] = {}
+#: elements sampled from each continuous group by :func:`same_group`
+_SAME_SAMPLES = 8
+
+
+def _contains(group: Group, matrices: torch.Tensor) -> bool:
+    try:
+        group.elements_from_matrices(matrices)
+    except ValueError:
+        return False
+    return True
+
+
+def same_group(a: Group, b: Group) -> bool:
+    """Whether ``a`` and ``b`` are the same group acting on ``R^n`` the same way, e.g. escnn's and
+    e3nn's ``SO(3)``: then their portable representations are interchangeable.
+
+    Equal keys answer at once.  Otherwise (two backends' copies of a group, or an impostor) the
+    groups must have the same canonical ``name``, ``dim`` and ``order`` and contain each other's
+    elements, checked numerically: all of them for finite groups (then the sets are equal), ``8``
+    seeded samples each way for continuous ones.  The name is required too, so that groups are
+    never merged behind the user's back (the matrix backend's ``4mm`` on ``R^2`` has the elements
+    of escnn's ``D4`` but stays a different group).  The answer is cached per pair of keys.
+    """
+    if a is b or a.key == b.key:
+        return True
+    if (a.name, a.dim, a.order) != (b.name, b.dim, b.order):
+        return False
+    pair = (a.key, b.key)
+    if pair not in _SAME:
+        if a.order is not None:
+            answer = _contains(b, a.elements().matrices)
+        else:
+            gen = torch.Generator().manual_seed(0)
+            answer = _contains(b, a.sample(_SAME_SAMPLES, generator=gen).matrices) and _contains(
+                a, b.sample(_SAME_SAMPLES, generator=gen).matrices
+            )
+        _SAME[pair] = _SAME[(b.key, a.key)] = answer
+    return _SAME[pair]
+
+
 def check_same_group(groups: Sequence[Group], what: str) -> Group:
-    """Return the common group of ``groups`` or raise a ``ValueError`` naming the mismatch."""
+    """Return the first of ``groups`` if all are the same group (:func:`same_group`), else raise a
+    ``ValueError`` naming the mismatch.
+
+    Two backends' copies of one group pass; a layer built on the returned group then accepts the
+    other copy's portable representations only (:func:`~steerable.core.representation.transfer_rep`
+    maps them onto the returned group and refuses the rest with a clear error).
+    """
     first = groups[0]
     for other in groups[1:]:
-        if other != first:
-            raise ValueError(f"{what}: fields of different groups, {first!r} and {other!r}")
+        if not same_group(first, other):
+            raise ValueError(
+                f"{what}: fields of different groups, {first!r} (order {first.order}) and "
+                f"{other!r} (order {other.order})"
+            )
     return first

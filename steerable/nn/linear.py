@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..core.group import check_same_group
 from ..core.representation import FieldType
 
 __all__ = ["FieldLinear"]
@@ -11,19 +12,28 @@ __all__ = ["FieldLinear"]
 class FieldLinear(torch.nn.Module):
     """Per-node equivariant linear map ``in_type -> out_type``, group-agnostic.
 
-    Fields are mixed only with fields of the same representation (same name and size), which commutes
-    with the group action (``W ⊗ I`` vs ``I ⊗ rho(g)``); trivial outputs get a bias.  Output fields
-    whose representation does not occur in the input are zero.  Shapes ``(N, in) -> (N, out)``.
+    Fields are mixed only with fields of the same representation (equal :attr:`Rep.key`, which
+    includes the backend), which commutes with the group action (``W ⊗ I`` vs ``I ⊗ rho(g)``);
+    trivial outputs get a bias.  Output fields whose representation does not occur in the input are
+    zero.  The two field types must be of the same group (:func:`~steerable.core.group.same_group`;
+    a field type of another backend's copy holds only portable representations, which are mapped
+    onto ``in_type``'s group).  Shapes ``(N, in) -> (N, out)``.
     """
 
     def __init__(self, in_type: FieldType, out_type: FieldType, bias: bool = True) -> None:
         super().__init__()
+        for t, what in ((in_type, "in_type"), (out_type, "out_type")):
+            if not isinstance(t, FieldType):
+                raise TypeError(f"FieldLinear: {what} must be a FieldType, got {type(t).__name__}")
+        group = check_same_group([in_type.group, out_type.group], "FieldLinear")
+        self.in_type, self.out_type = in_type, out_type
         self.out_size = out_type.size
-        out_fields = {(rep.name, rep.size): fields for rep, fields in out_type.by_rep()}
+        mapped = out_type if out_type.group.key == group.key else FieldType(group, out_type.reps)
+        out_fields = {rep.key: fields for rep, fields in mapped.by_rep()}
         self.keys = []
         self.weights = torch.nn.ParameterList()
         for k, (rep, ins) in enumerate(in_type.by_rep()):
-            outs = out_fields.get((rep.name, rep.size))
+            outs = out_fields.get(rep.key)
             if not outs:
                 continue
             self.register_buffer(f"in_idx{k}", in_type.channels(ins), persistent=False)

@@ -21,7 +21,9 @@ Conventions (the core's, see :mod:`steerable.core.representation`):
 * Names: ``"trivial"`` (``0e``) and ``"standard"`` (``1o`` in O(3), ``1`` in SO(3)) match every
   other backend; the other irreps are called ``"e3nn(2e)"``, ``"e3nn(1e)"`` (O(3)) or
   ``"e3nn(2)"`` (SO(3)), because their bases are e3nn's and may differ from another backend's
-  irrep of the same degree (field types compare representations by name).
+  irrep of the same degree.  Representations are identified by key (``(group key, l, parity)``);
+  only the portable ones (trivial, standard, and the pseudo-scalar ``det``) cross to another
+  backend's SO(3)/O(3) (:func:`steerable.core.representation.transfer_rep`).
 """
 from __future__ import annotations
 
@@ -32,9 +34,9 @@ from typing import Any, Iterator
 import torch
 from e3nn import o3
 
-from steerable.core.group import Group, GroupElements
-from steerable.core.mlp import KernelMLPSpec
-from steerable.core.representation import FieldType, Rep
+from steerable.core.group import Group, GroupElements, same_group
+from steerable.core.mlp import KernelMLP, KernelMLPSpec
+from steerable.core.representation import FieldType, Rep, transfer_rep
 
 # Tolerance for accepting a matrix as orthogonal in elements_from_matrices (float32 input welcome).
 _ORTHO_TOL = 1e-5
@@ -122,8 +124,14 @@ class E3nnRep(Rep):
         """e3nn's label, ``"2e"``; in SO(3) every irrep is labelled even (``"1e"``)."""
         return str(self.native)
 
+    @property
+    def key(self) -> tuple:
+        return (self.group.key, "irrep", self.l, self.parity)
+
     def matrices(self, elements: GroupElements) -> torch.Tensor:
         """``(n, 2l+1, 2l+1)`` float64 matrices in the core basis (``(x, y, z)`` for ``l = 1``)."""
+        if elements.group != self.group and not same_group(elements.group, self.group):
+            raise ValueError(f"elements of {elements.group!r} given to a representation of {self.group!r}")
         rot, k = _split_elements(elements.matrices)
         if self.l == 0:
             d = torch.ones(len(rot), 1, 1, dtype=torch.float64)
@@ -222,6 +230,11 @@ class E3nnGroup(Group):
     def trivial_rep(self) -> E3nnRep:
         return self.irrep(0, 1)
 
+    def portable_reps(self) -> dict[str, Rep]:
+        """trivial (``0e``), standard (``1o``; SO(3): ``1``) and ``det`` (the pseudo-scalar ``0o``; in
+        SO(3) the trivial representation, as every determinant is 1)."""
+        return {"trivial": self.trivial_rep(), "standard": self.standard_rep(), "det": self.irrep(0, -1)}
+
     def standard_rep(self) -> E3nnRep:
         return self.irrep(1, -1)
 
@@ -273,23 +286,20 @@ class E3nnGroup(Group):
         return self._make(rot, k)
 
     # -- the equivariant MLP ---------------------------------------------------------------
-    def build_kernel_mlp(self, spec: KernelMLPSpec) -> torch.nn.Module:
+    def build_kernel_mlp(self, spec: KernelMLPSpec) -> KernelMLP:
         from .mlp import E3nnKernelMLP
 
         return E3nnKernelMLP(spec)
 
     def as_e3nn_rep(self, rep: Rep, what: str) -> E3nnRep:
-        """``rep`` as one of this group's irreps; accepts another backend's trivial/standard rep.
-
-        The core guarantees that trivial and standard representations use the same basis on every
-        backend, so layers of another backend's field types built from those still work here.
-        """
-        if isinstance(rep, E3nnRep) and rep.group == self:
+        """``rep`` as one of this group's irreps (another backend's portable reps pass through
+        :func:`~steerable.core.representation.transfer_rep`); ``TypeError`` for anything else."""
+        try:
+            rep = transfer_rep(rep, self, what)
+        except ValueError as err:
+            raise TypeError(f"the e3nn backend cannot decompose {rep!r} of {rep.group!r}: {err}") from None
+        if isinstance(rep, E3nnRep):
             return self.irrep(rep.l, rep.parity)
-        if rep.group == self and rep.name == "trivial" and rep.size == 1:
-            return self.trivial_rep()
-        if rep.group == self and rep.name == "standard" and rep.size == 3:
-            return self.standard_rep()
         raise TypeError(
             f"{what}: the e3nn backend cannot decompose {rep!r} of {rep.group!r}; use irreps of "
             f"st.group({self.name!r}, backend='e3nn') (or trivial/standard reps of any backend)"

@@ -39,14 +39,12 @@ import torch
 from e3nn import nn as e3nn_nn
 from e3nn import o3
 
+from steerable.core.constants import Float64Constants
 from steerable.core.mlp import KernelMLPSpec
 from steerable.ops.permute import permute_columns
 from steerable.core.radial import RadialBasis
 
 from .group import E3nnGroup, E3nnRep, float64_default
-
-_KNOWN_OPTIONS = {"hidden_lmax"}
-
 
 def _ir(rep: E3nnRep) -> o3.Irrep:
     """The internal e3nn irrep: SO(3) reps are all labelled even (parity has no meaning there)."""
@@ -74,6 +72,10 @@ def block_change_of_basis(out_rep: E3nnRep, in_rep: E3nnRep) -> tuple[list[o3.Ir
     return irreps, torch.cat(cols, dim=1)
 
 
+def _restore_after_load(module: "E3nnKernelMLP", keys: object) -> None:
+    module.constants.restore_buffers(module)
+
+
 class E3nnKernelMLP(torch.nn.Module):
     """``mlp(pos (E, 3), attr (E, a) | None) -> (E, spec.out_size)`` per the core's contract.
 
@@ -83,31 +85,24 @@ class E3nnKernelMLP(torch.nn.Module):
 
     def __init__(self, spec: KernelMLPSpec) -> None:
         super().__init__()
-        # Build in float64 so that the fixed constants (Clebsch-Gordan / Wigner-3j buffers, changes of
-        # basis) are exact, keep float64 masters of them, then move to the default dtype.  _apply
-        # re-derives every constant from its master after any dtype change, so float32 -> float64
-        # later still gives float64 round-off (float32-rounded constants would cap it near 1e-7).
+        # Build in float64 so that the fixed constants (Clebsch-Gordan / Wigner-3j buffers of e3nn's
+        # tensor products, changes of basis) are exact, keep float64 masters of them, then move to
+        # the default dtype.  Every dtype or device change rewrites them from the masters, so
+        # float32 -> float64 later still gives float64 round-off (float32-rounded constants would
+        # cap it near 1e-7).
         default = torch.get_default_dtype()
         with float64_default():
             self._build(spec)
-        self._masters = {
-            name: buf.detach().clone() for name, buf in self.named_buffers() if buf.is_floating_point()
-        }
+        self.constants = Float64Constants()
+        self.constants.track_buffers(self)
         self.to(default)
         # a state dict saved in float32 would otherwise overwrite the constants with rounded values
-        self.register_load_state_dict_post_hook(lambda module, keys: module._restore_constants())
-
-    def _restore_constants(self) -> None:
-        """Re-derive every constant buffer from its float64 master, in the buffer's dtype and device."""
-        for name, master in getattr(self, "_masters", {}).items():
-            owner, _, leaf = name.rpartition(".")
-            module = self.get_submodule(owner) if owner else self
-            current = module._buffers[leaf]
-            module._buffers[leaf] = master.to(device=current.device, dtype=current.dtype, copy=True)
+        self.register_load_state_dict_post_hook(_restore_after_load)  # a module-level function: picklable
 
     def _apply(self, fn, recurse: bool = True):  # type: ignore[override]
         super()._apply(fn, recurse)
-        self._restore_constants()
+        if "constants" in self._modules:  # not yet during construction
+            self.constants.restore_buffers(self)
         return self
 
     def __deepcopy__(self, memo: dict) -> "E3nnKernelMLP":
@@ -124,23 +119,8 @@ class E3nnKernelMLP(torch.nn.Module):
         return new
 
     def _build(self, spec: KernelMLPSpec) -> None:
+        spec.require(backend="e3nn", group_type=E3nnGroup, nonlinearities=("exact",), options={"hidden_lmax": int})
         group = spec.group
-        if not isinstance(group, E3nnGroup):
-            raise TypeError(f"E3nnKernelMLP needs a group of the e3nn backend, got {group!r}")
-        if spec.nonlinearity != "exact":
-            raise ValueError(
-                f"the e3nn backend only offers nonlinearity='exact' (gated tensor products), got {spec.nonlinearity!r}"
-            )
-        unknown = set(spec.options) - _KNOWN_OPTIONS
-        if unknown:
-            raise ValueError(f"unknown e3nn kernel MLP option(s) {sorted(unknown)}; known: {sorted(_KNOWN_OPTIONS)}")
-        if not spec.blocks:
-            raise ValueError("E3nnKernelMLP: the spec has no output blocks")
-        if spec.hidden_channels < 1 or spec.hidden_layers < 0:
-            raise ValueError(
-                f"E3nnKernelMLP: need hidden_channels >= 1 and hidden_layers >= 0, got "
-                f"{spec.hidden_channels} and {spec.hidden_layers}"
-            )
         self.spec = spec
         dtype = torch.float64
         blocks = [

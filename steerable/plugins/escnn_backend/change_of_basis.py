@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from steerable.core.constants import Float64Constants
+
 
 class ChangeOfBasis(torch.nn.Module):
     """Apply fixed square matrices to consecutive channel blocks: ``y_b = Q_b x_b``.
@@ -18,7 +20,8 @@ class ChangeOfBasis(torch.nn.Module):
             matrices share one batched product.
 
     The matrices are kept in float64 outside the module's buffers (so ``.float()`` does not round
-    them) and cast to the input's dtype and device on use.  Shapes: ``(E, sum d_b) -> (E, sum d_b)``.
+    them) and cast to the input's dtype and device on use
+    (:class:`~steerable.core.constants.Float64Constants`).  Shapes: ``(E, sum d_b) -> (E, sum d_b)``.
     """
 
     def __init__(self, matrices: list[np.ndarray]) -> None:
@@ -29,22 +32,19 @@ class ChangeOfBasis(torch.nn.Module):
             q = np.asarray(q, dtype=np.float64)
             groups.setdefault((q.shape, q.tobytes()), (q, []))[1].append(offset)
             offset += q.shape[0]
-        self._q = [torch.as_tensor(np.asarray(q), dtype=torch.float64) for q, _ in groups.values()]
+        self.bases = Float64Constants(**{f"q{k}": q for k, (q, _) in enumerate(groups.values())})
         order: list[int] = []
         for k, (q, offsets) in enumerate(groups.values()):
             idx = torch.tensor(offsets)[:, None] + torch.arange(q.shape[0])
             self.register_buffer(f"index{k}", idx.reshape(-1), persistent=False)
             order += idx.reshape(-1).tolist()
         self.register_buffer("inverse", torch.argsort(torch.tensor(order)), persistent=False)
-        self._cast: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        key = (x.dtype, x.device)
-        if key not in self._cast:
-            self._cast[key] = [q.to(dtype=x.dtype, device=x.device) for q in self._q]
         n = x.shape[0]
         parts = []
-        for k, q in enumerate(self._cast[key]):
+        for k in range(len(self.bases)):
+            q = self.bases.get(f"q{k}", x)
             blocks = x.index_select(1, getattr(self, f"index{k}")).view(n, -1, q.shape[0])
             parts.append((blocks @ q.T).reshape(n, -1))
         return torch.cat(parts, dim=1).index_select(1, self.inverse)

@@ -25,6 +25,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from steerable.core.constants import Float64Constants
+
 from .groups import EscnnGroup
 
 # Largest band limits tried (override with ``options={"max_band": L}``).  Continuous groups need the
@@ -116,12 +118,13 @@ class HarmonicEmbedding(torch.nn.Module):
         self.dim, self.L = group.dim, L
         self.reps = harmonic_reps(group, L)
         self.size = sum(r.size for r in self.reps)
-        self._cobs: list[str] = []
+        # the recursion's constants, float64 outside the buffers (.float() would round them)
+        self.constants = Float64Constants()
         if self.dim == 3 and L >= 1:
             P = group.parent
             std = P.standard_representation()
             # (x, y, z) -> escnn's basis of the O(3) irrep (1, 1).
-            self.register_buffer("cob_1", torch.as_tensor(std.change_of_basis_inv, dtype=torch.float64), persistent=False)
+            self.constants.add("cob_1", np.asarray(std.change_of_basis_inv, dtype=np.float64))
             rng = np.random.default_rng(0)
             probe = rng.normal(size=3)
             probe /= np.linalg.norm(probe)
@@ -142,7 +145,7 @@ class HarmonicEmbedding(torch.nn.Module):
                 y = cob @ np.kron(y_prev, y_1)
                 cob = cob / np.linalg.norm(y)
                 y_prev = cob @ np.kron(y_prev, y_1)
-                self.register_buffer(f"cob_{l}", torch.as_tensor(cob), persistent=False)
+                self.constants.add(f"cob_{l}", cob)
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:
         r2 = pos.pow(2).sum(-1, keepdim=True)
@@ -158,10 +161,10 @@ class HarmonicEmbedding(torch.nn.Module):
                 c, s = c * c1 - s * s1, s * c1 + c * s1  # angle addition: (k-1)θ + θ
                 feats += [c, s]
             return torch.cat(feats, -1)
-        y1 = u @ self.cob_1.to(u).T
+        y1 = u @ self.constants.get("cob_1", u).T
         feats, y = [ones, y1], y1
         for l in range(2, self.L + 1):
             prod = (y[:, :, None] * y1[:, None, :]).flatten(1)  # row-major kron(Y_{l-1}, Y_1)
-            y = prod @ getattr(self, f"cob_{l}").to(u).T
+            y = prod @ self.constants.get(f"cob_{l}", u).T
             feats.append(y)
         return torch.cat(feats, -1)

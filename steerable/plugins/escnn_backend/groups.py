@@ -41,7 +41,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from steerable.core.group import Group, GroupElements
+from steerable.core.group import Group, GroupElements, same_group
+from steerable.core.mlp import KernelMLP, KernelMLPSpec
 from steerable.core.representation import Rep
 
 BACKEND = "escnn"
@@ -61,9 +62,9 @@ def _escnn_group():
 class EscnnRep(Rep):
     """A representation of an :class:`EscnnGroup`, backed by an escnn ``Representation`` of ``H``.
 
-    ``matrices(elements)`` evaluates the escnn representation on the native elements; elements of an
-    equal group built by another backend (or without native handles) are first recognised from
-    their standard matrices.
+    ``matrices(elements)`` evaluates the escnn representation on the native elements; elements of
+    another backend's copy of the group (:func:`~steerable.core.group.same_group`), or without
+    native handles, are first recognised from their standard matrices.
     """
 
     def __init__(self, group: "EscnnGroup", native: Any, name: str, is_trivial: bool = False) -> None:
@@ -72,6 +73,11 @@ class EscnnRep(Rep):
         self.name = name
         self.size = int(native.size)
         self.is_trivial = is_trivial
+
+    @property
+    def key(self) -> tuple:
+        """``(group.key, "escnn", native name)``: escnn names its representations uniquely per group."""
+        return (self.group.key, "escnn", self.native.name)
 
     def matrices(self, elements: GroupElements) -> torch.Tensor:
         native = self.group._native_elements(elements)
@@ -159,6 +165,17 @@ class EscnnGroup(Group):
             ids = [(j, l) for l in range(F + 1) for j in (0, 1)]
         return [self.irrep(*i) for i in ids]
 
+    def det_rep(self) -> EscnnRep:
+        """The sign representation ``g -> det g`` (pseudo-scalars; trivial on rotation groups): the
+        parent's ``irrep(1, 0)`` restricted to ``H``."""
+        if "_det" not in self.__dict__:
+            self._det = self.wrap(self.restrict(self.parent.irrep(1, 0)), "det")
+        return self._det
+
+    def portable_reps(self) -> dict[str, EscnnRep]:
+        """trivial, standard and ``det``: their matrices are fixed by the action on coordinates."""
+        return {"trivial": self._trivial, "standard": self._std, "det": self.det_rep()}
+
     def regular_rep(self) -> EscnnRep:
         """The regular representation (finite groups only): a permutation of ``order`` channels."""
         if self.order is None:
@@ -176,9 +193,9 @@ class EscnnGroup(Group):
 
     def _native_elements(self, elements: GroupElements) -> list:
         """escnn elements of ``H`` for a batch (recognised from matrices when they are foreign)."""
-        if elements.native is not None and elements.group.backend == BACKEND and elements.group == self:
+        if elements.native is not None and elements.group == self:
             return list(elements.native)
-        if elements.group != self:
+        if not same_group(elements.group, self):
             raise ValueError(f"elements of {elements.group!r} given to a representation of {self!r}")
         return self.elements_from_matrices(elements.matrices).native
 
@@ -264,10 +281,10 @@ class EscnnGroup(Group):
         return self._make(native)
 
     # -- the equivariant MLP ---------------------------------------------------------------
-    def build_kernel_mlp(self, spec: Any) -> torch.nn.Module:
-        from .mlp import EscnnKernelMLP
+    def build_kernel_mlp(self, spec: KernelMLPSpec) -> KernelMLP:
+        from .mlp import build_kernel_mlp
 
-        return EscnnKernelMLP(self, spec)
+        return build_kernel_mlp(self, spec)
 
 
 # -- factories ------------------------------------------------------------------------------

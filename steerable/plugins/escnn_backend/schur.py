@@ -18,6 +18,8 @@ from typing import Any, Iterable, Iterator, NamedTuple
 import numpy as np
 import torch
 
+from steerable.core.constants import Float64Constants
+
 from .linear import expanded, unshare_basis
 
 Run = tuple[tuple, int]  # (irrep id, number of copies)
@@ -175,13 +177,13 @@ class BlocksFromIrreps(torch.nn.Module):
     Input: runs ordered group by group, within a group irrep by irrep (``copies`` fields each), as
     made by the last :class:`SchurLinear`.  Output ``(E, sum copies * d)``: the blocks, each
     row-major ``Q`` times its irreps.  ``Q`` is kept in float64 outside the buffers (``.float()``
-    does not round it) and cast on use.
+    does not round it) and cast on use (:class:`~steerable.core.constants.Float64Constants`).
     """
 
     def __init__(self, groups: list[tuple[np.ndarray, int, list[tuple[tuple, int]]]]) -> None:
         super().__init__()
         self.groups: list[tuple[int, int, list[tuple[int, int]]]] = []  # (copies, d, [(column, dim)])
-        self._q: list[torch.Tensor] = []
+        self.bases = Float64Constants()
         for q, copies, irreps in groups:
             columns, col = [], 0
             for _, dim in irreps:
@@ -189,9 +191,8 @@ class BlocksFromIrreps(torch.nn.Module):
                 col += dim
             if col != q.shape[0]:
                 raise ValueError(f"BlocksFromIrreps: irreps of size {col} for a {q.shape} change of basis")
+            self.bases.add(f"q{len(self.groups)}", np.asarray(q, dtype=np.float64))
             self.groups.append((copies, q.shape[0], columns))
-            self._q.append(torch.as_tensor(np.asarray(q, dtype=np.float64)))
-        self._cast: dict[tuple, torch.Tensor] = {}
 
     @property
     def piece_sizes(self) -> list[int]:
@@ -211,7 +212,7 @@ class BlocksFromIrreps(torch.nn.Module):
             acc = None
             for col, dim in columns:
                 irreps = next(runs)
-                q = self._cast_q(g, irreps)
+                q = self.bases.get(f"q{g}", irreps)
                 n = irreps.shape[0]
                 flat = irreps.reshape(n * copies, dim)
                 qt = q[:, col : col + dim].T
@@ -219,10 +220,3 @@ class BlocksFromIrreps(torch.nn.Module):
                 del irreps, flat
             yield acc.view(n, copies * d)
             del acc
-
-    def _cast_q(self, g: int, like: torch.Tensor) -> torch.Tensor:
-        """Group ``g``'s change of basis in ``like``'s dtype and device (cached)."""
-        key = (g, like.dtype, like.device)
-        if key not in self._cast:
-            self._cast[key] = self._q[g].to(dtype=like.dtype, device=like.device)
-        return self._cast[key]

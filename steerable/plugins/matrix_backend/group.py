@@ -16,8 +16,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from steerable.core.group import Group, GroupElements
-from steerable.core.mlp import KernelMLPSpec
+from steerable.core.group import Group, GroupElements, same_group
+from steerable.core.mlp import KernelMLP, KernelMLPSpec
 from steerable.core.representation import Rep
 
 #: default bound on the order reached by the closure before giving up
@@ -54,6 +54,14 @@ def _check_orthogonal(mats: np.ndarray, what: str, tol: float = _TOL) -> None:
                 f"{what}: matrix {k} is not orthogonal (max |M^T M - I| = {err:.2e} > {tol:g}):\n{np.round(m, 6)}\n"
                 "steerable needs orthogonal representations; orthonormalise your basis first"
             )
+
+
+def _digest(mats: np.ndarray) -> str:
+    """A short hash of matrices rounded far above round-off (identity keys of groups and reps)."""
+    import hashlib
+
+    arr = np.ascontiguousarray(np.round(np.asarray(mats, dtype=np.float64), 8) + 0.0)  # + 0.0: no -0.0
+    return hashlib.sha256(str(arr.shape).encode() + arr.tobytes()).hexdigest()[:16]
 
 
 def _keys(mats: np.ndarray) -> np.ndarray:
@@ -153,6 +161,17 @@ class MatrixGroup(Group):
         self.inverse = np.argmax(self.mult == 0, axis=1)
         self._reps: dict[str, "MatrixRep"] = {}
         self._irreps: list[MatrixRep] | None = None
+        self._key = super().key + (_digest(generators),)
+
+    @property
+    def key(self) -> tuple:
+        """The default key plus a digest of the generators: groups built from different generators
+        never compare equal, whatever their names."""
+        return self._key
+
+    def portable_reps(self) -> dict[str, "MatrixRep"]:
+        """trivial, standard, and ``det`` (``g -> det g``, the same matrices on every backend)."""
+        return {"trivial": self.trivial_rep(), "standard": self.standard_rep(), "det": self.det_rep()}
 
     # -- elements -------------------------------------------------------------------------
     def _batch(self, index: np.ndarray | torch.Tensor) -> GroupElements:
@@ -178,8 +197,11 @@ class MatrixGroup(Group):
     def indices(self, elements: GroupElements) -> np.ndarray:
         """Element indices ``(k,)`` of a batch of elements (of this group, from any backend)."""
         native = elements.native
-        if elements.group is self and isinstance(native, torch.Tensor) and native.dtype == torch.long:
+        same_key = elements.group is self or elements.group.key == self.key
+        if same_key and isinstance(native, torch.Tensor) and native.dtype == torch.long:
             return native.numpy()
+        if not same_key and not same_group(elements.group, self):
+            raise ValueError(f"elements of {elements.group!r} given to a representation of {self!r}")
         return self.elements_from_matrices(elements.matrices).native.numpy()
 
     # -- representations ------------------------------------------------------------------
@@ -269,7 +291,7 @@ class MatrixGroup(Group):
         return list(self._irreps)
 
     # -- the kernel MLP -------------------------------------------------------------------
-    def build_kernel_mlp(self, spec: KernelMLPSpec) -> torch.nn.Module:
+    def build_kernel_mlp(self, spec: KernelMLPSpec) -> KernelMLP:
         from .mlp import RegularKernelMLP
 
         return RegularKernelMLP(spec)
@@ -290,6 +312,13 @@ class MatrixRep(Rep):
             self._check_homomorphism()
         self.is_trivial = self.size == 1 and bool(np.allclose(self.table, 1.0))
         self._torch = torch.from_numpy(self.table)
+        self._key = (group.key, "table", _digest(self.generator_images))
+
+    @property
+    def key(self) -> tuple:
+        """``(group.key, "table", digest of the generators' matrices)``: equal matrices, equal keys,
+        whatever the names given to them."""
+        return self._key
 
     def _check_homomorphism(self) -> None:
         g = self.group
@@ -304,8 +333,6 @@ class MatrixRep(Rep):
             )
 
     def matrices(self, elements: GroupElements) -> torch.Tensor:
-        if elements.group != self.group:
-            raise ValueError(f"{self!r} is a representation of {self.group!r}, not of {elements.group!r}")
         return self._torch[torch.from_numpy(self.group.indices(elements))].clone()
 
     @property
@@ -359,8 +386,9 @@ def group_from_generators(
     Args:
         generators: generator matrices acting on column vectors ``(x, y[, z, ...])``; may be empty
             when ``dim`` is given (the trivial group).
-        name: canonical name (groups compare equal by ``(name, dim)``); default: a name derived from
-            the generators, so two different ad-hoc groups never compare equal by accident.
+        name: canonical name; default: a name derived from the generators.  Groups compare equal by
+            key, which includes a digest of the generators, so two different groups given the same
+            name never compare equal.
         dim: ``n``, needed only for an empty generator list.
         max_order: give up with a ``ValueError`` past this many elements.
 

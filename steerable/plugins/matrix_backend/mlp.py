@@ -17,7 +17,7 @@
    form, so nothing of size ``|G| d_b`` has to be solved for large blocks.
 
 Cost per edge: ``|G| (n + a + R) C`` for the lift, ``(|G| C)^2`` per hidden layer, ``|G| C D``
-for the output.  Group tables are kept in float64 and cast once per ``(device, dtype)``.
+for the output.  Group tables are kept in float64 (:class:`~steerable.core.constants.Float64Constants`).
 Options (``spec.options``): none; ``spec.nonlinearity`` must be ``"exact"``.
 """
 from __future__ import annotations
@@ -26,9 +26,9 @@ import math
 
 import torch
 
+from steerable.core.constants import Float64Constants
 from steerable.core.mlp import KernelMLPSpec
 from steerable.core.radial import RadialBasis
-
 from steerable.core.representation import tensor_matrices
 
 from .group import MatrixGroup
@@ -60,15 +60,8 @@ class RegularKernelMLP(torch.nn.Module):
 
     def __init__(self, spec: KernelMLPSpec) -> None:
         super().__init__()
+        spec.require(backend="matrix", group_type=MatrixGroup, nonlinearities=("exact",), options=())
         group = spec.group
-        if not isinstance(group, MatrixGroup):
-            raise TypeError(f"RegularKernelMLP needs a matrix-backend group, got {group!r}")
-        if spec.nonlinearity != "exact":
-            raise ValueError(f"matrix backend: nonlinearity must be 'exact' (regular fields, pointwise SiLU), got {spec.nonlinearity!r}")
-        if spec.options:
-            raise ValueError(f"matrix backend: unknown kernel MLP options {sorted(spec.options)} (it takes none)")
-        if spec.hidden_channels < 1 or spec.hidden_layers < 0:
-            raise ValueError(f"matrix backend: need hidden_channels >= 1 and hidden_layers >= 0, got {spec.hidden_channels}, {spec.hidden_layers}")
         self.spec, self.group = spec, group
         n, c = group.order, spec.hidden_channels
         self.radial = RadialBasis(spec.radial_features, spec.max_radius)
@@ -76,42 +69,37 @@ class RegularKernelMLP(torch.nn.Module):
         # the lifted function on the orbit has O(1) components in every irrep, also in those that
         # first appear at high polynomial degree (e.g. degree 9 for one 1D irrep of m-3m).
         gen = torch.Generator().manual_seed(0)
-        self._freqs = torch.randn(_FOURIER, group.dim, generator=gen, dtype=torch.float64) * (math.pi / spec.max_radius)
+        freqs = torch.randn(_FOURIER, group.dim, generator=gen, dtype=torch.float64) * (math.pi / spec.max_radius)
         self.lift = torch.nn.Linear(group.dim + 2 * _FOURIER + spec.attr_size + spec.radial_features, c)
         self.hidden = torch.nn.ModuleList(_GroupConv(group, c, c) for _ in range(spec.hidden_layers))
         self.act = torch.nn.SiLU()
         # Output: one (C, d_b) parameter per block, tables rho_b(h) (|G|, d_b, d_b).
         self.out_weights = torch.nn.ParameterList()
         tables = []
-        cache: dict[tuple[int, int], torch.Tensor] = {}
+        cache: dict[tuple[tuple, tuple], torch.Tensor] = {}
         elements = group.elements()
         for ro, ri in spec.blocks:
-            for rep in (ro, ri):
-                if rep.group != group:
-                    raise ValueError(f"matrix backend: block representation {rep!r} is not a representation of {group!r}")
-            key = (id(ro), id(ri))
+            key = (ro.key, ri.key)
             if key not in cache:  # (|G|, d_b, d_b) in element order: kron(out(h), in(h))
                 cache[key] = tensor_matrices(ro.matrices(elements), ri.matrices(elements))
             tables.append(cache[key])
             d = ro.size * ri.size
             self.out_weights.append(torch.nn.Parameter(torch.randn(c, d) / math.sqrt(n * c)))
-        # Host tables in float64; cast lazily (buffers would be rounded by .float() and not restored).
-        self._pos_inv = torch.from_numpy(group._elements[group.inverse])  # (|G|, n, n): h^-1
-        self._attr_inv = (
-            spec.attr_type.matrices(group.elements())[torch.from_numpy(group.inverse)] if spec.attr_type is not None else None
+        # Group tables in float64 outside the buffers (.float() would round them), cast on use.
+        attr_inv = None
+        if spec.attr_type is not None:
+            attr_inv = spec.attr_type.matrices(elements)[torch.from_numpy(group.inverse)]
+        self.constants = Float64Constants(
+            pos_inv=torch.from_numpy(group._elements[group.inverse]),  # (|G|, n, n): h^-1
+            attr_inv=attr_inv,
+            freqs=freqs,
+            **{f"out{b}": table for b, table in enumerate(tables)},
         )
-        self._out_tables = tables
-        self._cast: dict[tuple, tuple] = {}
-
-    def _tables(self, like: torch.Tensor) -> tuple:
-        key = (like.device, like.dtype)
-        if key not in self._cast:
-            conv = lambda t: None if t is None else t.to(device=like.device, dtype=like.dtype)  # noqa: E731
-            self._cast[key] = (conv(self._pos_inv), conv(self._attr_inv), [conv(t) for t in self._out_tables], conv(self._freqs))
-        return self._cast[key]
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
-        pos_inv, attr_inv, out_tables, freqs = self._tables(pos)
+        c = self.constants
+        pos_inv, attr_inv, freqs = c.get("pos_inv", pos), c.get("attr_inv", pos), c.get("freqs", pos)
+        out_tables = [c.get(f"out{b}", pos) for b in range(len(self.out_weights))]
         e, n = pos.shape[0], self.group.order
         moved = torch.einsum("hij,ej->ehi", pos_inv, pos)  # h^-1 pos
         phase = moved @ freqs.T
