@@ -20,6 +20,7 @@ class RadialBasis(torch.nn.Module):
             raise ValueError(f"RadialBasis needs a positive max_radius, got {max_radius}")
         self.num, self.max_radius = num, float(max_radius)
         centres = torch.linspace(0.0, max_radius, num) if num > 1 else torch.zeros(1)
+        self.centres: torch.Tensor
         self.register_buffer("centres", centres, persistent=False)
         self.width = max_radius / max(num - 1, 1)
         self.scale = 1.0

@@ -30,7 +30,7 @@ Identity and portability:
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import torch
 
@@ -189,7 +189,7 @@ class FieldType:
     def __len__(self) -> int:
         return len(self.reps)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Rep]:
         return iter(self.reps)
 
     def __add__(self, other: "FieldType") -> "FieldType":

@@ -142,7 +142,7 @@ def _clash(old: GroupSpec, new: GroupSpec) -> str | None:
     return None
 
 
-def _checked(hook: str, result: Any, cls: type) -> list:
+def _checked(hook: str, result: Any, cls: type[Backend] | type[GroupSpec]) -> list:
     """The items of ``hook``'s ``result``, each a valid ``cls``; else raise :class:`_BrokenPlugin`."""
     if result is None:
         return []

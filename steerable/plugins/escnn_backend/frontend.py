@@ -21,7 +21,7 @@ from steerable.core.radial import RadialBasis
 from .embedding import HarmonicEmbedding, choose_band_limit, harmonic_reps
 from .groups import EscnnGroup, EscnnRep
 
-#: options of ``spec.options`` (module docstring of :mod:`.mlp`), with the type their values must have
+#: options of ``spec.options`` (module docstring of :mod:`steerable.plugins.escnn_backend.mlp`), with the type their values must have
 OPTIONS = {name: numbers.Integral for name in ("max_band", "band", "fourier_band", "grid", "invariant_width")}
 
 
@@ -44,14 +44,15 @@ def is_irrep(rep: Any) -> bool:
 class InputPlan(NamedTuple):
     """What the front end computes from a spec, before any module is built.
 
-    Attributes:
-        out_reps: escnn representation ``out_rep_b ⊗ in_rep_b`` of each block, in block order.
-        needed: escnn ids of the irreps of the output.
-        band_limit: ``L`` of the harmonic embedding (``options["band"]`` may raise it).
-        unreachable: output irreps the embedding cannot carry (see :func:`~.embedding.choose_band_limit`).
-        inv_channels: attribute channels of trivial fields (fed to the invariant MLP).
-        field_channels: attribute channels of the other fields (extra equivariant input fields).
-        attr_fields: ``(offset, escnn representation)`` of each non-trivial attribute field.
+    Fields:
+
+    * ``out_reps``: escnn representation ``out_rep_b ⊗ in_rep_b`` of each block, in block order.
+    * ``needed``: escnn ids of the irreps of the output.
+    * ``band_limit``: ``L`` of the harmonic embedding (``options["band"]`` may raise it).
+    * ``unreachable``: output irreps the embedding cannot carry (see :func:`~.embedding.choose_band_limit`).
+    * ``inv_channels``: attribute channels of trivial fields (fed to the invariant MLP).
+    * ``field_channels``: attribute channels of the other fields (extra equivariant input fields).
+    * ``attr_fields``: ``(offset, escnn representation)`` of each non-trivial attribute field.
     """
 
     out_reps: list[Any]

@@ -33,12 +33,14 @@ torch tensors go in and out, ``GeometricTensor`` is used only inside):
 Nonlinearities (``spec.nonlinearity``):
 
 * ``"exact"`` (default, equivariant to round-off):
+
   - continuous groups: hidden field = ``C`` scalars (ELU) + ``C`` copies of every non-trivial irrep of
     ``H`` met in the embedding, the output and the attributes, each gated by its own sigmoid scalar;
   - finite groups: ``C`` regular fields with pointwise ELU (permutations commute with it), which also
     reaches irreps the band-limited embedding misses (e.g. the pseudo-scalars of FullOcta/FullIco).
     Completeness for finite groups relies on this nonlinearity: use ``hidden_layers >= 1`` (with
     ``hidden_layers=0`` the span at a point is limited by the few harmonic copies of each irrep).
+
 * ``"fourier"`` (continuous groups only; approximate): ``C`` band-limited regular fields
   (``options["fourier_band"]``, default 2) with escnn's ``FourierELU`` on a sampled grid
   (``options["grid"]``: number of points; default 16 angles on SO(2)/O(2), 200 Thomson points on
