@@ -483,3 +483,34 @@ def test_bad_inputs_are_named(so3_type) -> None:
         FieldNorm(3)
     with pytest.raises(ValueError, match="eps"):
         FieldNorm(ft, eps=0)
+
+
+def test_forward_paths_need_no_host_synchronisation(so3_type) -> None:
+    """On the meta device any read of a value (``.item()``, ``bool(tensor)``) raises; with
+    ``num_graphs`` given the pooling needs none, without it the count is read (documented)."""
+    ft = so3_type
+    batch = torch.zeros(10, dtype=torch.long, device="meta")
+    x = torch.randn(10, ft.size, device="meta")
+    for layer in (FieldNorm(ft), FieldBatchNorm(ft), FieldBatchNorm(ft, momentum=None), FieldDropout(ft),
+                  NormNonlinearity(ft)):
+        layer.to("meta")
+        assert layer(x).shape == x.shape
+        assert layer.eval()(x).shape == x.shape
+    assert InvariantPool(ft, "max").to("meta")(x, batch, num_graphs=3).shape == (3, len(ft))
+    assert global_pool(x, batch, num_graphs=3, reduce="mean").shape == (3, ft.size)
+    with pytest.raises(RuntimeError, match="meta"):
+        global_pool(x, batch)
+
+
+def test_sequential_of_new_layers_captures_as_one_graph(so3_type) -> None:
+    """``torch.compile(fullgraph=True)`` (graph capture only: the eager backend) has no graph break."""
+    ft = so3_type
+    seq = Sequential(FieldNorm(ft), NormNonlinearity(ft), FieldDropout(ft, 0.2), FieldBatchNorm(ft))
+    compiled = torch.compile(seq, fullgraph=True, backend="eager")
+    x = torch.randn(6, ft.size)
+    torch.manual_seed(0)
+    out = compiled(x)
+    torch.manual_seed(0)
+    assert torch.allclose(out, seq(x), atol=1e-6)
+    pool = torch.compile(InvariantPool(ft, "mean"), fullgraph=True, backend="eager")
+    assert pool(x, torch.tensor([0, 0, 1, 1, 1, 3]), 4).shape == (4, len(ft))

@@ -170,7 +170,8 @@ class FieldBatchNorm(_AffineFieldLayer):
         self.num_batches_tracked += 1
         # unbiased variance for trivial fields as torch's BatchNorm; squared norms are not centred
         correction = torch.where(self.trivial, n / max(n - 1, 1), 1.0).to(var_f)
-        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        # cumulative average: weight 1 / batches seen, as a tensor (no host synchronisation)
+        factor = 1.0 / self.num_batches_tracked.to(var_f) if self.momentum is None else self.momentum
         self.running_mean.lerp_(mean_f.to(self.running_mean), factor)
         self.running_var.lerp_((var_f * correction).to(self.running_var), factor)
 
