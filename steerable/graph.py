@@ -5,13 +5,15 @@ Conventions (PyG): ``edge_index`` has shape ``(2, E)``; ``edge_index[0]`` is the
 expects).  ``batch`` is a ``(N,)`` long vector assigning each point to a graph; it must be sorted
 (as produced by ``torch_geometric.data.Batch``).
 
-Method (pure torch): the graphs of a batch are padded to the size ``M`` of the largest one and
-the distances of every graph are computed at once, ``cdist`` on a ``(graphs, M, d)`` tensor, with
-padding masked out; graphs (and, for one big graph, rows) are taken in chunks so that at most
-``_CHUNK_ENTRIES`` distances are held at once.  Padding wastes work when graph sizes differ a lot
-(the cost is ``graphs * M^2``, not ``sum n_b^2``), never memory beyond the chunk.  Distances are
-exact differences (``cdist`` without the matrix-product shortcut), so ``|pos_j - pos_i| <= r`` is
-decided as a brute-force loop would.
+Method (pure torch): consecutive graphs of the batch are taken in chunks, each padded to the size
+of its largest graph, and the distances of a whole chunk come from one batched ``cdist`` on a
+``(graphs, size, d)`` tensor, with the padding masked out.  A chunk holds at most
+``_CHUNK_ENTRIES`` distances (one graph too big for that is split by rows) and at most about twice
+the distances its graphs need, so graphs of very different sizes are not padded to the largest:
+memory is bounded and the work stays within about twice a per-graph loop's, in a few large calls.
+Distances are exact differences (``cdist`` without the matrix-product shortcut), so
+``|pos_j - pos_i| <= r`` is decided as a brute-force loop would.  Reading the graph sizes is one
+host synchronisation per call (output sizes depend on the data anyway).
 
 When ``torch_cluster`` is importable, :func:`radius_graph`, :func:`knn_graph` and :func:`knn` call
 it instead (same edge sets, up to ties and points at exactly the cutoff; edge order may differ).
@@ -21,13 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from types import ModuleType
-from typing import NamedTuple
 
 import torch
 
 __all__ = ["radius_graph", "knn_graph", "knn", "fps", "fully_connected_graph"]
 
 _CHUNK_ENTRIES = 1 << 22  # distance-matrix entries held at once
+_SLACK_ENTRIES = 1 << 12  # padding always allowed in a chunk (groups many tiny graphs)
 _UNSET = object()
 _torch_cluster: object = _UNSET  # the torch_cluster module, None when absent; set on first use
 
@@ -42,19 +44,6 @@ def _cluster() -> ModuleType | None:
             torch_cluster = None
         _torch_cluster = torch_cluster
     return _torch_cluster  # type: ignore[return-value]
-
-
-class _Layout(NamedTuple):
-    """Graphs of a sorted batch: ``starts`` ``(num,)`` first index of each graph, ``valid``
-    ``(num, max_size)`` which padded slots hold a point, ``padded`` ``(num, max_size, d)``."""
-
-    starts: torch.Tensor
-    valid: torch.Tensor
-    padded: torch.Tensor
-
-    @property
-    def max_size(self) -> int:
-        return self.valid.shape[1]
 
 
 def _check_batch(batch: torch.Tensor | None, n: int, what: str) -> None:
@@ -77,42 +66,83 @@ def _check_pos(pos: torch.Tensor, what: str) -> None:
         raise ValueError(f"{what} must be a floating (N, d) tensor, got {desc}")
 
 
-def _layout(pos: torch.Tensor, batch: torch.Tensor | None, num: int | None = None) -> _Layout:
-    """Pad the graphs of ``pos`` (sorted ``batch``) to one ``(num, max_size, d)`` tensor."""
-    n = pos.shape[0]
-    if batch is None:
-        counts = torch.tensor([n], device=pos.device)
-        batch = torch.zeros(n, dtype=torch.long, device=pos.device)
-    else:
-        batch = batch.long()
-        counts = torch.bincount(batch, minlength=num or 0)
-    starts = torch.cumsum(counts, 0) - counts
-    max_size = int(counts.max()) if counts.numel() else 0
-    local = torch.arange(n, device=pos.device) - starts[batch]
-    padded = pos.new_zeros(counts.numel(), max_size, pos.shape[1])
-    padded[batch, local] = pos
-    valid = torch.zeros(counts.numel(), max_size, dtype=torch.bool, device=pos.device)
-    valid[batch, local] = True
-    return _Layout(starts, valid, padded)
+class _Graphs:
+    """The graphs of a sorted batch of ``n`` points: sizes and first indices (host lists, one
+    synchronisation to read them) and each point's graph ``gid`` and index ``local`` within it."""
+
+    def __init__(self, n: int, batch: torch.Tensor | None, device: torch.device, num: int | None = None) -> None:
+        if batch is None:
+            self.counts = [n]
+            self.gid = torch.zeros(n, dtype=torch.long, device=device)
+        else:
+            self.gid = batch.long()
+            self.counts = torch.bincount(self.gid, minlength=num or 0).tolist()
+        starts = [0]
+        for c in self.counts[:-1]:
+            starts.append(starts[-1] + c)
+        self.starts = starts
+        self.starts_t = torch.tensor(starts, dtype=torch.long, device=device)
+        self.local = torch.arange(n, device=device) - self.starts_t[self.gid]
+
+    def pad(self, values: torch.Tensor, g0: int, g1: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Graphs ``g0 .. g1-1`` of ``values`` ``(n, d)`` padded: ``(G, size, d)`` and the valid mask ``(G, size)``."""
+        s, e = self.starts[g0], self.starts[g1 - 1] + self.counts[g1 - 1]
+        rows, cols = self.gid[s:e] - g0, self.local[s:e]
+        padded = values.new_zeros(g1 - g0, size, values.shape[1])
+        padded[rows, cols] = values[s:e]
+        valid = torch.zeros(g1 - g0, size, dtype=torch.bool, device=values.device)
+        valid[rows, cols] = True
+        return padded, valid
 
 
-def _blocks(num: int, rows: int, cols: int) -> Iterator[tuple[int, int, int, int]]:
-    """``(g0, g1, a, b)``: graph ranges and row ranges with ``(g1 - g0) * (b - a) * cols`` bounded.
+def _graph_chunks(rows: list[int], cols: list[int]) -> Iterator[tuple[int, int, int, int]]:
+    """Consecutive graph ranges ``(g0, g1, R, M)`` padded to ``R`` rows and ``M`` columns.
 
-    Row ranges split a graph only when a single graph does not fit, so the blocks come in the order
-    (graph, row): edges collected block after block stay sorted by target.
+    A range grows while its padded size ``(g1 - g0) * R * M`` stays within ``_CHUNK_ENTRIES`` and
+    within twice its real size ``sum rows_g * cols_g`` (plus a little slack): graphs of very
+    different sizes are not padded to the largest, so the work stays within twice a per-graph loop's.
+    A graph larger than the budget on its own forms a range alone.  Ranges without work are skipped.
     """
-    per_graph = max(1, rows * cols)
-    graphs = max(1, _CHUNK_ENTRIES // per_graph)
-    step = rows if graphs > 1 else max(1, _CHUNK_ENTRIES // max(1, cols))
-    for g0 in range(0, num, graphs):
-        for a in range(0, rows, max(1, step)):
-            yield g0, min(num, g0 + graphs), a, min(rows, a + step)
+    g, num = 0, len(rows)
+    while g < num:
+        g1, r_max, c_max, real = g, 0, 0, 0
+        while g1 < num:
+            r, c = max(r_max, rows[g1]), max(c_max, cols[g1])
+            padded, grown = (g1 - g + 1) * r * c, real + rows[g1] * cols[g1]
+            if g1 > g and (padded > _CHUNK_ENTRIES or padded > 2 * grown + _SLACK_ENTRIES):
+                break
+            g1, r_max, c_max, real = g1 + 1, r, c, grown
+        if r_max and c_max:
+            yield g, g1, r_max, c_max
+        g = g1
+
+
+def _pair_blocks(
+    queries: torch.Tensor, q: _Graphs, points: torch.Tensor, p: _Graphs
+) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Blocks ``(g0, a, Q, Q_valid, P, P_valid)`` covering every (query, point) pair of the same graph.
+
+    ``Q`` ``(G, rows, d)`` are query rows ``a ..`` of graphs ``g0 ..``, ``P`` ``(G, M, d)`` those
+    graphs' points, both padded (``*_valid`` masks), at most about ``_CHUNK_ENTRIES`` pairs per
+    block.  Rows of one graph are split only when the graph alone exceeds the budget, so blocks come
+    in (graph, row) order: edges collected block after block stay sorted by query.
+    """
+    for g0, g1, r, m in _graph_chunks(q.counts, p.counts):
+        qs, qv = q.pad(queries, g0, g1, r)
+        ps, pv = p.pad(points, g0, g1, m)
+        step = r if (g1 - g0) * r * m <= _CHUNK_ENTRIES else max(1, _CHUNK_ENTRIES // m)
+        for a in range(0, r, step):
+            yield g0, a, qs[:, a : a + step], qv[:, a : a + step], ps, pv
 
 
 def _distances(queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Batched exact Euclidean distances ``(G, R, d) x (G, M, d) -> (G, R, M)``."""
     return torch.cdist(queries, points, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _not_self(a: int, rows: int, cols: int, device: torch.device) -> torch.Tensor:
+    """``(rows, cols)`` mask, False where row ``a + i`` is column ``j`` (a point and itself)."""
+    return torch.arange(a, a + rows, device=device)[:, None] != torch.arange(cols, device=device)[None, :]
 
 
 def _empty(device: torch.device) -> torch.Tensor:
@@ -164,26 +194,24 @@ def radius_graph(
         if max_num_neighbors is not None:
             ei = _keep_nearest(ei, (pos[ei[0]] - pos[ei[1]]).norm(dim=1), max_num_neighbors)
         return ei.long()
-    lay = _layout(pos, batch)
-    m = lay.max_size
-    cols = torch.arange(m, device=pos.device)
+    graphs = _Graphs(pos.shape[0], batch, pos.device)
     out: list[torch.Tensor] = []
-    for g0, g1, a, b in _blocks(len(lay.starts), m, m):
-        d = _distances(lay.padded[g0:g1, a:b], lay.padded[g0:g1])  # (G, rows = targets, cols = sources)
-        mask = (d <= r) & lay.valid[g0:g1, a:b, None] & lay.valid[g0:g1, None, :]
+    for g0, a, tgt, tgt_valid, src, src_valid in _pair_blocks(pos, graphs, pos, graphs):
+        d = _distances(tgt, src)  # (G, rows = targets, cols = sources)
+        mask = (d <= r) & tgt_valid[:, :, None] & src_valid[:, None, :]
         if not loop:
-            mask &= cols[a:b, None] != cols[None, :]
+            mask &= _not_self(a, d.shape[1], d.shape[2], pos.device)
         if max_num_neighbors is not None:
-            vals, idx = torch.topk(torch.where(mask, d, float("inf")), min(max_num_neighbors, m), dim=2,
-                                   largest=False)
+            k = min(max_num_neighbors, d.shape[2])
+            vals, idx = torch.topk(torch.where(mask, d, float("inf")), k, dim=2, largest=False)
             keep = torch.isfinite(vals)
             gi, ri, _ = keep.nonzero(as_tuple=True)
             ci = idx[keep]
         else:
             gi, ri, ci = mask.nonzero(as_tuple=True)
-        base = lay.starts[g0 + gi]
+        base = graphs.starts_t[g0 + gi]
         out.append(torch.stack([base + ci, base + ri + a]))
-    return torch.cat(out, dim=1).long() if out else _empty(pos.device)
+    return torch.cat(out, dim=1) if out else _empty(pos.device)
 
 
 def knn(
@@ -220,17 +248,15 @@ def knn(
     num = None
     if batch_x is not None:
         num = int(torch.maximum(batch_x.max(), batch_y.max())) + 1
-    lx, ly = _layout(x, batch_x, num), _layout(y, batch_y, num)
-    mx, my = lx.max_size, ly.max_size
+    gx, gy = _Graphs(x.shape[0], batch_x, x.device, num), _Graphs(y.shape[0], batch_y, y.device, num)
     out: list[torch.Tensor] = []
-    for g0, g1, a, b in _blocks(len(lx.starts), my, mx):
-        d = _distances(ly.padded[g0:g1, a:b], lx.padded[g0:g1])  # (G, queries, candidates)
-        d = torch.where(lx.valid[g0:g1, None, :], d, float("inf"))
-        vals, idx = torch.topk(d, min(k, mx), dim=2, largest=False)
-        keep = torch.isfinite(vals) & ly.valid[g0:g1, a:b, None]
+    for g0, a, qry, qry_valid, cand, cand_valid in _pair_blocks(y, gy, x, gx):
+        d = torch.where(cand_valid[:, None, :], _distances(qry, cand), float("inf"))  # (G, queries, candidates)
+        vals, idx = torch.topk(d, min(k, d.shape[2]), dim=2, largest=False)
+        keep = torch.isfinite(vals) & qry_valid[:, :, None]
         gi, ri, _ = keep.nonzero(as_tuple=True)
-        out.append(torch.stack([ly.starts[g0 + gi] + ri + a, lx.starts[g0 + gi] + idx[keep]]))
-    return torch.cat(out, dim=1).long() if out else _empty(x.device)
+        out.append(torch.stack([gy.starts_t[g0 + gi] + ri + a, gx.starts_t[g0 + gi] + idx[keep]]))
+    return torch.cat(out, dim=1) if out else _empty(x.device)
 
 
 def _check_k(k: int, who: str) -> None:
@@ -257,21 +283,19 @@ def knn_graph(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop
     cluster = _cluster()
     if cluster is not None:
         return cluster.knn_graph(pos, k, batch, loop=loop, flow="source_to_target").long()
-    lay = _layout(pos, batch)
-    m = lay.max_size
-    cols = torch.arange(m, device=pos.device)
+    graphs = _Graphs(pos.shape[0], batch, pos.device)
     out: list[torch.Tensor] = []
-    for g0, g1, a, b in _blocks(len(lay.starts), m, m):
-        d = _distances(lay.padded[g0:g1, a:b], lay.padded[g0:g1])
-        allowed = lay.valid[g0:g1, None, :]
+    for g0, a, tgt, tgt_valid, src, src_valid in _pair_blocks(pos, graphs, pos, graphs):
+        d = _distances(tgt, src)
+        allowed = src_valid[:, None, :]
         if not loop:
-            allowed = allowed & (cols[a:b, None] != cols[None, :])
-        vals, idx = torch.topk(torch.where(allowed, d, float("inf")), min(k, m), dim=2, largest=False)
-        keep = torch.isfinite(vals) & lay.valid[g0:g1, a:b, None]
+            allowed = allowed & _not_self(a, d.shape[1], d.shape[2], pos.device)
+        vals, idx = torch.topk(torch.where(allowed, d, float("inf")), min(k, d.shape[2]), dim=2, largest=False)
+        keep = torch.isfinite(vals) & tgt_valid[:, :, None]
         gi, ri, _ = keep.nonzero(as_tuple=True)
-        base = lay.starts[g0 + gi]
+        base = graphs.starts_t[g0 + gi]
         out.append(torch.stack([base + idx[keep], base + ri + a]))
-    return torch.cat(out, dim=1).long() if out else _empty(pos.device)
+    return torch.cat(out, dim=1) if out else _empty(pos.device)
 
 
 def _sq(diff: torch.Tensor) -> torch.Tensor:
@@ -298,27 +322,35 @@ def fps(
     _check_batch(batch, pos.shape[0], "fps: batch")
     if pos.shape[0] == 0:
         return torch.empty(0, dtype=torch.long, device=pos.device)
-    lay = _layout(pos, batch)
-    counts = lay.valid.sum(1)
-    wanted = torch.minimum(torch.ceil(ratio * counts.double()).long().clamp_min(1), counts)
-    wanted = torch.where(counts > 0, wanted, 0)
-    steps = int(wanted.max())
+    graphs = _Graphs(pos.shape[0], batch, pos.device)
+    out: list[torch.Tensor] = []
+    for g0, g1, m, _ in _graph_chunks(graphs.counts, graphs.counts):
+        padded, valid = graphs.pad(pos, g0, g1, m)
+        chosen, take = _fps_padded(padded, valid, valid.sum(1), ratio, random_start)
+        out.append((chosen + graphs.starts_t[g0:g1, None])[take])
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=pos.device)
+
+
+def _fps_padded(padded: torch.Tensor, valid: torch.Tensor, counts: torch.Tensor, ratio: float,
+                random_start: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Farthest point sampling in ``G`` padded graphs at once: ``(G, steps)`` local indices chosen and
+    the mask of those that count (``ceil(ratio * n_g)`` per graph)."""
     num = counts.numel()
-    rows = torch.arange(num, device=pos.device)
+    wanted = torch.minimum(torch.ceil(ratio * counts.double()).long().clamp_min(1), counts)
+    steps = int(wanted.max())
+    rows = torch.arange(num, device=padded.device)
     if random_start:
-        first = (torch.rand(num, device=pos.device) * counts).long().clamp_max((counts - 1).clamp_min(0))
+        first = (torch.rand(num, device=padded.device) * counts).long().clamp_max(counts - 1)
     else:
-        first = torch.zeros(num, dtype=torch.long, device=pos.device)
-    chosen = torch.zeros(num, max(steps, 1), dtype=torch.long, device=pos.device)
+        first = torch.zeros(num, dtype=torch.long, device=padded.device)
+    chosen = torch.zeros(num, steps, dtype=torch.long, device=padded.device)
     chosen[:, 0] = first
-    dist = _sq(lay.padded - lay.padded[rows, first][:, None])
-    dist = torch.where(lay.valid, dist, float("-inf"))
+    dist = torch.where(valid, _sq(padded - padded[rows, first][:, None]), float("-inf"))
     for t in range(1, steps):
         nxt = torch.argmax(dist, dim=1)
         chosen[:, t] = nxt
-        dist = torch.minimum(dist, _sq(lay.padded - lay.padded[rows, nxt][:, None]))
-    take = torch.arange(chosen.shape[1], device=pos.device)[None, :] < wanted[:, None]
-    return (chosen + lay.starts[:, None])[take]
+        dist = torch.minimum(dist, _sq(padded - padded[rows, nxt][:, None]))
+    return chosen, torch.arange(steps, device=padded.device)[None, :] < wanted[:, None]
 
 
 def fully_connected_graph(batch: torch.Tensor, loop: bool = False) -> torch.Tensor:
@@ -327,15 +359,17 @@ def fully_connected_graph(batch: torch.Tensor, loop: bool = False) -> torch.Tens
     _check_batch(batch, batch.shape[0] if isinstance(batch, torch.Tensor) else -1, "fully_connected_graph: batch")
     if batch.shape[0] == 0:
         return _empty(batch.device)
-    lay = _layout(torch.zeros(batch.shape[0], 1, device=batch.device), batch)
-    m = lay.max_size
-    cols = torch.arange(m, device=batch.device)
+    graphs = _Graphs(batch.shape[0], batch, batch.device)
     out: list[torch.Tensor] = []
-    for g0, g1, a, b in _blocks(len(lay.starts), m, m):
-        mask = lay.valid[g0:g1, a:b, None] & lay.valid[g0:g1, None, :]
-        if not loop:
-            mask &= cols[a:b, None] != cols[None, :]
-        gi, ri, ci = mask.nonzero(as_tuple=True)
-        base = lay.starts[g0 + gi]
-        out.append(torch.stack([base + ci, base + ri + a]))
+    for g0, g1, m, _ in _graph_chunks(graphs.counts, graphs.counts):
+        valid = graphs.pad(torch.zeros(batch.shape[0], 1, device=batch.device), g0, g1, m)[1]
+        step = m if (g1 - g0) * m * m <= _CHUNK_ENTRIES else max(1, _CHUNK_ENTRIES // m)
+        for a in range(0, m, step):
+            rows = valid[:, a : a + step]
+            mask = rows[:, :, None] & valid[:, None, :]
+            if not loop:
+                mask &= _not_self(a, rows.shape[1], m, batch.device)
+            gi, ri, ci = mask.nonzero(as_tuple=True)
+            base = graphs.starts_t[g0 + gi]
+            out.append(torch.stack([base + ci, base + ri + a]))
     return torch.cat(out, dim=1) if out else _empty(batch.device)

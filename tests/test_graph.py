@@ -96,9 +96,12 @@ def test_chunking_equivalence(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _brute_radius(pos, r, batch, loop):
-    n = len(batch)
-    return {(j, i) for i in range(n) for j in range(n)
-            if batch[i] == batch[j] and float((pos[i] - pos[j]).norm()) <= r and (loop or i != j)}
+    """All (j, i) of one graph within r: the dense N x N difference norms, no chunking, no cdist."""
+    d = (pos[:, None, :] - pos[None, :, :]).norm(dim=-1)
+    ok = (batch[:, None] == batch[None, :]) & (d <= r)
+    if not loop:
+        ok &= ~torch.eye(len(batch), dtype=torch.bool)
+    return {(j, i) for i, j in ok.nonzero().tolist()}
 
 
 def _brute_knn(x, y, k, bx, by, exclude_self=False):
@@ -260,3 +263,24 @@ def test_torch_cluster_is_optional_and_dispatched_to(monkeypatch: pytest.MonkeyP
     assert calls[-1] == ("knn_graph", 3, "source_to_target")
     graph.knn(pos, pos, 2, batch, batch)
     assert calls[-1] == ("knn", 2)
+
+
+def test_skewed_graph_sizes_are_not_all_padded_to_the_largest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One graph of 200 points among 300 of 3: the distances computed stay within twice (plus the
+    slack for grouping tiny graphs) those a per-graph loop computes, and the edges are right."""
+    sizes = [3] * 150 + [200] + [3] * 150
+    batch = _batch(sizes)
+    pos = torch.rand(len(batch), 3, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+    computed = []
+    real_distances = graph._distances
+
+    def recording(q, p):
+        computed.append(q.shape[0] * q.shape[1] * p.shape[1])
+        return real_distances(q, p)
+
+    monkeypatch.setattr(graph, "_distances", recording)
+    ei = graph.radius_graph(pos, 0.3, batch)
+    needed = sum(n * n for n in sizes)
+    assert sum(computed) <= 2 * needed + graph._SLACK_ENTRIES * len(computed)
+    assert sum(computed) < 0.05 * len(sizes) * 200 * 200  # padding all to 200 would be this x 20
+    assert _edge_set(ei) == _brute_radius(pos, 0.3, batch, False)
