@@ -12,6 +12,7 @@ graphs of ``N`` random points in the unit cube (radius 0.5, ``k = 8``).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -72,10 +73,11 @@ def main() -> None:
         pos = torch.rand(b * n, 3, generator=gen).to(device)
         batch = torch.arange(b).repeat_interleave(n).to(device)
         cases = {
-            "radius_graph": (lambda: old_radius_graph(pos, 0.5, batch), lambda: graph.radius_graph(pos, 0.5, batch)),
-            "knn_graph": (lambda: old_knn_graph(pos, 8, batch), lambda: graph.knn_graph(pos, 8, batch)),
+            "radius_graph": (old_radius_graph, graph.radius_graph, 0.5),
+            "knn_graph": (old_knn_graph, graph.knn_graph, 8),
         }
-        for name, (old, new) in cases.items():
+        for name, (old_fn, new_fn, param) in cases.items():
+            old, new = (functools.partial(f, pos, param, batch) for f in (old_fn, new_fn))
             if _edge_set(old()) != _edge_set(new()):
                 raise SystemExit(f"{name} {config}: old and new edge sets differ")
 

@@ -26,7 +26,7 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["radius_graph", "knn_graph", "knn", "fps", "fully_connected_graph"]
+__all__ = ["fps", "fully_connected_graph", "knn", "knn_graph", "radius_graph"]
 
 _CHUNK_ENTRIES = 1 << 22  # distance-matrix entries held at once
 _SLACK_ENTRIES = 1 << 12  # padding always allowed in a chunk (groups many tiny graphs)
@@ -246,7 +246,7 @@ def knn(
     if cluster is not None:
         return cluster.knn(x, y, k, batch_x, batch_y).long()
     num = None
-    if batch_x is not None:
+    if batch_x is not None and batch_y is not None:
         num = int(torch.maximum(batch_x.max(), batch_y.max())) + 1
     gx, gy = _Graphs(x.shape[0], batch_x, x.device, num), _Graphs(y.shape[0], batch_y, y.device, num)
     out: list[torch.Tensor] = []

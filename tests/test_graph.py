@@ -166,11 +166,13 @@ def test_chunked_blocks_give_the_same_edges_in_order(monkeypatch: pytest.MonkeyP
     """40: rows of one graph split; 300: one graph per block; 5000: several graphs per block."""
     batch = _gapped_batch()
     pos = torch.rand(len(batch), 3, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
-    full = [graph.radius_graph(pos, 0.6, batch), graph.knn_graph(pos, 3, batch), graph.knn(pos, pos, 2, batch, batch),
-            graph.fully_connected_graph(batch)]
+    def build():
+        return [graph.radius_graph(pos, 0.6, batch), graph.knn_graph(pos, 3, batch),
+                graph.knn(pos, pos, 2, batch, batch), graph.fully_connected_graph(batch)]
+
+    full = build()
     monkeypatch.setattr(graph, "_CHUNK_ENTRIES", entries)
-    chunked = [graph.radius_graph(pos, 0.6, batch), graph.knn_graph(pos, 3, batch), graph.knn(pos, pos, 2, batch, batch),
-               graph.fully_connected_graph(batch)]
+    chunked = build()
     for a, b in zip(full, chunked):
         assert torch.equal(a, b)
 

@@ -1,7 +1,7 @@
 """Norm-based nonlinearity: each non-trivial field is rescaled by a function of its (invariant) norm."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

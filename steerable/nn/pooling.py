@@ -38,7 +38,9 @@ def _segment_reduce(x: torch.Tensor, batch: torch.Tensor | None, num_graphs: int
         flat = x.flatten(2)
         if flat.shape[2] == 0:
             return x.new_zeros(x.shape[:2])
-        return {"sum": flat.sum, "mean": flat.mean, "max": lambda dim: flat.amax(dim)}[reduce](dim=2)
+        if reduce == "max":
+            return flat.amax(dim=2)
+        return flat.sum(dim=2) if reduce == "sum" else flat.mean(dim=2)
     if batch is None:
         if num_graphs not in (None, 1):
             raise ValueError(f"{who}: without a batch vector there is one graph, got num_graphs={num_graphs}")
