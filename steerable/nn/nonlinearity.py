@@ -103,7 +103,7 @@ class NormNonlinearity(FieldLayer):
         quotient = (self.fn(n + b) - self.fn(b)) / torch.where(small, torch.ones_like(n), n)
         scale = torch.where(small, self.dfn(b).expand_as(n), quotient)
         trivial = self.trivial.view(shape)
-        # trivial fields are one channel each: their "norm" channel holds x itself
+        # trivial fields (one channel each): fn(x + b)
         value = self.fn(self.to_channels(b.expand_as(n)) + x) if len(self.trivial_fields) else x
         gated = x * self.to_channels(scale)
         return torch.where(self.to_channels(trivial.expand_as(n)), value, gated)

@@ -81,8 +81,8 @@ class FieldNorm(_AffineFieldLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check(x)
-        mask = along_axis1(self.channel_trivial, x.ndim).to(x.dtype)
         if self.n_trivial >= 2:
+            mask = along_axis1(self.channel_trivial, x.ndim).to(x.dtype)
             mu = (x * mask).sum(1, keepdim=True) / self.n_trivial
             x = x - mu * mask
         sq = self.sq_norms(x)  # (B, F, *s)
