@@ -417,7 +417,7 @@ def test_sequential_passes_extra_arguments_to_point_layers_only(so3_type) -> Non
     assert torch.allclose(out, ref)
 
 
-@pytest.mark.parametrize("group", [("SO(3)", "e3nn"), ("C4", "matrix")])
+@pytest.mark.parametrize("group", [("SO(3)", "e3nn"), ("C4", "escnn"), ("C4", "matrix")])
 def test_sequential_point_model_equivariant(group) -> None:
     G = st.group(group[0], backend=group[1])
     ft = st.FieldType(G, [G.trivial_rep()] * 2 + [G.standard_rep()] * 2)
