@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..cache import InvalidCache, atomic_write, read_validated
 from ..graph_data import GraphSplitDataModule
 
 __all__ = ["TARGETS", "target_column", "write_synthetic_qm9", "QM9DataModule", "ATOM_TYPES"]
@@ -115,10 +116,7 @@ def write_synthetic_qm9(root: str | Path, n_molecules: int = 40, seed: int = 0) 
             x=x, z=zt, pos=P, edge_index=torch.stack([src, dst]), edge_attr=edge_attr, y=y,
             name=f"synthetic_{m:04d}", idx=m, smiles="",
         ))
-    raw = Path(root) / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    torch.save(records, raw / "qm9_v3.pt")
-    return raw / "qm9_v3.pt"
+    return atomic_write(Path(root) / "raw" / "qm9_v3.pt", lambda fh: torch.save(records, fh))
 
 
 def split_sizes(n: int, sizes: tuple[int, int, int] | None) -> tuple[int, int, int]:
@@ -136,7 +134,8 @@ class QM9DataModule(GraphSplitDataModule):
 
     Batches are ``torch_geometric.data.Batch`` objects; ``batch.y_target`` is ``(B,)`` in the
     literature's units of ``target``.  ``self.mean``/``self.std`` (floats, same units) come from
-    the training split and are cached in ``<root>/processed/stats_<target>_<seed>_<n_train>.json``.
+    the training split and are cached in ``<root>/processed/stats_<target>_<seed>_<n_train>.json``
+    (with the key of the settings; checked on read, regenerated when bad, written atomically).
     """
 
     def __init__(
@@ -167,13 +166,27 @@ class QM9DataModule(GraphSplitDataModule):
         perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.seed))
         self._splits = {"train": ds[perm[:tr]], "val": ds[perm[tr : tr + va]], "test": ds[perm[tr + va : tr + va + te]]}
         stats = Path(self.root) / "processed" / f"stats_{self.target}_{self.seed}_{tr}.json"
-        if stats.exists():
-            s = json.loads(stats.read_text())
-        else:
+        key = {"target": self.target, "seed": self.seed, "n_train": tr, "n_molecules": len(ds)}
+        s = read_validated(stats, functools.partial(_read_stats, key=key), what="QM9 statistics cache")
+        if s is None:
             y = ds._data.y[perm[:tr], col].double() * fac
             s = {"mean": float(y.mean()), "std": float(y.std()) if tr > 1 else 1.0}
-            stats.write_text(json.dumps(s))
+            if not (math.isfinite(s["mean"]) and math.isfinite(s["std"])):
+                raise ValueError(f"QM9 {self.target}: the training targets are not finite (mean {s['mean']})")
+            atomic_write(stats, lambda fh: fh.write(json.dumps({**s, "key": key})), mode="w")
         self.mean, self.std = s["mean"], max(s["std"], 1e-8)
+
+
+def _read_stats(path: Path, key: dict) -> dict[str, float]:
+    """``{"mean", "std"}`` of a statistics file; :class:`InvalidCache` unless it has the settings
+    ``key``, finite values and ``std >= 0``."""
+    s = json.loads(path.read_text())
+    if not isinstance(s, dict) or s.get("key") != key:
+        raise InvalidCache(f"written for other settings than {key}")
+    mean, std = s.get("mean"), s.get("std")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (mean, std)) or std < 0:
+        raise InvalidCache(f"bad statistics mean={mean!r} std={std!r}")
+    return {"mean": float(mean), "std": float(std)}
 
 
 def _with_target(d, col: int, fac: float):
