@@ -18,6 +18,7 @@ import torch
 
 from ..cache import InvalidCache, atomic_write, read_validated
 from ..graph_data import GraphSplitDataModule
+from ..task import DataUnavailable
 
 __all__ = ["TARGETS", "target_column", "write_synthetic_qm9", "QM9DataModule", "ATOM_TYPES"]
 
@@ -136,15 +137,16 @@ class QM9DataModule(GraphSplitDataModule):
     literature's units of ``target``.  ``self.mean``/``self.std`` (floats, same units) come from
     the training split and are cached in ``<root>/processed/stats_<target>_<seed>_<n_train>.json``
     (with the key of the settings; checked on read, regenerated when bad, written atomically).
+    ``shuffle_seed`` seeds the training order (one per epoch).
     """
 
     def __init__(
         self, root: str = "data/qm9", target: str = "U0", sizes: tuple[int, int, int] | None = None,
-        seed: int = 42, batch_size: int = 96, num_workers: int = 0,
+        seed: int = 42, batch_size: int = 96, num_workers: int = 0, shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
         self.root, self.target, self.sizes, self.seed = root, target, sizes, seed
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.shuffle_seed = batch_size, num_workers, shuffle_seed
         self.column, self.factor, self.unit = target_column(target)
         self.mean, self.std = 0.0, 1.0
         self._splits: dict[str, object] = {}
@@ -152,7 +154,17 @@ class QM9DataModule(GraphSplitDataModule):
     def prepare_data(self) -> None:
         from torch_geometric.datasets import QM9
 
-        QM9(self.root)  # downloads/processes once
+        try:
+            QM9(self.root)  # downloads/processes once
+        except Exception as exc:
+            if _has_files(Path(self.root) / "raw") or _has_files(Path(self.root) / "processed"):
+                raise
+            raise DataUnavailable(
+                f"QM9: no data in {self.root} and the download failed ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]}); pass --root with a local copy (ROOT/raw/qm9_v3.pt, or "
+                "gdb9.sdf, gdb9.sdf.csv and uncharacterized.txt with rdkit), or --synthetic N for a generated "
+                "smoke-test set"
+            ) from exc
 
     def setup(self, stage: str | None = None) -> None:
         if self._splits:
@@ -187,6 +199,10 @@ def _read_stats(path: Path, key: dict) -> dict[str, float]:
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (mean, std)) or std < 0:
         raise InvalidCache(f"bad statistics mean={mean!r} std={std!r}")
     return {"mean": float(mean), "std": float(std)}
+
+
+def _has_files(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
 
 
 def _with_target(d, col: int, fac: float):
