@@ -28,19 +28,22 @@ from lightning.pytorch.loggers import CSVLogger
 __all__ = ["fit_and_test", "train_sampler", "RandomStateCheckpoint", "quiet_lightning", "launched_rank"]
 
 #: warnings that say nothing to a user of the tasks (a Lightning internal deprecation, DDP's note
-#: on gradient strides of small parameters, Lightning's hints about workers and batch counts)
+#: on gradient strides of small parameters; always: Lightning's hints about workers, batch counts
+#: and distributed testing)
 _NOISE = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*Grad strides do not match bucket view strides.*",
     r".*does not have many workers.*",
     r".*number of training batches.*",
+    r".*it is recommended to use `Trainer\(devices=1, num_nodes=1\)`.*",
+    r"Checkpoint directory .* exists and is not empty.*",  # resuming: the folder is this run's (Task.run)
 )
 
 
 def quiet_lightning(verbose: bool = False) -> None:
     """Silence Lightning's info lines (GPU/TPU availability, tips, DDP set-up) and known noise
     warnings, unless ``verbose``.  Progress bars are not affected."""
-    for pattern in _NOISE[2:] if verbose else _NOISE:
+    for pattern in _NOISE[2:] if verbose else _NOISE:  # the first two only without verbose
         warnings.filterwarnings("ignore", pattern)
     level = logging.INFO if verbose else logging.WARNING
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric"):
@@ -132,6 +135,11 @@ def fit_and_test(
         ``global_rank`` (of this process; 0 in a single-process run).
     """
     quiet_lightning(verbose)
+    # Buffers of the models are constants (bases, indices) that every rank builds alike, but some
+    # backends register them in an order that depends on the process's hash seed (escnn's basis
+    # expansions), and DDP broadcasts buffers by position: rank 0's values would land in other,
+    # same-shaped buffers of the other ranks (a non-equivariant model there).  They are not synced.
+    module._ddp_params_and_buffers_to_ignore = [name for name, _ in module.named_buffers()]
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     ckpt = ModelCheckpoint(
