@@ -118,9 +118,9 @@ def run_section(out_dir: str) -> Section:
         "run",
         out_dir=Setting(out_dir, "this run's folder: checkpoints, CSV logs, learning curves, results.json "
                         "(a fresh run refuses a folder holding another run's outputs)", metavar="DIR"),
-        overwrite=Setting(False, "delete the outputs of an earlier run in --out-dir first"),
-        resume=Setting(None, "checkpoint to resume training from (in --out-dir/checkpoints, or into an empty "
-                       "--out-dir)", str, metavar="PATH"),
+        overwrite=Setting(False, "first delete the outputs of an earlier run in the run folder"),
+        resume=Setting(None, "checkpoint to resume training from (one of the run folder's, or any with an empty "
+                       "run folder)", str, metavar="PATH"),
         accelerator=Setting("auto", "Lightning accelerator (cpu, gpu, ...)"),
         devices=Setting("auto", "Lightning devices (a count, or a list such as 0,1)"),
         num_threads=Setting(
@@ -128,7 +128,7 @@ def run_section(out_dir: str) -> Section:
             "0 keeps torch's setting)", check=non_negative,
         ),
         progress=Setting(True, "Lightning's progress bar"),
-        verbose=Setting(False, "also the model summary, Lightning's info lines and data-generation progress"),
+        verbose=Setting(False, "also the model summary, Lightning's info lines and the progress of data generation"),
         ema=Setting(
             None, "validate, checkpoint and test an exponential moving average of the weights with this decay "
             "(e.g. 0.999); none: the raw weights", float, metavar="DECAY", check=between(0.0, 1.0),
@@ -265,11 +265,10 @@ class TaskSettings:
         ``"default: 500; --preset full: 3000"``."""
         default = self.preset(self.default_preset)[name]
         parts = [f"default: {_show(default)}"]
-        parts += [
-            f"--preset {preset}: {_show(values[name])}"
-            for preset, values in self.presets.items()
-            if preset != self.default_preset and name in values and values[name] != default
-        ]
+        for preset in self.presets:
+            value = self.preset(preset)[name]
+            if preset != self.default_preset and value != default:
+                parts.append(f"--preset {preset}: {_show(value)}")
         return "; ".join(parts)
 
     def build_parser(self) -> argparse.ArgumentParser:
