@@ -44,6 +44,7 @@ def read_curves(csv_root: str | Path) -> dict[str, list]:
                     if name not in names:
                         names.append(name)
                     per_epoch.setdefault(epoch, {})[name] = float(value)
+    names.sort(key=lambda n: not n.startswith("train_"))  # train_*, then val_*, each in order of appearance
     epochs = sorted(per_epoch)
     curves: dict[str, list] = {"epoch": epochs}
     for name in names:
