@@ -1,9 +1,9 @@
 """One driver for every task: a :class:`Task` is the task's settings plus its task-specific parts.
 
-:meth:`Task.run` does what every task run does, in this order: the run folder (:func:`claim_out_dir`:
-a fresh run refuses a folder holding another run's outputs unless ``--overwrite``), console noise
-off (unless ``--verbose``), torch threads, the task's ``before`` step (e.g. writing synthetic data;
-it may end the run), seeds, the data module (prepared and set up, timed), the Lightning module,
+:meth:`Task.run` does what every task run does, in this order: console noise off (unless
+``--verbose``), torch threads, the task's ``before`` step (e.g. writing synthetic data; it may end
+the run), the run folder (:func:`claim_out_dir`: a fresh run refuses a folder holding another
+run's outputs unless ``--overwrite``), seeds, the data module (prepared and set up, timed), the Lightning module,
 training and testing (:func:`~steerable.tasks.trainer.fit_and_test`: checkpoints, CSV logs, exact
 resume, EMA, multi-process), then, on rank 0 only, the learning curves (``curves.csv``,
 ``curves.json``, ``curves.png`` beside ``metrics.csv``), ``results.json`` in the run folder and
@@ -129,14 +129,14 @@ class Task:
         from .trainer import fit_and_test, launched_rank, quiet_lightning
 
         out = Path(cfg["out_dir"]).resolve()
-        rank_zero = launched_rank() == 0
-        if rank_zero:  # the other ranks start once rank 0 trains: the folder is then rank 0's
-            claim_out_dir(out, cfg["resume"], bool(cfg["overwrite"]))
+        rank_zero = launched_rank() == 0  # the other ranks start once rank 0 trains: they skip what it did
         quiet_lightning(bool(cfg["verbose"]))
         if cfg["num_threads"]:
             torch.set_num_threads(int(cfg["num_threads"]))
         if rank_zero and self.before is not None and self.before(cfg):
-            return {}
+            return {}  # e.g. --write-npy: no training, the run folder is not used
+        if rank_zero:
+            claim_out_dir(out, cfg["resume"], bool(cfg["overwrite"]))
         L.seed_everything(cfg["model_seed"], workers=True, verbose=False)
         dm = self.datamodule(cfg)
         t0 = time.perf_counter()
