@@ -1,12 +1,14 @@
 """The ``steerable`` command line: what is installed, what each group offers, and quick checks.
 
+    steerable --version                the installed version
     steerable backends                 backends, whether they load (and why not), their groups
-    steerable groups                   group families with their dimensions and backends
+    steerable groups                   group families with their dimensions and backends (* the default)
     steerable check GROUP [--backend NAME] [--dim N] [--dtype float32|float64]
                                        build a kernel, point conv and grid conv; print their
                                        equivariance errors
     steerable demo                     the check for a set of groups, as one table
-    steerable train TASK ...           train a task (see ``steerable train nbody --help``)
+    steerable train TASK ...           train a task (``steerable train --help`` lists them; without
+                                       --preset a task runs its few-minutes demo)
 """
 from __future__ import annotations
 
@@ -40,11 +42,21 @@ def _backends(_: argparse.Namespace) -> int:
 def _groups(_: argparse.Namespace) -> int:
     import steerable as st
 
-    status = {row.name: row.available for row in st.list_backends()}
-    for spec in st.list_groups():
+    rows = st.list_backends()  # in order of preference (priority)
+    rank = {row.name: i for i, row in enumerate(rows)}
+    available = {row.name for row in rows if row.available}
+    specs = st.list_groups()
+    default: dict[str, str] = {}  # display name -> the backend st.group(name) picks
+    for spec in sorted(specs, key=lambda sp: rank.get(sp.backend, len(rank))):
+        if spec.backend in available:
+            default.setdefault(spec.display, spec.backend)
+    print(f"{'group':<12} {'backend':<9} {'acts on':<12} description")
+    for spec in specs:
         dims = ", ".join(f"R^{d}" for d in spec.dims)
-        state = "" if status.get(spec.backend) else " (backend unavailable)"
-        print(f"{spec.display:<12} {spec.backend:<8} {dims:<12} {spec.doc}{state}")
+        mark = "*" if default.get(spec.display) == spec.backend else " "
+        state = "" if spec.backend in available else " (backend unavailable)"
+        print(f"{spec.display:<12} {spec.backend + mark:<9} {dims:<12} {spec.doc}{state}")
+    print("* the default backend of the group (the preferred available one); another: st.group(name, backend=...)")
     return 0
 
 
@@ -91,14 +103,11 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from steerable.tasks.cli import main as task_main
-
-    return task_main(args.rest) or 0
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from steerable import __version__
+
     parser = argparse.ArgumentParser(prog="steerable", description="Implicit steerable convolutions.")
+    parser.add_argument("--version", action="version", version=f"steerable {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("backends", help="list backends, their status and groups").set_defaults(run=_backends)
     sub.add_parser("groups", help="list group families").set_defaults(run=_groups)
@@ -111,13 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="check a set of groups and print a table")
     demo.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     demo.set_defaults(run=_demo)
-    train = sub.add_parser("train", help="train a task: steerable train nbody --help", add_help=False)
-    train.add_argument("rest", nargs=argparse.REMAINDER)
-    train.set_defaults(run=_train)
+    # listed for --help only: main() hands "train ..." to the task command line before parsing
+    sub.add_parser("train", help="train a task (steerable train --help lists them; TASK --help its options)",
+                   add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # everything after "train" is the task's (its --help too)
+        from steerable.tasks.cli import main as task_main
+
+        return int(task_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

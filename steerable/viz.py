@@ -436,3 +436,61 @@ def save(fig: "Figure", path: str | Path, *, dpi: int = 110) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+# -- training runs -------------------------------------------------------------------------------
+def plot_learning_curves(curves: Mapping[str, Sequence[float | None]], *, title: str | None = None) -> "Figure":
+    """Training and validation metrics per epoch: one panel per metric, ``train_X`` and ``val_X`` together.
+
+    Args:
+        curves: ``{"epoch": [0, 1, ...], "train_mse": [...], "val_mse": [...], ...}``, one value per
+            epoch (``None`` where an epoch has none), as :func:`steerable.tasks.curves.read_curves`
+            returns them.  Names without a ``train_`` / ``val_`` prefix get a panel of their own.
+        title: the figure's title.
+
+    A metric ``X_<base>`` (e.g. ``val_cv_mse``, a baseline) is drawn dashed in the panel of
+    ``<base>``.  A panel's y axis is logarithmic when all its values are positive and span more than
+    a factor of 5 (losses); otherwise linear (accuracies).  Returns the figure (write it with :func:`save`).
+    """
+    if "epoch" not in curves:
+        raise ValueError("plot_learning_curves: curves need an 'epoch' list")
+    epochs = list(curves["epoch"])
+    panels: dict[str, list[str]] = {}
+    for name in curves:
+        if name == "epoch":
+            continue
+        if len(curves[name]) != len(epochs):
+            raise ValueError(f"plot_learning_curves: {name!r} has {len(curves[name])} values for {len(epochs)} epochs")
+        base = name.split("_", 1)[1] if name.startswith(("train_", "val_")) else name
+        panels.setdefault(base, []).append(name)
+    if not panels:
+        raise ValueError("plot_learning_curves: no metric to plot")
+    for base in list(panels):  # a variant "X_<base>" (e.g. a baseline's cv_mse) joins the panel of <base>
+        host = next((other for other in panels if other != base and base.endswith("_" + other)), None)
+        if host is not None:
+            panels[host] += panels.pop(base)
+    for names in panels.values():
+        names.sort(key=lambda n: (not n.startswith("train_"), len(n)))  # train, val, then variants
+    fig = _figure(4.2 * len(panels), 3.2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (base, names) in zip(axes, panels.items()):
+        values = []
+        for name in names:
+            pairs = [(e, v) for e, v in zip(epochs, curves[name]) if v is not None and math.isfinite(v)]
+            if pairs:
+                xs, ys = zip(*pairs)
+                variant = name.split("_", 1)[-1] != base
+                label = name.split("_", 1)[0] if not variant else name.replace("_", " ", 1)
+                ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=label,
+                        linestyle="--" if variant else "-")
+                values += ys
+        if values and min(values) > 0 and max(values) / min(values) > 5:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(base)
+        ax.grid(alpha=0.3)
+        if values:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

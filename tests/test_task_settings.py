@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from steerable.tasks.settings import Setting, TaskSettings, run_section, section
+from steerable.tasks.settings import Setting, TaskSettings, positive, run_section, section
 from steerable.tasks.task import DRIVER_SETTINGS, Task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,8 @@ NBODY_FULL = {
     'frame_in': 30, 'frame_out': 40, 'galilean_inputs': True, 'group': 'O(3)', 'hidden_scalars': 8,
     'hidden_vectors': 8, 'kernel_basis': 16, 'kernel_hidden': 16, 'kernel_layers': 1, 'layers': 4, 'lr': 0.002,
     'max_radius': 4.0, 'model_seed': 0, 'n_test': 2000, 'n_train': 3000, 'n_val': 2000, 'node_conditioning': False,
-    'nonlinear_messages': True, 'npy_dir': None, 'npy_suffix': None, 'num_threads': 1, 'out_dir': 'runs/nbody_full',
+    'nonlinear_messages': True, 'npy_dir': None, 'npy_suffix': None, 'num_threads': 1,
+    'overwrite': False, 'verbose': False, 'out_dir': 'runs/nbody_full',
     'position_updates': True, 'preset': 'full', 'progress': True, 'radial_features': 8, 'relative_velocity': True,
     'resume': None, 'seed': 43, 'velocity_attribute': False, 'velocity_kernel': True, 'weight_decay': 0.0,
     'write_npy': None,
@@ -42,7 +43,8 @@ QM9_FULL = {
     'accelerator': 'auto', 'backend': 'escnn', 'batch_size': 96, 'cutoff': 5.0, 'devices': 'auto', 'ema': None,
     'envelope_width': None, 'epochs': 300, 'graph': 'radius', 'group': 'O(3)', 'hidden_scalars': 64,
     'hidden_vectors': 16, 'kernel_hidden': 32, 'kernel_layers': 1, 'layers': 7, 'lr': 0.0005, 'model_seed': 0,
-    'num_threads': 1, 'out_dir': 'runs/qm9_full', 'pool': 'sum', 'preset': 'full', 'progress': True,
+    'num_threads': 1,
+    'overwrite': False, 'verbose': False, 'out_dir': 'runs/qm9_full', 'pool': 'sum', 'preset': 'full', 'progress': True,
     'radial_features': 8, 'resume': None, 'root': 'data/qm9', 'seed': 42, 'sizes': None, 'synthetic': None,
     'target': 'U0', 'weight_decay': 0.0,
 }
@@ -54,6 +56,7 @@ MODELNET_FULL = {
     'accelerator': 'auto', 'backend': 'escnn', 'batch_size': 32, 'devices': 'auto', 'ema': None, 'epochs': 200,
     'group': 'SO(3)', 'hidden_scalars': 64, 'hidden_vectors': 16, 'k': 16, 'kernel_hidden': 32, 'kernel_layers': 1,
     'lr': 0.001, 'max_radius': 1.0, 'model_seed': 0, 'name': '40', 'num_points': 1024, 'num_threads': 1,
+    'overwrite': False, 'verbose': False,
     'out_dir': 'runs/modelnet_full', 'preset': 'full', 'progress': True, 'radial_features': 8, 'ratio': 0.25,
     'resume': None, 'root': 'data/modelnet40', 'rotation': 'none', 'sampling': 'fps', 'seed': 0, 'stages': 3,
     'synthetic': False, 'test_rotation': 'none', 'val_fraction': 0.1, 'weight_decay': 0.0,
@@ -121,7 +124,7 @@ def test_presets_resolve_as_before(task, preset):
     t = _train(task)
     assert t.resolve(t.build_parser().parse_args(["--preset", preset])) == PRESETS[task][preset]
     assert t.SETTINGS.preset(preset) == PRESETS[task][preset]
-    if preset == "full":  # the default preset
+    if preset == "demo":  # the default preset (issue 15: a newcomer's first run is the demo)
         assert t.resolve(t.build_parser().parse_args([])) == PRESETS[task][preset]
 
 
@@ -154,9 +157,11 @@ def test_flags_parse_to_the_values_of_before():
          "--devices", "1", "--kernel-basis", "0"]))
     assert cfg == {**NBODY_DEMO, "backend": None, "progress": False, "velocity_kernel": True, "envelope_width": 0.5,
                    "devices": "1", "kernel_basis": 0}
-    cfg = qm9.resolve(qm9.build_parser().parse_args(["--sizes", "10", "5", "5", "--graph", "bond", "--synthetic", "7"]))
+    cfg = qm9.resolve(qm9.build_parser().parse_args(
+        ["--preset", "full", "--sizes", "10", "5", "5", "--graph", "bond", "--synthetic", "7"]))
     assert cfg == {**QM9_FULL, "sizes": [10, 5, 5], "graph": "bond", "synthetic": 7}
-    cfg = modelnet.resolve(modelnet.build_parser().parse_args(["--synthetic", "--name", "10", "--k", "4"]))
+    cfg = modelnet.resolve(modelnet.build_parser().parse_args(["--preset", "full", "--synthetic", "--name", "10",
+                                                               "--k", "4"]))
     assert cfg == {**MODELNET_FULL, "synthetic": True, "name": "10", "k": 4}
     with pytest.raises(SystemExit):
         modelnet.build_parser().parse_args(["--rotation", "x"])
@@ -220,9 +225,9 @@ def test_help_shows_help_text_and_default_of_every_flag(task, capsys):
         shown = " ".join(f"{s.help} [{S.default_text(name)}]".split())
         assert shown in out, (name, shown)
         assert re.search(r"default: \S", S.default_text(name))
-    # a preset's differing value is shown beside the default
+    # the other preset's differing value is shown beside the default (the demo's)
     changed = next(iter(S.presets["demo"]))
-    assert "--preset demo: " in S.default_text(changed)
+    assert S.default_preset == "demo" and "--preset full: " in S.default_text(changed)
     for action in S.build_parser()._actions:
         assert action.help and (action.dest == "help" or "[default: " in action.help), action.option_strings
 
@@ -291,23 +296,57 @@ def test_declaration_errors():
     S = TaskSettings("toy", "a toy task", [ok, training, run], {"full": {}, "demo": {"width": 2}})
     assert S.preset("demo")["width"] == 2 and S.select(S.preset("full"), "model") == {"width": 4}
     with pytest.raises(ValueError, match="'width' is declared twice"):
-        TaskSettings("toy", "", [ok, section("more", width=Setting(1, "again"))], {"full": {}})
+        TaskSettings("toy", "", [ok, section("more", width=Setting(1, "again"))], {"demo": {}})
     with pytest.raises(ValueError, match="'preset' is reserved"):
-        TaskSettings("toy", "", [section("x", preset=Setting("a", "no"))], {"full": {}})
+        TaskSettings("toy", "", [section("x", preset=Setting("a", "no"))], {"demo": {}})
     with pytest.raises(ValueError, match="unknown setting 'depth'"):
-        TaskSettings("toy", "", [ok], {"full": {"depth": 3}})
+        TaskSettings("toy", "", [ok], {"demo": {"depth": 3}})
     with pytest.raises(ValueError, match="width must be int"):
-        TaskSettings("toy", "", [ok], {"full": {"width": "wide"}})
-    with pytest.raises(ValueError, match="default preset 'full'"):
-        TaskSettings("toy", "", [ok], {"demo": {}})
+        TaskSettings("toy", "", [ok], {"demo": {"width": "wide"}})
+    with pytest.raises(ValueError, match="default preset 'demo'"):
+        TaskSettings("toy", "", [ok], {"full": {}})
+    assert TaskSettings("toy", "", [ok], {"full": {}}, default_preset="full").default_preset == "full"
     with pytest.raises(ValueError, match="help text is required"):
         Setting(1, "")
     with pytest.raises(ValueError, match="a type is required"):
         Setting(None, "no type")
     with pytest.raises(ValueError, match="does not declare the driver's settings"):
-        Task(TaskSettings("toy", "", [ok], {"full": {}}), "val_loss", "min", *([lambda *a: None] * 4))
+        Task(TaskSettings("toy", "", [ok], {"demo": {}}), "val_loss", "min", *([lambda *a: None] * 4))
     with pytest.raises(KeyError, match="no section 'data'"):
         S.names("data")
     parsed = S.build_parser().parse_args(["--width", "7", "--no-progress"])
     assert isinstance(parsed, argparse.Namespace) and S.resolve(parsed)["width"] == 7
     assert S.resolve(parsed)["progress"] is False
+
+
+# -- value checks (issue 15) -------------------------------------------------------------------------------
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("flag,value,match", [
+    ("--epochs", "-1", "--epochs: epochs must be positive, got -1"),
+    ("--batch-size", "0", "--batch-size: batch_size must be positive, got 0"),
+    ("--lr", "0", "--lr: lr must be positive"),
+    ("--ema", "1.5", r"--ema: ema must be in \(0, 1\), got 1.5"),
+])
+def test_bad_values_are_one_line_errors_before_anything_is_built(task, flag, value, match, tmp_path, capsys):
+    """Before: --epochs -1 trained forever, --batch-size 0 failed after the model summary."""
+    t = _train(task)
+    out = tmp_path / "run"
+    assert t.main([flag, value, "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(match, err[0]), err
+    assert not out.exists()  # nothing was built or written
+
+
+def test_checks_apply_to_config_files_and_presets(tmp_path):
+    t = _train("nbody")
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 0\n")
+    with pytest.raises(ValueError, match=f"{path}: epochs must be positive, got 0"):
+        t.resolve(t.build_parser().parse_args(["--config", str(path)]))
+    with pytest.raises(ValueError, match="toy preset 'demo': width must be positive"):
+        TaskSettings("toy", "", [section("m", width=Setting(4, "fields", check=positive))], {"demo": {"width": 0}})
+    with pytest.raises(FileNotFoundError, match="--config missing.yaml: no such file"):
+        t.resolve(t.build_parser().parse_args(["--config", "missing.yaml"]))
+    path.write_text("epochs: [1\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        t.resolve(t.build_parser().parse_args(["--config", str(path)]))

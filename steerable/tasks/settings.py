@@ -23,7 +23,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-__all__ = ["Setting", "Section", "section", "run_section", "TaskSettings"]
+__all__ = [
+    "Setting", "Section", "section", "run_section", "TaskSettings", "positive", "non_negative", "fraction", "between",
+]
 
 #: value names in ``--help`` by type, where a setting names none
 _METAVARS = {int: "N", float: "X", str: "TEXT"}
@@ -44,6 +46,9 @@ class Setting:
         choices: the allowed values, or ``None``.
         metavar: the value's name in ``--help`` (argparse's ``metavar``).
         nargs: a fixed number of values (the setting is then a list), or ``None`` for one value.
+        check: ``value -> None`` or the reason a (non-``None``) value is not accepted, e.g.
+            :func:`positive`; applied to every value (declared default, preset, YAML file, flag)
+            before anything is built.
     """
 
     default: Any
@@ -52,6 +57,7 @@ class Setting:
     choices: tuple[Any, ...] | None = None
     metavar: str | tuple[str, ...] | None = None
     nargs: int | None = None
+    check: Callable[[Any], str | None] | None = None
 
     def __post_init__(self) -> None:
         if not self.help:
@@ -70,6 +76,30 @@ class Setting:
         return self.type or type(self.default)
 
 
+def positive(value: Any) -> str | None:
+    """Check of :class:`Setting`: the value must be ``> 0``."""
+    return None if value > 0 else "must be positive"
+
+
+def non_negative(value: Any) -> str | None:
+    """Check of :class:`Setting`: the value must be ``>= 0``."""
+    return None if value >= 0 else "must be >= 0"
+
+
+def fraction(value: Any) -> str | None:
+    """Check of :class:`Setting`: the value must lie in ``[0, 1)``."""
+    return None if 0 <= value < 1 else "must be in [0, 1)"
+
+
+def between(low: float, high: float) -> Callable[[Any], str | None]:
+    """Check of :class:`Setting`: the value must lie in the open interval ``(low, high)``."""
+
+    def check(value: Any) -> str | None:
+        return None if low < value < high else f"must be in ({low:g}, {high:g})"
+
+    return check
+
+
 class Section(NamedTuple):
     """Settings that belong together: ``title`` (a heading of ``--help``), ``settings`` name -> :class:`Setting`."""
 
@@ -83,21 +113,25 @@ def section(title: str, **settings: Setting) -> Section:
 
 
 def run_section(out_dir: str) -> Section:
-    """The settings every task shares: output folder, resume, hardware, progress bars, weight averaging."""
+    """The settings every task shares: output folder, resume, hardware, console output, weight averaging."""
     return section(
         "run",
-        out_dir=Setting(out_dir, "checkpoints, CSV logs and results.json", metavar="DIR"),
-        resume=Setting(None, "checkpoint to resume training from", str, metavar="PATH"),
+        out_dir=Setting(out_dir, "this run's folder: checkpoints, CSV logs, learning curves, results.json "
+                        "(a fresh run refuses a folder holding another run's outputs)", metavar="DIR"),
+        overwrite=Setting(False, "first delete the outputs of an earlier run in the run folder"),
+        resume=Setting(None, "checkpoint to resume training from (one of the run folder's, or any with an empty "
+                       "run folder)", str, metavar="PATH"),
         accelerator=Setting("auto", "Lightning accelerator (cpu, gpu, ...)"),
         devices=Setting("auto", "Lightning devices (a count, or a list such as 0,1)"),
         num_threads=Setting(
             1, "torch intra-op threads (the per-edge ops are small: on CPU threads cost more than they gain; "
-            "0 keeps torch's setting)",
+            "0 keeps torch's setting)", check=non_negative,
         ),
-        progress=Setting(True, "progress bars and the model summary"),
+        progress=Setting(True, "Lightning's progress bar"),
+        verbose=Setting(False, "also the model summary, Lightning's info lines and the progress of data generation"),
         ema=Setting(
             None, "validate, checkpoint and test an exponential moving average of the weights with this decay "
-            "(e.g. 0.999); none: the raw weights", float, metavar="DECAY",
+            "(e.g. 0.999); none: the raw weights", float, metavar="DECAY", check=between(0.0, 1.0),
         ),
     )
 
@@ -120,7 +154,9 @@ class TaskSettings:
         description: first line of ``--help``.
         sections: the settings, in the order ``--help`` lists them; each name once over all sections.
         presets: preset name -> partial overrides of the declared defaults.
-        default_preset: the preset used when neither ``--preset`` nor the YAML file names one.
+        default_preset: the preset used when neither ``--preset`` nor the YAML file names one
+            (``demo``: a newcomer's ``python -m steerable.tasks TASK`` is the few-minutes run; the
+            long benchmark runs need ``--preset full``).
 
     Raises ``ValueError`` for a name declared twice, a reserved name (``preset``, ``config``,
     ``help``), a preset setting an undeclared name or a value the setting does not accept.
@@ -132,7 +168,7 @@ class TaskSettings:
         description: str,
         sections: Sequence[Section],
         presets: Mapping[str, Mapping[str, Any]],
-        default_preset: str = "full",
+        default_preset: str = "demo",
     ) -> None:
         self.task, self.description, self.sections = task, description, tuple(sections)
         self.settings: dict[str, Setting] = {}
@@ -212,6 +248,10 @@ class TaskSettings:
             raise ValueError(f"{where}: {name} must be {kind.__name__}, got {value!r}")
         if s.choices is not None and value not in s.choices:
             raise ValueError(f"{where}: {name} must be one of {list(s.choices)}, got {value!r}")
+        if s.check is not None:
+            problem = s.check(value)
+            if problem:
+                raise ValueError(f"{where}: {name} {problem}, got {value!r}")
         return value
 
     # -- the command line ------------------------------------------------------------------------
@@ -222,14 +262,13 @@ class TaskSettings:
 
     def default_text(self, name: str) -> str:
         """``"default: X"`` (the value without flags), then each other preset's value where it differs:
-        ``"default: 3000; --preset demo: 500"``."""
+        ``"default: 500; --preset full: 3000"``."""
         default = self.preset(self.default_preset)[name]
         parts = [f"default: {_show(default)}"]
-        parts += [
-            f"--preset {preset}: {_show(values[name])}"
-            for preset, values in self.presets.items()
-            if preset != self.default_preset and name in values and values[name] != default
-        ]
+        for preset in self.presets:
+            value = self.preset(preset)[name]
+            if preset != self.default_preset and value != default:
+                parts.append(f"--preset {preset}: {_show(value)}")
         return "; ".join(parts)
 
     def build_parser(self) -> argparse.ArgumentParser:
@@ -284,7 +323,7 @@ class TaskSettings:
         for key in self.settings:
             value = getattr(args, key, None)
             if value is not None:
-                cfg[key] = value
+                cfg[key] = self._check(key, value, self.flag(key))
         if cfg.get("backend") in ("auto", ""):
             cfg["backend"] = None
         return cfg
@@ -297,8 +336,14 @@ class TaskSettings:
 def _read_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
-    with open(path) as fh:
-        loaded = yaml.safe_load(fh) or {}
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--config {path}: no such file (pass the path of a YAML file of settings, "
+                                "e.g. configs/nbody_demo.yaml)")
+    try:
+        with open(path) as fh:
+            loaded = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: expected a mapping of settings")
     return dict(loaded)

@@ -1,20 +1,97 @@
 """Shared Lightning driver of all tasks: fit with checkpoints and CSV logs, resume, test.
 
 Layout under ``out_dir``: ``checkpoints/`` (``last.ckpt`` and the best by ``monitor``),
-``csv/version_*/metrics.csv``.  The caller writes its own ``results.json``.
+``csv/version_*/metrics.csv``.  The caller writes its own ``results.json`` (on rank 0).
+
+Multi-process runs (``devices=2``, Lightning DDP: gloo on CPU, NCCL on GPUs) behave as one process:
+the tasks log their epoch metrics with ``sync_dist=True``, so every rank sees the same ``monitor``
+value and names the best checkpoint alike; the best path is taken from rank 0.  Resuming is exact
+(:func:`train_sampler`, :class:`RandomStateCheckpoint`): a run interrupted after epoch ``k`` and
+resumed ends with the same weights as an uninterrupted run with the same seed.
 """
 from __future__ import annotations
 
+import logging
+import os
+import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
-from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-__all__ = ["fit_and_test"]
+__all__ = ["fit_and_test", "train_sampler", "RandomStateCheckpoint", "quiet_lightning", "launched_rank"]
+
+#: warnings that say nothing to a user of the tasks (a Lightning internal deprecation, DDP's note
+#: on gradient strides of small parameters; always: Lightning's hints about workers, batch counts
+#: and distributed testing)
+_NOISE = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*Grad strides do not match bucket view strides.*",
+    r".*does not have many workers.*",
+    r".*number of training batches.*",
+    r".*it is recommended to use `Trainer\(devices=1, num_nodes=1\)`.*",
+    r"Checkpoint directory .* exists and is not empty.*",  # resuming: the folder is this run's (Task.run)
+)
+
+
+def quiet_lightning(verbose: bool = False) -> None:
+    """Silence Lightning's info lines (GPU/TPU availability, tips, DDP set-up) and known noise
+    warnings, unless ``verbose``.  Progress bars are not affected."""
+    for pattern in _NOISE[2:] if verbose else _NOISE:  # the first two only without verbose
+        warnings.filterwarnings("ignore", pattern)
+    level = logging.INFO if verbose else logging.WARNING
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(level)
+
+
+def train_sampler(dataset: Any, trainer: L.Trainer | None, seed: int) -> torch.utils.data.DistributedSampler:
+    """The shuffling sampler of a training set: a new order each epoch, a function of ``(seed, epoch)``.
+
+    A ``DistributedSampler`` over this process's share (``trainer.world_size`` ranks; all of it in
+    one process).  Lightning calls its ``set_epoch`` before every epoch, also after a resume, so a
+    resumed run sees the same orders as an uninterrupted one (a plain ``shuffle=True`` loader draws
+    its order from the global random state, which a checkpoint does not hold).
+    """
+    world = trainer.world_size if trainer is not None else 1
+    rank = trainer.global_rank if trainer is not None else 0
+    return torch.utils.data.DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False
+    )
+
+
+class RandomStateCheckpoint(Callback):
+    """Saves the global random states (python, numpy, torch) in checkpoints and restores them when
+    the resumed run starts its first epoch (after Lightning's sanity check), so randomness drawn
+    during training (e.g. point sampling and rotation augmentations) continues as without the
+    interruption.  Per process: in a multi-process run rank 0's states are saved."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        return {
+            "python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = dict(state_dict)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending is not None:
+            random.setstate(self._pending["python"])
+            kind, keys, pos, has_gauss, cached = self._pending["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+            torch.set_rng_state(self._pending["torch"])
+            self._pending = None
 
 
 def fit_and_test(
@@ -27,58 +104,80 @@ def fit_and_test(
     mode: str = "min",
     resume: str | None = None,
     progress: bool = True,
+    verbose: bool = False,
     accelerator: str = "auto",
     devices: Any = "auto",
     log_every_n_steps: int = 10,
     limit_train_batches: int | float | None = None,
     ema: float | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train ``module`` on ``datamodule`` for ``epochs``, then test the best checkpoint.
 
     Args:
         module, datamodule: the task's Lightning objects; ``module`` must log ``monitor`` in
-            validation and its test metrics with ``self.log`` (prefix ``test_``).
+            validation and its test metrics with ``self.log`` (prefix ``test_``), epoch-level
+            metrics with ``sync_dist=True``; the training loader should shuffle with
+            :func:`train_sampler`.
         out_dir: run folder (created).  epochs: ``max_epochs`` (an absolute count; with
             ``resume`` the run continues from the checkpoint's epoch up to it).
         monitor, mode: metric and direction selecting the best checkpoint.
         resume: checkpoint path to continue from, or ``None``.
-        progress: progress bars and model summary.
+        progress: Lightning's progress bar.  verbose: the model summary and Lightning's info lines.
         ema: decay of an exponential moving average of the weights (Lightning's
             ``EMAWeightAveraging``, updated every step) used for validation, checkpoints and
             testing; ``None`` for the raw weights.
+        callbacks: further Lightning callbacks.
 
     Returns:
         the test metrics (floats) plus ``epochs``, ``global_step``, ``train_seconds``,
-        ``best_checkpoint``, ``last_checkpoint``.
+        ``best_checkpoint``, ``last_checkpoint``, ``log_dir`` (the CSV logger's folder) and
+        ``global_rank`` (of this process; 0 in a single-process run).
     """
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*number of training batches.*")
+    quiet_lightning(verbose)
+    # Buffers of the models are constants (bases, indices) that every rank builds alike, but some
+    # backends register them in an order that depends on the process's hash seed (escnn's basis
+    # expansions), and DDP broadcasts buffers by position: rank 0's values would land in other,
+    # same-shaped buffers of the other ranks (a non-equivariant model there).  They are not synced.
+    module._ddp_params_and_buffers_to_ignore = [name for name, _ in module.named_buffers()]
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     ckpt = ModelCheckpoint(
         dirpath=out / "checkpoints", filename="epoch{epoch:03d}-" + monitor + "{" + monitor + ":.5f}",
         auto_insert_metric_name=False, monitor=monitor, mode=mode, save_top_k=1, save_last=True,
+        enable_version_counter=False,  # the run folder is this run's (see Task.run): never last-v1.ckpt
     )
-    callbacks: list[Any] = [ckpt]
+    all_callbacks: list[Any] = [ckpt, RandomStateCheckpoint(), *callbacks]
     if ema:
         if not 0.0 < ema < 1.0:
             raise ValueError(f"ema decay must be in (0, 1), got {ema}")
         # buffers are constants here (bases, indices): averaging them would only cost time
-        callbacks.append(EMAWeightAveraging(decay=ema, use_buffers=False))
+        all_callbacks.append(EMAWeightAveraging(decay=ema, use_buffers=False))
+    logger = CSVLogger(str(out), name="csv")
     trainer = L.Trainer(
         max_epochs=epochs, accelerator=accelerator, devices=devices,
-        logger=CSVLogger(str(out), name="csv"), callbacks=callbacks, enable_progress_bar=progress,
-        enable_model_summary=progress, log_every_n_steps=log_every_n_steps,
+        logger=logger, callbacks=all_callbacks, enable_progress_bar=progress,
+        enable_model_summary=verbose, log_every_n_steps=log_every_n_steps,
         limit_train_batches=limit_train_batches,
     )
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     seconds = time.perf_counter() - t0
-    best = ckpt.best_model_path or None
+    best = trainer.strategy.broadcast(ckpt.best_model_path, src=0) or None
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     metrics: dict[str, Any] = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
     metrics.update(
         epochs=trainer.current_epoch, global_step=trainer.global_step, train_seconds=seconds,
         best_checkpoint=best, last_checkpoint=str(out / "checkpoints" / "last.ckpt"),
+        log_dir=str(Path(logger.log_dir).resolve()), global_rank=trainer.global_rank,
     )
     return metrics
+
+
+def launched_rank() -> int:
+    """This process's rank as the launcher set it (``RANK``, else ``LOCAL_RANK`` + ``NODE_RANK``;
+    0 without a launcher): known before Lightning starts, e.g. in the processes Lightning's DDP
+    starts by running the command again."""
+    if os.environ.get("RANK"):
+        return int(os.environ["RANK"])
+    return int(os.environ.get("LOCAL_RANK") or 0) + int(os.environ.get("NODE_RANK") or 0)

@@ -17,6 +17,7 @@ import torch_geometric.transforms as T
 from torch_geometric.datasets import ModelNet
 
 from ..graph_data import GraphSplitDataModule
+from ..task import DataUnavailable
 
 __all__ = ["LocalModelNet", "RandomRotation", "ModelNetDataModule", "write_synthetic_modelnet", "random_rotation", "CentreUnitBall"]
 
@@ -112,12 +113,14 @@ class ModelNetDataModule(GraphSplitDataModule):
         rotation: train-time augmentation ``"none"``, ``"z"`` or ``"so3"``; ``test_rotation`` likewise for
             val/test (to evaluate invariance to unseen poses).
         val_fraction: part of the training set held out for validation (fixed ``seed``).
+        shuffle_seed: seed of the training order (one per epoch).
     """
 
     def __init__(self, root: str = "data/modelnet40", name: str = "40", num_points: int = 1024, batch_size: int = 32,
                  rotation: str = "none", test_rotation: str = "none", val_fraction: float = 0.1, seed: int = 0,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, shuffle_seed: int = 0) -> None:
         super().__init__()
+        self.shuffle_seed = shuffle_seed
         self.root, self.name, self.num_points, self.batch_size = root, name, num_points, batch_size
         self.rotation, self.test_rotation, self.val_fraction, self.seed = rotation, test_rotation, val_fraction, seed
         self.num_workers = num_workers
@@ -128,7 +131,17 @@ class ModelNetDataModule(GraphSplitDataModule):
         return T.Compose([T.SamplePoints(self.num_points), CentreUnitBall(), RandomRotation(rotation)])
 
     def prepare_data(self) -> None:
-        LocalModelNet(self.root, self.name, train=True)
+        try:
+            LocalModelNet(self.root, self.name, train=True)
+        except Exception as exc:
+            raw = Path(self.root) / "raw"
+            if raw.is_dir() and any(raw.iterdir()):
+                raise
+            raise DataUnavailable(
+                f"ModelNet{self.name}: no data in {self.root} and the download failed ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]}); pass --root with a local copy (ROOT/raw/<class>/"
+                "{train,test}/*.off), or --synthetic for generated shapes"
+            ) from exc
 
     def setup(self, stage: str | None = None) -> None:
         if self._splits:

@@ -28,8 +28,8 @@ class ModelNetModule(L.LightningModule):
         loss = torch.nn.functional.cross_entropy(logits, data.y)
         acc = (logits.argmax(-1) == data.y).float().mean()
         bs = int(data.num_graphs)
-        self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=bs)
-        self.log(f"{prefix}_acc", acc, prog_bar=True, batch_size=bs)
+        self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=bs, sync_dist=True)
+        self.log(f"{prefix}_acc", acc, prog_bar=True, batch_size=bs, sync_dist=True)
         return loss
 
     def training_step(self, data, batch_idx: int) -> torch.Tensor:

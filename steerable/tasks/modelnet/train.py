@@ -1,8 +1,9 @@
 """Command line of the ModelNet task: ``python -m steerable.tasks modelnet [--preset demo|full] ...``.
 
 Every setting is declared once in :data:`SETTINGS`; settings resolve in order: the declared defaults
-(the ``full`` run), the preset, a ``--config`` YAML, then flags.  Writes ``checkpoints/`` (best by
-``val_acc``, ``last.ckpt``), ``csv/version_*/metrics.csv`` and ``results.json`` to ``--out-dir``;
+(the ``full`` run), the preset (``demo`` when none is named), a ``--config`` YAML, then flags.
+Writes ``checkpoints/`` (best by ``val_acc``, ``last.ckpt``), ``csv/version_*/metrics.csv``
+(learning curves beside it) and ``results.json`` to ``--out-dir``;
 ``--resume PATH`` continues a run; prints the test accuracy.  ``--synthetic`` first writes generated
 primitive shapes to ``--root`` (offline smoke runs).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..settings import Setting, TaskSettings, run_section, section
+from ..settings import Setting, TaskSettings, fraction, non_negative, positive, run_section, section
 from ..task import Task
 
 __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "main"]
@@ -21,11 +22,11 @@ _DATA = section(
     root=Setting("data/modelnet40", "dataset root: raw/<class>/{train,test}/*.off (downloaded if missing)",
                  metavar="DIR"),
     name=Setting("40", "ModelNet10 or ModelNet40 (the download)", choices=("10", "40")),
-    num_points=Setting(1024, "points sampled per shape"),
-    batch_size=Setting(32, "shapes per batch"),
+    num_points=Setting(1024, "points sampled per shape", check=positive),
+    batch_size=Setting(32, "shapes per batch", check=positive),
     rotation=Setting("none", "rotation augmentation of the training shapes", choices=_ROTATIONS),
     test_rotation=Setting("none", "rotation of the validation and test shapes", choices=_ROTATIONS),
-    val_fraction=Setting(0.1, "part of the training set held out for validation"),
+    val_fraction=Setting(0.1, "part of the training set held out for validation", check=fraction),
     seed=Setting(0, "seed of the validation split"),
 )
 _OFFLINE = section(
@@ -36,22 +37,22 @@ _MODEL = section(
     "model",
     group=Setting("SO(3)", 'symmetry group on R^3: "SO(2)" (about z), "O(2)", "SO(3)", "O(3)", ...'),
     backend=Setting("escnn", 'backend: "escnn" or "e3nn"; "auto" for the registry\'s choice'),
-    hidden_scalars=Setting(64, "trivial fields per hidden layer"),
-    hidden_vectors=Setting(16, "standard (vector) fields per hidden layer"),
-    stages=Setting(3, "downsampling stages"),
-    ratio=Setting(0.25, "fraction of the points each stage keeps"),
-    k=Setting(16, "neighbours of each point"),
+    hidden_scalars=Setting(64, "trivial fields per hidden layer", check=non_negative),
+    hidden_vectors=Setting(16, "standard (vector) fields per hidden layer", check=non_negative),
+    stages=Setting(3, "downsampling stages", check=positive),
+    ratio=Setting(0.25, "fraction of the points each stage keeps", check=positive),
+    k=Setting(16, "neighbours of each point", check=positive),
     sampling=Setting("fps", "downsampling: farthest points or random", choices=("fps", "random")),
-    kernel_hidden=Setting(32, "hidden channels of each kernel MLP"),
-    kernel_layers=Setting(1, "hidden layers of each kernel MLP"),
-    radial_features=Setting(8, "radial basis size of the kernel MLPs"),
-    max_radius=Setting(1.0, "range of the radial basis (the shapes lie in the unit ball)"),
+    kernel_hidden=Setting(32, "hidden channels of each kernel MLP", check=positive),
+    kernel_layers=Setting(1, "hidden layers of each kernel MLP", check=non_negative),
+    radial_features=Setting(8, "radial basis size of the kernel MLPs", check=positive),
+    max_radius=Setting(1.0, "range of the radial basis (the shapes lie in the unit ball)", check=positive),
 )
 _TRAINING = section(
     "training",
-    epochs=Setting(200, "epochs; with --resume the total, counting the checkpoint's"),
-    lr=Setting(1e-3, "AdamW learning rate, cosine-annealed to 0"),
-    weight_decay=Setting(0.0, "AdamW weight decay"),
+    epochs=Setting(200, "epochs; with --resume the total, counting the checkpoint's", check=positive),
+    lr=Setting(1e-3, "AdamW learning rate, cosine-annealed to 0", check=positive),
+    weight_decay=Setting(0.0, "AdamW weight decay", check=non_negative),
     model_seed=Setting(0, "seed of the weights and of the shuffling"),
 )
 
@@ -79,7 +80,7 @@ def _synthetic(cfg: dict[str, Any]) -> bool:
 def _datamodule(cfg: dict[str, Any]):
     from .data import ModelNetDataModule
 
-    return ModelNetDataModule(**SETTINGS.select(cfg, "data"))
+    return ModelNetDataModule(**SETTINGS.select(cfg, "data"), shuffle_seed=cfg["model_seed"])
 
 
 def _module(cfg: dict[str, Any], dm):

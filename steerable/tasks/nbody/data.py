@@ -8,9 +8,11 @@ Splits and seeds (all documented defaults; see :mod:`.simulate` for the physics)
   do not depend on how many were generated: a demo on 500 training trajectories uses the first 500
   of the full split.
 * Each split is cached as one ``.npz`` file in ``data_dir``
-  (``charged5_seed{seed}_{split}.npz``: ``loc``, ``vel``, ``charges``, ``clipped``, ``config``);
-  a cached file is reused when its simulation parameters match and it holds enough trajectories,
-  and regenerated (deterministically) otherwise.
+  (``charged5_seed{seed}_{split}.npz``: ``loc``, ``vel``, ``charges``, ``clipped``, ``config``,
+  ``checksum``);
+  a cached file is reused when its simulation parameters match, it holds enough trajectories and
+  passes its checks (shapes, finite values, a SHA-256 checksum), and is regenerated
+  (deterministically, written atomically) otherwise.
 
 The benchmark's files (``loc_{split}{suffix}.npy``, ``vel_...``, ``edges_...``, ``charges_...``;
 ``loc``/``vel`` ``(n_traj, n_frames, 3, 5)``, ``edges`` ``(n_traj, 5, 5)``, ``charges``
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cache import InvalidCache, atomic_write, digest, read_validated
 from .simulate import SimulationConfig, Trajectories, simulate
 
 __all__ = [
@@ -65,6 +68,36 @@ def cache_path(data_dir: str | os.PathLike, split: str, seed: int) -> Path:
     return Path(data_dir) / f"charged5_seed{seed}_{split}.npz"
 
 
+def _read_cache(path: Path, key: str, n_traj: int, config: SimulationConfig) -> Trajectories:
+    """The first ``n_traj`` trajectories of cache file ``path``; raises :class:`InvalidCache` (or a
+    reader's error) unless it holds finite arrays of the expected shapes, the settings ``key`` and
+    a matching checksum."""
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # our handle: closed on a bad file
+        missing = {"loc", "vel", "charges", "clipped", "config", "checksum"} - set(f.files)
+        if missing:
+            raise InvalidCache(f"missing arrays {sorted(missing)}")
+        if str(f["config"]) != key:
+            raise InvalidCache("written with other simulation settings")
+        loc, vel, charges, clipped = f["loc"], f["vel"], f["charges"], f["clipped"]
+        checksum = str(f["checksum"])
+    n, d = config.n_particles, config.dim
+    T = loc.shape[0]
+    if loc.shape != (T, config.n_frames, d, n) or vel.shape != loc.shape or charges.shape != (T, n, 1) \
+            or clipped.shape != (T,):
+        raise InvalidCache(f"unexpected shapes loc {loc.shape}, vel {vel.shape}, charges {charges.shape}")
+    if digest((loc, vel, charges, clipped)) != checksum:
+        raise InvalidCache("checksum mismatch")
+    if not (np.isfinite(loc).all() and np.isfinite(vel).all() and np.isfinite(charges).all()):
+        raise InvalidCache("non-finite values")
+    if T < n_traj:  # valid, only too small: a miss without a warning
+        raise _TooSmall(T)
+    return Trajectories(loc[:n_traj], vel[:n_traj], charges[:n_traj], clipped[:n_traj], 0.0, config)
+
+
+class _TooSmall(Exception):
+    """The cache is valid but holds fewer trajectories than asked for."""
+
+
 def load_or_generate(
     data_dir: str | os.PathLike,
     split: str,
@@ -72,28 +105,35 @@ def load_or_generate(
     seed: int = DEFAULT_SEED,
     config: SimulationConfig = SimulationConfig(),
     *,
-    progress: bool = True,
+    progress: bool = False,
 ) -> Trajectories:
     """The first ``n_traj`` trajectories of ``split``, from the cache or simulated (then cached).
+
+    The cache file (:func:`cache_path`) is used only when it holds finite arrays of the expected
+    shapes, the same simulation settings and a matching SHA-256 checksum (:mod:`..cache`); a bad
+    file (empty, truncated, corrupted, NaN, stale) is regenerated with one :class:`~..cache.CacheWarning`
+    line.  Files are written atomically under a unique temporary name, so processes generating the
+    same split at once (e.g. the ranks of a multi-process run) never see a partial file.
+    ``progress``: a progress bar over the simulation steps.
 
     Returns :class:`~.simulate.Trajectories` with ``seconds`` the simulation time (0 when loaded).
     """
     path = cache_path(data_dir, split, seed)
     key = _config_key(config)
-    if path.exists():
+
+    def load(p: Path) -> Trajectories | None:
         try:
-            with np.load(path) as f:
-                if str(f["config"]) == key and f["loc"].shape[0] >= n_traj:
-                    return Trajectories(
-                        f["loc"][:n_traj], f["vel"][:n_traj], f["charges"][:n_traj], f["clipped"][:n_traj], 0.0, config
-                    )
-        except (OSError, KeyError, ValueError):
-            pass  # unreadable or stale cache: regenerate below
+            return _read_cache(p, key, n_traj, config)
+        except _TooSmall:
+            return None
+
+    cached = read_validated(path, load, what="N-body cache")
+    if cached is not None:
+        return cached
     traj = simulate(n_traj, split_seed(seed, split), config, progress=progress, desc=f"simulating {split}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, loc=traj.loc, vel=traj.vel, charges=traj.charges, clipped=traj.clipped, config=np.array(key))
-    os.replace(tmp, path)
+    arrays = dict(loc=traj.loc, vel=traj.vel, charges=traj.charges, clipped=traj.clipped)
+    checksum = digest(arrays.values())
+    atomic_write(path, lambda fh: np.savez(fh, **arrays, config=np.array(key), checksum=np.array(checksum)))
     return traj
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..trainer import train_sampler
 from .data import DEFAULT_SEED, DEFAULT_SIZES, NBodyDataset, load_npy_split, load_or_generate
 from .model import build_nbody_net, equivariance_error
 from .simulate import SimulationConfig
@@ -34,6 +35,8 @@ class NBodyDataModule(L.LightningDataModule):
         npy_suffix: their suffix (e.g. ``"_charged5_initvel1small"``), ``None`` to detect it.
         num_workers: DataLoader workers (0: the data is small tensors in memory).
         progress: show the simulation progress bar when generating.
+        shuffle_seed: seed of the training order (one per ``(shuffle_seed, epoch)``, see
+            :func:`~steerable.tasks.trainer.train_sampler`).
     """
 
     def __init__(
@@ -49,7 +52,8 @@ class NBodyDataModule(L.LightningDataModule):
         npy_dir: str | None = None,
         npy_suffix: str | None = None,
         num_workers: int = 0,
-        progress: bool = True,
+        progress: bool = False,
+        shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -87,13 +91,11 @@ class NBodyDataModule(L.LightningDataModule):
             if split not in self.datasets:
                 self.datasets[split] = self._load(split)
 
-    def _loader(self, split: str, shuffle: bool) -> torch.utils.data.DataLoader:
+    def _loader(self, split: str, train: bool) -> torch.utils.data.DataLoader:
+        sampler = train_sampler(self.datasets[split], self.trainer, self.hparams.shuffle_seed) if train else None
         return torch.utils.data.DataLoader(
-            self.datasets[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            drop_last=False,
+            self.datasets[split], batch_size=self.hparams.batch_size, sampler=sampler,
+            num_workers=self.hparams.num_workers, drop_last=False,
         )
 
     def train_dataloader(self):
@@ -144,10 +146,11 @@ class NBodyModule(L.LightningModule):
         mse = torch.nn.functional.mse_loss(self(pos, vel, charges), target)
         bs = pos.shape[0]
         on_step = prefix == "train"
-        self.log(f"{prefix}_mse", mse, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=bs)
+        # sync_dist: every rank of a multi-process run sees the mean over all ranks (same best checkpoint)
+        self.log(f"{prefix}_mse", mse, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=bs, sync_dist=True)
         if prefix != "train":
             cv = torch.nn.functional.mse_loss(pos + vel * self.hparams.horizon, target)
-            self.log(f"{prefix}_cv_mse", cv, on_epoch=True, batch_size=bs)
+            self.log(f"{prefix}_cv_mse", cv, on_epoch=True, batch_size=bs, sync_dist=True)
         return mse
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -174,7 +177,7 @@ class NBodyModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         for key, value in self._equiv.items():
-            self.log(f"test_equiv_{key}", value)
+            self.log(f"test_equiv_{key}", value, sync_dist=True, reduce_fx="max")
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

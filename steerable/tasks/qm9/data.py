@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
+from ..cache import InvalidCache, atomic_write, read_validated
 from ..graph_data import GraphSplitDataModule
+from ..task import DataUnavailable
 
 __all__ = ["TARGETS", "target_column", "write_synthetic_qm9", "QM9DataModule", "ATOM_TYPES"]
 
@@ -115,10 +117,7 @@ def write_synthetic_qm9(root: str | Path, n_molecules: int = 40, seed: int = 0) 
             x=x, z=zt, pos=P, edge_index=torch.stack([src, dst]), edge_attr=edge_attr, y=y,
             name=f"synthetic_{m:04d}", idx=m, smiles="",
         ))
-    raw = Path(root) / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    torch.save(records, raw / "qm9_v3.pt")
-    return raw / "qm9_v3.pt"
+    return atomic_write(Path(root) / "raw" / "qm9_v3.pt", lambda fh: torch.save(records, fh))
 
 
 def split_sizes(n: int, sizes: tuple[int, int, int] | None) -> tuple[int, int, int]:
@@ -136,16 +135,18 @@ class QM9DataModule(GraphSplitDataModule):
 
     Batches are ``torch_geometric.data.Batch`` objects; ``batch.y_target`` is ``(B,)`` in the
     literature's units of ``target``.  ``self.mean``/``self.std`` (floats, same units) come from
-    the training split and are cached in ``<root>/processed/stats_<target>_<seed>_<n_train>.json``.
+    the training split and are cached in ``<root>/processed/stats_<target>_<seed>_<n_train>.json``
+    (with the key of the settings; checked on read, regenerated when bad, written atomically).
+    ``shuffle_seed`` seeds the training order (one per epoch).
     """
 
     def __init__(
         self, root: str = "data/qm9", target: str = "U0", sizes: tuple[int, int, int] | None = None,
-        seed: int = 42, batch_size: int = 96, num_workers: int = 0,
+        seed: int = 42, batch_size: int = 96, num_workers: int = 0, shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
         self.root, self.target, self.sizes, self.seed = root, target, sizes, seed
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.shuffle_seed = batch_size, num_workers, shuffle_seed
         self.column, self.factor, self.unit = target_column(target)
         self.mean, self.std = 0.0, 1.0
         self._splits: dict[str, object] = {}
@@ -153,7 +154,17 @@ class QM9DataModule(GraphSplitDataModule):
     def prepare_data(self) -> None:
         from torch_geometric.datasets import QM9
 
-        QM9(self.root)  # downloads/processes once
+        try:
+            QM9(self.root)  # downloads/processes once
+        except Exception as exc:
+            if _has_files(Path(self.root) / "raw") or _has_files(Path(self.root) / "processed"):
+                raise
+            raise DataUnavailable(
+                f"QM9: no data in {self.root} and the download failed ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]}); pass --root with a local copy (ROOT/raw/qm9_v3.pt, or "
+                "gdb9.sdf, gdb9.sdf.csv and uncharacterized.txt with rdkit), or --synthetic N for a generated "
+                "smoke-test set"
+            ) from exc
 
     def setup(self, stage: str | None = None) -> None:
         if self._splits:
@@ -167,13 +178,31 @@ class QM9DataModule(GraphSplitDataModule):
         perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.seed))
         self._splits = {"train": ds[perm[:tr]], "val": ds[perm[tr : tr + va]], "test": ds[perm[tr + va : tr + va + te]]}
         stats = Path(self.root) / "processed" / f"stats_{self.target}_{self.seed}_{tr}.json"
-        if stats.exists():
-            s = json.loads(stats.read_text())
-        else:
+        key = {"target": self.target, "seed": self.seed, "n_train": tr, "n_molecules": len(ds)}
+        s = read_validated(stats, functools.partial(_read_stats, key=key), what="QM9 statistics cache")
+        if s is None:
             y = ds._data.y[perm[:tr], col].double() * fac
             s = {"mean": float(y.mean()), "std": float(y.std()) if tr > 1 else 1.0}
-            stats.write_text(json.dumps(s))
+            if not (math.isfinite(s["mean"]) and math.isfinite(s["std"])):
+                raise ValueError(f"QM9 {self.target}: the training targets are not finite (mean {s['mean']})")
+            atomic_write(stats, lambda fh: fh.write(json.dumps({**s, "key": key})), mode="w")
         self.mean, self.std = s["mean"], max(s["std"], 1e-8)
+
+
+def _read_stats(path: Path, key: dict) -> dict[str, float]:
+    """``{"mean", "std"}`` of a statistics file; :class:`InvalidCache` unless it has the settings
+    ``key``, finite values and ``std >= 0``."""
+    s = json.loads(path.read_text())
+    if not isinstance(s, dict) or s.get("key") != key:
+        raise InvalidCache(f"written for other settings than {key}")
+    mean, std = s.get("mean"), s.get("std")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (mean, std)) or std < 0:
+        raise InvalidCache(f"bad statistics mean={mean!r} std={std!r}")
+    return {"mean": float(mean), "std": float(std)}
+
+
+def _has_files(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
 
 
 def _with_target(d, col: int, fac: float):

@@ -33,9 +33,9 @@ class QM9Module(L.LightningModule):
         target = (batch.y_target.to(pred.dtype) - self.mean) / self.std
         loss = torch.nn.functional.l1_loss(pred, target)
         bs = int(batch.num_graphs)
-        self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=bs)
+        self.log(f"{prefix}_loss", loss, prog_bar=True, batch_size=bs, sync_dist=True)
         if prefix != "train":
-            self.log(f"{prefix}_mae", loss * self.std, prog_bar=True, batch_size=bs)
+            self.log(f"{prefix}_mae", loss * self.std, prog_bar=True, batch_size=bs, sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """Command line of the QM9 task: ``python -m steerable.tasks qm9 [--preset demo|full] ...``.
 
 Every setting is declared once in :data:`SETTINGS`; settings resolve in order: the declared defaults
-(the ``full`` run), the preset, a ``--config`` YAML (keys = the setting names), then flags.  Writes
-``checkpoints/`` (best by ``val_loss`` and ``last.ckpt``), ``csv/version_*/metrics.csv`` and
-``results.json`` to ``--out-dir``; ``--resume PATH`` continues a run.  Prints the test MAE in the
+(the ``full`` run), the preset (``demo`` when none is named), a ``--config`` YAML (keys = the
+setting names), then flags.  Writes ``checkpoints/`` (best by ``val_loss`` and ``last.ckpt``),
+``csv/version_*/metrics.csv`` (learning curves beside it) and ``results.json`` to ``--out-dir``;
+``--resume PATH`` continues a run.  Prints the test MAE in the
 literature's units.  ``--synthetic N`` writes a tiny generated QM9-format dataset to ``--root``
 first (for offline smoke runs).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..settings import Setting, TaskSettings, run_section, section
+from ..settings import Setting, TaskSettings, non_negative, positive, run_section, section
 from ..task import Task
 
 __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "main"]
@@ -21,35 +22,36 @@ _DATA = section(
     target=Setting("U0", "target: mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, cv (or U0_atom, ...)"),
     root=Setting("data/qm9", "PyG QM9 root folder (raw/ and processed/)", metavar="DIR"),
     sizes=Setting(None, "split sizes; none: 100000 17748 13083, scaled down to smaller data", int,
-                  metavar=("TRAIN", "VAL", "TEST"), nargs=3),
+                  metavar=("TRAIN", "VAL", "TEST"), nargs=3, check=non_negative),
     seed=Setting(42, "seed of the random split"),
-    batch_size=Setting(96, "molecules per batch"),
+    batch_size=Setting(96, "molecules per batch", check=positive),
 )
 _OFFLINE = section(
     "offline data",
-    synthetic=Setting(None, "first write N generated molecules to ROOT/raw (offline smoke runs)", int, metavar="N"),
+    synthetic=Setting(None, "first write N generated molecules to ROOT/raw (offline smoke runs)", int, metavar="N",
+                      check=positive),
 )
 _MODEL = section(
     "model",
     group=Setting("O(3)", 'symmetry group, e.g. "O(3)", "SO(3)"'),
     backend=Setting("escnn", 'backend: "escnn" or "e3nn"; "auto" for the registry\'s choice'),
-    hidden_scalars=Setting(64, "trivial fields per hidden layer"),
-    hidden_vectors=Setting(16, "standard (vector) fields per hidden layer"),
-    layers=Setting(7, "point convolutions (at least 2)"),
-    kernel_hidden=Setting(32, "hidden channels of each kernel MLP"),
-    kernel_layers=Setting(1, "hidden layers of each kernel MLP"),
-    radial_features=Setting(8, "radial basis size of the kernel MLPs"),
-    cutoff=Setting(5.0, "radius-graph cutoff in Angstrom, also the kernels' radial range"),
+    hidden_scalars=Setting(64, "trivial fields per hidden layer", check=non_negative),
+    hidden_vectors=Setting(16, "standard (vector) fields per hidden layer", check=non_negative),
+    layers=Setting(7, "point convolutions (at least 2)", check=positive),
+    kernel_hidden=Setting(32, "hidden channels of each kernel MLP", check=positive),
+    kernel_layers=Setting(1, "hidden layers of each kernel MLP", check=non_negative),
+    radial_features=Setting(8, "radial basis size of the kernel MLPs", check=positive),
+    cutoff=Setting(5.0, "radius-graph cutoff in Angstrom, also the kernels' radial range", check=positive),
     graph=Setting("radius", "edges: all pairs within the cutoff, or the molecule's bonds", choices=("radius", "bond")),
     pool=Setting("sum", "pooling of the atoms' scalars", choices=("sum", "mean")),
     envelope_width=Setting(None, "initial width of a learnable Gaussian envelope of the kernels; none: no envelope",
-                           float),
+                           float, check=positive),
 )
 _TRAINING = section(
     "training",
-    epochs=Setting(300, "epochs; with --resume the total, counting the checkpoint's"),
-    lr=Setting(5e-4, "AdamW learning rate, cosine-annealed to 0"),
-    weight_decay=Setting(0.0, "AdamW weight decay"),
+    epochs=Setting(300, "epochs; with --resume the total, counting the checkpoint's", check=positive),
+    lr=Setting(5e-4, "AdamW learning rate, cosine-annealed to 0", check=positive),
+    weight_decay=Setting(0.0, "AdamW weight decay", check=non_negative),
     model_seed=Setting(0, "seed of the weights and of the shuffling"),
 )
 
@@ -77,7 +79,7 @@ def _synthetic(cfg: dict[str, Any]) -> bool:
 def _datamodule(cfg: dict[str, Any]):
     from .data import QM9DataModule
 
-    return QM9DataModule(**SETTINGS.select(cfg, "data"))
+    return QM9DataModule(**SETTINGS.select(cfg, "data"), shuffle_seed=cfg["model_seed"])
 
 
 def _module(cfg: dict[str, Any], dm):
