@@ -112,6 +112,36 @@ def section(title: str, **settings: Setting) -> Section:
     return Section(title, dict(settings))
 
 
+def equivariant_model_settings(
+    *,
+    group: str,
+    group_help: str,
+    hidden_scalars: int,
+    hidden_vectors: int,
+    kernel_hidden: int,
+    kernel_layers: int = 1,
+    radial_features: int = 8,
+) -> dict[str, Setting]:
+    """The model settings every task's equivariant network has (group, backend, hidden field counts,
+    kernel MLP sizes), with the task's defaults; a task adds its own to the same section:
+    ``section("model", **equivariant_model_settings(group="O(3)", ...), layers=Setting(...))``."""
+    return dict(
+        group=Setting(group, group_help),
+        backend=Setting("escnn", 'backend: "escnn" or "e3nn"; "auto" for the registry\'s choice'),
+        hidden_scalars=Setting(hidden_scalars, "trivial fields per hidden layer", check=non_negative),
+        hidden_vectors=Setting(hidden_vectors, "standard (vector) fields per hidden layer", check=non_negative),
+        kernel_hidden=Setting(kernel_hidden, "hidden channels of each kernel MLP", check=positive),
+        kernel_layers=Setting(kernel_layers, "hidden layers of each kernel MLP", check=non_negative),
+        radial_features=Setting(radial_features, "radial basis size of the kernel MLPs", check=positive),
+    )
+
+
+#: The optional learnable envelope of the kernels, as the point-cloud tasks declare it.
+ENVELOPE_WIDTH = Setting(
+    None, "initial width of a learnable Gaussian envelope of the kernels; none: no envelope", float, check=positive
+)
+
+
 def run_section(out_dir: str) -> Section:
     """The settings every task shares: output folder, resume, hardware, console output, weight averaging."""
     return section(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..settings import Setting, TaskSettings, fraction, non_negative, positive, run_section, section
+from ..settings import equivariant_model_settings, fraction, non_negative, positive, run_section, section, Setting, TaskSettings
 from ..task import Task
 
 __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "main"]
@@ -35,17 +35,19 @@ _OFFLINE = section(
 )
 _MODEL = section(
     "model",
-    group=Setting("SO(3)", 'symmetry group on R^3: "SO(2)" (about z), "O(2)", "SO(3)", "O(3)", ...'),
-    backend=Setting("escnn", 'backend: "escnn" or "e3nn"; "auto" for the registry\'s choice'),
-    hidden_scalars=Setting(64, "trivial fields per hidden layer", check=non_negative),
-    hidden_vectors=Setting(16, "standard (vector) fields per hidden layer", check=non_negative),
+    **equivariant_model_settings(
+        group="SO(3)",
+        group_help='symmetry group on R^3: "SO(2)" (about z), "O(2)", "SO(3)", "O(3)", ...',
+        hidden_scalars=64,
+        hidden_vectors=16,
+        kernel_hidden=32,
+        kernel_layers=1,
+        radial_features=8,
+    ),
     stages=Setting(3, "downsampling stages", check=positive),
     ratio=Setting(0.25, "fraction of the points each stage keeps", check=positive),
     k=Setting(16, "neighbours of each point", check=positive),
     sampling=Setting("fps", "downsampling: farthest points or random", choices=("fps", "random")),
-    kernel_hidden=Setting(32, "hidden channels of each kernel MLP", check=positive),
-    kernel_layers=Setting(1, "hidden layers of each kernel MLP", check=non_negative),
-    radial_features=Setting(8, "radial basis size of the kernel MLPs", check=positive),
     max_radius=Setting(1.0, "range of the radial basis (the shapes lie in the unit ball)", check=positive),
 )
 _TRAINING = section(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..settings import Setting, TaskSettings, non_negative, positive, run_section, section
+from ..settings import ENVELOPE_WIDTH, equivariant_model_settings, non_negative, positive, run_section, section, Setting, TaskSettings
 from ..task import Task
 
 __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "main"]
@@ -42,18 +42,18 @@ _EXPORT = section(
 )
 _MODEL = section(
     "model",
-    group=Setting("O(3)", 'symmetry group, e.g. "O(3)", "SO(3)"'),
-    backend=Setting("escnn", 'backend: "escnn" or "e3nn"; "auto" for the registry\'s choice'),
-    hidden_scalars=Setting(8, "trivial fields per hidden layer", check=non_negative),
-    hidden_vectors=Setting(8, "standard (vector) fields per hidden layer", check=non_negative),
+    **equivariant_model_settings(
+        group="O(3)",
+        group_help='symmetry group, e.g. "O(3)", "SO(3)"',
+        hidden_scalars=8,
+        hidden_vectors=8,
+        kernel_hidden=16,
+        kernel_layers=1,
+        radial_features=8,
+    ),
     layers=Setting(4, "layers (at least 2)", check=positive),
-    kernel_hidden=Setting(16, "hidden channels of each kernel MLP", check=positive),
-    kernel_layers=Setting(1, "hidden layers of each kernel MLP", check=non_negative),
     kernel_basis=Setting(16, "basis kernels per representation pair (0: dense kernels)", check=non_negative),
-    radial_features=Setting(8, "radial basis size of the kernel MLPs", check=positive),
     max_radius=Setting(4.0, "range of the radial basis (systems span about 5)", check=positive),
-    envelope_width=Setting(None, "initial width of a learnable Gaussian envelope of the kernels; none: no envelope",
-                           float, check=positive),
     node_conditioning=Setting(False, "feed both endpoints' scalar features to the kernels (non-linear messages)"),
     relative_velocity=Setting(True, "feed each edge's closing speed and relative speed to the kernels"),
     velocity_attribute=Setting(False, "feed each edge's relative velocity (a vector) to the kernels"),
@@ -67,6 +67,7 @@ _MODEL = section(
     position_updates=Setting(
         True, "hidden layers move the positions the next kernels see (learned multi-step integrator)"
     ),
+    envelope_width=ENVELOPE_WIDTH,
 )
 _TRAINING = section(
     "training",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..settings import Setting, TaskSettings, non_negative, positive, run_section, section
+from ..settings import ENVELOPE_WIDTH, equivariant_model_settings, non_negative, positive, run_section, section, Setting, TaskSettings
 from ..task import Task
 
 __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "main"]
@@ -33,19 +33,20 @@ _OFFLINE = section(
 )
 _MODEL = section(
     "model",
-    group=Setting("O(3)", 'symmetry group, e.g. "O(3)", "SO(3)"'),
-    backend=Setting("escnn", 'backend: "escnn" or "e3nn"; "auto" for the registry\'s choice'),
-    hidden_scalars=Setting(64, "trivial fields per hidden layer", check=non_negative),
-    hidden_vectors=Setting(16, "standard (vector) fields per hidden layer", check=non_negative),
+    **equivariant_model_settings(
+        group="O(3)",
+        group_help='symmetry group, e.g. "O(3)", "SO(3)"',
+        hidden_scalars=64,
+        hidden_vectors=16,
+        kernel_hidden=32,
+        kernel_layers=1,
+        radial_features=8,
+    ),
     layers=Setting(7, "point convolutions (at least 2)", check=positive),
-    kernel_hidden=Setting(32, "hidden channels of each kernel MLP", check=positive),
-    kernel_layers=Setting(1, "hidden layers of each kernel MLP", check=non_negative),
-    radial_features=Setting(8, "radial basis size of the kernel MLPs", check=positive),
     cutoff=Setting(5.0, "radius-graph cutoff in Angstrom, also the kernels' radial range", check=positive),
     graph=Setting("radius", "edges: all pairs within the cutoff, or the molecule's bonds", choices=("radius", "bond")),
     pool=Setting("sum", "pooling of the atoms' scalars", choices=("sum", "mean")),
-    envelope_width=Setting(None, "initial width of a learnable Gaussian envelope of the kernels; none: no envelope",
-                           float, check=positive),
+    envelope_width=ENVELOPE_WIDTH,
 )
 _TRAINING = section(
     "training",
