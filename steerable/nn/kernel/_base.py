@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import torch
 
@@ -189,6 +189,37 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         pos, attr = self.probe_inputs(n_points, torch.Generator().manual_seed(0))
         rms = float(self.mlp(pos * (self.spec.max_radius / 2), attr).pow(2).mean().sqrt())
         return self.INIT_RMS / rms if rms > 0 and math.isfinite(rms) else 1.0
+
+    def _mlp_output(self, pos: torch.Tensor, attr: torch.Tensor | None) -> torch.Tensor:
+        """The MLP's output ``(E, spec.out_size)``; for ``E = 0`` zeros of ``pos``'s dtype and device.
+
+        Backends' MLPs reshape with ``-1`` and fail on zero rows (an empty graph, a graph without
+        edges); the MLP is skipped then.  The zeros stay connected to the MLP's parameters (with a
+        zero gradient), so an empty batch leaves no parameter without a gradient (as DDP expects).
+        """
+        if pos.shape[0] == 0:
+            return self._empty_rows(pos, attr, self.spec.out_size)
+        return self.mlp(pos, attr)
+
+    def _mlp_pieces(self, pos: torch.Tensor, attr: torch.Tensor | None, sizes: list[int]) -> Iterable[torch.Tensor]:
+        """The MLP's output as consecutive column pieces of widths ``sizes`` (``sum(sizes) = out_size``).
+
+        An MLP that hands out its output in pieces lined up with ``sizes`` (``core.mlp``) yields
+        them one at a time (no concatenated output); otherwise the output is split.
+        """
+        if pos.shape[0] and getattr(self.mlp, "piece_sizes", None) == sizes:
+            return self.mlp.pieces(pos, attr)
+        return self._mlp_output(pos, attr).split(sizes, dim=1)
+
+    def _empty_rows(self, pos: torch.Tensor, attr: torch.Tensor | None, width: int) -> torch.Tensor:
+        """``(0, width)`` zeros of ``pos``'s dtype and device, depending on the (empty) inputs and on
+        every MLP parameter, so that gradients with respect to them all are defined (and zero)."""
+        out = pos.new_zeros(0, width) + pos.sum() * 0
+        if attr is not None:
+            out = out + attr.sum().to(out) * 0
+        for p in self.mlp.parameters():
+            out = out + p.reshape(-1)[:1].sum().to(out) * 0
+        return out
 
     def _factor(self) -> float:
         """The constant factor of the whole kernel: ``gain / sqrt(in)`` (1 without ``normalize``)."""
