@@ -11,6 +11,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..core.representation import FieldType, as_field_type
 from .bias import InvariantBias
+from .checks import check_count
 from .gate import Gate
 from .kernel import ImplicitKernel
 from .linear import FieldLinear
@@ -96,8 +97,7 @@ class MessageBlock(torch.nn.Module):
             **opt["mlp"],
         )
         self.bias = InvariantBias(pre_message) if opt["bias"] else None
-        if opt["chunk_size"] is not None and opt["chunk_size"] < 1:
-            raise ValueError(f"MessageBlock: chunk_size must be positive, got {opt['chunk_size']}")
+        check_count(opt["chunk_size"], "MessageBlock", "chunk_size", allow_none=True)
         self.chunk_size = opt["chunk_size"] or auto_chunk_size(self.kernel, fused=False)
         self.gate = Gate(out_type) if gate else None
         pre_activation = self.gate.in_type if gate else out_type

@@ -9,15 +9,22 @@ import torch.nn.functional as F
 
 from ..core.representation import FieldType, as_field_type
 from .bias import InvariantBias
+from .checks import check_finite
 from .kernel import ImplicitKernel
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _tuple(value: int | tuple[int, ...], dim: int, what: str) -> tuple[int, ...]:
-    values = (value,) * dim if isinstance(value, int) else tuple(value)
-    if len(values) != dim or not all(isinstance(v, int) and v >= 0 for v in values):
-        raise ValueError(f"GridConv: {what} must be a non-negative int or {dim} of them, got {value!r}")
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _tuple(value: int | tuple[int, ...], dim: int, what: str, minimum: int) -> tuple[int, ...]:
+    """``value`` as ``dim`` ints ``>= minimum`` (one int is repeated); bools are refused."""
+    values = (value,) * dim if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if values is None or len(values) != dim or not all(_is_int(v) and v >= minimum for v in values):
+        bound = "non-negative" if minimum == 0 else "positive"
+        raise ValueError(f"GridConv: {what} must be a {bound} int or {dim} of them, got {value!r}")
     return values
 
 
@@ -88,15 +95,15 @@ class GridConv(torch.nn.Module):
         dim = in_type.group.dim
         if dim not in (2, 3):
             raise ValueError(f"GridConv supports groups on R^2 or R^3, got {in_type.group!r}")
-        if not isinstance(kernel_size, int) or kernel_size < 1:
+        if not _is_int(kernel_size) or kernel_size < 1:
             raise ValueError(f"GridConv: kernel_size must be a positive int, got {kernel_size!r}")
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"GridConv: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_type, self.out_type, self.dim = in_type, out_type, dim
         self.kernel_size = kernel_size
-        self.stride = _tuple(stride, dim, "stride")
-        self.padding = _tuple(padding, dim, "padding")
-        self.dilation = _tuple(dilation, dim, "dilation")
+        self.stride = _tuple(stride, dim, "stride", 1)
+        self.padding = _tuple(padding, dim, "padding", 0)
+        self.dilation = _tuple(dilation, dim, "dilation", 1)
         self.padding_mode = padding_mode
         self.attr_type = as_field_type(in_type.group, kernel_attr, "GridConv kernel_attr")
         mlp.setdefault("max_radius", math.sqrt(dim))
@@ -199,6 +206,9 @@ class GridConv(torch.nn.Module):
                     f"GridConv: kernel attributes must have shape ({x.shape[0]}, {self.attr_type.size}), "
                     f"got {tuple(attr.shape)}"
                 )
+            if attr.dtype != x.dtype:
+                raise TypeError(f"GridConv: kernel attributes are {attr.dtype} but x is {x.dtype}")
+            check_finite(attr, "GridConv", "kernel attributes")
 
     def extra_repr(self) -> str:
         return (

@@ -242,8 +242,13 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
             if attr is None:
                 raise ValueError(f"ImplicitKernel: attributes of type {self.attr_type!r} are required")
             self.attr_type.check(attr, dim=-1, what="ImplicitKernel attributes")
-            if attr.shape[0] != pos.shape[0]:
-                raise ValueError(f"ImplicitKernel: {pos.shape[0]} positions but {attr.shape[0]} attribute rows")
+            if attr.ndim != 2 or attr.shape[0] != pos.shape[0]:
+                raise ValueError(
+                    f"ImplicitKernel: attributes must have shape ({pos.shape[0]}, {self.attr_type.size}) "
+                    f"(one row per position), got {tuple(attr.shape)}"
+                )
+            if attr.dtype != pos.dtype:
+                raise TypeError(f"ImplicitKernel: attributes are {attr.dtype} but positions are {pos.dtype}")
 
     def _check_features(self, x: torch.Tensor, rows: int | None, what: str) -> None:
         """``x`` ``(rows, in)`` (any number of rows when ``rows`` is ``None``) of the kernel's dtype."""
@@ -257,7 +262,7 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
             if not isinstance(index, torch.Tensor) or index.dtype != torch.long or index.shape != (pos.shape[0],):
                 got = (index.dtype, tuple(index.shape)) if isinstance(index, torch.Tensor) else type(index).__name__
                 raise ValueError(f"ImplicitKernel: {name} must be a long tensor of shape ({pos.shape[0]},), got {got}")
-        if not isinstance(n_dst, int) or n_dst < 0:
+        if not isinstance(n_dst, int) or isinstance(n_dst, bool) or n_dst < 0:
             raise ValueError(f"ImplicitKernel: n_dst must be a non-negative int, got {n_dst!r}")
 
     # -- operations -----------------------------------------------------------------------------
