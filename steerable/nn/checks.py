@@ -65,4 +65,7 @@ def check_index(edge_index: torch.Tensor, n_src: int, n_dst: int, who: str, forc
     for row, name, n in ((0, "sources", n_src), (1, "targets", n_dst)):
         low, high = int(edge_index[row].min()), int(edge_index[row].max())
         if low < 0 or high >= n:
-            raise ValueError(f"{who}: edge_index {name} must lie in [0, {n}), got values in [{low}, {high}]")
+            raise ValueError(
+                f"{who}: edge_index out of range for {n_src} sources / {n_dst} targets: "
+                f"{name} must lie in [0, {n}), got values in [{low}, {high}]"
+            )
