@@ -29,11 +29,11 @@ def _graph(G, n=5, dtype=torch.float32):
 @pytest.mark.parametrize("value", [2.5, True, 0, -3, "8"])
 def test_chunk_size_must_be_a_positive_int(layer_fields, value):
     _, f_in, f_out = layer_fields
-    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+    with pytest.raises(ValueError, match=r"chunk_size must be positive \(an int or None\)"):
         st.PointConv(f_in, f_out, chunk_size=value)
-    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+    with pytest.raises(ValueError, match=r"chunk_size must be positive \(an int or None\)"):
         st.MessageBlock(f_in, f_out, f_in, True, dict(chunk_size=value))
-    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+    with pytest.raises(ValueError, match=r"chunk_size must be positive \(an int or None\)"):
         st.PointConvBlock(f_in, f_out, True, dict(chunk_size=value))
 
 

@@ -47,8 +47,9 @@ def check_count(value: Any, who: str, what: str, minimum: int = 1, allow_none: b
     if value is None and allow_none:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        bound = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{who}: {what} must be {bound}{' or None' if allow_none else ''}, got {value!r}")
+        kind = "an int" + (" or None" if allow_none else "")
+        bound = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{who}: {what} must be {bound} ({kind}), got {value!r}")
 
 
 def check_finite(t: torch.Tensor, who: str, what: str) -> None:
