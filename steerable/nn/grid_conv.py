@@ -39,8 +39,28 @@ def kernel_grid(kernel_size: int, dim: int) -> torch.Tensor:
 class _FilterCache(NamedTuple):
     """The eval-mode filter of a :class:`GridConv` and the values of the tensors it was made from."""
 
-    values: list[torch.Tensor]
+    values: torch.Tensor  # the watched tensors' values, flattened and concatenated
     weight: torch.Tensor
+
+
+class _Registrations:
+    """Counts parameters, buffers and submodules (re)assigned on any module since import.
+
+    Replacing a tensor (``module.weight = Parameter(...)``, ``register_buffer``,
+    ``load_state_dict(..., assign=True)``, a new submodule) goes through these registrations, so a
+    cache that holds tensors knows it must look them up again when the count moved.
+    """
+
+    count = 0
+
+    @classmethod
+    def bump(cls, *args: Any) -> None:
+        cls.count += 1
+
+
+torch.nn.modules.module.register_module_parameter_registration_hook(_Registrations.bump)
+torch.nn.modules.module.register_module_buffer_registration_hook(_Registrations.bump)
+torch.nn.modules.module.register_module_module_registration_hook(_Registrations.bump)
 
 
 class GridConv(torch.nn.Module):
@@ -114,6 +134,7 @@ class GridConv(torch.nn.Module):
         self.register_buffer("grid", kernel_grid(kernel_size, dim).float(), persistent=False)
         self._cache: _FilterCache | None = None
         self._watched: list[torch.Tensor] | None = None  # tensors the cached filter depends on
+        self._watched_at = -1  # _Registrations.count when _watched was looked up
 
     @property
     def group(self):
@@ -141,14 +162,21 @@ class GridConv(torch.nn.Module):
 
         Values are compared, not version counters: an in-place edit through ``.data`` (as some
         EMA and weight-surgery code does) leaves the version counter unchanged.  The watched
-        tensors (the kernel's parameters and gain) are small next to the filter they make.
+        tensors (the kernel's parameters and gain) are small next to the filter they make; they
+        are compared at once (one host synchronisation on an accelerator).  They are looked up
+        again (walking the MLP's module tree costs ~0.2 ms) only when some tensor or module was
+        (re)assigned anywhere (:class:`_Registrations`): a replaced parameter is watched, not the
+        old one.
         """
-        if self._watched is None:  # walking the MLP's module tree costs ~0.2 ms: do it once
+        if self._watched is None or self._watched_at != _Registrations.count:
             self._watched = list(self.kernel.parameters()) + [self.kernel.gain]
-        cache = self._cache
-        if cache is None or not all(torch.equal(t, seen) for t, seen in zip(self._watched, cache.values)):
-            with torch.no_grad():
-                cache = self._cache = _FilterCache([t.detach().clone() for t in self._watched], self.filter())
+            self._watched_at = _Registrations.count
+        with torch.no_grad():
+            dtype = self._param_dtype()  # the gain (float64) too: what the filter is computed in
+            values = torch.cat([t.detach().reshape(-1).to(dtype) for t in self._watched])
+            cache = self._cache
+            if cache is None or cache.values.shape != values.shape or not torch.equal(cache.values, values):
+                cache = self._cache = _FilterCache(values, self.filter())
         return cache.weight
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: may replace tensors
@@ -163,7 +191,7 @@ class GridConv(torch.nn.Module):
     def forward(self, x: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check_inputs(x, attr)
         if attr is None:
-            use_cache = not self.training and not torch.is_grad_enabled()
+            use_cache = not self.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
             weight = self._cached_filter() if use_cache else self.filter()
             return self._conv(x, weight, groups=1)
         batch = x.shape[0]
