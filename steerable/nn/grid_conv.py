@@ -71,6 +71,10 @@ class GridConv(torch.nn.Module):
     The layer is a cross-correlation: ``y(p) = sum_a K(a) x(p + a)``, so ``K`` is evaluated at
     source minus target, as in :class:`~steerable.nn.point_conv.PointConv`.  Rotating the image by
     a lattice symmetry of the group (90° turns, axis flips) commutes with the layer exactly.
+    With a stride, that needs output samples placed symmetrically about the input's centre: the
+    layer refuses inputs whose size breaks it (:meth:`centring_excess`); for an odd
+    ``kernel_size`` and stride 2 the input size must be odd, for an even ``kernel_size`` even
+    (with odd dilation).
 
     Shapes: ``x`` ``(B, in_type.size, X, Y[, Z])`` -> ``(B, out_type.size, X', Y'[, Z'])``;
     ``attr`` (only with ``kernel_attr``) ``(B, kernel_attr.size)``: per-sample conditioning (e.g. a
@@ -211,12 +215,37 @@ class GridConv(torch.nn.Module):
         conv = F.conv2d if self.dim == 2 else F.conv3d
         return conv(x, weight, bias, self.stride, padding, self.dilation, groups)
 
+    def centring_excess(self, spatial: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
+        """Per spatial axis ``(size + 2 padding - dilation (kernel_size - 1) - 1) % stride``.
+
+        Output sample ``o`` sits at input coordinate ``o stride - padding + dilation (k - 1) / 2``
+        (pixel units); the ``O = floor(L / stride) + 1`` samples, ``L = size + 2 padding -
+        dilation (k - 1) - 1``, are symmetric about the input's centre ``(size - 1) / 2`` exactly
+        when ``(O - 1) stride = L``, i.e. when this excess is 0.  Only then do the lattice
+        symmetries (turns and flips about the grid centre) commute with the layer.
+        """
+        return tuple(
+            (n + 2 * p - d * (self.kernel_size - 1) - 1) % s
+            for n, p, d, s in zip(spatial, self.padding, self.dilation, self.stride)
+        )
+
     def _check_inputs(self, x: torch.Tensor, attr: torch.Tensor | None) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != self.dim + 2:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(
                 f"GridConv on {self.group!r} expects (B, {self.in_type.size}, "
                 f"{', '.join('XYZ'[: self.dim])}), got {shape}"
+            )
+        excess = self.centring_excess(x.shape[2:])
+        if any(excess):
+            axis = next(a for a, e in enumerate(excess) if e)
+            n, s = x.shape[2 + axis], self.stride[axis]
+            raise ValueError(
+                f"GridConv: stride {s} on spatial size {n} (axis {axis}) samples an output grid off the "
+                f"input's centre, which breaks equivariance: (size + 2*padding - dilation*(kernel_size-1) - 1) "
+                f"= {n + 2 * self.padding[axis] - self.dilation[axis] * (self.kernel_size - 1) - 1} must be a "
+                f"multiple of the stride; crop or pad the input to size {n - excess[axis]} or "
+                f"{n + s - excess[axis]} (or change padding / kernel_size)"
             )
         self.in_type.check(x, dim=1, what="GridConv input")
         dtype = self._param_dtype()
