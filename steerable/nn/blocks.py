@@ -10,6 +10,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..core.representation import FieldType, as_field_type
+from ._repr import block_repr
 from .bias import InvariantBias
 from .checks import check_count
 from .gate import Gate
@@ -35,6 +36,13 @@ class PointConvBlock(torch.nn.Module):
     @property
     def group(self):
         return self.in_type.group
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every child as at construction."""
+        reset_children(self)
+
+    def __repr__(self) -> str:
+        return block_repr(self, self.in_type, self.out_type, [f"gate={self.gate is not None}"])
 
     def forward(self, x, pos, edge_index, edge_attr):
         y = self.conv(x, pos, edge_index, edge_attr) + self.lin(x)
@@ -109,6 +117,14 @@ class MessageBlock(torch.nn.Module):
     def group(self):
         return self.in_type.group
 
+    def reset_parameters(self) -> None:
+        """Re-initialise every child as at construction."""
+        reset_children(self)
+
+    def __repr__(self) -> str:
+        details = [f"gate={self.gate is not None}", f"aggregation={self.aggregation!r}", f"chunk_size={self.chunk_size}"]
+        return block_repr(self, self.in_type, self.out_type, details)
+
     def forward(self, x, pos, edge_index, edge_attr):
         check_point_inputs("MessageBlock", self.in_type, self.kernel, x, pos, pos, edge_index, edge_attr)
         src, dst = edge_index
@@ -140,6 +156,14 @@ class MessageBlock(torch.nn.Module):
                 else self.kernel.message(*args)
             )
         return torch.cat(parts)
+
+
+def reset_children(module: torch.nn.Module) -> None:
+    """``reset_parameters()`` of every direct child of ``module`` that offers it."""
+    for child in module.children():
+        reset = getattr(child, "reset_parameters", None)
+        if callable(reset):
+            reset()
 
 
 def _rename_pre_kernel_keys(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:

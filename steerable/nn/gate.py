@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..core.representation import FieldType
+from ._repr import layer_repr
 
 __all__ = ["Gate"]
 
@@ -42,6 +43,12 @@ class Gate(torch.nn.Module):
         G = out_type.group
         #: The field type this gate expects: ``out_type`` followed by one scalar per gated field.
         self.in_type = out_type + FieldType(G, [G.trivial_rep()] * k) if k else out_type
+
+    def reset_parameters(self) -> None:
+        """Nothing to re-initialise (the gate has no parameters); here for uniformity."""
+
+    def __repr__(self) -> str:
+        return layer_repr(self, self.in_type, self.out_type, [f"gates={self.n_gates}"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim < 2:

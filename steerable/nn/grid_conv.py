@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..core.representation import FieldType, as_field_type
 from .bias import InvariantBias
+from ._repr import layer_repr
 from .checks import check_finite
 from .kernel import ImplicitKernel
 
@@ -267,8 +268,22 @@ class GridConv(torch.nn.Module):
                 raise TypeError(f"GridConv: kernel attributes are {attr.dtype} but x is {x.dtype}")
             check_finite(attr, "GridConv", "kernel attributes")
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_type!r} -> {self.out_type!r}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, dilation={self.dilation}, padding_mode={self.padding_mode!r}"
-        )
+    def reset_parameters(self) -> None:
+        """Re-initialise the kernel and the bias as at construction (the filter cache follows)."""
+        self.kernel.reset_parameters()
+        if self.bias is not None:
+            self.bias.reset_parameters()
+        self._cache = None
+
+    def __repr__(self) -> str:
+        details = [f"kernel_size={self.kernel_size}"]
+        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1)):
+            value = getattr(self, name)
+            if any(v != default for v in value):
+                details.append(f"{name}={value[0] if len(set(value)) == 1 else value}")
+        if self.padding_mode != "zeros":
+            details.append(f"padding_mode={self.padding_mode!r}")
+        details.append(self.kernel._details())
+        if self.bias is None:
+            details.append("bias=False")
+        return layer_repr(self, self.in_type, self.out_type, details)

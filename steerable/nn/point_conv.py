@@ -8,6 +8,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..core.representation import FieldType, as_field_type
 from .bias import InvariantBias
+from ._repr import layer_repr
 from .checks import check_count, check_finite, check_index
 from .kernel import ImplicitKernel
 
@@ -202,8 +203,17 @@ class PointConv(torch.nn.Module):
     def _check_inputs(self, x, pos_src, pos_dst, edge_index, edge_attr) -> None:
         check_point_inputs("PointConv", self.in_type, self.kernel, x, pos_src, pos_dst, edge_index, edge_attr)
 
-    def extra_repr(self) -> str:
-        return f"{self.in_type!r} -> {self.out_type!r}, edge_attr={self.attr_type!r}, chunk_size={self.chunk_size}"
+    def reset_parameters(self) -> None:
+        """Re-initialise the kernel and the bias as at construction."""
+        self.kernel.reset_parameters()
+        if self.bias is not None:
+            self.bias.reset_parameters()
+
+    def __repr__(self) -> str:
+        details = [self.kernel._details(), f"chunk_size={self.chunk_size}"]
+        if self.bias is None:
+            details.append("bias=False")
+        return layer_repr(self, self.in_type, self.out_type, details)
 
 
 def check_point_inputs(

@@ -11,6 +11,7 @@ import torch
 from ...core.group import Group, check_same_group
 from ...core.mlp import KernelMLPSpec
 from ...core.representation import FieldType, Rep, as_field_type
+from .._repr import layer_repr, type_str
 
 #: Default number of basis kernels per representation pair (shared-basis layout).
 BASIS_SIZE = 8
@@ -159,6 +160,7 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         perm = matrix_permutation(self.out_type, self.in_type, segments)
         self.register_buffer("perm", perm, persistent=False)
         self.register_buffer("inv_perm", torch.argsort(perm), persistent=False)
+        self.envelope_width, self.normalize = envelope_width, normalize
         if envelope_width is not None:
             if not envelope_width > 0:
                 raise ValueError(f"envelope_width must be positive, got {envelope_width}")
@@ -286,6 +288,40 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
     ) -> torch.Tensor:
         """``sum_{e: dst_e = t} K(pos_e, attr_e) @ x[src_e]``: ``(n_dst, out)``, ``x`` ``(N, in)``."""
 
+    # -- re-initialisation and printing ------------------------------------------------------
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Re-initialise every parameter as at construction, in place (dtype, device kept).
+
+        The MLP's parameters are copied from a freshly built MLP of the same spec, the envelope
+        widths set to their initial value, the layout's own weights redrawn
+        (:meth:`_reset_layout`) and the gain recalibrated for the new MLP.  Random draws come in the
+        order of construction, so under the same seed the weights are those of a new layer.
+        """
+        self._reset_layout()  # first, as at construction: the same seed gives the same weights
+        fresh = self.group.build_kernel_mlp(self.spec).train(self.mlp.training)
+        mine, new = list(self.mlp.named_parameters()), list(fresh.named_parameters())
+        if [(n, p.shape) for n, p in mine] != [(n, p.shape) for n, p in new]:
+            raise RuntimeError(f"ImplicitKernel.reset_parameters: a fresh {type(self.mlp).__name__} has other parameters")
+        for (_, p), (_, q) in zip(mine, new):
+            p.copy_(q)
+        if self.log_width is not None:
+            self.log_width.fill_(math.log(self.envelope_width))
+        if self.normalize:
+            self.gain.fill_(self._calibrate())
+
+    def _reset_layout(self) -> None:
+        """Redraw the layout's own weights (none by default)."""
+
     def extra_repr(self) -> str:
+        return self._details()
+
+    def _details(self) -> str:
         layout = "dense" if self.basis_size is None else f"basis_size={self.basis_size}"
-        return f"{self.in_type!r} -> {self.out_type!r}, attr={self.attr_type!r}, {layout}"
+        attr = [f"attr={type_str(self.attr_type)}"] if self.attr_type is not None else []
+        spec = self.spec
+        mlp = f"mlp={type(self.mlp).__name__}({spec.hidden_channels}x{spec.hidden_layers})"
+        return ", ".join([*attr, layout, mlp])
+
+    def __repr__(self) -> str:
+        return layer_repr(self, self.in_type, self.out_type, [self._details()])

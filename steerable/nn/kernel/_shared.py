@@ -69,10 +69,10 @@ class SharedBasisKernel(ImplicitKernel):
             for ro, outs in out_groups
             for k, (ri, ins) in enumerate(in_groups)
         ]
-        # W[o, m, i] ~ N(0, 1/M): a block sums M basis kernels, so it starts at their scale
         self.mixing = torch.nn.ParameterList(
-            torch.nn.Parameter(torch.randn(len(p.out_fields), M, len(p.in_fields)) / math.sqrt(M)) for p in self.pairs
+            torch.nn.Parameter(torch.empty(len(p.out_fields), M, len(p.in_fields))) for p in self.pairs
         )
+        self._reset_layout()
         # input channels grouped by representation, and output channels back to field order
         input_order = in_type.channels([k for _, f in in_groups for k in f])
         self.register_buffer("input_order", input_order, persistent=False)
@@ -81,6 +81,12 @@ class SharedBasisKernel(ImplicitKernel):
         segments = [Segment(p.out_fields, p.in_fields) for p in self.pairs]
         blocks = tuple((p.out_rep, p.in_rep) for p in self.pairs for _ in range(M))
         self._build(blocks, segments, (len(self.pairs), M), envelope_width, normalize, mlp)
+
+    @torch.no_grad()
+    def _reset_layout(self) -> None:
+        # W[o, m, i] ~ N(0, 1/M): a block sums M basis kernels, so it starts at their scale
+        for w in self.mixing:
+            w.copy_(torch.randn(w.shape) / math.sqrt(self.basis_size))
 
     def _basis(self, pos: torch.Tensor, attr: torch.Tensor | None) -> Iterator[torch.Tensor]:
         """Basis kernels with their envelopes, one ``(E, M, out_rep, in_rep)`` tensor per pair.
