@@ -136,7 +136,8 @@ class MessageBlock(torch.nn.Module):
         messages = self.message_gate(pre)
         summed = messages.new_zeros(x.shape[0], messages.shape[1]).index_add_(0, dst, messages)
         if self.aggregation == "mean":
-            degree = torch.bincount(dst, minlength=x.shape[0]).clamp_min(1).to(summed)
+            # index_add, not bincount: bincount's length depends on the values (no static shape)
+            degree = summed.new_zeros(x.shape[0]).index_add_(0, dst, summed.new_ones(dst.shape[0])).clamp_min(1)
             summed = summed / degree[:, None]
         y = self.lin_self(x) + self.lin_msg(summed)
         return self.gate(y) if self.gate is not None else y

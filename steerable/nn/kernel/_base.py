@@ -223,9 +223,10 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
             out = out + p.reshape(-1)[:1].sum().to(out) * 0
         return out
 
-    def _factor(self) -> float:
-        """The constant factor of the whole kernel: ``gain / sqrt(in)`` (1 without ``normalize``)."""
-        return self.scale * float(self.gain)
+    def _factor(self, like: torch.Tensor) -> torch.Tensor:
+        """The constant factor of the whole kernel, ``gain / sqrt(in)`` (1 without ``normalize``): a
+        0-d tensor of ``like``'s dtype (no ``float(gain)``: that would wait for the device)."""
+        return self.gain.to(like.dtype) * self.scale
 
     def _envelope(self, pos: torch.Tensor) -> torch.Tensor:
         """``exp(-|x|^2 / w^2)``: ``(E, *log_width.shape)``."""

@@ -43,7 +43,7 @@ class DenseKernel(ImplicitKernel):
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check(pos, attr)
-        n_edges, factor = pos.shape[0], self._factor()
+        n_edges, factor = pos.shape[0], self._factor(pos)
         flat = self._mlp_output(pos, attr)
         if self.log_width is None:
             kernel = permute_columns(flat, self.perm, self.inv_perm, factor)

@@ -110,7 +110,7 @@ class SharedBasisKernel(ImplicitKernel):
             torch.einsum("emab,omi->eoaib", b, w.to(b)).flatten(1)
             for b, w in zip(self._basis(pos, attr), self.mixing)
         ]
-        kernel = permute_columns(torch.cat(blocks, dim=1), self.perm, self.inv_perm, self._factor())
+        kernel = permute_columns(torch.cat(blocks, dim=1), self.perm, self.inv_perm, self._factor(pos))
         return kernel.view(n_edges, self.out_type.size, self.in_type.size)
 
     def message(self, pos: torch.Tensor, attr: torch.Tensor | None, x_edge: torch.Tensor) -> torch.Tensor:
@@ -161,4 +161,4 @@ class SharedBasisKernel(ImplicitKernel):
             key = p.out_fields[0]
             by_out[key] = by_out[key] + y if key in by_out else y
         grouped = torch.cat([y.flatten(1) for y in by_out.values()], dim=1)
-        return grouped.index_select(1, self.output_order) * self._factor()
+        return grouped.index_select(1, self.output_order) * self._factor(grouped)
