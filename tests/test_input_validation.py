@@ -139,3 +139,13 @@ def test_value_checks_follow_the_rule(monkeypatch):
     assert not checks.is_debug()
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     assert not checks.reads_values(cpu)
+
+
+def test_kernel_and_grid_name_size_and_dtype_problems(layer_fields):
+    G, f_in, f_out = layer_fields
+    kernel = ImplicitKernel(f_in, f_out)
+    with pytest.raises(TypeError, match="positions are torch.float64 but the kernel is torch.float32"):
+        kernel(torch.randn(4, G.dim, dtype=torch.float64))
+    conv = st.GridConv(f_in, f_out, 5, dilation=2)
+    with pytest.raises(ValueError, match=r"size 8 \(axis 0\) with padding 0 is smaller than the filter's extent 9"):
+        conv(torch.randn(1, f_in.size, 8, 9))

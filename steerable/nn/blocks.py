@@ -122,7 +122,9 @@ class MessageBlock(torch.nn.Module):
         reset_children(self)
 
     def __repr__(self) -> str:
-        details = [f"gate={self.gate is not None}", f"aggregation={self.aggregation!r}", f"chunk_size={self.chunk_size}"]
+        details = [
+            f"gate={self.gate is not None}", f"aggregation={self.aggregation!r}", f"chunk_size={self.chunk_size}"
+        ]
         return block_repr(self, self.in_type, self.out_type, details)
 
     def forward(self, x, pos, edge_index, edge_attr):

@@ -237,6 +237,12 @@ class GridConv(torch.nn.Module):
                 f"GridConv on {self.group!r} expects (B, {self.in_type.size}, "
                 f"{', '.join('XYZ'[: self.dim])}), got {shape}"
             )
+        for axis, (n, p, d) in enumerate(zip(x.shape[2:], self.padding, self.dilation)):
+            if n + 2 * p < d * (self.kernel_size - 1) + 1:
+                raise ValueError(
+                    f"GridConv: spatial size {n} (axis {axis}) with padding {p} is smaller than the "
+                    f"filter's extent {d * (self.kernel_size - 1) + 1} (kernel_size {self.kernel_size}, dilation {d})"
+                )
         excess = self.centring_excess(x.shape[2:])
         if any(excess):
             axis = next(a for a, e in enumerate(excess) if e)

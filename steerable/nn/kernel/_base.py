@@ -238,6 +238,11 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
     # -- input checks ---------------------------------------------------------------------------
     def _check(self, pos: torch.Tensor, attr: torch.Tensor | None) -> None:
         _check_points(pos, self.group.dim, "ImplicitKernel")
+        param = next(self.mlp.parameters(), None)
+        if param is not None and param.dtype != pos.dtype:
+            raise TypeError(
+                f"ImplicitKernel: positions are {pos.dtype} but the kernel is {param.dtype} (use .to(dtype))"
+            )
         if self.attr_type is None:
             if attr is not None:
                 raise ValueError("ImplicitKernel: got attributes but was built with attr_type=None")
@@ -303,7 +308,9 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         fresh = self.group.build_kernel_mlp(self.spec).train(self.mlp.training)
         mine, new = list(self.mlp.named_parameters()), list(fresh.named_parameters())
         if [(n, p.shape) for n, p in mine] != [(n, p.shape) for n, p in new]:
-            raise RuntimeError(f"ImplicitKernel.reset_parameters: a fresh {type(self.mlp).__name__} has other parameters")
+            raise RuntimeError(
+                f"ImplicitKernel.reset_parameters: a fresh {type(self.mlp).__name__} has other parameters"
+            )
         for (_, p), (_, q) in zip(mine, new):
             p.copy_(q)
         if self.log_width is not None:

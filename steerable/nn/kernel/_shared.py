@@ -148,7 +148,8 @@ class SharedBasisKernel(ImplicitKernel):
     def _pair_features(grouped: torch.Tensor, pair: RepPair) -> torch.Tensor:
         """The input fields of ``pair``: ``(rows, len(in_fields), in_rep.size)`` of the grouped input."""
         width = len(pair.in_fields) * pair.in_rep.size
-        return grouped[:, pair.in_offset : pair.in_offset + width].view(grouped.shape[0], len(pair.in_fields), pair.in_rep.size)
+        part = grouped[:, pair.in_offset : pair.in_offset + width]
+        return part.view(grouped.shape[0], len(pair.in_fields), pair.in_rep.size)
 
     def _mix(self, responses: list[torch.Tensor]) -> torch.Tensor:
         """Responses ``(rows, M out_rep, n_in)``, one per pair -> ``(rows, out)`` in field order, scaled."""
