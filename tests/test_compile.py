@@ -118,3 +118,22 @@ def test_point_conv_exports(request):
     x = torch.randn(pos.shape[0], f_in.size, dtype=torch.float64)
     program = torch.export.export(conv, (x, pos, edge_index))
     torch.testing.assert_close(program.module()(x, pos, edge_index), conv(x, pos, edge_index), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("case", ["point_conv_shared", "point_conv_dense", "grid_conv_train", "gate_grid"])
+def test_no_host_synchronisation_on_cuda(request, case):
+    """Forward and backward on a GPU never wait for the device (``set_sync_debug_mode("error")``
+    raises on any synchronising call); the value checks stay off outside debug mode."""
+    G = make_group("matrix-C4", request)
+    torch.manual_seed(0)
+    layer, args = _cases(G, *make_fields(G), torch.float32)[case]
+    layer = layer.cuda()
+    args = [a.cuda() if isinstance(a, torch.Tensor) else a for a in args]
+    layer(*args).sum().backward()  # warm-up (first calls may initialise on the host)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        layer(*args).sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

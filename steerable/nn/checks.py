@@ -58,10 +58,10 @@ def check_finite(t: torch.Tensor, who: str, what: str) -> None:
         raise ValueError(f"{who}: {what} contains NaN or infinite values")
 
 
-def check_index(edge_index: torch.Tensor, n_src: int, n_dst: int, who: str, force: bool = False) -> None:
+def check_index(edge_index: torch.Tensor, n_src: int, n_dst: int, who: str) -> None:
     """Sources ``edge_index[0]`` in ``[0, n_src)``, targets ``edge_index[1]`` in ``[0, n_dst)``
-    (where :func:`reads_values`, or always with ``force``: to diagnose a failed gather)."""
-    if not edge_index.numel() or not (force or reads_values(edge_index)):
+    (only where :func:`reads_values`)."""
+    if not edge_index.numel() or not reads_values(edge_index):
         return
     for row, name, n in ((0, "sources", n_src), (1, "targets", n_dst)):
         low, high = int(edge_index[row].min()), int(edge_index[row].max())
