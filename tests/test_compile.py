@@ -95,11 +95,24 @@ def test_layers_capture_one_graph(request, group_name, case):
     _compare(layer, args, "aot_eager", dict(rtol=1e-12, atol=1e-12))
 
 
+#: escnn's ``BlocksBasisExpansion.forward`` (used by the escnn backend's linear layers where the
+#: kernel MLP does not hand out pieces) slices with bounds held in tensors: Dynamo captures them
+#: as unbacked SymInts, which Inductor (torch 2.13) fails to lower.  A fix belongs in the escnn
+#: plugin (expand with Python-int bounds); strict, so that it shows when fixed.
+ESCNN_EXPANSION = pytest.mark.xfail(reason="escnn basis expansion slices with tensor-held bounds", strict=True)
+
+
+def _inductor_params():
+    for g in ["matrix-C4", "escnn-C4", "e3nn-O(3)"]:
+        for c in CASES:
+            if _grid_case(g, c):
+                continue
+            broken = g == "escnn-C4" and c in ("point_conv_dense", "message_block")
+            yield pytest.param(g, c, marks=ESCNN_EXPANSION if broken else ())
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "group_name, case",
-    [(g, c) for g in ["matrix-C4", "escnn-C4", "e3nn-O(3)"] for c in CASES if not _grid_case(g, c)],
-)
+@pytest.mark.parametrize("group_name, case", list(_inductor_params()))
 def test_layers_compile_with_inductor(request, group_name, case):
     G = make_group(group_name, request)
     torch.manual_seed(0)
