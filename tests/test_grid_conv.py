@@ -11,6 +11,9 @@ import torch
 import torch.nn.functional as F
 
 import steerable as st
+from steerable.testing import relative_error
+
+from _groups import make_fields, make_group
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 
@@ -93,3 +96,111 @@ def test_padding_modes_match_pad_then_conv(fields, mode, training):
         y = conv(img)
     assert y.shape == expected.shape == (2, f_out.size, 5, 6)
     torch.testing.assert_close(y, expected, **TOL)
+
+
+def _replace_mlp_weight(conv: st.GridConv) -> None:
+    """``module.weight = torch.nn.Parameter(...)`` on a matrix parameter of the kernel MLP."""
+    name = next(n for n, p in conv.kernel.mlp.named_parameters() if p.ndim == 2)
+    path, _, attr = name.rpartition(".")
+    module = conv.kernel.mlp.get_submodule(path) if path else conv.kernel.mlp
+    setattr(module, attr, torch.nn.Parameter(getattr(module, attr).detach() * -2.0))
+
+
+REPLACEMENTS = {
+    # each replaces tensors the filter depends on (a cache watching the old ones would go stale)
+    "load_state_dict assign": lambda conv: conv.load_state_dict(
+        {k: v * 1.5 if k.startswith("kernel.") else v for k, v in conv.state_dict().items()}, assign=True
+    ),
+    "parameter replaced": _replace_mlp_weight,
+    "p.data assigned": lambda conv: setattr(_mlp_weight(conv), "data", _mlp_weight(conv).data * 3.0),
+    "gain assigned": lambda conv: conv.kernel.register_buffer("gain", conv.kernel.gain * 2.0),
+}
+
+
+@pytest.mark.parametrize("edit", list(REPLACEMENTS))
+@pytest.mark.parametrize("group_name", ["toy", "matrix-C4", "escnn-C4"])
+def test_eval_cache_follows_replaced_tensors(request, group_name, edit):
+    G = make_group(group_name, request)
+    f_in, f_out = make_fields(G)
+    torch.manual_seed(0)
+    conv = st.GridConv(f_in, f_out, 3, padding=1).double().eval()
+    img = torch.randn(2, f_in.size, 7, 7, dtype=torch.float64)
+    with torch.no_grad():
+        first = conv(img)
+        assert conv(img).equal(first)  # cached
+        REPLACEMENTS[edit](conv)
+        after = conv(img)
+        assert (after - first).abs().max() > 1e-3
+        torch.testing.assert_close(after, _fresh(conv, img), **TOL)
+        # later in-place edits of the new tensors are followed too
+        _mlp_weight(conv).data.mul_(0.5)
+        torch.testing.assert_close(conv(img), _fresh(conv, img), **TOL)
+
+
+@pytest.mark.parametrize("group_name", ["matrix-C4", "escnn-C4"])
+def test_eval_cache_follows_dtype_moves(request, group_name):
+    G = make_group(group_name, request)
+    f_in, f_out = make_fields(G)
+    conv = st.GridConv(f_in, f_out, 3, padding=1).eval()
+    img = torch.randn(1, f_in.size, 6, 6)
+    with torch.no_grad():
+        assert conv(img).dtype == torch.float32
+        conv.to(torch.float64)
+        out = conv(img.double())
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out, _fresh(conv, img.double()), **TOL)
+        conv.float()
+        torch.testing.assert_close(conv(img), _fresh(conv, img), rtol=1e-5, atol=1e-6)
+
+
+def _quarter_turn(G, f: torch.Tensor, field_type: st.FieldType) -> torch.Tensor:
+    """``(g.f)[i, j] = rho(g) f[j, n-1-i]``: g = +90° about the grid centre, axis k = coordinate k
+    (``g^-1 (x, y) = (y, -x)``), built here from the convention, not from the library."""
+    rot = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64)
+    return field_type.transform(f.flip(-1).transpose(-2, -1), G.elements_from_matrices(rot[None]), dim=1)
+
+
+STRIDED = [  # (kernel_size, padding, dilation, stride): the accepted sizes differ in parity
+    (3, 1, 1, 2),
+    (3, 0, 1, 2),
+    (4, 1, 1, 2),
+    (3, 1, 2, 2),
+    (3, 1, 1, 3),
+]
+
+
+@pytest.mark.parametrize("kernel_size, padding, dilation, stride", STRIDED)
+@pytest.mark.parametrize("group_name", ["matrix-C4", "escnn-C4"])
+def test_stride_is_equivariant_where_accepted_and_refused_elsewhere(
+    request, group_name, kernel_size, padding, dilation, stride
+):
+    """Sizes with ``(n + 2p - d(k-1) - 1) % s == 0`` commute with a quarter turn (float64,
+    measured ~1e-16, bound 1e-12); the others are refused, and the strided output they would
+    give (the stride-1 output subsampled) is far from equivariant (measured 1.2 to 1.8, bound 0.5)."""
+    G = make_group(group_name, request)
+    f_in, f_out = make_fields(G)
+    torch.manual_seed(0)
+    kw = dict(padding=padding, dilation=dilation)
+    conv = st.GridConv(f_in, f_out, kernel_size, stride=stride, **kw).double()
+    dense = st.GridConv(f_in, f_out, kernel_size, **kw).double()
+    dense.load_state_dict(conv.state_dict())
+    seen = set()
+    for n in range(8, 8 + 2 * stride):
+        img = torch.randn(2, f_in.size, n, n, dtype=torch.float64)
+        accepted = (n + 2 * padding - dilation * (kernel_size - 1) - 1) % stride == 0
+        seen.add(accepted)
+        with torch.no_grad():
+            if accepted:
+                out, out_turned = conv(img), conv(_quarter_turn(G, img, f_in))
+                assert relative_error(out_turned, _quarter_turn(G, out, f_out)) < 1e-12
+                torch.testing.assert_close(out, dense(img)[:, :, ::stride, ::stride], **TOL)
+            else:
+                with pytest.raises(ValueError, match=f"stride {stride} on spatial size {n} .* breaks equivariance"):
+                    conv(img)
+
+                def would_be(x):
+                    return dense(x)[:, :, ::stride, ::stride]
+
+                err = relative_error(would_be(_quarter_turn(G, img, f_in)), _quarter_turn(G, would_be(img), f_out))
+                assert err > 0.5
+    assert seen == {True, False}

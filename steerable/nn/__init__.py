@@ -3,6 +3,7 @@ gate, per-node linear map and the point-convolution blocks.  Inputs and outputs 
 whose channel layout a :class:`~steerable.core.representation.FieldType` describes."""
 from .bias import InvariantBias
 from .blocks import MessageBlock, PointConvBlock
+from .checks import is_debug, set_debug
 from .dropout import FieldDropout
 from .gate import Gate
 from .grid_action import lattice_elements, transform_grid
@@ -33,6 +34,8 @@ __all__ = [
     "Sequential",
     "global_pool",
     "invariant_pool",
+    "is_debug",
     "lattice_elements",
+    "set_debug",
     "transform_grid",
 ]

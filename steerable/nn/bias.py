@@ -16,6 +16,16 @@ class InvariantBias(torch.nn.Module):
         self.size = out_type.size
         self.bias = torch.nn.Parameter(torch.zeros(len(channels))) if len(channels) else None
 
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Zero the bias, as at construction."""
+        if self.bias is not None:
+            self.bias.zero_()
+
+    def __repr__(self) -> str:
+        n = 0 if self.bias is None else self.bias.numel()
+        return f"InvariantBias({n} invariant of {self.size} channels | {n} weights)"
+
     def vector(self) -> torch.Tensor | None:
         """The bias as a full ``(out_type.size,)`` vector, zero on non-invariant channels."""
         if self.bias is None:

@@ -10,7 +10,9 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..core.representation import FieldType, as_field_type
+from ._repr import block_repr
 from .bias import InvariantBias
+from .checks import check_count
 from .gate import Gate
 from .kernel import ImplicitKernel
 from .linear import FieldLinear
@@ -34,6 +36,13 @@ class PointConvBlock(torch.nn.Module):
     @property
     def group(self):
         return self.in_type.group
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every child as at construction."""
+        reset_children(self)
+
+    def __repr__(self) -> str:
+        return block_repr(self, self.in_type, self.out_type, [f"gate={self.gate is not None}"])
 
     def forward(self, x, pos, edge_index, edge_attr):
         y = self.conv(x, pos, edge_index, edge_attr) + self.lin(x)
@@ -96,8 +105,7 @@ class MessageBlock(torch.nn.Module):
             **opt["mlp"],
         )
         self.bias = InvariantBias(pre_message) if opt["bias"] else None
-        if opt["chunk_size"] is not None and opt["chunk_size"] < 1:
-            raise ValueError(f"MessageBlock: chunk_size must be positive, got {opt['chunk_size']}")
+        check_count(opt["chunk_size"], "MessageBlock", "chunk_size", allow_none=True)
         self.chunk_size = opt["chunk_size"] or auto_chunk_size(self.kernel, fused=False)
         self.gate = Gate(out_type) if gate else None
         pre_activation = self.gate.in_type if gate else out_type
@@ -108,6 +116,16 @@ class MessageBlock(torch.nn.Module):
     @property
     def group(self):
         return self.in_type.group
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every child as at construction."""
+        reset_children(self)
+
+    def __repr__(self) -> str:
+        details = [
+            f"gate={self.gate is not None}", f"aggregation={self.aggregation!r}", f"chunk_size={self.chunk_size}"
+        ]
+        return block_repr(self, self.in_type, self.out_type, details)
 
     def forward(self, x, pos, edge_index, edge_attr):
         check_point_inputs("MessageBlock", self.in_type, self.kernel, x, pos, pos, edge_index, edge_attr)
@@ -120,7 +138,8 @@ class MessageBlock(torch.nn.Module):
         messages = self.message_gate(pre)
         summed = messages.new_zeros(x.shape[0], messages.shape[1]).index_add_(0, dst, messages)
         if self.aggregation == "mean":
-            degree = torch.bincount(dst, minlength=x.shape[0]).clamp_min(1).to(summed)
+            # index_add, not bincount: bincount's length depends on the values (no static shape)
+            degree = summed.new_zeros(x.shape[0]).index_add_(0, dst, summed.new_ones(dst.shape[0])).clamp_min(1)
             summed = summed / degree[:, None]
         y = self.lin_self(x) + self.lin_msg(summed)
         return self.gate(y) if self.gate is not None else y
@@ -140,6 +159,14 @@ class MessageBlock(torch.nn.Module):
                 else self.kernel.message(*args)
             )
         return torch.cat(parts)
+
+
+def reset_children(module: torch.nn.Module) -> None:
+    """``reset_parameters()`` of every direct child of ``module`` that offers it."""
+    for child in module.children():
+        reset = getattr(child, "reset_parameters", None)
+        if callable(reset):
+            reset()
 
 
 def _rename_pre_kernel_keys(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:

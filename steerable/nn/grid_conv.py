@@ -9,15 +9,23 @@ import torch.nn.functional as F
 
 from ..core.representation import FieldType, as_field_type
 from .bias import InvariantBias
+from ._repr import layer_repr
+from .checks import check_finite
 from .kernel import ImplicitKernel
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _tuple(value: int | tuple[int, ...], dim: int, what: str) -> tuple[int, ...]:
-    values = (value,) * dim if isinstance(value, int) else tuple(value)
-    if len(values) != dim or not all(isinstance(v, int) and v >= 0 for v in values):
-        raise ValueError(f"GridConv: {what} must be a non-negative int or {dim} of them, got {value!r}")
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _tuple(value: int | tuple[int, ...], dim: int, what: str, minimum: int) -> tuple[int, ...]:
+    """``value`` as ``dim`` ints ``>= minimum`` (one int is repeated); bools are refused."""
+    values = (value,) * dim if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if values is None or len(values) != dim or not all(_is_int(v) and v >= minimum for v in values):
+        bound = "non-negative" if minimum == 0 else "positive"
+        raise ValueError(f"GridConv: {what} must be a {bound} int or {dim} of them, got {value!r}")
     return values
 
 
@@ -32,8 +40,28 @@ def kernel_grid(kernel_size: int, dim: int) -> torch.Tensor:
 class _FilterCache(NamedTuple):
     """The eval-mode filter of a :class:`GridConv` and the values of the tensors it was made from."""
 
-    values: list[torch.Tensor]
+    values: torch.Tensor  # the watched tensors' values, flattened and concatenated
     weight: torch.Tensor
+
+
+class _Registrations:
+    """Counts parameters, buffers and submodules (re)assigned on any module since import.
+
+    Replacing a tensor (``module.weight = Parameter(...)``, ``register_buffer``,
+    ``load_state_dict(..., assign=True)``, a new submodule) goes through these registrations, so a
+    cache that holds tensors knows it must look them up again when the count moved.
+    """
+
+    count = 0
+
+    @classmethod
+    def bump(cls, *args: Any) -> None:
+        cls.count += 1
+
+
+torch.nn.modules.module.register_module_parameter_registration_hook(_Registrations.bump)
+torch.nn.modules.module.register_module_buffer_registration_hook(_Registrations.bump)
+torch.nn.modules.module.register_module_module_registration_hook(_Registrations.bump)
 
 
 class GridConv(torch.nn.Module):
@@ -44,6 +72,10 @@ class GridConv(torch.nn.Module):
     The layer is a cross-correlation: ``y(p) = sum_a K(a) x(p + a)``, so ``K`` is evaluated at
     source minus target, as in :class:`~steerable.nn.point_conv.PointConv`.  Rotating the image by
     a lattice symmetry of the group (90° turns, axis flips) commutes with the layer exactly.
+    With a stride, that needs output samples placed symmetrically about the input's centre: the
+    layer refuses inputs whose size breaks it (:meth:`centring_excess`); for an odd
+    ``kernel_size`` and stride 2 the input size must be odd, for an even ``kernel_size`` even
+    (with odd dilation).
 
     Shapes: ``x`` ``(B, in_type.size, X, Y[, Z])`` -> ``(B, out_type.size, X', Y'[, Z'])``;
     ``attr`` (only with ``kernel_attr``) ``(B, kernel_attr.size)``: per-sample conditioning (e.g. a
@@ -88,15 +120,15 @@ class GridConv(torch.nn.Module):
         dim = in_type.group.dim
         if dim not in (2, 3):
             raise ValueError(f"GridConv supports groups on R^2 or R^3, got {in_type.group!r}")
-        if not isinstance(kernel_size, int) or kernel_size < 1:
+        if not _is_int(kernel_size) or kernel_size < 1:
             raise ValueError(f"GridConv: kernel_size must be a positive int, got {kernel_size!r}")
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"GridConv: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_type, self.out_type, self.dim = in_type, out_type, dim
         self.kernel_size = kernel_size
-        self.stride = _tuple(stride, dim, "stride")
-        self.padding = _tuple(padding, dim, "padding")
-        self.dilation = _tuple(dilation, dim, "dilation")
+        self.stride = _tuple(stride, dim, "stride", 1)
+        self.padding = _tuple(padding, dim, "padding", 0)
+        self.dilation = _tuple(dilation, dim, "dilation", 1)
         self.padding_mode = padding_mode
         self.attr_type = as_field_type(in_type.group, kernel_attr, "GridConv kernel_attr")
         mlp.setdefault("max_radius", math.sqrt(dim))
@@ -107,6 +139,7 @@ class GridConv(torch.nn.Module):
         self.register_buffer("grid", kernel_grid(kernel_size, dim).float(), persistent=False)
         self._cache: _FilterCache | None = None
         self._watched: list[torch.Tensor] | None = None  # tensors the cached filter depends on
+        self._watched_at = -1  # _Registrations.count when _watched was looked up
 
     @property
     def group(self):
@@ -134,14 +167,21 @@ class GridConv(torch.nn.Module):
 
         Values are compared, not version counters: an in-place edit through ``.data`` (as some
         EMA and weight-surgery code does) leaves the version counter unchanged.  The watched
-        tensors (the kernel's parameters and gain) are small next to the filter they make.
+        tensors (the kernel's parameters and gain) are small next to the filter they make; they
+        are compared at once (one host synchronisation on an accelerator).  They are looked up
+        again (walking the MLP's module tree costs ~0.2 ms) only when some tensor or module was
+        (re)assigned anywhere (:class:`_Registrations`): a replaced parameter is watched, not the
+        old one.
         """
-        if self._watched is None:  # walking the MLP's module tree costs ~0.2 ms: do it once
+        if self._watched is None or self._watched_at != _Registrations.count:
             self._watched = list(self.kernel.parameters()) + [self.kernel.gain]
-        cache = self._cache
-        if cache is None or not all(torch.equal(t, seen) for t, seen in zip(self._watched, cache.values)):
-            with torch.no_grad():
-                cache = self._cache = _FilterCache([t.detach().clone() for t in self._watched], self.filter())
+            self._watched_at = _Registrations.count
+        with torch.no_grad():
+            dtype = self._param_dtype()  # the gain (float64) too: what the filter is computed in
+            values = torch.cat([t.detach().reshape(-1).to(dtype) for t in self._watched])
+            cache = self._cache
+            if cache is None or cache.values.shape != values.shape or not torch.equal(cache.values, values):
+                cache = self._cache = _FilterCache(values, self.filter())
         return cache.weight
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: may replace tensors
@@ -156,7 +196,7 @@ class GridConv(torch.nn.Module):
     def forward(self, x: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check_inputs(x, attr)
         if attr is None:
-            use_cache = not self.training and not torch.is_grad_enabled()
+            use_cache = not self.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
             weight = self._cached_filter() if use_cache else self.filter()
             return self._conv(x, weight, groups=1)
         batch = x.shape[0]
@@ -176,12 +216,43 @@ class GridConv(torch.nn.Module):
         conv = F.conv2d if self.dim == 2 else F.conv3d
         return conv(x, weight, bias, self.stride, padding, self.dilation, groups)
 
+    def centring_excess(self, spatial: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
+        """Per spatial axis ``(size + 2 padding - dilation (kernel_size - 1) - 1) % stride``.
+
+        Output sample ``o`` sits at input coordinate ``o stride - padding + dilation (k - 1) / 2``
+        (pixel units); the ``O = floor(L / stride) + 1`` samples, ``L = size + 2 padding -
+        dilation (k - 1) - 1``, are symmetric about the input's centre ``(size - 1) / 2`` exactly
+        when ``(O - 1) stride = L``, i.e. when this excess is 0.  Only then do the lattice
+        symmetries (turns and flips about the grid centre) commute with the layer.
+        """
+        return tuple(
+            (n + 2 * p - d * (self.kernel_size - 1) - 1) % s
+            for n, p, d, s in zip(spatial, self.padding, self.dilation, self.stride)
+        )
+
     def _check_inputs(self, x: torch.Tensor, attr: torch.Tensor | None) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != self.dim + 2:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(
                 f"GridConv on {self.group!r} expects (B, {self.in_type.size}, "
                 f"{', '.join('XYZ'[: self.dim])}), got {shape}"
+            )
+        for axis, (n, p, d) in enumerate(zip(x.shape[2:], self.padding, self.dilation)):
+            if n + 2 * p < d * (self.kernel_size - 1) + 1:
+                raise ValueError(
+                    f"GridConv: spatial size {n} (axis {axis}) with padding {p} is smaller than the "
+                    f"filter's extent {d * (self.kernel_size - 1) + 1} (kernel_size {self.kernel_size}, dilation {d})"
+                )
+        excess = self.centring_excess(x.shape[2:])
+        if any(excess):
+            axis = next(a for a, e in enumerate(excess) if e)
+            n, s = x.shape[2 + axis], self.stride[axis]
+            raise ValueError(
+                f"GridConv: stride {s} on spatial size {n} (axis {axis}) samples an output grid off the "
+                f"input's centre, which breaks equivariance: (size + 2*padding - dilation*(kernel_size-1) - 1) "
+                f"= {n + 2 * self.padding[axis] - self.dilation[axis] * (self.kernel_size - 1) - 1} must be a "
+                f"multiple of the stride; crop or pad the input to size {n - excess[axis]} or "
+                f"{n + s - excess[axis]} (or change padding / kernel_size)"
             )
         self.in_type.check(x, dim=1, what="GridConv input")
         dtype = self._param_dtype()
@@ -199,9 +270,26 @@ class GridConv(torch.nn.Module):
                     f"GridConv: kernel attributes must have shape ({x.shape[0]}, {self.attr_type.size}), "
                     f"got {tuple(attr.shape)}"
                 )
+            if attr.dtype != x.dtype:
+                raise TypeError(f"GridConv: kernel attributes are {attr.dtype} but x is {x.dtype}")
+            check_finite(attr, "GridConv", "kernel attributes")
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_type!r} -> {self.out_type!r}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, dilation={self.dilation}, padding_mode={self.padding_mode!r}"
-        )
+    def reset_parameters(self) -> None:
+        """Re-initialise the kernel and the bias as at construction (the filter cache follows)."""
+        self.kernel.reset_parameters()
+        if self.bias is not None:
+            self.bias.reset_parameters()
+        self._cache = None
+
+    def __repr__(self) -> str:
+        details = [f"kernel_size={self.kernel_size}"]
+        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1)):
+            value = getattr(self, name)
+            if any(v != default for v in value):
+                details.append(f"{name}={value[0] if len(set(value)) == 1 else value}")
+        if self.padding_mode != "zeros":
+            details.append(f"padding_mode={self.padding_mode!r}")
+        details.append(self.kernel._details())
+        if self.bias is None:
+            details.append("bias=False")
+        return layer_repr(self, self.in_type, self.out_type, details)

@@ -48,8 +48,8 @@ class FieldLinear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x.new_zeros(x.shape[0], self.out_size)
         for (k, size), w in zip(self.keys, self.weights):
-            xin = x[:, getattr(self, f"in_idx{k}")].view(x.shape[0], -1, size)
-            y = torch.einsum("oi,nic->noc", w.to(x), xin).reshape(x.shape[0], -1)
+            xin = x[:, getattr(self, f"in_idx{k}")].view(x.shape[0], w.shape[1], size)
+            y = torch.einsum("oi,nic->noc", w.to(x), xin).flatten(1)
             out = out.index_copy(1, getattr(self, f"out_idx{k}"), y)
         if self.bias is not None:
             out = out.index_add(1, self.bias_idx, self.bias.to(x).expand(x.shape[0], -1))

@@ -8,6 +8,8 @@ from torch.utils.checkpoint import checkpoint
 
 from ..core.representation import FieldType, as_field_type
 from .bias import InvariantBias
+from ._repr import layer_repr
+from .checks import check_count, check_finite, check_index
 from .kernel import ImplicitKernel
 
 PairTensor = tuple[torch.Tensor, torch.Tensor]
@@ -93,6 +95,13 @@ class PointConv(torch.nn.Module):
     is summed and mixed for the targets it touches only, and checkpointed in training, so peak
     memory is bounded by the chunk (plus the ``(N_dst, out)`` output), not by the edge count.
 
+    Input checks (:mod:`steerable.nn.checks`): types, shapes, dtypes and devices are checked on
+    every call; the checks that read values (``x``, positions and ``edge_attr`` finite,
+    ``edge_index`` within range) run on CPU tensors always, on accelerator tensors only in debug
+    mode (``steerable.nn.set_debug(True)`` or ``STEERABLE_DEBUG=1``), since each would make the host
+    wait for the device; they are skipped under ``torch.compile``.  A graph without edges (or
+    without nodes) is valid: the output is the bias alone.
+
     Args:
         in_type, out_type: input and output field types (same group).
         edge_attr: field type of edge attributes, or an int count of invariant scalars, or ``None``.
@@ -126,8 +135,7 @@ class PointConv(torch.nn.Module):
             in_type, out_type, self.attr_type, basis_size=basis_size, envelope_width=envelope_width, **mlp
         )
         self.bias = InvariantBias(out_type) if bias else None
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"PointConv: chunk_size must be positive, got {chunk_size}")
+        check_count(chunk_size, "PointConv", "chunk_size", allow_none=True)
         self.chunk_size = chunk_size or auto_chunk_size(self.kernel, fused=True)
 
     @property
@@ -195,8 +203,17 @@ class PointConv(torch.nn.Module):
     def _check_inputs(self, x, pos_src, pos_dst, edge_index, edge_attr) -> None:
         check_point_inputs("PointConv", self.in_type, self.kernel, x, pos_src, pos_dst, edge_index, edge_attr)
 
-    def extra_repr(self) -> str:
-        return f"{self.in_type!r} -> {self.out_type!r}, edge_attr={self.attr_type!r}, chunk_size={self.chunk_size}"
+    def reset_parameters(self) -> None:
+        """Re-initialise the kernel and the bias as at construction."""
+        self.kernel.reset_parameters()
+        if self.bias is not None:
+            self.bias.reset_parameters()
+
+    def __repr__(self) -> str:
+        details = [self.kernel._details(), f"chunk_size={self.chunk_size}"]
+        if self.bias is None:
+            details.append("bias=False")
+        return layer_repr(self, self.in_type, self.out_type, details)
 
 
 def check_point_inputs(
@@ -212,18 +229,23 @@ def check_point_inputs(
     """Check the inputs of a point layer named ``who`` with node features of ``in_type``, edges through ``kernel``.
 
     ``x`` ``(N, in_type.size)`` finite, of the kernel's dtype; positions and edges as in
-    :func:`check_graph`; ``edge_attr`` ``(E, kernel.attr_type.size)`` exactly when the kernel takes
-    attributes.  Raises a ``ValueError`` or ``TypeError`` that names the offending argument.
+    :func:`check_graph`; ``edge_attr`` ``(E, kernel.attr_type.size)``, finite, of ``x``'s dtype,
+    exactly when the kernel takes attributes.  Value checks (finiteness, index ranges) follow the
+    rule of :mod:`steerable.nn.checks`.  Raises a ``ValueError`` or ``TypeError`` that names the
+    offending argument.
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who}: x must be a torch.Tensor, got {type(x).__name__}")
     in_type.check(x, dim=-1, what=f"{who} input x")
     if x.ndim != 2:
         raise ValueError(f"{who}: x must have shape (N, {in_type.size}), got {tuple(x.shape)}")
-    check_graph(who, kernel.group, x, pos_src, pos_dst, edge_index)
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{who}: input x contains NaN or infinite values")
+    if not x.is_floating_point():
+        raise TypeError(f"{who}: x must be floating point, got {x.dtype}")
     param = next(kernel.parameters(), None)
     if param is not None and param.dtype != x.dtype:
         raise TypeError(f"{who}: input is {x.dtype} but the layer is {param.dtype} (use .to(dtype))")
+    check_graph(who, kernel.group, x, pos_src, pos_dst, edge_index)
+    check_finite(x, who, "input x")
     attr_type = kernel.attr_type
     if attr_type is None:
         if edge_attr is not None:
@@ -232,8 +254,14 @@ def check_point_inputs(
         if edge_attr is None:
             raise ValueError(f"{who}: edge_attr of type {attr_type!r} is required")
         attr_type.check(edge_attr, dim=-1, what=f"{who} edge_attr")
-        if edge_attr.shape[0] != edge_index.shape[1]:
-            raise ValueError(f"{who}: {edge_index.shape[1]} edges but {edge_attr.shape[0]} edge_attr rows")
+        if edge_attr.ndim != 2 or edge_attr.shape[0] != edge_index.shape[1]:
+            raise ValueError(
+                f"{who}: edge_attr must have shape ({edge_index.shape[1]}, {attr_type.size}) "
+                f"(one row per edge), got {tuple(edge_attr.shape)}"
+            )
+        if edge_attr.dtype != x.dtype:
+            raise TypeError(f"{who}: edge_attr is {edge_attr.dtype} but x is {x.dtype}")
+        check_finite(edge_attr, who, "edge_attr")
 
 
 def check_graph(who: str, group, x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tensor,
@@ -242,7 +270,8 @@ def check_graph(who: str, group, x: torch.Tensor, pos_src: torch.Tensor, pos_dst
 
     ``pos_src`` ``(N, n)`` with one row per row of ``x``, ``pos_dst`` ``(N_dst, n)``, both finite and
     of ``x``'s dtype (``n = group.dim``); ``edge_index`` ``(2, E)`` long, sources ``< N``, targets
-    ``< N_dst``.  Raises a ``ValueError`` or ``TypeError`` that names the offending argument.
+    ``< N_dst``.  Value checks follow the rule of :mod:`steerable.nn.checks`.  Raises a
+    ``ValueError`` or ``TypeError`` that names the offending argument.
     """
     n = group.dim
     for name, p in (("pos", pos_src), ("target pos", pos_dst)):
@@ -251,16 +280,17 @@ def check_graph(who: str, group, x: torch.Tensor, pos_src: torch.Tensor, pos_dst
             raise ValueError(f"{who}: {name} must have shape (N, {n}) for {group!r}, got {shape}")
         if p.dtype != x.dtype:
             raise TypeError(f"{who}: {name} is {p.dtype} but x is {x.dtype}")
-        if not torch.isfinite(p).all():
-            raise ValueError(f"{who}: {name} contains NaN or infinite coordinates")
+        if p.device != x.device:
+            raise ValueError(f"{who}: {name} is on {p.device} but x is on {x.device}")
     if pos_src.shape[0] != x.shape[0]:
         raise ValueError(f"{who}: {x.shape[0]} feature rows but {pos_src.shape[0]} source positions")
     if not isinstance(edge_index, torch.Tensor) or edge_index.ndim != 2 or edge_index.shape[0] != 2:
-        raise ValueError(f"{who}: edge_index must have shape (2, E), got {getattr(edge_index, 'shape', edge_index)}")
+        shape = tuple(edge_index.shape) if isinstance(edge_index, torch.Tensor) else type(edge_index).__name__
+        raise ValueError(f"{who}: edge_index must have shape (2, E), got {shape}")
     if edge_index.dtype != torch.long:
         raise TypeError(f"{who}: edge_index must be torch.long, got {edge_index.dtype}")
-    if edge_index.numel():
-        if edge_index.min() < 0 or edge_index[0].max() >= pos_src.shape[0] or edge_index[1].max() >= pos_dst.shape[0]:
-            raise ValueError(
-                f"{who}: edge_index out of range for {pos_src.shape[0]} sources / {pos_dst.shape[0]} targets"
-            )
+    if edge_index.device != x.device:
+        raise ValueError(f"{who}: edge_index is on {edge_index.device} but x is on {x.device}")
+    for name, p in (("pos", pos_src), ("target pos", pos_dst)):
+        check_finite(p, who, name)
+    check_index(edge_index, pos_src.shape[0], pos_dst.shape[0], who)

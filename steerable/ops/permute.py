@@ -17,22 +17,31 @@ class _PermuteColumns(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, flat: torch.Tensor, perm: torch.Tensor, inv_perm: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.save_for_backward(perm, inv_perm)
-        ctx.scale = scale
+    def forward(
+        ctx: Any, flat: torch.Tensor, perm: torch.Tensor, inv_perm: torch.Tensor, scale: float | torch.Tensor
+    ) -> torch.Tensor:
+        scale_is_tensor = isinstance(scale, torch.Tensor)
+        ctx.save_for_backward(perm, inv_perm, scale if scale_is_tensor else None)
+        ctx.scale = None if scale_is_tensor else scale
         out = flat.index_select(1, perm)
-        return out.mul_(scale) if scale != 1.0 else out
+        # a tensor scale is always applied: comparing it with 1 would read its value (a host sync)
+        return out.mul_(scale) if scale_is_tensor or scale != 1.0 else out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
-        perm, inv_perm = ctx.saved_tensors
+        perm, inv_perm, scale_tensor = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None
-        return _PermuteColumns.apply(grad.contiguous(), inv_perm, perm, ctx.scale), None, None, None
+        scale = scale_tensor if scale_tensor is not None else ctx.scale
+        return _PermuteColumns.apply(grad.contiguous(), inv_perm, perm, scale), None, None, None
 
 
-def permute_columns(x: torch.Tensor, perm: torch.Tensor, inv_perm: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+def permute_columns(
+    x: torch.Tensor, perm: torch.Tensor, inv_perm: torch.Tensor, scale: float | torch.Tensor = 1.0
+) -> torch.Tensor:
     """``x[:, perm] * scale`` for a permutation ``perm`` of the columns of ``x`` ``(E, D)``.
+
+    ``scale``: a float or a 0-d tensor (not differentiated: a constant such as a kernel's gain).
 
     ``inv_perm`` must be ``argsort(perm)``.  Backward is the gather ``grad[:, inv_perm] * scale``
     (generic indexing accumulates with a scatter, and ``index_select`` along columns zero-fills a

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import torch
 
 from ...core.group import Group, check_same_group
 from ...core.mlp import KernelMLPSpec
 from ...core.representation import FieldType, Rep, as_field_type
+from .._repr import layer_repr, type_str
 
 #: Default number of basis kernels per representation pair (shared-basis layout).
 BASIS_SIZE = 8
@@ -159,6 +160,7 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         perm = matrix_permutation(self.out_type, self.in_type, segments)
         self.register_buffer("perm", perm, persistent=False)
         self.register_buffer("inv_perm", torch.argsort(perm), persistent=False)
+        self.envelope_width, self.normalize = envelope_width, normalize
         if envelope_width is not None:
             if not envelope_width > 0:
                 raise ValueError(f"envelope_width must be positive, got {envelope_width}")
@@ -190,9 +192,41 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         rms = float(self.mlp(pos * (self.spec.max_radius / 2), attr).pow(2).mean().sqrt())
         return self.INIT_RMS / rms if rms > 0 and math.isfinite(rms) else 1.0
 
-    def _factor(self) -> float:
-        """The constant factor of the whole kernel: ``gain / sqrt(in)`` (1 without ``normalize``)."""
-        return self.scale * float(self.gain)
+    def _mlp_output(self, pos: torch.Tensor, attr: torch.Tensor | None) -> torch.Tensor:
+        """The MLP's output ``(E, spec.out_size)``; for ``E = 0`` zeros of ``pos``'s dtype and device.
+
+        Backends' MLPs reshape with ``-1`` and fail on zero rows (an empty graph, a graph without
+        edges); the MLP is skipped then.  The zeros stay connected to the MLP's parameters (with a
+        zero gradient), so an empty batch leaves no parameter without a gradient (as DDP expects).
+        """
+        if pos.shape[0] == 0:
+            return self._empty_rows(pos, attr, self.spec.out_size)
+        return self.mlp(pos, attr)
+
+    def _mlp_pieces(self, pos: torch.Tensor, attr: torch.Tensor | None, sizes: list[int]) -> Iterable[torch.Tensor]:
+        """The MLP's output as consecutive column pieces of widths ``sizes`` (``sum(sizes) = out_size``).
+
+        An MLP that hands out its output in pieces lined up with ``sizes`` (``core.mlp``) yields
+        them one at a time (no concatenated output); otherwise the output is split.
+        """
+        if pos.shape[0] and getattr(self.mlp, "piece_sizes", None) == sizes:
+            return self.mlp.pieces(pos, attr)
+        return self._mlp_output(pos, attr).split(sizes, dim=1)
+
+    def _empty_rows(self, pos: torch.Tensor, attr: torch.Tensor | None, width: int) -> torch.Tensor:
+        """``(0, width)`` zeros of ``pos``'s dtype and device, depending on the (empty) inputs and on
+        every MLP parameter, so that gradients with respect to them all are defined (and zero)."""
+        out = pos.new_zeros(0, width) + pos.sum() * 0
+        if attr is not None:
+            out = out + attr.sum().to(out) * 0
+        for p in self.mlp.parameters():
+            out = out + p.reshape(-1)[:1].sum().to(out) * 0
+        return out
+
+    def _factor(self, like: torch.Tensor) -> torch.Tensor:
+        """The constant factor of the whole kernel, ``gain / sqrt(in)`` (1 without ``normalize``): a
+        0-d tensor of ``like``'s dtype (no ``float(gain)``: that would wait for the device)."""
+        return self.gain.to(like.dtype) * self.scale
 
     def _envelope(self, pos: torch.Tensor) -> torch.Tensor:
         """``exp(-|x|^2 / w^2)``: ``(E, *log_width.shape)``."""
@@ -204,6 +238,11 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
     # -- input checks ---------------------------------------------------------------------------
     def _check(self, pos: torch.Tensor, attr: torch.Tensor | None) -> None:
         _check_points(pos, self.group.dim, "ImplicitKernel")
+        param = next(self.mlp.parameters(), None)
+        if param is not None and param.dtype != pos.dtype:
+            raise TypeError(
+                f"ImplicitKernel: positions are {pos.dtype} but the kernel is {param.dtype} (use .to(dtype))"
+            )
         if self.attr_type is None:
             if attr is not None:
                 raise ValueError("ImplicitKernel: got attributes but was built with attr_type=None")
@@ -211,8 +250,13 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
             if attr is None:
                 raise ValueError(f"ImplicitKernel: attributes of type {self.attr_type!r} are required")
             self.attr_type.check(attr, dim=-1, what="ImplicitKernel attributes")
-            if attr.shape[0] != pos.shape[0]:
-                raise ValueError(f"ImplicitKernel: {pos.shape[0]} positions but {attr.shape[0]} attribute rows")
+            if attr.ndim != 2 or attr.shape[0] != pos.shape[0]:
+                raise ValueError(
+                    f"ImplicitKernel: attributes must have shape ({pos.shape[0]}, {self.attr_type.size}) "
+                    f"(one row per position), got {tuple(attr.shape)}"
+                )
+            if attr.dtype != pos.dtype:
+                raise TypeError(f"ImplicitKernel: attributes are {attr.dtype} but positions are {pos.dtype}")
 
     def _check_features(self, x: torch.Tensor, rows: int | None, what: str) -> None:
         """``x`` ``(rows, in)`` (any number of rows when ``rows`` is ``None``) of the kernel's dtype."""
@@ -226,7 +270,7 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
             if not isinstance(index, torch.Tensor) or index.dtype != torch.long or index.shape != (pos.shape[0],):
                 got = (index.dtype, tuple(index.shape)) if isinstance(index, torch.Tensor) else type(index).__name__
                 raise ValueError(f"ImplicitKernel: {name} must be a long tensor of shape ({pos.shape[0]},), got {got}")
-        if not isinstance(n_dst, int) or n_dst < 0:
+        if not isinstance(n_dst, int) or isinstance(n_dst, bool) or n_dst < 0:
             raise ValueError(f"ImplicitKernel: n_dst must be a non-negative int, got {n_dst!r}")
 
     # -- operations -----------------------------------------------------------------------------
@@ -250,6 +294,42 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
     ) -> torch.Tensor:
         """``sum_{e: dst_e = t} K(pos_e, attr_e) @ x[src_e]``: ``(n_dst, out)``, ``x`` ``(N, in)``."""
 
+    # -- re-initialisation and printing ------------------------------------------------------
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Re-initialise every parameter as at construction, in place (dtype, device kept).
+
+        The MLP's parameters are copied from a freshly built MLP of the same spec, the envelope
+        widths set to their initial value, the layout's own weights redrawn
+        (:meth:`_reset_layout`) and the gain recalibrated for the new MLP.  Random draws come in the
+        order of construction, so under the same seed the weights are those of a new layer.
+        """
+        self._reset_layout()  # first, as at construction: the same seed gives the same weights
+        fresh = self.group.build_kernel_mlp(self.spec).train(self.mlp.training)
+        mine, new = list(self.mlp.named_parameters()), list(fresh.named_parameters())
+        if [(n, p.shape) for n, p in mine] != [(n, p.shape) for n, p in new]:
+            raise RuntimeError(
+                f"ImplicitKernel.reset_parameters: a fresh {type(self.mlp).__name__} has other parameters"
+            )
+        for (_, p), (_, q) in zip(mine, new):
+            p.copy_(q)
+        if self.log_width is not None:
+            self.log_width.fill_(math.log(self.envelope_width))
+        if self.normalize:
+            self.gain.fill_(self._calibrate())
+
+    def _reset_layout(self) -> None:
+        """Redraw the layout's own weights (none by default)."""
+
     def extra_repr(self) -> str:
+        return self._details()
+
+    def _details(self) -> str:
         layout = "dense" if self.basis_size is None else f"basis_size={self.basis_size}"
-        return f"{self.in_type!r} -> {self.out_type!r}, attr={self.attr_type!r}, {layout}"
+        attr = [f"attr={type_str(self.attr_type)}"] if self.attr_type is not None else []
+        spec = self.spec
+        mlp = f"mlp={type(self.mlp).__name__}({spec.hidden_channels}x{spec.hidden_layers})"
+        return ", ".join([*attr, layout, mlp])
+
+    def __repr__(self) -> str:
+        return layer_repr(self, self.in_type, self.out_type, [self._details()])

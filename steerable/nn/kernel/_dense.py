@@ -43,8 +43,8 @@ class DenseKernel(ImplicitKernel):
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check(pos, attr)
-        n_edges, factor = pos.shape[0], self._factor()
-        flat = self.mlp(pos, attr)
+        n_edges, factor = pos.shape[0], self._factor(pos)
+        flat = self._mlp_output(pos, attr)
         if self.log_width is None:
             kernel = permute_columns(flat, self.perm, self.inv_perm, factor)
             return kernel.view(n_edges, self.out_type.size, self.in_type.size)
@@ -67,4 +67,4 @@ class DenseKernel(ImplicitKernel):
     ) -> torch.Tensor:
         self._check_features(x, None, "x")
         self._check_edges(pos, src, dst, n_dst)
-        return message_sum(self(pos, attr), x[:, None, :], src, dst, n_dst).view(n_dst, -1)
+        return message_sum(self(pos, attr), x[:, None, :], src, dst, n_dst).view(n_dst, self.out_type.size)

@@ -69,10 +69,10 @@ class SharedBasisKernel(ImplicitKernel):
             for ro, outs in out_groups
             for k, (ri, ins) in enumerate(in_groups)
         ]
-        # W[o, m, i] ~ N(0, 1/M): a block sums M basis kernels, so it starts at their scale
         self.mixing = torch.nn.ParameterList(
-            torch.nn.Parameter(torch.randn(len(p.out_fields), M, len(p.in_fields)) / math.sqrt(M)) for p in self.pairs
+            torch.nn.Parameter(torch.empty(len(p.out_fields), M, len(p.in_fields))) for p in self.pairs
         )
+        self._reset_layout()
         # input channels grouped by representation, and output channels back to field order
         input_order = in_type.channels([k for _, f in in_groups for k in f])
         self.register_buffer("input_order", input_order, persistent=False)
@@ -82,18 +82,21 @@ class SharedBasisKernel(ImplicitKernel):
         blocks = tuple((p.out_rep, p.in_rep) for p in self.pairs for _ in range(M))
         self._build(blocks, segments, (len(self.pairs), M), envelope_width, normalize, mlp)
 
+    @torch.no_grad()
+    def _reset_layout(self) -> None:
+        # W[o, m, i] ~ N(0, 1/M): a block sums M basis kernels, so it starts at their scale
+        for w in self.mixing:
+            w.copy_(torch.randn(w.shape) / math.sqrt(self.basis_size))
+
     def _basis(self, pos: torch.Tensor, attr: torch.Tensor | None) -> Iterator[torch.Tensor]:
         """Basis kernels with their envelopes, one ``(E, M, out_rep, in_rep)`` tensor per pair.
 
-        An MLP that hands out its output in pieces lined up with the pairs (``core.mlp``) yields
-        them one at a time: no concatenated output, and each pair's basis can be freed once used.
+        Made one pair at a time where the MLP hands out its output in pieces (``_mlp_pieces``), so
+        each pair's basis can be freed once used.
         """
         n, M = pos.shape[0], self.basis_size
         sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
-        if getattr(self.mlp, "piece_sizes", None) == sizes:
-            parts: Iterable[torch.Tensor] = self.mlp.pieces(pos, attr)
-        else:
-            parts = self.mlp(pos, attr).split(sizes, dim=1)
+        parts = self._mlp_pieces(pos, attr, sizes)
         env = self._envelope(pos) if self.log_width is not None else None
         for t, (part, p) in enumerate(zip(parts, self.pairs)):
             b = part.view(n, M, p.out_rep.size, p.in_rep.size)
@@ -104,10 +107,10 @@ class SharedBasisKernel(ImplicitKernel):
         self._check(pos, attr)
         n_edges = pos.shape[0]
         blocks = [
-            torch.einsum("emab,omi->eoaib", b, w.to(b)).reshape(n_edges, -1)
+            torch.einsum("emab,omi->eoaib", b, w.to(b)).flatten(1)
             for b, w in zip(self._basis(pos, attr), self.mixing)
         ]
-        kernel = permute_columns(torch.cat(blocks, dim=1), self.perm, self.inv_perm, self._factor())
+        kernel = permute_columns(torch.cat(blocks, dim=1), self.perm, self.inv_perm, self._factor(pos))
         return kernel.view(n_edges, self.out_type.size, self.in_type.size)
 
     def message(self, pos: torch.Tensor, attr: torch.Tensor | None, x_edge: torch.Tensor) -> torch.Tensor:
@@ -116,7 +119,7 @@ class SharedBasisKernel(ImplicitKernel):
         grouped, responses = x_edge.index_select(1, self.input_order), []
         for b, p in zip(self._basis(pos, attr), self.pairs):
             f = self._pair_features(grouped, p)  # (E, n_in, in_rep)
-            phi = b.view(pos.shape[0], -1, p.in_rep.size)  # (E, M out_rep, in_rep)
+            phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)  # (E, M out_rep, in_rep)
             # scalar inputs: an outer product (a batched matmul of 1-wide matrices is much slower)
             responses.append(phi * f.transpose(1, 2) if p.in_rep.size == 1 else torch.bmm(phi, f.transpose(1, 2)))
             del b, phi  # before the next pair's basis is made (kept by autograd only if needed)
@@ -136,7 +139,7 @@ class SharedBasisKernel(ImplicitKernel):
         self._check_edges(pos, src, dst, n_dst)
         grouped, sums = x.index_select(1, self.input_order), []
         for b, p in zip(self._basis(pos, attr), self.pairs):
-            phi = b.view(pos.shape[0], -1, p.in_rep.size)
+            phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)
             sums.append(message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst))
             del b, phi
         return self._mix(sums)
@@ -145,7 +148,8 @@ class SharedBasisKernel(ImplicitKernel):
     def _pair_features(grouped: torch.Tensor, pair: RepPair) -> torch.Tensor:
         """The input fields of ``pair``: ``(rows, len(in_fields), in_rep.size)`` of the grouped input."""
         width = len(pair.in_fields) * pair.in_rep.size
-        return grouped[:, pair.in_offset : pair.in_offset + width].view(grouped.shape[0], -1, pair.in_rep.size)
+        part = grouped[:, pair.in_offset : pair.in_offset + width]
+        return part.view(grouped.shape[0], len(pair.in_fields), pair.in_rep.size)
 
     def _mix(self, responses: list[torch.Tensor]) -> torch.Tensor:
         """Responses ``(rows, M out_rep, n_in)``, one per pair -> ``(rows, out)`` in field order, scaled."""
@@ -157,5 +161,5 @@ class SharedBasisKernel(ImplicitKernel):
             y = (g @ w.to(g).view(n_out, -1).T).view(n, ro, n_out).transpose(1, 2)
             key = p.out_fields[0]
             by_out[key] = by_out[key] + y if key in by_out else y
-        grouped = torch.cat([y.reshape(n, -1) for y in by_out.values()], dim=1)
-        return grouped.index_select(1, self.output_order) * self._factor()
+        grouped = torch.cat([y.flatten(1) for y in by_out.values()], dim=1)
+        return grouped.index_select(1, self.output_order) * self._factor(grouped)
