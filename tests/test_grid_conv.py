@@ -204,3 +204,25 @@ def test_stride_is_equivariant_where_accepted_and_refused_elsewhere(
                 err = relative_error(would_be(_quarter_turn(G, img, f_in)), _quarter_turn(G, would_be(img), f_out))
                 assert err > 0.5
     assert seen == {True, False}
+
+
+class _OddGridsOnly(torch.nn.Module):
+    """Equivariant on odd grid sizes only: on even ones it shifts the signal by a pixel (as a layer
+    whose output samples are off-centre would)."""
+
+    def __init__(self, field: st.FieldType) -> None:
+        super().__init__()
+        self.in_type = self.out_type = field
+
+    def forward(self, x: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+        return x if x.shape[-1] % 2 else torch.roll(x, 1, dims=-1)
+
+
+def test_check_equivariance_tries_even_and_odd_grid_sizes():
+    """check_equivariance on a grid layer tries every size from grid_size to grid_size + stride: a layer
+    that breaks the symmetry on even grids only is caught from an odd default grid_size (9)."""
+    G = st.group("C4", backend="matrix")
+    field = st.FieldType(G, [G.trivial_rep()])
+    assert st.check_equivariance(_OddGridsOnly(field), kind="grid", grid_size=9) > 0.1
+    conv = st.GridConv(field, field, 3, stride=2, padding=1)  # accepts odd sizes only: 9 of [9, 11]
+    assert st.check_equivariance(conv, grid_size=9) < 1e-13

@@ -151,12 +151,31 @@ def layer_equivariance_errors(
         keep = src != dst
         edge_index = torch.stack([src[keep], dst[keep]])
         args = [x, pos, edge_index, _random(edge_index.shape[1], attr_type, dtype, generator)]
-    else:
-        x = torch.randn(batch, in_type.size, *(grid_size,) * n, dtype=dtype, generator=generator)
-        args = [x, _random(batch, attr_type, dtype, generator)]
     device = next(iter([*module.parameters(), *module.buffers()]), torch.empty(0)).device
-    args = [a.to(device) if isinstance(a, torch.Tensor) else a for a in args]  # drawn on the CPU, reproducibly
-    return errors_of(fn, args, actions_in, action_out, len(els), n, translate and kind == "point", generator)
+
+    def on_device(values: list[Any]) -> list[Any]:  # drawn on the CPU, reproducibly
+        return [a.to(device) if isinstance(a, torch.Tensor) else a for a in values]
+
+    if kind != "grid":
+        return errors_of(fn, on_device(args), actions_in, action_out, len(els), n, translate and kind == "point",
+                         generator)
+    # Grids: every size from grid_size to grid_size + stride, odd and even alike, that the layer accepts
+    # (a strided layer refuses sizes whose output samples are not centred on the input grid), so a
+    # size that breaks the symmetry cannot hide behind one that keeps it.
+    stride = max(getattr(module, "stride", (1,)))
+    accepts = getattr(module, "centring_excess", None)
+    sizes = [m for m in range(grid_size, grid_size + max(stride, 1) + 1)
+             if accepts is None or not any(accepts((m,) * n))]
+    if not sizes:
+        raise ValueError(f"check_equivariance: {type(module).__name__} accepts no grid size in "
+                         f"[{grid_size}, {grid_size + stride}]; pass another grid_size")
+    worst = [0.0] * len(els)
+    for m in sizes:
+        x = torch.randn(batch, in_type.size, *(m,) * n, dtype=dtype, generator=generator)
+        errors = errors_of(fn, on_device([x, _random(batch, attr_type, dtype, generator)]), actions_in, action_out,
+                           len(els), n, False, generator)
+        worst = [max(a, b) for a, b in zip(worst, errors)]
+    return worst
 
 
 def check_equivariance(
@@ -179,7 +198,8 @@ def check_equivariance(
     the grid to itself.  Point convolutions and blocks are also checked under a random translation
     of the positions when ``translate``.  A copy of the module, in eval mode and converted to
     ``dtype``, is checked on random inputs: ``n_points`` points (kernels; point layers on the
-    complete graph without self-loops), ``batch`` grids of ``grid_size`` pixels per side.
+    complete graph without self-loops), ``batch`` grids per size, of every size from ``grid_size``
+    to ``grid_size + stride`` pixels per side that the layer accepts (odd and even sizes both).
     ``kind`` overrides how the module is called (``"kernel"``, ``"point"``, ``"grid"``).
     """
     return max(
