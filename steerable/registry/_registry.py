@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import threading
 import traceback
 import warnings
@@ -60,7 +61,7 @@ import pluggy
 
 from ..core.group import Group
 from . import hookspec as _hookspec
-from .backend import Backend, GroupSpec, describe
+from .backend import Backend, GroupSpec, describe, spelling_error
 from .hookspec import HOOK_NAMES, PROJECT, hookimpl
 
 ENTRY_POINT_GROUP = "steerable"
@@ -377,6 +378,9 @@ class Registry:
             raise TypeError(f"group name must be a string, got {name!r}")
         with self._lock:
             self._manager()
+            problem = spelling_error(name)
+            if problem is not None:
+                raise ValueError(f"group name {name!r}: {problem}{self._did_you_mean(name)}")
             source = "backend="
             if backend is None and os.environ.get(BACKEND_ENV):
                 backend, source = os.environ[BACKEND_ENV], f"{BACKEND_ENV}="
@@ -396,7 +400,9 @@ class Registry:
             if not matches:
                 if failures:
                     raise ValueError(f"group {name!r}: " + "; ".join(failures))
-                raise ValueError(f"unknown group {name!r}; known groups: {self._catalogue()}{self._broken_note()}")
+                raise ValueError(f"unknown group {name!r}{self._did_you_mean(name)}; names ignore case, spaces, round "
+                                 f"brackets and underscores, nothing else; known groups: {self._catalogue()}"
+                                 f"{self._broken_note()}")
             if dim is not None:
                 in_dim = [(f, p) for f, p in matches if dim in f.spec.dims]
                 if not in_dim:
@@ -446,6 +452,28 @@ class Registry:
                              f"not on R^{dim}")
         return built
 
+    def _did_you_mean(self, name: str) -> str:
+        """``" (did you mean 'C4'?)"`` for a near miss (``"C-4"``, ``"SO(3"``, ``"C04"``, ``"S0(3)"``), else ``""``."""
+        loose = re.sub(r"(?<!\d)0+(?=\d)", "", re.sub(r"[^A-Za-z0-9/+-]", "", name))
+        tries = [loose, loose.replace("-", ""), loose.replace("-", "").replace("/", "")]
+        found: list[str] = []
+        for attempt in tries:
+            for family in self._families:
+                try:
+                    params = family.spec.match(attempt)
+                except Exception:
+                    continue
+                if params is not None:
+                    found.append(re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))),
+                                        family.spec.display))
+            if found:
+                break
+        if not found:
+            names = {n: n for f in self._families for n in f.spec.example_names()}
+            found = difflib.get_close_matches(name, list(names), n=3, cutoff=0.6)
+        found = [f for f in dict.fromkeys(found) if f != name]
+        return f" (did you mean {' or '.join(repr(f) for f in found[:3])}?)" if found else ""
+
     def _catalogue(self) -> str:
         by_backend: dict[str, list[str]] = {}
         for family in self._families:
@@ -479,7 +507,11 @@ def group(name: str, dim: int | None = None, backend: str | None = None, **param
     """The group called ``name`` (e.g. ``"SO(3)"``, ``"C8"``, ``"O(2)"``) acting on ``R^dim``.
 
     Args:
-        name: the group's name; matching ignores case, spaces, brackets and underscores.
+        name: the group's name.  Matching ignores case, whitespace, round brackets and underscores
+            (``"SO(3)"``, ``"so3"``, ``"SO_3"``, ``"so (3)"``) and nothing else: ``"C-4"``, ``"C04"``,
+            ``"SO(3"``, ``"(-3m)"`` or non-ASCII characters are refused with a suggestion of the
+            known name.  Hermann–Mauguin symbols of the matrix backend keep their ``-`` and ``/``
+            (``"m-3m"``, ``"-43m"``, ``"2/m"``; case and spaces ignored).
         dim: the dimension of the space acted on; checked against the group, and choosing between
             ``R^2`` and ``R^3`` for names that exist in both (``"C4"`` defaults to ``R^2``).
         backend: which backend builds it; default: ``$STEERABLE_BACKEND``, else the preferred
@@ -488,7 +520,8 @@ def group(name: str, dim: int | None = None, backend: str | None = None, **param
 
     Raises:
         ValueError: unknown group or backend (the message lists what exists, and the broken
-            plugins), or a wrong ``dim``; a plugin's ``build`` returning a group on another ``R^n``.
+            plugins, and a suggestion for a near miss), a name that is never valid (empty,
+            non-ASCII, unbalanced brackets), or a wrong ``dim``; a plugin's ``build`` returning a group on another ``R^n``.
         TypeError: a plugin's ``build`` returning something else than a ``Group`` (named in the message).
         RuntimeError: the chosen backend is installed but unusable (the message says why).
     """
