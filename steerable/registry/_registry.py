@@ -55,14 +55,16 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from ..core.group import Group
 from . import hookspec as _hookspec
 from .backend import Backend, GroupSpec, describe, spelling_error
 from .hookspec import HOOK_NAMES, PROJECT, hookimpl
+
+if TYPE_CHECKING:  # imported in _build: the core imports torch, and listing needs no torch
+    from ..core.group import Group
 
 ENTRY_POINT_GROUP = "steerable"
 BACKEND_ENV = "STEERABLE_BACKEND"
@@ -84,7 +86,12 @@ class _BrokenPlugin(Exception):
 
 @dataclass
 class BackendStatus:
-    """One row of :func:`list_backends`: a backend, or a broken plugin (``broken=True``)."""
+    """One row of :func:`list_backends`: a backend, or a broken plugin (``broken=True``).
+
+    ``loaded`` is ``False`` for a row of ``list_backends(load=False)`` whose backend was not loaded:
+    then ``available`` only says that the modules it requires are installed (and ``reason`` names
+    the missing ones); its ``load()`` runs on first use and may still fail.
+    """
 
     name: str
     available: bool
@@ -92,11 +99,15 @@ class BackendStatus:
     groups: list[str] = field(default_factory=list)
     plugin: str = ""
     broken: bool = False
+    loaded: bool = True
 
     def __str__(self) -> str:
         if self.broken:
             return f"{self.name:<10} broken plugin: {self.reason}"
-        state = "available" if self.available else f"unavailable: {self.reason}"
+        if self.available and not self.loaded:
+            state = "installed (not loaded yet)"
+        else:
+            state = "available" if self.available else f"unavailable: {self.reason}"
         return f"{self.name:<10} {state}; groups: {', '.join(self.groups) or '-'}"
 
 
@@ -348,15 +359,20 @@ class Registry:
                 self._load_errors[name] = detail
         return self._load_errors[name]
 
-    def list_backends(self) -> list[BackendStatus]:
-        """Every known backend (loaded to tell whether it is usable), then every broken plugin."""
+    def list_backends(self, load: bool = True) -> list[BackendStatus]:
+        """Every known backend, then every broken plugin; see :func:`list_backends`."""
         with self._lock:
             self._manager()
             rows = []
             for name, (backend, plugin) in sorted(self._backends.items(), key=lambda kv: kv[1][0].priority):
-                reason = self._load(name)
                 groups = [f.spec.display for f in self._families if f.spec.backend == name]
-                rows.append(BackendStatus(name, reason is None, reason, groups, plugin))
+                if load or name in self._load_errors or not backend.requires:
+                    reason = self._load(name)
+                    rows.append(BackendStatus(name, reason is None, reason, groups, plugin))
+                    continue
+                missing = backend.missing_requirements()
+                reason = f"requires {', '.join(missing)}, not installed" if missing else None
+                rows.append(BackendStatus(name, not missing, reason, groups, plugin, loaded=False))
             for plugin, reason in sorted(self._broken.items()):
                 rows.append(BackendStatus(plugin, False, reason, [], plugin, broken=True))
             return rows
@@ -422,12 +438,13 @@ class Registry:
                     raise RuntimeError(f"backend {backend!r} is unavailable: {reason}")
                 matches = offered
             else:
-                usable = [(f, p) for f, p in matches if self._load(f.spec.backend) is None]
-                if not usable:
+                # preferred first; a backend is loaded only when no preferred one is usable
+                ranked = sorted(matches, key=lambda m: self._backends[m[0].spec.backend][0].priority)
+                usable = next(((f, p) for f, p in ranked if self._load(f.spec.backend) is None), None)
+                if usable is None:
                     why = "; ".join(f"{f.spec.backend}: {self._load(f.spec.backend)}" for f, _ in matches)
                     raise RuntimeError(f"group {name!r} is offered only by unavailable backends ({why})")
-                matches = sorted(usable, key=lambda m: self._backends[m[0].spec.backend][0].priority)
-
+                matches = [usable]
             family, found = matches[0]
             dim = family.spec.dims[0] if dim is None else dim
             clash = set(found) & set(params)
@@ -440,6 +457,7 @@ class Registry:
 
     def _build(self, family: _Family, dim: int, params: dict[str, Any]) -> Group:
         """``family.spec.build(dim, **params)``, checked to be a :class:`Group` acting on ``R^dim``."""
+        from ..core.group import Group
         built = family.spec.build(dim, **params)
         spec = family.spec
         call = ", ".join([f"dim={dim}"] + [f"{k}={v!r}" for k, v in params.items()])
@@ -492,10 +510,21 @@ class Registry:
 _registry = Registry()
 
 
-def list_backends() -> list[BackendStatus]:
-    """Name, availability (with the reason if not) and group families of every backend, then one
-    row per broken plugin (``broken=True``, ``available=False``, the reason)."""
-    return _registry.list_backends()
+def list_backends(load: bool = True) -> list[BackendStatus]:
+    """Name, availability (with the reason if not) and group families of every backend, in order of
+    preference, then one row per broken plugin (``broken=True``, ``available=False``, the reason).
+
+    Args:
+        load: ``True`` (the default, the behaviour of earlier versions): every backend is loaded
+            (its dependencies imported: seconds for escnn and e3nn), so ``available`` says that it
+            works.  ``False``: cheap, nothing heavy is imported: a backend that declares
+            :attr:`Backend.requires` and was not loaded yet is listed with ``loaded=False`` and
+            ``available`` meaning "its modules are installed" (found with
+            :func:`importlib.util.find_spec`); already loaded backends, and those declaring no
+            requirements, are loaded as with ``True``.  The command line's ``backends`` and
+            ``groups`` use ``False``.
+    """
+    return _registry.list_backends(load=load)
 
 
 def list_groups() -> list[GroupSpec]:

@@ -11,11 +11,13 @@ expression, empty ``dims``) raises ``ValueError``, each naming the object and th
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..core.group import Group
+if TYPE_CHECKING:  # the core imports torch; listing backends and groups must not
+    from ..core.group import Group
 
 
 #: What group-name matching ignores (documented in :func:`steerable.group`): case, whitespace, round
@@ -158,11 +160,19 @@ class Backend:
         groups: the families of groups it builds, each with ``backend == name`` (specs may also
             come from other plugins, through ``steerable_groups``); stored as a tuple.
         load: imports the backend's dependencies; raises (ImportError or anything) if unusable.
+            Called once, on demand: by the first :func:`steerable.group` that picks this backend,
+            or by ``list_backends()`` (``load=True``, the default).
         description: one line for listings.
+        requires: top-level module names the backend needs (``("escnn",)``), stored as a tuple.
+            Listings (``list_backends(load=False)``, ``steerable backends``/``groups``) check them
+            with :func:`importlib.util.find_spec`, which imports nothing, instead of calling
+            ``load``; a backend that declares none is loaded to be listed (keep its ``load`` cheap,
+            or declare what it needs).
 
     Raises:
-        TypeError: a field of the wrong type (``priority="high"``, ``groups=[None]``).
-        ValueError: an empty ``name``, or a group spec naming another backend.
+        TypeError: a field of the wrong type (``priority="high"``, ``groups=[None]``, ``requires="escnn"``).
+        ValueError: an empty ``name``, a group spec naming another backend, or a ``requires`` entry
+            that is not a top-level module name (``"escnn.nn"``: finding it would import ``escnn``).
     """
 
     name: str
@@ -170,10 +180,13 @@ class Backend:
     groups: Sequence[GroupSpec] = field(default_factory=tuple)
     load: Callable[[], None] = lambda: None
     description: str = ""
+    requires: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.groups, list):
             self.groups = tuple(self.groups)
+        if isinstance(self.requires, list):
+            self.requires = tuple(self.requires)
         self.check()
 
     def check(self) -> None:
@@ -197,3 +210,24 @@ class Backend:
             raise TypeError(f"{owner}: load must be callable, got {describe(self.load)}")
         if not isinstance(self.description, str):
             raise TypeError(f"{owner}: description must be a str, got {describe(self.description)}")
+        if not isinstance(self.requires, tuple):
+            raise TypeError(f"{owner}: requires must be a tuple of module names, got {describe(self.requires)}")
+        for module in self.requires:
+            if not isinstance(module, str):
+                raise TypeError(f"{owner}: requires must hold module names (str), got {describe(module)}")
+            if not module.isidentifier():
+                raise ValueError(f"{owner}: requires entry {module!r} is not a top-level module name "
+                                 f"(like 'escnn'; a dotted name would be imported to be found)")
+
+    def missing_requirements(self) -> list[str]:
+        """The modules of :attr:`requires` that cannot be found (:func:`importlib.util.find_spec`;
+        nothing is imported)."""
+        missing = []
+        for module in self.requires:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                missing.append(module)
+        return missing
