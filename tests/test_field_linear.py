@@ -76,6 +76,18 @@ def test_equivariant_on_grid_features(name, dim, backend):
     assert equivariance_error(lin, [torch.randn(9, fin.size, dtype=torch.float64)], [fin], fout) <= 1e-14
 
 
+@pytest.mark.parametrize("shape", [(0,), (0, 5, 5), (2, 0, 4)])
+def test_empty_input_gives_empty_output(shape):
+    """Zero points (an empty graph), an empty batch or an empty grid axis: the output has the same
+    leading and spatial sizes, and the bias alone where there are values."""
+    _, fin, fout = _types()
+    lin = st.FieldLinear(fin, fout)
+    x = torch.randn((shape[0], fin.size) + shape[1:])
+    y = lin(x)
+    assert y.shape == (shape[0], fout.size) + shape[1:]
+    y.sum().backward()  # gradients flow (to zero) without error
+
+
 def test_reset_parameters_redraws_like_a_fresh_layer():
     _, fin, fout = _types()
     torch.manual_seed(3)

@@ -78,8 +78,9 @@ class FieldLinear(torch.nn.Module):
         n, rest = x.shape[0], tuple(x.shape[2:])
         out = x.new_zeros((n, self.out_size) + rest)
         for (k, size), w in zip(self.keys, self.weights):
-            xin = x.index_select(1, getattr(self, f"in_idx{k}")).reshape((n, -1, size) + rest)
-            y = torch.einsum("oi,nic...->noc...", w.to(x), xin).reshape((n, -1) + rest)
+            # explicit sizes (no -1): zero points, or an empty grid, are valid input
+            xin = x.index_select(1, getattr(self, f"in_idx{k}")).reshape((n, w.shape[1], size) + rest)
+            y = torch.einsum("oi,nic...->noc...", w.to(x), xin).reshape((n, w.shape[0] * size) + rest)
             out = out.index_copy(1, getattr(self, f"out_idx{k}"), y)
         if self.bias is not None:
             bias = self.bias.to(x).view((1, -1) + (1,) * len(rest)).expand((n, -1) + rest)
