@@ -94,7 +94,8 @@ def test_documented_spellings_are_accepted(name):
     ("S0(3)", "SO(3)"),  # a typo: the closest known names
 ])
 def test_other_spellings_are_refused_with_a_suggestion(name, suggestion):
-    with pytest.raises(ValueError, match=rf"unknown group '{re.escape(name)}' \(did you mean [^)]*'{re.escape(suggestion)}'"):
+    pattern = rf"unknown group '{re.escape(name)}' \(did you mean [^)]*'{re.escape(suggestion)}'"
+    with pytest.raises(ValueError, match=pattern):
         st.group(name)
 
 
@@ -108,7 +109,8 @@ def test_names_that_are_never_valid_say_why(name, problem):
 
 
 def test_unbalanced_bracket_suggests_the_known_name():
-    with pytest.raises(ValueError, match=r"'SO\(3': its round brackets are unbalanced or nested \(did you mean 'SO\(3\)'"):
+    with pytest.raises(ValueError, match=r"'SO\(3': its round brackets are unbalanced or nested "
+                                         r"\(did you mean 'SO\(3\)'"):
         st.group("SO(3")
 
 

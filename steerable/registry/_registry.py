@@ -550,7 +550,8 @@ def group(name: str, dim: int | None = None, backend: str | None = None, **param
     Raises:
         ValueError: unknown group or backend (the message lists what exists, and the broken
             plugins, and a suggestion for a near miss), a name that is never valid (empty,
-            non-ASCII, unbalanced brackets), or a wrong ``dim``; a plugin's ``build`` returning a group on another ``R^n``.
+            non-ASCII, unbalanced brackets), or a wrong
+            ``dim``; a plugin's ``build`` returning a group on another ``R^n``.
         TypeError: a plugin's ``build`` returning something else than a ``Group`` (named in the message).
         RuntimeError: the chosen backend is installed but unusable (the message says why).
     """

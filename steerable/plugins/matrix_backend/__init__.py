@@ -12,7 +12,8 @@ irreps are computed when a group is built).  Groups offered by name:
 
 Hermann–Mauguin symbols are matched on the name as written (whitespace removed, case ignored,
 :func:`raw_group_key`), keeping ``-`` and ``/`` (``-3m`` and ``3m``, ``-1`` and ``1``, ``-4`` and ``4``
-are different groups) and brackets (``"(-3m)"`` is refused with a suggestion, not read as ``-3m``).  The old symbols ``m3m`` and
+are different groups) and brackets (``"(-3m)"`` is refused with a suggestion, not read as
+``-3m``).  The old symbols ``m3m`` and
 ``m3`` are accepted for ``m-3m`` and ``m-3``.
 
 Representations (:class:`~.group.MatrixRep`): trivial, standard, ``det``, regular, permutation (on a
