@@ -1,7 +1,8 @@
 """The ``steerable`` command line: what is installed, what each group offers, and quick checks.
 
     steerable --version                the installed version
-    steerable backends                 backends, whether they load (and why not), their groups
+    steerable backends [--load]        backends, whether they are installed (--load: whether they load,
+                                       and why not), their groups
     steerable groups                   group families with their dimensions and backends (* the default)
     steerable check GROUP [--backend NAME] [--dim N] [--dtype float32|float64]
                                        build a kernel, point conv and grid conv; print their
@@ -31,18 +32,21 @@ DEMO_GROUPS = [
 ]
 
 
-def _backends(_: argparse.Namespace) -> int:
+def _backends(args: argparse.Namespace) -> int:
     import steerable as st
 
-    for row in st.list_backends():
+    rows = st.list_backends(load=args.load)  # load=False: from the plugins' metadata, nothing heavy imported
+    for row in rows:
         print(row)
+    if any(not row.loaded for row in rows):
+        print("(installed: the required modules are found; `steerable backends --load` imports each to check it works)")
     return 0
 
 
 def _groups(_: argparse.Namespace) -> int:
     import steerable as st
 
-    rows = st.list_backends()  # in order of preference (priority)
+    rows = st.list_backends(load=False)  # in order of preference (priority); cheap: nothing heavy imported
     rank = {row.name: i for i, row in enumerate(rows)}
     available = {row.name for row in rows if row.available}
     specs = st.list_groups()
@@ -109,7 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="steerable", description="Implicit steerable convolutions.")
     parser.add_argument("--version", action="version", version=f"steerable {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("backends", help="list backends, their status and groups").set_defaults(run=_backends)
+    backends = sub.add_parser("backends", help="list backends, their status and groups")
+    backends.add_argument("--load", action="store_true",
+                          help="import every backend to check that it works (seconds), not only that it is installed")
+    backends.set_defaults(run=_backends)
     sub.add_parser("groups", help="list group families").set_defaults(run=_groups)
     check = sub.add_parser("check", help="equivariance errors of layers for one group")
     check.add_argument("group", help='group name, e.g. "SO(3)", "C8", "O(2)"')

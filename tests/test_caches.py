@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from steerable.tasks.cache import CacheWarning, atomic_write, read_validated
+from steerable.cache import CacheWarning, atomic_write, read_validated
 from steerable.tasks.nbody.data import cache_path, load_or_generate
 from steerable.tasks.nbody.simulate import SimulationConfig
 
@@ -32,7 +32,7 @@ def _corrupt(path: Path, how: str) -> None:
         arrays["loc"][0, 0, 0, 0] += 1.0
         np.savez(path, **arrays)
     elif how == "nan":  # NaN positions with a checksum that matches them: finiteness is checked
-        from steerable.tasks.cache import digest
+        from steerable.cache import digest
 
         with np.load(path) as f:
             arrays = {k: f[k] for k in f.files}

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import steerable as st
+from steerable.cache import CacheWarning
 from steerable.core.group import GroupElements
 from steerable.testing import (
     check_equivariance,
@@ -276,8 +277,9 @@ def test_regular_and_permutation_reps():
 
 def test_solver_cache_on_disk(tmp_path, monkeypatch):
     """The basis is read back from disk, not recomputed: a valid basis different from the solver's
-    (an orthogonal recombination of it) written into the cache file is what a fresh lookup returns,
-    without calling the solver; a file of the wrong shape is recomputed and rewritten."""
+    (an orthogonal recombination of it, written with its checksum) is what a fresh lookup returns,
+    without calling the solver; a file of the wrong shape is recomputed and rewritten (the
+    corruption cases are in test_matrix_cache.py)."""
     from steerable.plugins.matrix_backend import solver
 
     monkeypatch.setenv("STEERABLE_CACHE", str(tmp_path / "fresh"))
@@ -288,25 +290,30 @@ def test_solver_cache_on_disk(tmp_path, monkeypatch):
     real_solve = solver.solve_intertwiners
     monkeypatch.setattr(solver, "solve_intertwiners", lambda *a: calls.append(a) or real_solve(*a))
     first = intertwiner_basis(rep_in, rep_out)
-    files = list((tmp_path / "fresh" / "matrix").glob("hom-*.npy"))
-    assert len(files) == 1 and len(calls) == 1 and len(first) == character_hom_dimension(rep_in, rep_out) == 2
-    np.testing.assert_array_equal(np.load(files[0]), first)
+    files = list((tmp_path / "fresh" / "matrix").glob("hom-*.npz"))
+    assert files == [solver.cache_path(rep_in, rep_out)]
+    assert len(calls) == 1 and len(first) == character_hom_dimension(rep_in, rep_out) == 2
+    with np.load(files[0]) as data:
+        np.testing.assert_array_equal(data["basis"], first)
     # another orthonormal basis of the same space: what a process finding this file must return
     q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((len(first), len(first))))
     other = np.einsum("kl,lij->kij", q, first)
     assert np.abs(other - first).max() > 0.1
-    np.save(files[0], other)
+    key = solver.problem_key(rep_in, rep_out)
+    solver._write(files[0], key, other)
     solver._MEMORY.clear()
     again = intertwiner_basis(rep_in, rep_out)
     np.testing.assert_array_equal(again, other)
     assert len(calls) == 1  # read, not solved
     assert intertwiner_basis(rep_in, rep_out) is again  # and kept in memory
-    # a stale file (wrong shape) is not trusted: solved again and replaced
-    np.save(files[0], np.zeros((2, 5, 5)))
+    # a stale file (wrong shape, consistent checksum) is not trusted: solved again and replaced
+    solver._write(files[0], key, np.zeros((2, 5, 5)))
     solver._MEMORY.clear()
-    fixed = intertwiner_basis(rep_in, rep_out)
+    with pytest.warns(CacheWarning, match="expected float64"):
+        fixed = intertwiner_basis(rep_in, rep_out)
     assert len(calls) == 2 and fixed.shape == first.shape
-    np.testing.assert_array_equal(np.load(files[0]), fixed)
+    with np.load(files[0]) as data:
+        np.testing.assert_array_equal(data["basis"], fixed)
 
 
 # -- ad-hoc groups and bad input -----------------------------------------------------------------------

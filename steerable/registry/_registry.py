@@ -49,19 +49,22 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import threading
 import traceback
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from ..core.group import Group
 from . import hookspec as _hookspec
-from .backend import Backend, GroupSpec, describe
+from .backend import Backend, GroupSpec, describe, spelling_error
 from .hookspec import HOOK_NAMES, PROJECT, hookimpl
+
+if TYPE_CHECKING:  # imported in _build: the core imports torch, and listing needs no torch
+    from ..core.group import Group
 
 ENTRY_POINT_GROUP = "steerable"
 BACKEND_ENV = "STEERABLE_BACKEND"
@@ -83,7 +86,12 @@ class _BrokenPlugin(Exception):
 
 @dataclass
 class BackendStatus:
-    """One row of :func:`list_backends`: a backend, or a broken plugin (``broken=True``)."""
+    """One row of :func:`list_backends`: a backend, or a broken plugin (``broken=True``).
+
+    ``loaded`` is ``False`` for a row of ``list_backends(load=False)`` whose backend was not loaded:
+    then ``available`` only says that the modules it requires are installed (and ``reason`` names
+    the missing ones); its ``load()`` runs on first use and may still fail.
+    """
 
     name: str
     available: bool
@@ -91,11 +99,15 @@ class BackendStatus:
     groups: list[str] = field(default_factory=list)
     plugin: str = ""
     broken: bool = False
+    loaded: bool = True
 
     def __str__(self) -> str:
         if self.broken:
             return f"{self.name:<10} broken plugin: {self.reason}"
-        state = "available" if self.available else f"unavailable: {self.reason}"
+        if self.available and not self.loaded:
+            state = "installed (not loaded yet)"
+        else:
+            state = "available" if self.available else f"unavailable: {self.reason}"
         return f"{self.name:<10} {state}; groups: {', '.join(self.groups) or '-'}"
 
 
@@ -347,15 +359,20 @@ class Registry:
                 self._load_errors[name] = detail
         return self._load_errors[name]
 
-    def list_backends(self) -> list[BackendStatus]:
-        """Every known backend (loaded to tell whether it is usable), then every broken plugin."""
+    def list_backends(self, load: bool = True) -> list[BackendStatus]:
+        """Every known backend, then every broken plugin; see :func:`list_backends`."""
         with self._lock:
             self._manager()
             rows = []
             for name, (backend, plugin) in sorted(self._backends.items(), key=lambda kv: kv[1][0].priority):
-                reason = self._load(name)
                 groups = [f.spec.display for f in self._families if f.spec.backend == name]
-                rows.append(BackendStatus(name, reason is None, reason, groups, plugin))
+                if load or name in self._load_errors or not backend.requires:
+                    reason = self._load(name)
+                    rows.append(BackendStatus(name, reason is None, reason, groups, plugin))
+                    continue
+                missing = backend.missing_requirements()
+                reason = f"requires {', '.join(missing)}, not installed" if missing else None
+                rows.append(BackendStatus(name, not missing, reason, groups, plugin, loaded=False))
             for plugin, reason in sorted(self._broken.items()):
                 rows.append(BackendStatus(plugin, False, reason, [], plugin, broken=True))
             return rows
@@ -377,6 +394,9 @@ class Registry:
             raise TypeError(f"group name must be a string, got {name!r}")
         with self._lock:
             self._manager()
+            problem = spelling_error(name)
+            if problem is not None:
+                raise ValueError(f"group name {name!r}: {problem}{self._did_you_mean(name)}")
             source = "backend="
             if backend is None and os.environ.get(BACKEND_ENV):
                 backend, source = os.environ[BACKEND_ENV], f"{BACKEND_ENV}="
@@ -396,7 +416,9 @@ class Registry:
             if not matches:
                 if failures:
                     raise ValueError(f"group {name!r}: " + "; ".join(failures))
-                raise ValueError(f"unknown group {name!r}; known groups: {self._catalogue()}{self._broken_note()}")
+                raise ValueError(f"unknown group {name!r}{self._did_you_mean(name)}; names ignore case, spaces, round "
+                                 f"brackets and underscores, nothing else; known groups: {self._catalogue()}"
+                                 f"{self._broken_note()}")
             if dim is not None:
                 in_dim = [(f, p) for f, p in matches if dim in f.spec.dims]
                 if not in_dim:
@@ -416,12 +438,13 @@ class Registry:
                     raise RuntimeError(f"backend {backend!r} is unavailable: {reason}")
                 matches = offered
             else:
-                usable = [(f, p) for f, p in matches if self._load(f.spec.backend) is None]
-                if not usable:
+                # preferred first; a backend is loaded only when no preferred one is usable
+                ranked = sorted(matches, key=lambda m: self._backends[m[0].spec.backend][0].priority)
+                usable = next(((f, p) for f, p in ranked if self._load(f.spec.backend) is None), None)
+                if usable is None:
                     why = "; ".join(f"{f.spec.backend}: {self._load(f.spec.backend)}" for f, _ in matches)
                     raise RuntimeError(f"group {name!r} is offered only by unavailable backends ({why})")
-                matches = sorted(usable, key=lambda m: self._backends[m[0].spec.backend][0].priority)
-
+                matches = [usable]
             family, found = matches[0]
             dim = family.spec.dims[0] if dim is None else dim
             clash = set(found) & set(params)
@@ -434,6 +457,7 @@ class Registry:
 
     def _build(self, family: _Family, dim: int, params: dict[str, Any]) -> Group:
         """``family.spec.build(dim, **params)``, checked to be a :class:`Group` acting on ``R^dim``."""
+        from ..core.group import Group
         built = family.spec.build(dim, **params)
         spec = family.spec
         call = ", ".join([f"dim={dim}"] + [f"{k}={v!r}" for k, v in params.items()])
@@ -445,6 +469,28 @@ class Registry:
             raise ValueError(f"{where} returned the group {getattr(built, 'name', '?')!r} acting on R^{built_dim}, "
                              f"not on R^{dim}")
         return built
+
+    def _did_you_mean(self, name: str) -> str:
+        """``" (did you mean 'C4'?)"`` for a near miss (``"C-4"``, ``"SO(3"``, ``"C04"``, ``"S0(3)"``), else ``""``."""
+        loose = re.sub(r"(?<!\d)0+(?=\d)", "", re.sub(r"[^A-Za-z0-9/+-]", "", name))
+        tries = [loose, loose.replace("-", ""), loose.replace("-", "").replace("/", "")]
+        found: list[str] = []
+        for attempt in tries:
+            for family in self._families:
+                try:
+                    params = family.spec.match(attempt)
+                except Exception:
+                    continue
+                if params is not None:
+                    found.append(re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))),
+                                        family.spec.display))
+            if found:
+                break
+        if not found:
+            names = {n: n for f in self._families for n in f.spec.example_names()}
+            found = difflib.get_close_matches(name, list(names), n=3, cutoff=0.6)
+        found = [f for f in dict.fromkeys(found) if f != name]
+        return f" (did you mean {' or '.join(repr(f) for f in found[:3])}?)" if found else ""
 
     def _catalogue(self) -> str:
         by_backend: dict[str, list[str]] = {}
@@ -464,10 +510,21 @@ class Registry:
 _registry = Registry()
 
 
-def list_backends() -> list[BackendStatus]:
-    """Name, availability (with the reason if not) and group families of every backend, then one
-    row per broken plugin (``broken=True``, ``available=False``, the reason)."""
-    return _registry.list_backends()
+def list_backends(load: bool = True) -> list[BackendStatus]:
+    """Name, availability (with the reason if not) and group families of every backend, in order of
+    preference, then one row per broken plugin (``broken=True``, ``available=False``, the reason).
+
+    Args:
+        load: ``True`` (the default, the behaviour of earlier versions): every backend is loaded
+            (its dependencies imported: seconds for escnn and e3nn), so ``available`` says that it
+            works.  ``False``: cheap, nothing heavy is imported: a backend that declares
+            :attr:`Backend.requires` and was not loaded yet is listed with ``loaded=False`` and
+            ``available`` meaning "its modules are installed" (found with
+            :func:`importlib.util.find_spec`); already loaded backends, and those declaring no
+            requirements, are loaded as with ``True``.  The command line's ``backends`` and
+            ``groups`` use ``False``.
+    """
+    return _registry.list_backends(load=load)
 
 
 def list_groups() -> list[GroupSpec]:
@@ -479,7 +536,11 @@ def group(name: str, dim: int | None = None, backend: str | None = None, **param
     """The group called ``name`` (e.g. ``"SO(3)"``, ``"C8"``, ``"O(2)"``) acting on ``R^dim``.
 
     Args:
-        name: the group's name; matching ignores case, spaces, brackets and underscores.
+        name: the group's name.  Matching ignores case, whitespace, round brackets and underscores
+            (``"SO(3)"``, ``"so3"``, ``"SO_3"``, ``"so (3)"``) and nothing else: ``"C-4"``, ``"C04"``,
+            ``"SO(3"``, ``"(-3m)"`` or non-ASCII characters are refused with a suggestion of the
+            known name.  Hermann–Mauguin symbols of the matrix backend keep their ``-`` and ``/``
+            (``"m-3m"``, ``"-43m"``, ``"2/m"``; case and spaces ignored).
         dim: the dimension of the space acted on; checked against the group, and choosing between
             ``R^2`` and ``R^3`` for names that exist in both (``"C4"`` defaults to ``R^2``).
         backend: which backend builds it; default: ``$STEERABLE_BACKEND``, else the preferred
@@ -488,7 +549,9 @@ def group(name: str, dim: int | None = None, backend: str | None = None, **param
 
     Raises:
         ValueError: unknown group or backend (the message lists what exists, and the broken
-            plugins), or a wrong ``dim``; a plugin's ``build`` returning a group on another ``R^n``.
+            plugins, and a suggestion for a near miss), a name that is never valid (empty,
+            non-ASCII, unbalanced brackets), or a wrong
+            ``dim``; a plugin's ``build`` returning a group on another ``R^n``.
         TypeError: a plugin's ``build`` returning something else than a ``Group`` (named in the message).
         RuntimeError: the chosen backend is installed but unusable (the message says why).
     """

@@ -11,16 +11,48 @@ expression, empty ``dims``) raises ``ValueError``, each naming the object and th
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..core.group import Group
+if TYPE_CHECKING:  # the core imports torch; listing backends and groups must not
+    from ..core.group import Group
+
+
+#: What group-name matching ignores (documented in :func:`steerable.group`): case, whitespace, round
+#: brackets and underscores.  Nothing else is dropped: ``"C-4"`` is not ``"C4"`` (``-`` and ``/`` belong
+#: to Hermann-Mauguin symbols such as ``"m-3m"``, matched as written by the matrix backend).
+IGNORED_IN_NAMES = r"[\s()_]"
 
 
 def normalize_group_name(name: str) -> str:
-    """Case- and punctuation-insensitive key: ``"SO(3)"``, ``"so3"`` and ``"SO_3"`` all give ``"SO3"``."""
-    return re.sub(r"[\s()_\-]", "", name).upper()
+    """The key group patterns are matched against: ``name`` upper-cased, without whitespace, round
+    brackets and underscores: ``"SO(3)"``, ``"so3"``, ``"SO_3"`` and ``"so (3)"`` all give ``"SO3"``;
+    ``"C-4"`` gives ``"C-4"`` (no family matches it; :func:`steerable.group` suggests ``"C4"``)."""
+    return re.sub(IGNORED_IN_NAMES, "", name).upper()
+
+
+def spelling_error(name: str) -> str | None:
+    """Why ``name`` is never a valid group name (empty, non-ASCII or control characters, unbalanced
+    round brackets), or ``None``.  Catches spellings that matching would otherwise silently repair."""
+    if not name.strip():
+        return "the name is empty"
+    bad = sorted({c for c in name if not (c.isascii() and (c.isprintable() or c in " \t"))})
+    if bad:
+        return f"it contains {', '.join(repr(c) for c in bad)}; group names are plain ASCII"
+    depth = 0
+    for c in name:
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if depth < 0 or depth > 1:
+            break
+    if depth != 0:
+        return "its round brackets are unbalanced or nested"
+    return None
+
+
+def _canonical_int(text: str) -> bool:
+    return text == str(int(text))
 
 
 def describe(value: Any) -> str:
@@ -98,16 +130,24 @@ class GroupSpec:
 
     def match(self, name: str) -> dict[str, int] | None:
         """The parameters (``{"N": 8}`` for ``"C8"``) if ``name`` belongs to this family, else ``None``."""
-        found = re.fullmatch(self.pattern, normalize_group_name(name))
-        if found is None:
-            return None
-        return {key: int(value) for key, value in found.groupdict().items() if value is not None}
+        return params_of(re.fullmatch(self.pattern, normalize_group_name(name)))
 
     def example_names(self) -> list[str]:
         """Concrete names of this family: ``display`` with each ``{...}`` replaced by a few integers."""
         if "{" not in self.display:
             return [self.display]
         return [re.sub(r"\{[^{}]*\}", str(n), self.display) for n in (1, 2, 3, 4, 5, 6, 8, 12)]
+
+
+def params_of(found: re.Match | None) -> dict[str, int] | None:
+    """The integer parameters of a pattern match, or ``None`` when there is no match or a parameter
+    is not written canonically (``"C04"``: a leading zero is refused, not read as 4)."""
+    if found is None:
+        return None
+    values = {key: value for key, value in found.groupdict().items() if value is not None}
+    if not all(_canonical_int(value) for value in values.values()):
+        return None
+    return {key: int(value) for key, value in values.items()}
 
 
 @dataclass
@@ -120,11 +160,19 @@ class Backend:
         groups: the families of groups it builds, each with ``backend == name`` (specs may also
             come from other plugins, through ``steerable_groups``); stored as a tuple.
         load: imports the backend's dependencies; raises (ImportError or anything) if unusable.
+            Called once, on demand: by the first :func:`steerable.group` that picks this backend,
+            or by ``list_backends()`` (``load=True``, the default).
         description: one line for listings.
+        requires: top-level module names the backend needs (``("escnn",)``), stored as a tuple.
+            Listings (``list_backends(load=False)``, ``steerable backends``/``groups``) check them
+            with :func:`importlib.util.find_spec`, which imports nothing, instead of calling
+            ``load``; a backend that declares none is loaded to be listed (keep its ``load`` cheap,
+            or declare what it needs).
 
     Raises:
-        TypeError: a field of the wrong type (``priority="high"``, ``groups=[None]``).
-        ValueError: an empty ``name``, or a group spec naming another backend.
+        TypeError: a field of the wrong type (``priority="high"``, ``groups=[None]``, ``requires="escnn"``).
+        ValueError: an empty ``name``, a group spec naming another backend, or a ``requires`` entry
+            that is not a top-level module name (``"escnn.nn"``: finding it would import ``escnn``).
     """
 
     name: str
@@ -132,10 +180,13 @@ class Backend:
     groups: Sequence[GroupSpec] = field(default_factory=tuple)
     load: Callable[[], None] = lambda: None
     description: str = ""
+    requires: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.groups, list):
             self.groups = tuple(self.groups)
+        if isinstance(self.requires, list):
+            self.requires = tuple(self.requires)
         self.check()
 
     def check(self) -> None:
@@ -159,3 +210,24 @@ class Backend:
             raise TypeError(f"{owner}: load must be callable, got {describe(self.load)}")
         if not isinstance(self.description, str):
             raise TypeError(f"{owner}: description must be a str, got {describe(self.description)}")
+        if not isinstance(self.requires, tuple):
+            raise TypeError(f"{owner}: requires must be a tuple of module names, got {describe(self.requires)}")
+        for module in self.requires:
+            if not isinstance(module, str):
+                raise TypeError(f"{owner}: requires must hold module names (str), got {describe(module)}")
+            if not module.isidentifier():
+                raise ValueError(f"{owner}: requires entry {module!r} is not a top-level module name "
+                                 f"(like 'escnn'; a dotted name would be imported to be found)")
+
+    def missing_requirements(self) -> list[str]:
+        """The modules of :attr:`requires` that cannot be found (:func:`importlib.util.find_spec`;
+        nothing is imported)."""
+        missing = []
+        for module in self.requires:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                missing.append(module)
+        return missing

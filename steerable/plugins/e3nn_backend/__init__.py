@@ -56,5 +56,6 @@ def steerable_backends() -> list[Backend]:
             ],
             load=_load,
             description="SO(3) and O(3) through e3nn irreps, spherical harmonics and gated tensor products",
+            requires=("e3nn",),
         )
     ]

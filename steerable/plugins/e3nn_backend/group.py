@@ -17,7 +17,18 @@ Conventions (the core's, see :mod:`steerable.core.representation`):
   as the ``(y, z, x)`` order of e3nn's Wigner convention) stays inside the plugin; for e3nn 0.6.0 it
   comes out as the identity.  Both facts are checked numerically when the module is imported.
 * Lookup: ``G.irrep(l, p)``, ``G.irreps(max_frequency)`` / ``G.irreps("4x0e + 2x1o")`` (lists) and
-  ``G.field_type("4x0e + 2x1o")``; identical requests return the same object.
+  ``G.field_type("4x0e + 2x1o")`` or ``G.field_type(o3.Irreps("4x0e + 2x1o"))``; identical requests
+  return the same object.
+* Interop with e3nn (:meth:`E3nnGroup.irreps_of`, :meth:`E3nnGroup.to_e3nn`,
+  :meth:`E3nnGroup.from_e3nn`): a field type's channels are laid out as e3nn's ``Irreps`` with the same
+  terms in the same order (``mul`` copies of ``2l+1`` channels each), so only the basis inside
+  each irrep can differ: a feature vector ``x`` of our layout is e3nn's
+  ``E @ x`` with ``E = G.change_of_basis(field_type)``, block-diagonal with each irrep's
+  :attr:`E3nnRep.basis` (orthogonal, so the way back is ``E.T``).  With e3nn 0.6.0 ``E`` is the
+  identity (its ``l = 1`` order is ``(x, y, z)`` too); versions ordering ``Y_1`` as ``(y, z, x)``
+  give the permutation, found from e3nn's own spherical harmonics.  Multiply by ``E`` with
+  :meth:`E3nnGroup.to_e3nn` before handing features to an e3nn module, and back with
+  :meth:`E3nnGroup.from_e3nn`; never assume the two layouts agree.
 * Names: ``"trivial"`` (``0e``) and ``"standard"`` (``1o`` in O(3), ``1`` in SO(3)) match every
   other backend; the other irreps are called ``"e3nn(2e)"``, ``"e3nn(1e)"`` (O(3)) or
   ``"e3nn(2)"`` (SO(3)), because their bases are e3nn's and may differ from another backend's
@@ -37,6 +48,12 @@ from e3nn import o3
 from steerable.core.group import Group, GroupElements, same_group
 from steerable.core.mlp import KernelMLP, KernelMLPSpec
 from steerable.core.representation import FieldType, Rep, transfer_rep
+
+
+def describe_value(value: Any) -> str:
+    """``repr`` (shortened) and type of ``value``, for error messages."""
+    text = repr(value)
+    return f"{text[:57] + '...' if len(text) > 60 else text} ({type(value).__name__})"
 
 # Tolerance for accepting a matrix as orthogonal in elements_from_matrices (float32 input welcome).
 _ORTHO_TOL = 1e-5
@@ -198,11 +215,11 @@ class E3nnGroup(Group):
 
         * ``irreps(2)``: every irrep of degree ``<= 2``, by degree, natural parity ``(-1)**l`` first in O(3):
           ``[0e, 0o, 1o, 1e, 2e, 2o]`` (SO(3): ``[0, 1, 2]``).
-        * ``irreps("4x0e + 2x1o + 2e")``: each ``[mul x] l [e|o|y]`` term gives ``mul`` copies of
+        * ``irreps("4x0e + 2x1o + 2e")`` (or an ``o3.Irreps``): each ``[mul x] l [e|o|y]`` term gives ``mul`` copies of
           :meth:`irrep` ``(l, p)`` (``y``: parity ``(-1)**l``; no letter: ``(-1)**l`` in O(3); SO(3)
           ignores the letter).  ``FieldType(G, G.irreps("..."))``, or :meth:`field_type`.
         """
-        if isinstance(max_frequency, str):
+        if isinstance(max_frequency, (str, o3.Irreps, o3.Irrep)):
             return self._parse(max_frequency)
         if not isinstance(max_frequency, int) or max_frequency < 0:
             raise ValueError(f"{self.name}: max_frequency must be an int >= 0, got {max_frequency!r}")
@@ -212,11 +229,73 @@ class E3nnGroup(Group):
             out += [self.irrep(l, natural), self.irrep(l, -natural)] if self.with_inversion else [self.irrep(l)]
         return out
 
-    def field_type(self, spec: str) -> FieldType:
-        """``FieldType(G, G.irreps(spec))``, e.g. ``G.field_type("4x0e + 2x1o + 1x2e")``."""
+    def field_type(self, spec: "str | o3.Irreps") -> FieldType:
+        """``FieldType(G, G.irreps(spec))``, e.g. ``G.field_type("4x0e + 2x1o + 1x2e")`` or
+        ``G.field_type(o3.Irreps("4x0e + 2x1o"))`` (the same terms in the same order; SO(3) ignores
+        the parities).  The features' basis is ours: see :meth:`to_e3nn` for e3nn's."""
         return FieldType(self, self._parse(spec))
 
-    def _parse(self, spec: str) -> list[Rep]:
+    # -- e3nn interop ----------------------------------------------------------------------
+    def irreps_of(self, field_type: FieldType) -> "o3.Irreps":
+        """The e3nn ``Irreps`` of ``field_type``: its fields in order, consecutive equal irreps merged
+        (``0e + 0e + 1o`` -> ``2x0e+1x1o``), so channel ``c`` of a feature is channel ``c`` of
+        e3nn's layout (up to the basis inside each irrep: :meth:`change_of_basis`).
+
+        SO(3) has no inversion, so a parity is only a label: the irreps get that of the spherical
+        harmonics, ``(-1)**l`` (the standard representation is ``1o``, as e3nn's vectors).
+        Fields must be this group's irreps (or the portable trivial/standard/``det`` of another
+        backend's SO(3)/O(3)); anything else (a regular or a tensor-product representation) raises
+        ``TypeError``.
+        """
+        terms: list[list] = []
+        for rep in self._reps_of(field_type, "irreps_of"):
+            parity = rep.parity if self.with_inversion else (-1) ** rep.l
+            if terms and terms[-1][1] == (rep.l, parity):
+                terms[-1][0] += 1
+            else:
+                terms.append([1, (rep.l, parity)])
+        return o3.Irreps([(mul, ir) for mul, ir in terms])
+
+    def change_of_basis(self, field_type: FieldType) -> torch.Tensor:
+        """``(C, C)`` float64 orthogonal ``E`` with ``e3nn features = E @ our features`` (per point),
+        block-diagonal with each field's :attr:`E3nnRep.basis`; ``C = field_type.size``."""
+        reps = self._reps_of(field_type, "change_of_basis")
+        if not reps:
+            return torch.zeros(0, 0, dtype=torch.float64)
+        return torch.block_diag(*[rep.basis for rep in reps])
+
+    def to_e3nn(self, x: torch.Tensor, field_type: FieldType, axis: int = 1) -> torch.Tensor:
+        """Features of ``field_type`` in our basis -> e3nn's basis of :meth:`irreps_of` (``E @ x``
+        along ``axis``, the channel axis: 1 for point features ``(N, C)`` and grid features
+        ``(B, C, ...)``; e3nn modules expect channels last, so use ``-1`` for ``(..., C)``).
+        The shape is unchanged."""
+        return self._apply(self.change_of_basis(field_type), x, field_type, axis, "to_e3nn")
+
+    def from_e3nn(self, x: torch.Tensor, field_type: FieldType, axis: int = 1) -> torch.Tensor:
+        """The inverse of :meth:`to_e3nn`: e3nn-ordered features of ``irreps_of(field_type)`` -> ours
+        (``E.T @ x`` along ``axis``)."""
+        return self._apply(self.change_of_basis(field_type).T, x, field_type, axis, "from_e3nn")
+
+    def _apply(self, mat: torch.Tensor, x: torch.Tensor, field_type: FieldType, axis: int, who: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"{self.name}.{who}: expected a floating-point tensor, got {describe_value(x)}")
+        if not -x.ndim <= axis < x.ndim or x.shape[axis] != field_type.size:
+            raise ValueError(f"{self.name}.{who}: expected {field_type.size} channels on axis {axis} for "
+                             f"{field_type!r}, got shape {tuple(x.shape)}")
+        moved = x.movedim(axis, -1)
+        return (moved @ mat.T.to(x)).movedim(-1, axis)
+
+    def _reps_of(self, field_type: FieldType, who: str) -> list[E3nnRep]:
+        if not isinstance(field_type, FieldType):
+            raise TypeError(f"{self.name}.{who}: expected a FieldType, got {describe_value(field_type)}")
+        return [self.as_e3nn_rep(rep, f"{self.name}.{who}") for rep in field_type.reps]
+
+    def _parse(self, spec: "str | o3.Irreps") -> list[Rep]:
+        if isinstance(spec, (o3.Irreps, o3.Irrep)):
+            return [self.irrep(ir.l, ir.p) for mul, ir in o3.Irreps(spec) for _ in range(mul)]
+        if not isinstance(spec, str):
+            raise TypeError(f"{self.name}: expected irreps as a string (\"4x0e + 2x1o\") or an e3nn o3.Irreps, "
+                            f"got {describe_value(spec)}")
         reps: list[Rep] = []
         for term in spec.split("+"):
             found = re.fullmatch(r"\s*(?:(\d+)\s*x\s*)?(\d+)\s*([eoy]?)\s*", term)

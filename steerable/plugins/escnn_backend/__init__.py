@@ -72,5 +72,6 @@ def steerable_backends() -> list[Backend]:
             groups=_specs(),
             load=load,
             description="escnn: subgroups of O(2) and O(3), exact harmonic-embedding kernel MLPs",
+            requires=("escnn",),
         )
     ]

@@ -10,9 +10,10 @@ irreps are computed when a group is built).  Groups offered by name:
   preferred for those names when installed; ask with ``backend="matrix"``);
 * any finite group from its generators: :func:`group_from_generators`.
 
-Hermann–Mauguin symbols are matched on the name as written (spaces removed, case ignored), not on
-:func:`~steerable.registry.backend.normalize_group_name`, which drops ``-`` and would merge ``-3m`` with
-``3m`` (and ``-1``/``1``, ``-3``/``3``, ``-4``/``4``, ``-6``/``6``).  The old symbols ``m3m`` and
+Hermann–Mauguin symbols are matched on the name as written (whitespace removed, case ignored,
+:func:`raw_group_key`), keeping ``-`` and ``/`` (``-3m`` and ``3m``, ``-1`` and ``1``, ``-4`` and ``4``
+are different groups) and brackets (``"(-3m)"`` is refused with a suggestion, not read as
+``-3m``).  The old symbols ``m3m`` and
 ``m3`` are accepted for ``m-3m`` and ``m-3``.
 
 Representations (:class:`~.group.MatrixRep`): trivial, standard, ``det``, regular, permutation (on a
@@ -25,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from steerable.registry.backend import Backend, GroupSpec
+from steerable.registry.backend import Backend, GroupSpec, params_of
 from steerable.registry import hookimpl
 
 NAME = "matrix"
@@ -46,14 +47,12 @@ def raw_group_key(name: str) -> str:
 class RawGroupSpec(GroupSpec):
     """A :class:`GroupSpec` whose ``pattern`` is matched against :func:`raw_group_key` of the name.
 
-    Needed because :func:`normalize_group_name` strips ``-``, so ``"-3m"`` and ``"3m"`` would clash.
+    Needed because :func:`normalize_group_name` drops brackets and underscores, which are not part of
+    Hermann–Mauguin symbols, and upper-cases, while the symbols are lower-case by convention.
     """
 
     def match(self, name: str) -> dict[str, int] | None:
-        found = re.fullmatch(self.pattern, raw_group_key(name))
-        if found is None:
-            return None
-        return {key: int(value) for key, value in found.groupdict().items() if value is not None}
+        return params_of(re.fullmatch(self.pattern, raw_group_key(name)))
 
 
 def _point_group_builder(symbol: str) -> Callable[..., Any]:

@@ -8,22 +8,38 @@ null space of the stacked ``C_s``, found as the eigenvectors of ``sum_s C_s^T C_
 generators suffice: ``W`` then commutes with every product of them.
 
 The basis is cached in memory and on disk under ``$STEERABLE_CACHE`` (default
-``~/.cache/steerable``)``/matrix/``, keyed by a hash of the generator images of both
-representations, so it is computed once per machine.  An unwritable cache directory is skipped.
+``~/.cache/steerable``)``/matrix/hom-{key}.npz`` (:func:`cache_path`), keyed by a hash of the
+problem (the group's generators, the generator images of both representations, the solver version
+and its threshold), so it is computed once per machine.  A file is trusted only when it passes
+:func:`check_cached_basis`: the stored key and solver version are this problem's, the checksum of
+the basis matches, the shape is ``(dim Hom, d_out, d_in)`` with ``dim Hom`` from the characters,
+every entry is finite, the basis is orthonormal and satisfies the constraints of every generator to
+``CHECK_TOL``.  Anything else (empty, truncated, garbage, a corrupted entry, a stale file) gives one
+:class:`~steerable.cache.CacheWarning` line and is solved again and rewritten.  Files are written
+atomically under a unique temporary name (:func:`steerable.cache.atomic_write`), so concurrent
+processes never read half a file.  An unwritable cache directory is skipped.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from steerable.cache import InvalidCache, atomic_write, digest, read_validated
 
 from .group import MatrixRep
 
 _MEMORY: dict[str, np.ndarray] = {}
 #: null-space threshold on the eigenvalues of sum_s C_s^T C_s (entries of C_s are O(1))
 EIG_TOL = 1e-9
+#: part of the cache key and of every cache file: bump when the solver's output changes
+SOLVER_VERSION = 2
+#: max |rho_out(s) W - W rho_in(s)| and max |<W_i, W_j> - delta_ij| accepted for a cached basis
+CHECK_TOL = 1e-7
 
 
 def cache_dir() -> Path:
@@ -32,12 +48,59 @@ def cache_dir() -> Path:
     return Path(root) / "matrix"
 
 
-def _key(rep_in: MatrixRep, rep_out: MatrixRep) -> str:
-    digest = hashlib.sha256(b"hom-v1")
+def problem_key(rep_in: MatrixRep, rep_out: MatrixRep) -> str:
+    """Hex SHA-256 of the problem: solver version, threshold, generators and both reps' generator images."""
+    h = hashlib.sha256(f"hom-v{SOLVER_VERSION}-tol{EIG_TOL!r}".encode())
     for arr in (rep_in.group.generators, rep_in.generator_images, rep_out.generator_images):
-        digest.update(str(arr.shape).encode())
-        digest.update(np.round(arr, 9).tobytes())  # round so that round-off does not change the key
-    return digest.hexdigest()[:32]
+        h.update(str(arr.shape).encode())
+        h.update(np.round(arr, 9).tobytes())  # round so that round-off does not change the key
+    return h.hexdigest()
+
+
+def cache_path(rep_in: MatrixRep, rep_out: MatrixRep) -> Path:
+    """The cache file of ``Hom_G(rep_in, rep_out)``: ``cache_dir() / "hom-{key[:32]}.npz"``."""
+    return cache_dir() / f"hom-{problem_key(rep_in, rep_out)[:32]}.npz"
+
+
+def check_cached_basis(basis: Any, rep_in: MatrixRep, rep_out: MatrixRep) -> None:
+    """Raise :class:`~steerable.cache.InvalidCache` (the reason) unless ``basis`` is an orthonormal
+    basis ``(dim Hom, d_out, d_in)`` of ``Hom_G(rep_in, rep_out)``: finite, of the dimension given
+    by the characters, orthonormal and intertwining every generator to :data:`CHECK_TOL`."""
+    shape = (character_hom_dimension(rep_in, rep_out), rep_out.size, rep_in.size)
+    if not isinstance(basis, np.ndarray) or basis.dtype != np.float64 or basis.shape != shape:
+        got = f"{basis.dtype} {basis.shape}" if isinstance(basis, np.ndarray) else type(basis).__name__
+        raise InvalidCache(f"basis is {got}, expected float64 {shape}")
+    if not np.isfinite(basis).all():
+        raise InvalidCache("basis has non-finite entries")
+    flat = basis.reshape(shape[0], shape[1] * shape[2])
+    ortho = np.abs(flat @ flat.T - np.eye(len(basis))).max(initial=0.0)
+    if ortho > CHECK_TOL:
+        raise InvalidCache(f"basis is not orthonormal (max |<W_i, W_j> - delta_ij| = {ortho:.2e})")
+    for a, b in zip(rep_in.generator_images, rep_out.generator_images):
+        residual = np.abs(np.einsum("ij,kjl->kil", b, basis) - basis @ a).max(initial=0.0)
+        if residual > CHECK_TOL:
+            raise InvalidCache(f"basis does not intertwine a generator (max |rho_out W - W rho_in| = {residual:.2e})")
+
+
+def _read(path: Path, key: str, rep_in: MatrixRep, rep_out: MatrixRep) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as data:
+        if set(data.files) != {"basis", "meta"}:
+            raise InvalidCache(f"entries {sorted(data.files)}, expected ['basis', 'meta']")
+        basis, meta = data["basis"], json.loads(str(data["meta"]))
+    if meta.get("key") != key or meta.get("solver") != SOLVER_VERSION:
+        raise InvalidCache("written for another problem or solver version")
+    if meta.get("digest") != digest([basis]):
+        raise InvalidCache("checksum mismatch (corrupted file)")
+    check_cached_basis(basis, rep_in, rep_out)
+    return basis
+
+
+def _write(path: Path, key: str, basis: np.ndarray) -> None:
+    meta = json.dumps({"key": key, "solver": SOLVER_VERSION, "digest": digest([basis])})
+    try:
+        atomic_write(path, lambda fh: np.savez(fh, basis=basis, meta=np.array(meta)))
+    except OSError:
+        pass  # read-only home or full disk: the cache is an optimisation only
 
 
 def solve_intertwiners(gens_in: np.ndarray, gens_out: np.ndarray) -> np.ndarray:
@@ -66,27 +129,14 @@ def intertwiner_basis(rep_in: MatrixRep, rep_out: MatrixRep, *, use_cache: bool 
         raise ValueError("intertwiner_basis: representations of different groups")
     if not use_cache:
         return solve_intertwiners(rep_in.generator_images, rep_out.generator_images)
-    key = _key(rep_in, rep_out)
+    key = problem_key(rep_in, rep_out)
     if key in _MEMORY:
         return _MEMORY[key]
-    path = cache_dir() / f"hom-{key}.npy"
-    basis = None
-    if path.is_file():
-        try:
-            basis = np.load(path)
-            if basis.ndim != 3 or basis.shape[1:] != (rep_out.size, rep_in.size):
-                basis = None  # stale or foreign file: recompute
-        except (OSError, ValueError):
-            basis = None
+    path = cache_path(rep_in, rep_out)
+    basis = read_validated(path, lambda p: _read(p, key, rep_in, rep_out), what="matrix backend intertwiner cache")
     if basis is None:
         basis = solve_intertwiners(rep_in.generator_images, rep_out.generator_images)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, basis)
-            os.replace(tmp, path)  # atomic: parallel processes never read half a file
-        except OSError:
-            pass  # read-only home or full disk: the cache is an optimisation only
+        _write(path, key, basis)
     _MEMORY[key] = basis
     return basis
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cache import InvalidCache, atomic_write, digest, read_validated
+from steerable.cache import InvalidCache, atomic_write, digest, read_validated
 from .simulate import SimulationConfig, Trajectories, simulate
 
 __all__ = [

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..cache import InvalidCache, atomic_write, read_validated
+from steerable.cache import InvalidCache, atomic_write, read_validated
 from ..graph_data import GraphSplitDataModule
 from ..task import DataUnavailable
 
