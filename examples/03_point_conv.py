@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> dict:
     conv = conv.to(torch.float32)
     figures: dict = {}  # file name -> matplotlib Figure, returned for inspection
     figures["03_point_errors.png"] = viz.plot_equivariance_error(
-        errors, elements, bound=BOUND, ylabel="relative error |conv(g.x, g.pos + t) - g.conv(x, pos)| / |g.conv(x, pos)|",
+        errors, elements, bound=BOUND,
+        ylabel="relative error |conv(g.x, g.pos + t) - g.conv(x, pos)| / |g.conv(x, pos)|",
         title=f"{G.name} PointConv: equivariance error per sampled element g, each with a random shift t",
     )
 

@@ -528,6 +528,62 @@ def plot_point_fields(
     return fig
 
 
+# -- checks --------------------------------------------------------------------------------------
+def figure_problems(fig: "Figure", *, tolerance_px: float = 1.0) -> list[str]:
+    """What a reader would find wrong with ``fig``'s layout; empty when nothing.
+
+    Lays the figure out (as saving does) and reports
+
+    * every title, axis label, tick label, legend or other artist reaching outside the figure
+      (clipped when written), and
+    * every colour-mapped image or scatter without a colour bar, or whose colour bar has no label.
+
+    Returns one sentence per problem.
+    """
+    problems = []
+    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure: lay it out as an Agg file would be
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox.padded(tolerance_px)
+    for ax in fig.axes:
+        for text in [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]:
+            if text.get_visible() and text.get_text():
+                box = text.get_window_extent(renderer)
+                if not (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1):
+                    problems.append(f"text {text.get_text()!r} reaches outside the figure")
+    for text in fig.texts:
+        if text.get_visible() and text.get_text():
+            box = text.get_window_extent(renderer)
+            if not (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1):
+                problems.append(f"figure text {text.get_text()!r} reaches outside the figure")
+    whole = fig.get_tightbbox(renderer)  # inches: every artist, tick labels and legends included
+    if whole is not None:
+        pad = tolerance_px / fig.dpi
+        w, h = fig.get_size_inches()
+        if whole.x0 < -pad or whole.y0 < -pad or whole.x1 > w + pad or whole.y1 > h + pad:
+            problems.append(f"the drawing ({whole.x0:.2f}, {whole.y0:.2f})-({whole.x1:.2f}, {whole.y1:.2f}) in "
+                            f"reaches outside the {w:.2f} x {h:.2f} in figure")
+    mapped = [m for ax in fig.axes for m in [*ax.images, *ax.collections]
+              if m.get_array() is not None and type(m).__name__ != "Quiver"]  # colour-mapped, not arrows
+    bar_axes = {m.colorbar.ax for m in mapped if m.colorbar is not None}
+    mapped = [m for m in mapped if m.axes not in bar_axes]  # the colour bars' own colour strips
+    scale = lambda m: (m.get_cmap().name, *m.get_clim())  # noqa: E731
+    labelled = set()
+    for m in mapped:
+        if m.colorbar is not None:
+            if m.colorbar.ax.get_ylabel() or m.colorbar.ax.get_xlabel():
+                labelled.add(scale(m))
+            else:
+                problems.append(f"the colour bar of {m.axes.get_title()!r} has no label")
+    for m in mapped:  # a panel without its own bar must share the colours of a labelled one
+        if m.colorbar is None and scale(m) not in labelled:
+            problems.append(f"the colours of {m.axes.get_title()!r} have no labelled colour bar")
+    return problems
+
+
 # -- files ---------------------------------------------------------------------------------------
 def save(fig: "Figure", path: str | Path, *, dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), creating parent folders.
