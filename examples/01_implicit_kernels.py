@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> dict:
     kernel3 = st.ImplicitKernel(f3, f3, max_radius=1.5)  # K(x): (4, 4) per point x in R^3
     loss = fit(kernel3, steps)
     print(f"SO(2) on R^3 kernel {f3!r} -> {f3!r} [{H.backend}], fit loss after {steps} steps: {loss:.3f}")
-    worst = max(worst, report("SO(2)<O(3) kernel", kernel3, n_elements, args.out, "so2_3d", figures))
+    worst = max(worst, report("SO(2)-on-R^3 kernel", kernel3, n_elements, args.out, "so2_3d", figures))
     for z in (0.0,) if args.quick else (-0.5, 0.0, 0.5):
         name = f"01_so2_3d_kernel_z{z:+.1f}.png"
         figures[name] = viz.plot_kernel(kernel3, extent=1.5, resolution=resolution, slice_at=z)

@@ -450,7 +450,8 @@ def plot_grid_fields(
             )
             if group not in keyed and arrow_max[group] > 0:
                 keyed.add(group)
-                ax.quiverkey(quiver, 0.08, -0.07, arrow_max[group], f"arrow: |v| = {arrow_max[group]:.2g}",
+                tip = 0.03 + 0.9 * stride / nx  # labelpos "E" puts the arrow's tip at X: its tail stays inside
+                ax.quiverkey(quiver, tip, -0.07, arrow_max[group], f"arrow: |v| = {arrow_max[group]:.2g}",
                              labelpos="E", coordinates="axes", fontproperties={"size": 7})
         ax.set_title(_wrap(label, panel_inches, 8), fontsize=8)
         ax.set_xticks([])
@@ -481,7 +482,7 @@ def plot_point_fields(
         title: figure title.
         panel_inches: size of one panel.
         arrow_scale: quiver ``scale`` (vector units per unit of ``pos``); the same for every panel
-            so arrow lengths compare; default: the longest vector is drawn 1/8 of the view wide.
+            so arrow lengths compare; default: the longest vector is drawn 1/12 of the view wide.
         colorbar_label: label of the colour bar (what the colour is).
     """
     if not panels:
@@ -494,7 +495,7 @@ def plot_point_fields(
     longest = max((float(v[:, :2].norm(dim=-1).max()) for v in vectors_all), default=0.0)
     reach = max(float(p[1][:, :2].abs().max()) for p in panels) * 1.15 or 1.0
     if arrow_scale is None:
-        arrow_scale = longest / (reach / 4) if longest > 0 else 1.0
+        arrow_scale = longest / (reach / 6) if longest > 0 else 1.0
     points = None
     keyed = False
     for ax, (label, pos, scalar, vectors) in zip(axes, panels):
@@ -513,7 +514,8 @@ def plot_point_fields(
             )
             if not keyed and longest > 0:
                 keyed = True
-                ax.quiverkey(quiver, 0.08, -0.07, longest, f"arrow: |v| = {longest:.2g}", labelpos="E",
+                tip = 0.03 + longest / arrow_scale / (2 * reach)  # the key's arrow, in axes widths, its tip at X
+                ax.quiverkey(quiver, tip, -0.07, longest, f"arrow: |v| = {longest:.2g}", labelpos="E",
                              coordinates="axes", fontproperties={"size": 7})
         ax.set_xlim(-reach, reach)
         ax.set_ylim(-reach, reach)
