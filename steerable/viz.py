@@ -226,8 +226,8 @@ def plot_kernel(
     if title is None:
         title = f"{module.group.name} kernel on R^{dim}: {_short(module.in_type)} -> {_short(module.out_type)}"
     width = panel_inches * n_in + 1.2
-    fig.suptitle(_wrap(title, width, 9) + "\n" + _wrap(f"rows: output channel, columns: input channel; {where}", width, 8),
-                 fontsize=9)
+    layout = _wrap(f"rows: output channel, columns: input channel; {where}", width, 8)
+    fig.suptitle(_wrap(title, width, 9) + "\n" + layout, fontsize=9)
     return fig
 
 
@@ -237,7 +237,8 @@ def element_labels(elements: GroupElements) -> list[str]:
 
     2D: ``"rot 90°"`` for a rotation by 90°, ``"ref 45°"`` for the reflection across the line at
     45°.  3D: ``"rot 120°"`` (with the axis when it is a coordinate axis, ``"rot 90° z"``) and
-    ``"-rot ..."`` for ``-R`` (elements with determinant -1, i.e. inversion times a rotation).
+    ``"-rot ..."`` for ``-R`` (elements with determinant -1, i.e. inversion times a rotation);
+    :func:`element_notation` gives the sentence explaining these names, for an axis label.
     """
     labels = []
     for mat in elements.matrices.to(torch.float64):
@@ -393,10 +394,10 @@ def plot_grid_fields(
     """Draw 2D grid fields side by side: a scalar image with an optional vector field on top.
 
     Panels of one *scale group* share their colour scale (symmetric, zero is white) and their arrow
-    scale, set by the largest value in the group, with one colour bar for the group and an arrow key
-    (an arrow of the group's largest length, labelled with it).  Put a difference panel in the group
-    of the fields it subtracts: round-off then shows as white and as arrows too short to see, instead
-    of being blown up to the panel's own range.
+    scale, set by the largest value in the group, with one colour bar per run of adjacent panels of
+    the group and an arrow key (an arrow of the group's largest length, labelled with it).  Put a
+    difference panel in the group of the fields it subtracts: round-off then shows as white and as
+    arrows too short to see, instead of being blown up to the panel's own range.
 
     Args:
         panels: ``(label, scalar, vectors)`` per panel; ``scalar`` ``(X, Y)`` (spatial axis 0 is
