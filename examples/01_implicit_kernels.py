@@ -70,8 +70,11 @@ def fit(kernel: st.ImplicitKernel, steps: int, seed: int = 0) -> float:
     return float(loss.detach())
 
 
-def report(name: str, kernel: st.ImplicitKernel, n_elements: int, out: Path, tag: str) -> float:
-    """Check the constraint on sampled elements, plot the errors, return the worst one."""
+CONSTRAINT = "relative error |K(g.x) - rho_out(g) K(x) rho_in(g)^T| / |rho_out(g) K(x) rho_in(g)^T|"
+
+
+def report(name: str, kernel: st.ImplicitKernel, n_elements: int, out: Path, tag: str, figures: dict) -> float:
+    """Check the constraint on sampled elements, plot the errors (into ``figures``), return the worst one."""
     gen = torch.Generator().manual_seed(1)
     elements = kernel.group.sample(n_elements, generator=gen)
     points = torch.randn(200, kernel.group.dim, generator=gen) * 0.7
@@ -82,8 +85,10 @@ def report(name: str, kernel: st.ImplicitKernel, n_elements: int, out: Path, tag
     print(f"{name}: float64 rel. error {max(errors64):.2e} (the float32 error below is round-off)")
     print(f"check {name} steerability K(gx) = rho_out K(x) rho_in^T: rel. error {worst:.2e} (bound {BOUND:.0e}) {status}")
     fig = viz.plot_equivariance_error(
-        errors, elements, bound=BOUND, title=f"{name}: steerability constraint per sampled element (float32)"
+        errors, elements, bound=BOUND, ylabel=CONSTRAINT,
+        title=f"{name}: steerability constraint per sampled element g (float32, {len(points)} points x)",
     )
+    figures[f"01_{tag}_errors.png"] = fig
     viz.save(fig, out / f"01_{tag}_errors.png")
     return worst
 
@@ -96,11 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Run the example; returns its verdict (``ok``), worst error and the objects it checked."""
+    """Run the example; returns its verdict (``ok``), worst error, the objects it checked and its figures."""
     torch.manual_seed(0)
     steps, n_elements, resolution = (5, 4, 17) if args.quick else (150, 12, 41)
     start = time.perf_counter()
     worst = 0.0
+    figures: dict = {}  # file name -> matplotlib Figure, returned for inspection
 
     # O(2) on R^2: a scalar, a vector and a frequency-2 field in; a scalar and a vector out.
     G = st.group("O(2)")
@@ -109,8 +115,9 @@ def run(args: argparse.Namespace) -> dict:
     kernel = st.ImplicitKernel(f_in, f_out, max_radius=1.5)  # K(x): (3, 5) per point x in R^2
     loss = fit(kernel, steps)
     print(f"O(2) kernel {f_in!r} -> {f_out!r} [{G.backend}], fit loss after {steps} steps: {loss:.3f}")
-    worst = max(worst, report("O(2) kernel", kernel, n_elements, args.out, "o2"))
-    viz.save(viz.plot_kernel(kernel, extent=1.5, resolution=resolution), args.out / "01_o2_kernel.png")
+    worst = max(worst, report("O(2) kernel", kernel, n_elements, args.out, "o2", figures))
+    figures["01_o2_kernel.png"] = viz.plot_kernel(kernel, extent=1.5, resolution=resolution)
+    viz.save(figures["01_o2_kernel.png"], args.out / "01_o2_kernel.png")
 
     # SO(2) about the z axis, acting on R^3: a 3D kernel, drawn as slices z = const.
     H = st.group("SO(2)", dim=3)
@@ -118,13 +125,14 @@ def run(args: argparse.Namespace) -> dict:
     kernel3 = st.ImplicitKernel(f3, f3, max_radius=1.5)  # K(x): (4, 4) per point x in R^3
     loss = fit(kernel3, steps)
     print(f"SO(2) on R^3 kernel {f3!r} -> {f3!r} [{H.backend}], fit loss after {steps} steps: {loss:.3f}")
-    worst = max(worst, report("SO(2)<O(3) kernel", kernel3, n_elements, args.out, "so2_3d"))
+    worst = max(worst, report("SO(2)-on-R^3 kernel", kernel3, n_elements, args.out, "so2_3d", figures))
     for z in (0.0,) if args.quick else (-0.5, 0.0, 0.5):
-        fig = viz.plot_kernel(kernel3, extent=1.5, resolution=resolution, slice_at=z)
-        viz.save(fig, args.out / f"01_so2_3d_kernel_z{z:+.1f}.png")
+        name = f"01_so2_3d_kernel_z{z:+.1f}.png"
+        figures[name] = viz.plot_kernel(kernel3, extent=1.5, resolution=resolution, slice_at=z)
+        viz.save(figures[name], args.out / name)
 
     print(f"wrote PNGs to {args.out} in {time.perf_counter() - start:.1f}s")
-    return {"ok": worst < BOUND, "worst": worst, "kernels": [kernel, kernel3]}
+    return {"ok": worst < BOUND, "worst": worst, "kernels": [kernel, kernel3], "figures": figures}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Run the example; returns its verdict (``ok``), worst error and the objects it checked."""
+    """Run the example; returns its verdict (``ok``), worst error, the objects it checked and its figures."""
     torch.manual_seed(0)
     n_points, n_elements = (40, 6) if args.quick else (120, 16)
     start = time.perf_counter()
@@ -94,10 +94,12 @@ def run(args: argparse.Namespace) -> dict:
     print(f"check {G.name} point conv equivariance (rotation/reflection + shift, float32): rel. error {worst:.2e} (bound {BOUND:.0e}) {status}")
     print(f"random-input check (steerable.check_equivariance, float64): {st.check_equivariance(conv):.2e}")
     conv = conv.to(torch.float32)
-    fig = viz.plot_equivariance_error(
-        errors, elements, bound=BOUND, title=f"{G.name} PointConv: error per sampled element (with a random shift)"
+    figures: dict = {}  # file name -> matplotlib Figure, returned for inspection
+    figures["03_point_errors.png"] = viz.plot_equivariance_error(
+        errors, elements, bound=BOUND,
+        ylabel="relative error |conv(g.x, g.pos + t) - g.conv(x, pos)| / |g.conv(x, pos)|",
+        title=f"{G.name} PointConv: equivariance error per sampled element g, each with a random shift t",
     )
-    viz.save(fig, args.out / "03_point_errors.png")
 
     # the picture: the output vector field (first output vector) before and after a 60° turn
     angle = 60.0
@@ -109,17 +111,24 @@ def run(args: argparse.Namespace) -> dict:
     a, b, pos_g = moved_output(conv, x, pos, edge_index, g, shift)
     shown = float((a - b).norm() / b.norm())
     panels = [
-        ("input: scalar (colour) + unit tangent (drawn scaled)", pos, x[:, 0], x[:, 1:3] * y[:, 1:3].norm(dim=-1).max()),
-        ("conv(x, pos)", pos, y[:, 0], y[:, 1:3]),
+        ("input x: scalar, unit tangent (arrows scaled)", pos, x[:, 0], x[:, 1:3] * y[:, 1:3].norm(dim=-1).max()),
+        ("conv(x, pos): scalar 0, vector 1", pos, y[:, 0], y[:, 1:3]),
         (f"conv(g.x, g.pos + t), g = {label}", pos_g, a[:, 0], a[:, 1:3]),
         ("g.conv(x, pos), drawn at g.pos + t", pos_g, b[:, 0], b[:, 1:3]),
+        ("conv(g.x, g.pos + t) - g.conv(x, pos)", pos_g, a[:, 0] - b[:, 0], a[:, 1:3] - b[:, 1:3]),
     ]
-    fig = viz.plot_point_fields(panels, title=f"{G.name} PointConv: the output turns with the input (rel. error {shown:.1e})")
-    viz.save(fig, args.out / "03_point_rotate_vs_conv.png")
-    viz.save(viz.plot_kernel(conv, extent=0.4, resolution=17 if args.quick else 33), args.out / "03_point_kernel.png")
+    figures["03_point_rotate_vs_conv.png"] = viz.plot_point_fields(
+        panels, colorbar_label="scalar channel (one scale for all panels)",
+        title=f"{G.name} PointConv: the output turns with the input (g = {label}, t = (0.25, -0.15), "
+              f"rel. error {shown:.1e})",
+    )
+    figures["03_point_kernel.png"] = viz.plot_kernel(conv, extent=0.4, resolution=17 if args.quick else 33)
+    for name, fig in figures.items():
+        viz.save(fig, args.out / name)
 
     print(f"wrote PNGs to {args.out} in {time.perf_counter() - start:.1f}s")
-    return {"ok": worst < BOUND, "worst": worst, "conv": conv, "x": x, "pos": pos, "edge_index": edge_index}
+    return {"ok": worst < BOUND, "worst": worst, "conv": conv, "x": x, "pos": pos, "edge_index": edge_index,
+            "figures": figures}
 
 
 def main(argv: list[str] | None = None) -> int:

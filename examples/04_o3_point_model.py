@@ -102,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Run the example; returns its verdict (``ok``), worst error and the objects it checked."""
+    """Run the example; returns its verdict (``ok``), worst error, the objects it checked and its figures."""
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)  # small graphs: extra threads cost more than they give
     steps = args.steps if args.steps is not None else (20 if args.quick else 300)
@@ -150,19 +150,27 @@ def run(args: argparse.Namespace) -> dict:
     status = "ok" if worst < BOUND else "FAIL"
     print(f"check O(3) model invariance of predictions f(g.x) = f(x) (float32): rel. error {worst:.2e} (bound {BOUND:.0e}) {status}")
 
-    viz.save(
-        viz.plot_equivariance_error(errors, elements, bound=BOUND, title="O(3) point model: |f(g.x) - f(x)| / |f(x)| per sampled g"),
-        args.out / "04_model_invariance.png",
+    figures: dict = {}  # file name -> matplotlib Figure, returned for inspection
+    figures["04_model_invariance.png"] = viz.plot_equivariance_error(
+        errors, elements, bound=BOUND, ylabel="relative change of the logits |f(g.x) - f(x)| / |f(x)|",
+        title=f"O(3) point model: invariance of the predictions per sampled g (float32, {n_test} test clouds)",
     )
     from matplotlib.figure import Figure  # the training curve, drawn directly with matplotlib
 
-    fig = Figure(figsize=(5, 3), layout="constrained")
+    fig = Figure(figsize=(5.5, 3.2), layout="constrained")
     ax = fig.add_subplot()
-    ax.plot(range(1, steps + 1), losses)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy")
-    ax.set_title(f"training loss (test accuracy {accuracy:.2f})", fontsize=9)
-    viz.save(fig, args.out / "04_model_training.png")
+    ax.plot(range(1, steps + 1), losses, color="tab:blue", alpha=0.35, linewidth=0.8, label="per step")
+    window = max(1, min(25, steps // 5))
+    if window > 1:
+        kernel = torch.ones(window) / window
+        smooth = torch.nn.functional.conv1d(torch.tensor(losses)[None, None], kernel[None, None])[0, 0]
+        ax.plot(range(window, steps + 1), smooth.tolist(), color="tab:blue", label=f"mean of {window} steps")
+    ax.axhline(float(torch.log(torch.tensor(2.0))), color="grey", linestyle=":", label="chance (ln 2)")
+    ax.set_xlabel(f"training step ({batch_size} clouds each)")
+    ax.set_ylabel("cross-entropy loss (nats)")
+    ax.set_title(f"training loss (test accuracy {accuracy:.2f} on {n_test} clouds)", fontsize=9)
+    ax.legend(fontsize=7)
+    figures["04_model_training.png"] = fig
 
     # two test clouds projected on the xy plane, coloured by the first invariant output of the last conv
     with torch.no_grad():
@@ -175,10 +183,16 @@ def run(args: argparse.Namespace) -> dict:
         cloud = int((labels == label).nonzero()[0])
         mask = batch == cloud
         panels.append((f"{'cigar' if label == 0 else 'pancake'} (xy projection)", pos[mask], h[mask, 0], None))
-    viz.save(viz.plot_point_fields(panels, title="test clouds coloured by an invariant feature"), args.out / "04_model_clouds.png")
+    figures["04_model_clouds.png"] = viz.plot_point_fields(
+        panels, title="two test clouds, each point coloured by an invariant feature",
+        colorbar_label="last conv, invariant channel 0",
+    )
+    for name, fig in figures.items():
+        viz.save(fig, args.out / name)
 
     print(f"wrote PNGs to {args.out} in {time.perf_counter() - start:.1f}s")
-    return {"ok": worst < BOUND, "worst": worst, "model": model, "pos": pos, "edges": edges, "batch": batch}
+    return {"ok": worst < BOUND, "worst": worst, "model": model, "pos": pos, "edges": edges, "batch": batch,
+            "figures": figures}
 
 
 def main(argv: list[str] | None = None) -> int:

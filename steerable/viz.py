@@ -18,6 +18,7 @@ Conventions (the library's, see ``README.md``):
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
@@ -76,6 +77,15 @@ def channel_labels(field_type: FieldType) -> list[str]:
 def _short(field_type: FieldType) -> str:
     """``"2xtrivial + standard"``: a compact name for titles."""
     return " + ".join(rep.name if count == 1 else f"{count}x{rep.name}" for rep, count in field_type.runs())
+
+
+def _wrap(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` broken into lines that fit ``width_inches`` at ``fontsize`` points (about 0.55 em a character).
+
+    Constrained layout does not shrink a title wider than its panel; wrapping keeps it inside the figure.
+    """
+    chars = max(8, int(width_inches * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars, break_long_words=False)) or text
 
 
 # -- kernels -------------------------------------------------------------------------------------
@@ -201,14 +211,23 @@ def plot_kernel(
                 ax.set_title(cols[i], fontsize=7)
             if i == 0:
                 ax.set_ylabel(rows[o], fontsize=7)
-    fig.colorbar(image, ax=axes, shrink=0.8, label="K[out, in]")
+    u, v = _AXIS_NAMES[plane[0]], _AXIS_NAMES[plane[1]]
+    label = "filter weight W[out, in, pixel]" if sampled else f"kernel entry K({u}, {v})[out, in]"
+    fig.colorbar(image, ax=axes, shrink=0.8, label=label)
+    where = f"{u} right, {v} up"
+    if sampled:
+        k = values.shape[0]
+        where = f"{k}x{k} pixels, " + where
+    else:
+        where = f"{u}, {v} in [{-extent:g}, {extent:g}], " + where
+    if dim == 3:
+        other = ({0, 1, 2} - set(plane)).pop()
+        where += f", {_AXIS_NAMES[other]} = {'0 (central pixel)' if sampled else f'{slice_at:g}'}"
     if title is None:
-        where = f"{_AXIS_NAMES[plane[0]]}{_AXIS_NAMES[plane[1]]} plane"
-        if dim == 3:
-            other = ({0, 1, 2} - set(plane)).pop()
-            where += f", {_AXIS_NAMES[other]} = {'0 (central pixel)' if sampled else f'{slice_at:g}'}"
-        title = f"{module.group.name} kernel on R^{dim} ({where})\n{_short(module.in_type)} -> {_short(module.out_type)}"
-    fig.suptitle(title, fontsize=9)
+        title = f"{module.group.name} kernel on R^{dim}: {_short(module.in_type)} -> {_short(module.out_type)}"
+    width = panel_inches * n_in + 1.2
+    layout = _wrap(f"rows: output channel, columns: input channel; {where}", width, 8)
+    fig.suptitle(_wrap(title, width, 9) + "\n" + layout, fontsize=9)
     return fig
 
 
@@ -218,7 +237,8 @@ def element_labels(elements: GroupElements) -> list[str]:
 
     2D: ``"rot 90°"`` for a rotation by 90°, ``"ref 45°"`` for the reflection across the line at
     45°.  3D: ``"rot 120°"`` (with the axis when it is a coordinate axis, ``"rot 90° z"``) and
-    ``"-rot ..."`` for ``-R`` (elements with determinant -1, i.e. inversion times a rotation).
+    ``"-rot ..."`` for ``-R`` (elements with determinant -1, i.e. inversion times a rotation);
+    :func:`element_notation` gives the sentence explaining these names, for an axis label.
     """
     labels = []
     for mat in elements.matrices.to(torch.float64):
@@ -250,6 +270,19 @@ def element_labels(elements: GroupElements) -> list[str]:
     return labels
 
 
+def element_notation(elements: GroupElements) -> str:
+    """One line explaining the names :func:`element_labels` gives to ``elements`` (for an axis label)."""
+    dim = elements.matrices.shape[-1]
+    improper = bool((torch.linalg.det(elements.matrices.to(torch.float64)) < 0).any())
+    if dim == 2:
+        text = "rot θ: rotation by θ"
+        return text + ("; ref θ: reflection across the line at angle θ" if improper else "")
+    if dim == 3:
+        text = "rot θ [axis]: rotation by θ about its axis (named when it is x, y or z)"
+        return text + ("; -rot θ: inversion x -> -x after a rotation by θ (det -1)" if improper else "")
+    return "det ±1: determinant of the element's matrix"
+
+
 def element_errors(
     module: torch.nn.Module, elements: GroupElements, *, seed: int = 0, **check_kwargs
 ) -> list[float]:
@@ -271,6 +304,7 @@ def plot_equivariance_error(
     bound: float | None = None,
     title: str = "equivariance error per group element",
     ylabel: str = "relative error |f(g.x) - g.f(x)| / |g.f(x)|",
+    xlabel: str | None = None,
     log: bool = True,
     ax: "Axes | None" = None,
 ) -> "Figure":
@@ -282,7 +316,10 @@ def plot_equivariance_error(
         labels: names of the elements (or the :class:`GroupElements`, named by
             :func:`element_labels`); default ``g0, g1, ...``.
         bound: draw a dashed horizontal line at this tolerance.
-        title, ylabel: texts.
+        title, ylabel: texts; ``ylabel`` names the quantity plotted (change it with the quantity, e.g.
+            ``|f(g.x) - f(x)| / |f(x)|`` for an invariant model); keep formulas out of ``title``.
+        xlabel: the x axis label; default: the notation of the element names (:func:`element_notation`)
+            when ``labels`` are :class:`GroupElements`, else ``"group element"``.
         log: logarithmic error axis (zeros are drawn at the bottom of the axis).
         ax: draw into this axes instead of a new figure.
 
@@ -297,16 +334,20 @@ def plot_equivariance_error(
         raise ValueError(f"plot_equivariance_error: every series needs the same, non-zero length, got {lengths}")
     n = lengths.pop()
     if isinstance(labels, GroupElements):
+        xlabel = element_notation(labels) if xlabel is None else xlabel
         labels = element_labels(labels)
+    xlabel = "group element" if xlabel is None else xlabel
     labels = list(labels) if labels is not None else [f"g{k}" for k in range(n)]
     if len(labels) != n:
         raise ValueError(f"plot_equivariance_error: {n} errors but {len(labels)} labels")
 
+    fig_width = max(5.5, 0.45 * n * max(1, len(series)) + 2.0)
     if ax is None:
-        fig = _figure(max(5.5, 0.45 * n * max(1, len(series)) + 2.0), 3.6)
+        fig = _figure(fig_width, 3.8)
         ax = fig.add_subplot()
     else:
         fig = ax.figure
+        fig_width = ax.get_position().width * fig.get_figwidth()
     positive = [float(e) for v in series.values() for e in v if float(e) > 0]
     floor = min(positive) / 10 if positive else 1e-18
     width = 0.8 / len(series)
@@ -320,57 +361,104 @@ def plot_equivariance_error(
         ax.set_yscale("log")
     ax.set_xticks(range(n))
     ax.set_xticklabels(labels, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center", fontsize=7)
-    ax.set_ylabel(ylabel, fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(_wrap(ylabel, 3.2, 8), fontsize=8)
+    ax.set_xlabel(_wrap(xlabel, fig_width - 1.0, 7), fontsize=7)
+    ax.set_title(_wrap(title, fig_width - 1.0, 9), fontsize=9)
     if len(series) > 1 or bound is not None:
         ax.legend(fontsize=7)
     return fig
 
 
 # -- fields --------------------------------------------------------------------------------------
+def _scale_groups(n: int, share_scale: bool, scale_groups: Sequence[int] | None) -> list[int]:
+    if scale_groups is None:
+        return [0] * n if share_scale else list(range(n))
+    if share_scale:
+        raise ValueError("give share_scale or scale_groups, not both")
+    groups = list(scale_groups)
+    if len(groups) != n:
+        raise ValueError(f"scale_groups needs one group per panel: {n} panels, {len(groups)} groups")
+    return groups
+
+
 def plot_grid_fields(
     panels: Sequence[tuple[str, torch.Tensor, torch.Tensor | None]],
     *,
     stride: int = 2,
     share_scale: bool = False,
+    scale_groups: Sequence[int] | None = None,
+    colorbar_label: str = "scalar (colour)",
     title: str | None = None,
     panel_inches: float = 2.8,
 ) -> "Figure":
     """Draw 2D grid fields side by side: a scalar image with an optional vector field on top.
 
+    Panels of one *scale group* share their colour scale (symmetric, zero is white) and their arrow
+    scale, set by the largest value in the group, with one colour bar per run of adjacent panels of
+    the group and an arrow key (an arrow of the group's largest length, labelled with it).  Put a
+    difference panel in the group of the fields it subtracts: round-off then shows as white and as
+    arrows too short to see, instead of being blown up to the panel's own range.
+
     Args:
         panels: ``(label, scalar, vectors)`` per panel; ``scalar`` ``(X, Y)`` (spatial axis 0 is
             ``x``, drawn to the right), ``vectors`` ``(2, X, Y)`` holding ``(v_x, v_y)`` or ``None``.
         stride: draw every ``stride``-th arrow along each axis.
-        share_scale: one colour scale for all panels (otherwise each panel has its own).
+        share_scale: one scale group for all panels (same as ``scale_groups=[0] * len(panels)``).
+        scale_groups: one group id per panel (default: each panel its own scale).
+        colorbar_label: label of every colour bar (what the colour is).
         title: figure title.
         panel_inches: size of one panel.
     """
-    fig = _figure(panel_inches * len(panels) + 0.5, panel_inches + 0.6)
+    if not panels:
+        raise ValueError("plot_grid_fields: no panels given")
+    if not (isinstance(stride, int) and stride >= 1):
+        raise ValueError(f"stride must be a positive int, got {stride!r}")
+    groups = _scale_groups(len(panels), share_scale, scale_groups)
+    scalars = [p[1].detach().to(torch.float64).cpu() for p in panels]
+    vectors_all = [None if p[2] is None else p[2].detach().to(torch.float64).cpu() for p in panels]
+    colour_max: dict[int, float] = {}
+    arrow_max: dict[int, float] = {}
+    for group, scalar, vectors in zip(groups, scalars, vectors_all):
+        colour_max[group] = max(colour_max.get(group, 0.0), float(scalar.abs().max()))
+        if vectors is not None:
+            arrow_max[group] = max(arrow_max.get(group, 0.0), float(vectors.norm(dim=0).max()))
+
+    fig = _figure(panel_inches * len(panels) + 0.5, panel_inches + 1.0)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    vmax_all = max(float(p[1].abs().max()) for p in panels) or 1.0
-    for ax, (label, scalar, vectors) in zip(axes, panels):
-        scalar = scalar.detach().to(torch.float64).cpu()
-        vmax = vmax_all if share_scale else (float(scalar.abs().max()) or 1.0)
+    keyed: set[int] = set()
+    for k, (ax, (label, _, _), scalar, vectors) in enumerate(zip(axes, panels, scalars, vectors_all)):
+        group = groups[k]
+        vmax = colour_max[group] or 1.0
         nx, ny = scalar.shape
         image = ax.imshow(
             scalar.T.numpy(), origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
             extent=(-0.5, nx - 0.5, -0.5, ny - 0.5), interpolation="nearest",
         )
-        fig.colorbar(image, ax=ax, shrink=0.75)
+        last_of_group = k == len(panels) - 1 or groups[k + 1] != group
+        if last_of_group:  # one colour bar per run of panels of the group
+            first = k
+            while first > 0 and groups[first - 1] == group:
+                first -= 1
+            fig.colorbar(image, ax=list(axes[first:k + 1]), shrink=0.75, label=colorbar_label)
         if vectors is not None:
-            vectors = vectors.detach().to(torch.float64).cpu()
             xs, ys = torch.meshgrid(torch.arange(nx), torch.arange(ny), indexing="ij")
             sl = (slice(None, None, stride), slice(None, None, stride))
-            ax.quiver(
+            # the group's longest vector is drawn 0.9 * stride pixels long
+            scale = (arrow_max[group] or 1.0) / (0.9 * stride)
+            quiver = ax.quiver(
                 xs[sl].numpy(), ys[sl].numpy(), vectors[0][sl].numpy(), vectors[1][sl].numpy(),
-                angles="xy", color="black", width=0.006,
+                angles="xy", scale_units="xy", scale=scale, color="black", width=0.006,
             )
-        ax.set_title(label, fontsize=8)
+            if group not in keyed and arrow_max[group] > 0:
+                keyed.add(group)
+                tip = 0.03 + 0.9 * stride / nx  # labelpos "E" puts the arrow's tip at X: its tail stays inside
+                ax.quiverkey(quiver, tip, -0.07, arrow_max[group], f"arrow: |v| = {arrow_max[group]:.2g}",
+                             labelpos="E", coordinates="axes", fontproperties={"size": 7})
+        ax.set_title(_wrap(label, panel_inches, 8), fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(_wrap(title, panel_inches * len(panels), 9), fontsize=9)
     return fig
 
 
@@ -380,8 +468,13 @@ def plot_point_fields(
     title: str | None = None,
     panel_inches: float = 3.0,
     arrow_scale: float | None = None,
+    colorbar_label: str = "scalar (colour)",
 ) -> "Figure":
     """Draw point clouds side by side: points coloured by a scalar, with arrows for a vector field.
+
+    Every panel shares one colour scale (symmetric, zero is white), one arrow scale and the same
+    view, so a difference panel shows round-off as white points without visible arrows.  An arrow key
+    on the first panel with arrows gives the arrow scale.
 
     Args:
         panels: ``(label, pos, scalar, vectors)`` per panel; ``pos`` ``(N, 2)`` or ``(N, 3)`` (3D
@@ -389,41 +482,109 @@ def plot_point_fields(
             ``vectors`` ``(N, 2 or 3)`` (first two components drawn) or ``None``.
         title: figure title.
         panel_inches: size of one panel.
-        arrow_scale: quiver ``scale`` (data units per arrow length unit); the same for every panel
-            so arrow lengths compare; default from the largest vector.
+        arrow_scale: quiver ``scale`` (vector units per unit of ``pos``); the same for every panel
+            so arrow lengths compare; default: the longest vector is drawn 1/12 of the view wide.
+        colorbar_label: label of the colour bar (what the colour is).
     """
-    fig = _figure(panel_inches * len(panels) + 0.5, panel_inches + 0.6)
+    if not panels:
+        raise ValueError("plot_point_fields: no panels given")
+    fig = _figure(panel_inches * len(panels) + 0.5, panel_inches + 1.0)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     scalars = [p[2] for p in panels if p[2] is not None]
     vmax = max((float(s.abs().max()) for s in scalars), default=1.0) or 1.0
     vectors_all = [p[3] for p in panels if p[3] is not None]
-    if arrow_scale is None and vectors_all:
-        arrow_scale = 4.0 * max(float(v[:, :2].norm(dim=-1).max()) for v in vectors_all) or 1.0
+    longest = max((float(v[:, :2].norm(dim=-1).max()) for v in vectors_all), default=0.0)
     reach = max(float(p[1][:, :2].abs().max()) for p in panels) * 1.15 or 1.0
+    if arrow_scale is None:
+        arrow_scale = longest / (reach / 6) if longest > 0 else 1.0
+    points = None
+    keyed = False
     for ax, (label, pos, scalar, vectors) in zip(axes, panels):
         pos = pos.detach().to(torch.float64).cpu()
         if scalar is not None:
             colour = scalar.detach().to(torch.float64).cpu().numpy()
-            points = ax.scatter(pos[:, 0].numpy(), pos[:, 1].numpy(), c=colour, cmap="RdBu_r", vmin=-vmax, vmax=vmax, s=14)
+            points = ax.scatter(pos[:, 0].numpy(), pos[:, 1].numpy(), c=colour, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                                s=16, edgecolors="grey", linewidths=0.3)
         else:
             ax.scatter(pos[:, 0].numpy(), pos[:, 1].numpy(), c="grey", s=14)
         if vectors is not None:
             vectors = vectors.detach().to(torch.float64).cpu()
-            ax.quiver(
+            quiver = ax.quiver(
                 pos[:, 0].numpy(), pos[:, 1].numpy(), vectors[:, 0].numpy(), vectors[:, 1].numpy(),
                 angles="xy", scale_units="xy", scale=arrow_scale, color="black", width=0.005,
             )
+            if not keyed and longest > 0:
+                keyed = True
+                tip = 0.03 + longest / arrow_scale / (2 * reach)  # the key's arrow, in axes widths, its tip at X
+                ax.quiverkey(quiver, tip, -0.07, longest, f"arrow: |v| = {longest:.2g}", labelpos="E",
+                             coordinates="axes", fontproperties={"size": 7})
         ax.set_xlim(-reach, reach)
         ax.set_ylim(-reach, reach)
         ax.set_aspect("equal")
-        ax.set_title(label, fontsize=8)
+        ax.set_title(_wrap(label, panel_inches, 8), fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-    if scalars:
-        fig.colorbar(points, ax=list(axes), shrink=0.75)
+    if points is not None:
+        fig.colorbar(points, ax=list(axes), shrink=0.75, label=colorbar_label)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(_wrap(title, panel_inches * len(panels), 9), fontsize=9)
     return fig
+
+
+# -- checks --------------------------------------------------------------------------------------
+def figure_problems(fig: "Figure", *, tolerance_px: float = 1.0) -> list[str]:
+    """What a reader would find wrong with ``fig``'s layout; empty when nothing.
+
+    Lays the figure out (as saving does) and reports
+
+    * every title, axis label, tick label, legend or other artist reaching outside the figure
+      (clipped when written), and
+    * every colour-mapped image or scatter without a colour bar, or whose colour bar has no label.
+
+    Returns one sentence per problem.
+    """
+    problems = []
+    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure: lay it out as an Agg file would be
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox.padded(tolerance_px)
+    for ax in fig.axes:
+        for text in [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]:
+            if text.get_visible() and text.get_text():
+                box = text.get_window_extent(renderer)
+                if not (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1):
+                    problems.append(f"text {text.get_text()!r} reaches outside the figure")
+    for text in fig.texts:
+        if text.get_visible() and text.get_text():
+            box = text.get_window_extent(renderer)
+            if not (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1):
+                problems.append(f"figure text {text.get_text()!r} reaches outside the figure")
+    whole = fig.get_tightbbox(renderer)  # inches: every artist, tick labels and legends included
+    if whole is not None:
+        pad = tolerance_px / fig.dpi
+        w, h = fig.get_size_inches()
+        if whole.x0 < -pad or whole.y0 < -pad or whole.x1 > w + pad or whole.y1 > h + pad:
+            problems.append(f"the drawing ({whole.x0:.2f}, {whole.y0:.2f})-({whole.x1:.2f}, {whole.y1:.2f}) in "
+                            f"reaches outside the {w:.2f} x {h:.2f} in figure")
+    mapped = [m for ax in fig.axes for m in [*ax.images, *ax.collections]
+              if m.get_array() is not None and type(m).__name__ != "Quiver"]  # colour-mapped, not arrows
+    bar_axes = {m.colorbar.ax for m in mapped if m.colorbar is not None}
+    mapped = [m for m in mapped if m.axes not in bar_axes]  # the colour bars' own colour strips
+    scale = lambda m: (m.get_cmap().name, *m.get_clim())  # noqa: E731
+    labelled = set()
+    for m in mapped:
+        if m.colorbar is not None:
+            if m.colorbar.ax.get_ylabel() or m.colorbar.ax.get_xlabel():
+                labelled.add(scale(m))
+            else:
+                problems.append(f"the colour bar of {m.axes.get_title()!r} has no label")
+    for m in mapped:  # a panel without its own bar must share the colours of a labelled one
+        if m.colorbar is None and scale(m) not in labelled:
+            problems.append(f"the colours of {m.axes.get_title()!r} have no labelled colour bar")
+    return problems
 
 
 # -- files ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("escnn")  # the groups used here (O(2), SO(2) on R^3, D4, O(3)) come from the escnn backend
 
+from steerable import viz  # noqa: E402
 from steerable.testing import GridField, check_equivariance, equivariance_error  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -60,8 +61,33 @@ def run_quick(name: str, out: Path, capsys) -> tuple[dict, str]:
     return result, printed
 
 
+# the quantity each example's error figure plots, as its y label must name it
+ERROR_FIGURES = {
+    "01_o2_errors.png": "|K(g.x) - rho_out(g) K(x) rho_in(g)^T| / |rho_out(g) K(x) rho_in(g)^T|",
+    "01_so2_3d_errors.png": "|K(g.x) - rho_out(g) K(x) rho_in(g)^T| / |rho_out(g) K(x) rho_in(g)^T|",
+    "02_grid_errors.png": "|conv(g.x) - g.conv(x)| / |g.conv(x)|",
+    "03_point_errors.png": "|conv(g.x, g.pos + t) - g.conv(x, pos)| / |g.conv(x, pos)|",
+    "04_model_invariance.png": "|f(g.x) - f(x)| / |f(x)|",  # invariant: not g.f(x)
+}
+
+
+def check_figures(name: str, result: dict) -> None:
+    """Every figure the example wrote: no clipped text, labelled colour bars, error plots labelled with
+    the quantity they plot (and no other formula in their titles), element names explained."""
+    figures = result["figures"]
+    assert set(PNGS[name]) <= set(figures), sorted(figures)
+    for png, fig in figures.items():
+        assert viz.figure_problems(fig) == [], (png, viz.figure_problems(fig))
+        if png in ERROR_FIGURES:
+            ax = fig.axes[0]
+            assert ERROR_FIGURES[png] in ax.get_ylabel().replace("\n", " "), (png, ax.get_ylabel())
+            assert "|" not in ax.get_title(), (png, ax.get_title())
+            assert ax.get_xlabel().startswith("rot θ"), (png, ax.get_xlabel())
+
+
 def test_01_kernels(tmp_path, capsys):
     result, _ = run_quick("01_implicit_kernels.py", tmp_path, capsys)
+    check_figures("01_implicit_kernels.py", result)
     gen = torch.Generator().manual_seed(0)
     for kernel in result["kernels"]:  # the fitted kernels, float32 as the example leaves them
         assert next(kernel.parameters()).dtype == torch.float32
@@ -70,6 +96,16 @@ def test_01_kernels(tmp_path, capsys):
 
 def test_02_grid_conv(tmp_path, capsys):
     result, _ = run_quick("02_grid_conv.py", tmp_path, capsys)
+    check_figures("02_grid_conv.py", result)
+    # the difference panel conv(g.x) - g.conv(x) is drawn on the outputs' colour and arrow scales
+    fig = result["figures"]["02_grid_rotate_vs_conv.png"]
+    panels = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    assert len(panels) == 5 and "-" in panels[4].get_title()
+    clims = [ax.images[0].get_clim() for ax in panels]
+    scales = [next(c for c in ax.collections if type(c).__name__ == "Quiver").scale for ax in panels]
+    assert clims[4] == clims[3] == clims[2] and scales[4] == scales[3] == scales[2]
+    assert clims[0] == clims[1] and scales[0] == scales[1]
+    assert clims[2][1] > 1e-2  # the outputs' own scale, not the difference's round-off (~1e-7)
     conv, x = result["conv"], result["x"]  # the example's image, on every lattice symmetry of O(2)
     error = equivariance_error(conv, (x,), (GridField(conv.in_type),), GridField(conv.out_type), dtype=torch.float32)
     assert error < BOUND
@@ -77,6 +113,10 @@ def test_02_grid_conv(tmp_path, capsys):
 
 def test_03_point_conv(tmp_path, capsys):
     result, _ = run_quick("03_point_conv.py", tmp_path, capsys)
+    check_figures("03_point_conv.py", result)
+    fig = result["figures"]["03_point_rotate_vs_conv.png"]
+    quivers = [c for ax in fig.axes for c in ax.collections if type(c).__name__ == "Quiver"]
+    assert len(quivers) == 5 and len({q.scale for q in quivers}) == 1  # the difference panel included
     conv = result["conv"]
     args = (result["x"], result["pos"], result["edge_index"])  # the example's spiral cloud and its graph
     gen = torch.Generator().manual_seed(0)
@@ -87,6 +127,9 @@ def test_03_point_conv(tmp_path, capsys):
 
 def test_04_o3_model(tmp_path, capsys):
     result, _ = run_quick("04_o3_point_model.py", tmp_path, capsys)
+    check_figures("04_o3_point_model.py", result)
+    xlabel = result["figures"]["04_model_invariance.png"].axes[0].get_xlabel().replace("\n", " ")
+    assert "-rot θ: inversion" in xlabel  # "-rot 177°" is explained where it is shown
     model = result["model"]
     group = model.convs[0].group
     args = (result["pos"], result["edges"], result["batch"])  # the kNN graph is the same for a moved cloud

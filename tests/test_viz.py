@@ -156,3 +156,107 @@ def test_plot_fields_png(tmp_path):
     pos = torch.randn(30, 2, generator=torch.Generator().manual_seed(0))
     fig = viz.plot_point_fields([("p", pos, pos[:, 0], pos.flip(1)), ("q", pos * 0.5, None, None)])
     assert_png(viz.save(fig, tmp_path / "points.png"))
+
+
+# -- what a reader sees: scales, colour bars, clipping, labels -----------------------------------
+def _bad_figure(title: str, label_bar: bool):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3, 2), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(torch.arange(16.0).reshape(4, 4).numpy())
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="value" if label_bar else None)
+    return fig
+
+
+def test_figure_problems_finds_clipped_titles_and_unlabelled_colour_bars():
+    """The checker the tests below rely on reports each defect it claims to find, and nothing on a clean figure."""
+    assert viz.figure_problems(_bad_figure("short", label_bar=True)) == []
+    long = "a title far too long for a three inch figure, clipped at both sides when saved"
+    problems = viz.figure_problems(_bad_figure(long, label_bar=True))
+    assert any("reaches outside" in p and long in p for p in problems), problems
+    problems = viz.figure_problems(_bad_figure("short", label_bar=False))
+    assert problems == ["the colour bar of 'short' has no label"]
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3, 2), layout="constrained")
+    fig.add_subplot().scatter([0, 1], [0, 1], c=[0.0, 1.0])
+    assert viz.figure_problems(fig) == ["the colours of '' have no labelled colour bar"]
+
+
+def _grid_signal(size: int = 12):
+    c = torch.linspace(-1, 1, size, dtype=torch.float64)
+    x, y = torch.meshgrid(c, c, indexing="ij")
+    return torch.exp(-(x - 0.3) ** 2 - 2 * y**2), torch.stack([-y, x])
+
+
+def _quivers(fig):
+    return [q for ax in fig.axes for q in ax.collections if type(q).__name__ == "Quiver"]
+
+
+def test_grid_difference_panel_is_drawn_on_the_signals_scale():
+    """Round-off of 1e-7 in a difference panel stays invisible: same clim and quiver scale as the signal it
+    subtracts, so its arrows are ~1e-7 of a stride long (before: each panel auto-scaled, round-off became
+    full-length arrows and a saturated image)."""
+    scalar, vectors = _grid_signal()
+    noise = 1e-7 * torch.randn(3, 12, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    panels = [("signal", scalar, vectors), ("turned", scalar.flip(0), vectors.flip(1)),
+              ("difference", noise[0], noise[1:])]
+    fig = viz.plot_grid_fields(panels, stride=2, scale_groups=[0, 0, 0], colorbar_label="scalar")
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 3
+    assert images[2].get_clim() == images[0].get_clim() == (-float(scalar.max()), float(scalar.max()))
+    q_signal, _, q_diff = _quivers(fig)
+    assert q_diff.scale == q_signal.scale
+    # the longest signal arrow is drawn 0.9 * stride pixels long; a 1e-7 arrow 1e-7 / |v|max of that
+    longest = float(vectors.norm(dim=0).max())
+    assert q_signal.scale == pytest.approx(longest / (0.9 * 2), rel=1e-12)
+    diff_len = float(noise[1:].norm(dim=0).max()) / q_diff.scale
+    assert diff_len < 1e-5, diff_len
+    assert viz.figure_problems(fig) == []
+    # separate groups: the inputs and the outputs each get their own scale and their own labelled colour bar
+    fig = viz.plot_grid_fields([("in", scalar, vectors), ("out", 3 * scalar, 3 * vectors)], scale_groups=[0, 1])
+    q_in, q_out = _quivers(fig)
+    assert q_out.scale == pytest.approx(3 * q_in.scale)
+    assert viz.figure_problems(fig) == []
+    with pytest.raises(ValueError, match="one group per panel"):
+        viz.plot_grid_fields(panels, scale_groups=[0, 1])
+    with pytest.raises(ValueError, match="not both"):
+        viz.plot_grid_fields(panels, share_scale=True, scale_groups=[0, 0, 0])
+
+
+def test_point_fields_share_one_scale_and_wrap_long_titles():
+    pos = torch.randn(30, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    vec = pos.flip(1)
+    label = "input: scalar (colour) + unit tangent (drawn scaled), a label longer than its panel"
+    fig = viz.plot_point_fields([(label, pos, pos[:, 0], vec), ("difference", pos, 1e-7 * pos[:, 0], 1e-7 * vec)])
+    q_signal, q_diff = _quivers(fig)
+    assert q_signal.scale == q_diff.scale
+    scatters = [c for ax in fig.axes for c in ax.collections if type(c).__name__ == "PathCollection"]
+    assert len({s.get_clim() for s in scatters}) == 1
+    assert viz.figure_problems(fig) == []  # the long panel title is wrapped, not clipped; the colour bar labelled
+
+
+def test_error_plot_labels_name_the_quantity_and_the_element_notation():
+    o3 = st.group("O(3)")
+    els = o3.sample(4, generator=torch.Generator().manual_seed(0))
+    quantity = "relative change |f(g.x) - f(x)| / |f(x)|"
+    fig = viz.plot_equivariance_error([1e-7] * 4, els, bound=1e-5, ylabel=quantity, title="invariance per g")
+    ax = fig.axes[0]
+    assert ax.get_ylabel().replace("\n", " ") == quantity
+    assert "|" not in ax.get_title()  # the formula is in the y label only, so the two cannot disagree
+    assert "-rot θ: inversion" in ax.get_xlabel().replace("\n", " ")  # what "-rot 177°" means
+    assert viz.figure_problems(fig) == []
+    o2 = st.group("O(2)")
+    xlabel = viz.plot_equivariance_error([1.0], o2.sample(1)).axes[0].get_xlabel()
+    assert xlabel.startswith("rot θ: rotation by θ")
+    assert viz.plot_equivariance_error([1.0], ["a"]).axes[0].get_xlabel() == "group element"
+    proper = st.group("SO(3)").sample(3)
+    assert "-rot" not in viz.element_notation(proper)
+
+
+def test_kernel_figures_say_the_extent_and_label_the_colour_bar(o2_kernel):
+    fig = viz.plot_kernel(o2_kernel, extent=1.5, resolution=9)
+    assert "x, y in [-1.5, 1.5]" in fig.get_suptitle()
+    assert viz.figure_problems(fig) == []
