@@ -150,5 +150,34 @@ class EscnnKernelMLP(torch.nn.Module):
             invariants = torch.cat([invariants, attr[:, self.inv_idx].to(invariants)], dim=1)
         return self.invariant_mlp(invariants).view(pos.shape[0], self.spec.hidden_channels, -1)
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its spec and state dict, rebuilt on load (escnn's groups, types and bases hold
+        local functions, which do not pickle): ``pickle``, ``torch.save(model)``, multiprocessing
+        and ``ddp_spawn`` work.  The rebuilt module has the same parameters, buffers, dtype, device,
+        mode and ``requires_grad`` flags; hooks and attributes added to the module are not kept."""
+        frozen = [name for name, p in self.named_parameters() if not p.requires_grad]
+        return (_rebuild, (type(self), self.spec, self.state_dict(), self.training, frozen))
+
+    def __deepcopy__(self, memo: dict) -> "EscnnKernelMLP":
+        """A rebuilt copy (see :meth:`__reduce__`), with its own parameters."""
+        frozen = [name for name, p in self.named_parameters() if not p.requires_grad]
+        new = memo[id(self)] = _rebuild(type(self), self.spec, self.state_dict(), self.training, frozen)
+        return new
+
     def extra_repr(self) -> str:
         return f"{self.group}, band_limit={self.band_limit}, blocks={len(self.spec.blocks)}, out={self.spec.out_size}"
+
+
+def _rebuild(
+    cls: type, spec: KernelMLPSpec, state: dict[str, torch.Tensor], training: bool, frozen: list[str]
+) -> EscnnKernelMLP:
+    """An escnn kernel MLP of class ``cls`` for ``spec`` with the given state (see
+    :meth:`EscnnKernelMLP.__reduce__`): dtype and device are those of the state's tensors."""
+    module = cls(spec.group, spec)
+    ref = next((t for t in state.values() if t.is_floating_point()), None)
+    if ref is not None:
+        module.to(device=ref.device, dtype=ref.dtype)
+    module.load_state_dict(state)
+    for name in frozen:
+        module.get_parameter(name).requires_grad_(False)
+    return module.train(training)
