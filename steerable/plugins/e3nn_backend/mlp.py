@@ -118,12 +118,16 @@ class E3nnKernelMLP(torch.nn.Module):
     def __deepcopy__(self, memo: dict) -> "E3nnKernelMLP":
         """Rebuilt from the spec with this module's parameters, dtype, device and mode: e3nn's generated
         code re-creates its constant tensors when copied, from their current (maybe float32-rounded)
-        values, which no master restores; a rebuilt module has exact ones."""
+        values, which no master restores; a rebuilt module has exact ones.  ``requires_grad`` flags
+        are kept; hooks and added attributes are not."""
         ref = next(iter([*self.parameters(), *self.buffers()]), None)
         new = type(self)(self.spec)
         if ref is not None:
             new = new.to(device=ref.device, dtype=ref.dtype if ref.is_floating_point() else None)
         new.load_state_dict(self.state_dict())
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                new.get_parameter(name).requires_grad_(False)
         new.train(self.training)
         memo[id(self)] = new
         return new
