@@ -255,9 +255,12 @@ def test_hidden_layers_zero_and_options(G):
     mlp = G.build_kernel_mlp(spec)
     errors, _ = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(5)), torch.float64)
     assert max(errors) <= F64_BOUND
-    unknown = r"e3nn backend: unknown kernel MLP options \['nope'\]; supported: \['hidden_lmax'\]"
+    unknown = r"e3nn backend: unknown kernel MLP options \['nope'\]; supported: \['hidden_lmax', 'origin_scale'\]"
     with pytest.raises(ValueError, match=unknown):
         G.build_kernel_mlp(KernelMLPSpec(G, _mixed_blocks(G)[:1], options={"nope": 1}))
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="e3nn backend: options\\['origin_scale'\\] must be a finite number > 0"):
+            G.build_kernel_mlp(KernelMLPSpec(G, _mixed_blocks(G)[:1], options={"origin_scale": bad}))
     with pytest.raises(ValueError, match="e3nn backend: option 'hidden_lmax' must be int, got 1.5"):
         G.build_kernel_mlp(KernelMLPSpec(G, _mixed_blocks(G)[:1], options={"hidden_lmax": 1.5}))
     with pytest.raises(ValueError, match="e3nn backend: nonlinearity='fourier' is not supported .*supported: 'exact'"):

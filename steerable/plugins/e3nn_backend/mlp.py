@@ -3,11 +3,18 @@
 Architecture (``C = spec.hidden_channels``, ``L = max_b (l_out_b + l_in_b)``, the band limit the
 output needs):
 
-1. **Harmonic embedding** of the direction ``u = pos / |pos|``: ``Y_0 .. Y_L`` (e3nn spherical
-   harmonics, component normalisation; ``u = 0`` at the origin, so ``Y_l = 0`` there for ``l > 0``).
+1. **Harmonic embedding**, smooth at the origin: the solid harmonics ``Y_0(v) .. Y_L(v)`` (e3nn
+   spherical harmonics without normalisation, component normalisation: polynomials, ``Y_l(v) =
+   |v|^l Y_l(pos / |pos|)``) of the softened direction ``v = pos / r_s``, ``r_s = sqrt(|pos|^2 +
+   s^2)`` with the origin scale ``s`` (``options["origin_scale"]``, default half the spacing of the
+   radial basis centres, ``max_radius / (2 max(radial_features - 1, 1))``).  For ``|pos| >> s`` these
+   are the harmonics of the direction; near the origin they fade in as ``(|pos| / s)^l``, and at
+   ``pos = 0`` only ``Y_0`` is nonzero.  No division by ``|pos|``: gradients at and near the origin
+   are exact and finite (forces with self-loops or coincident points), half precision gives no NaN.
    Parities ``(-1)^l`` in O(3); in SO(3) every internal irrep is labelled even.
-2. **Scalar MLP** (``e3nn.nn.FullyConnectedNet``) of the invariants: ``RadialBasis(|pos|)`` and the
-   invariant (``0e``) attributes.  It gives the per-edge weights of the first tensor product.
+2. **Scalar MLP** (``e3nn.nn.FullyConnectedNet``) of the invariants: ``RadialBasis(r_s)`` (a smooth
+   function of ``|pos|^2``, where ``|pos|`` has a cone at the origin) and the invariant (``0e``)
+   attributes.  It gives the per-edge weights of the first tensor product.
 3. **First layer**: ``x0 = 1x0e ⊕ a`` (``a``: the non-invariant attributes, in e3nn's basis)
    tensored with ``e = Y ⊕ a`` by an ``o3.FullyConnectedTensorProduct`` whose weights come from
    step 2, so every output irrep starts as ``w(|pos|, invariants) Y_l(u)`` plus attribute couplings.
@@ -28,10 +35,13 @@ output needs):
    irreps to the core's row-major ``out x in`` matrix layout.
 
 Options (``spec.options``): ``hidden_lmax`` (int, default 2): the highest degree kept in the hidden
-field; the output still reaches ``L`` through the last tensor product.
+field; the output still reaches ``L`` through the last tensor product.  ``origin_scale`` (a number
+> 0): ``s`` of step 1.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from collections import defaultdict
 from typing import Callable, Sequence
 
@@ -108,18 +118,27 @@ class E3nnKernelMLP(torch.nn.Module):
     def __deepcopy__(self, memo: dict) -> "E3nnKernelMLP":
         """Rebuilt from the spec with this module's parameters, dtype, device and mode: e3nn's generated
         code re-creates its constant tensors when copied, from their current (maybe float32-rounded)
-        values, which no master restores; a rebuilt module has exact ones."""
+        values, which no master restores; a rebuilt module has exact ones.  ``requires_grad`` flags
+        are kept; hooks and added attributes are not."""
         ref = next(iter([*self.parameters(), *self.buffers()]), None)
         new = type(self)(self.spec)
         if ref is not None:
             new = new.to(device=ref.device, dtype=ref.dtype if ref.is_floating_point() else None)
         new.load_state_dict(self.state_dict())
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                new.get_parameter(name).requires_grad_(False)
         new.train(self.training)
         memo[id(self)] = new
         return new
 
     def _build(self, spec: KernelMLPSpec) -> None:
-        spec.require(backend="e3nn", group_type=E3nnGroup, nonlinearities=("exact",), options={"hidden_lmax": int})
+        spec.require(
+            backend="e3nn",
+            group_type=E3nnGroup,
+            nonlinearities=("exact",),
+            options={"hidden_lmax": int, "origin_scale": numbers.Real},
+        )
         group = spec.group
         self.spec = spec
         dtype = torch.float64
@@ -133,7 +152,13 @@ class E3nnKernelMLP(torch.nn.Module):
         self.lmax = max(1, max(o.l + i.l for o, i in blocks))
         sh_parity = -1 if group.with_inversion else 1
         self.irreps_sh = o3.Irreps([(1, (l, sh_parity**l)) for l in range(self.lmax + 1)])
-        self.sh = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
+        self.sh = o3.SphericalHarmonics(self.irreps_sh, normalize=False, normalization="component")
+        default_scale = spec.max_radius / (2 * max(spec.radial_features - 1, 1))
+        self.origin_scale = float(spec.options.get("origin_scale", default_scale))
+        if not (math.isfinite(self.origin_scale) and self.origin_scale > 0):
+            raise ValueError(
+                f"e3nn backend: options['origin_scale'] must be a finite number > 0, got {self.origin_scale}"
+            )
 
         # -- 2. attributes: invariant channels feed the scalar MLP, the rest enter as irreps ---
         inv_channels, eq_channels, eq_irreps, attr_blocks = [], [], [], []
@@ -296,8 +321,9 @@ class E3nnKernelMLP(torch.nn.Module):
             )
         n = pos.shape[0]
         # e3nn's spherical harmonics take (x, y, z) vectors with D_from_matrix(R) for R on (x, y, z).
-        e = self.sh(pos)
-        scalars = self.radial(pos.norm(dim=-1))
+        soft_radius = (pos.pow(2).sum(-1) + self.origin_scale**2).sqrt()  # >= s: smooth, no 0/0
+        e = self.sh(pos / soft_radius[:, None])  # solid harmonics of the softened direction
+        scalars = self.radial(soft_radius)
         x0 = pos.new_ones(n, 1)
         if attr is not None:
             attr = attr.to(pos.dtype)

@@ -17,7 +17,7 @@ from steerable.core.representation import run_lengths
 from .change_of_basis import ChangeOfBasis
 from .frontend import EscnnKernelMLP, InputPlan
 from .groups import EscnnGroup
-from .linear import expanded, unshare_basis
+from .linear import PlainLinear
 from .schur import SchurGate
 
 
@@ -50,15 +50,12 @@ class _EscnnLinear(torch.nn.Module):
         self, in_type: Any, out_type: Any, bias: bool = True, output_basis: ChangeOfBasis | None = None
     ) -> None:
         super().__init__()
-        import escnn.nn as enn
-
         self.in_type, self.out_type = in_type, out_type
-        self.linear = enn.Linear(in_type, out_type, bias=bias)
-        unshare_basis(self.linear)
+        self.linear = PlainLinear(in_type, out_type, bias=bias)
         self.output_basis = output_basis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        matrix, bias = expanded(self.linear)
+        matrix, bias = self.linear.expanded()
         if self.output_basis is not None:
             matrix = self.output_basis(matrix.T).T
             bias = self.output_basis(bias[None])[0] if bias is not None else None

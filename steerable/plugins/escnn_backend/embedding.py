@@ -1,25 +1,35 @@
-"""Harmonic embedding of the direction of a relative position, and the choice of its band limit.
+"""Harmonic embedding of a relative position, smooth at the origin, and the choice of its band limit.
 
-The kernel MLP starts from the direction ``u = pos / |pos|`` (``u = 0`` at ``pos = 0``, so that every
-non-invariant component of the embedding vanishes there) and embeds it as the harmonics of the
-*parent* group (``O(2)`` on ``R^2``, ``O(3)`` on ``R^3``), each block transforming under one parent
-irrep in escnn's basis:
+The kernel MLP embeds the *softened direction* ``v = pos / r_s`` with the softened radius
+``r_s = sqrt(|pos|^2 + s^2)`` (``s``: the origin scale, :func:`origin_scale`) as the solid harmonics
+of the *parent* group (``O(2)`` on ``R^2``, ``O(3)`` on ``R^3``): polynomials of ``v``, each block
+transforming under one parent irrep in escnn's basis.  The degree-``l`` block is
+``|v|^l Y_l(pos / |pos|)`` with ``|v| = |pos| / r_s``: the unit-norm harmonics for ``|pos| >> s``,
+fading in as ``(|pos| / s)^l`` near the origin.  Everything is smooth (``r_s >= s > 0``, no division
+by ``|pos|``): gradients at and near ``pos = 0`` are exact and finite (forces with self-loops or
+coincident points), and half precision gives no NaN at the centre tap of a grid.  At ``pos = 0``
+every non-invariant block is exactly zero, as symmetry demands.
 
-* ``R^2``: ``[1, (cos θ, sin θ), (cos 2θ, sin 2θ), ..., (cos Lθ, sin Lθ)]``; block ``k >= 1`` is
-  escnn's ``O(2)`` irrep ``(1, k)`` (rotation by φ acts as the rotation by ``kφ``; the reflection
-  ``diag(1, -1)`` maps ``θ -> -θ``), block 0 the trivial irrep ``(0, 0)``.  Size ``2L + 1``.
-* ``R^3``: the real spherical harmonics ``Y_l(u)``, ``l = 0..L``, each normalised to ``|Y_l(u)| = 1``
-  and transforming under escnn's ``O(3)`` irrep ``(l mod 2, l)``.  They are built by escnn's
+* ``R^2``: ``[1, (c_1, s_1), ..., (c_L, s_L)]`` with ``c_k + i s_k = (v_x + i v_y)^k``
+  (``= |v|^k (cos kθ, sin kθ)``); block ``k >= 1`` is escnn's ``O(2)`` irrep ``(1, k)`` (rotation by
+  φ acts as the rotation by ``kφ``; the reflection ``diag(1, -1)`` maps ``θ -> -θ``), block 0 the
+  trivial irrep ``(0, 0)``.  Size ``2L + 1``.
+* ``R^3``: the real solid harmonics ``Y_l(v)``, ``l = 0..L``, scaled to ``|Y_l(u)| = 1`` on unit
+  vectors and transforming under escnn's ``O(3)`` irrep ``(l mod 2, l)``.  They are built by escnn's
   recursion ``Y_l = C_l (Y_{l-1} ⊗ Y_1)`` (``C_l`` the rows of the Clebsch-Gordan change of basis
-  that project onto ``l``), with the constants kept in float64 (escnn's own
-  ``HarmonicPolynomialR3Generator`` stores them in float32, which limits its equivariance to ~1e-6).
-  Size ``(L + 1)^2``.
+  that project onto ``l``; homogeneous of degree ``l``), with the constants kept in float64 (escnn's
+  own ``HarmonicPolynomialR3Generator`` stores them in float32, which limits its equivariance to
+  ~1e-6).  Size ``(L + 1)^2``.
 
 Restricted to the subgroup ``H``, the parent irreps become (generally reducible) representations
-of ``H``; the module reports them in :attr:`HarmonicEmbedding.reps`.
+of ``H``; the module reports them in :attr:`HarmonicEmbedding.reps`.  Completeness is unchanged by
+the factor ``|v|^l``: it is invariant and nonzero away from the origin, where only the invariant
+block may be nonzero anyway.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, Iterable
 
 import numpy as np
@@ -34,6 +44,22 @@ from .groups import EscnnGroup
 # reach the remaining irreps through regular fields and pointwise nonlinearities.
 DEFAULT_MAX_BAND = {2: 32, 3: 8}
 FINITE_MAX_BAND = {2: 8, 3: 4}
+
+
+def origin_scale(spec: Any) -> float:
+    """The origin scale ``s`` of a :class:`~steerable.core.mlp.KernelMLPSpec`: ``options["origin_scale"]``,
+    by default half the spacing of the radial basis centres, ``max_radius / (2 max(radial_features - 1, 1))``
+    (distances below it are not resolved by the radial basis either).
+
+    Raises:
+        ValueError: the option is not a finite number > 0.
+    """
+    value = spec.options.get("origin_scale")
+    if value is None:
+        return spec.max_radius / (2 * max(spec.radial_features - 1, 1))
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"escnn backend: options['origin_scale'] must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def parent_irrep(group: EscnnGroup, l: int) -> Any:
@@ -105,17 +131,20 @@ def choose_band_limit(group: EscnnGroup, needed: Iterable[tuple], max_band: int 
 
 
 class HarmonicEmbedding(torch.nn.Module):
-    """``pos (E, n) -> (E, size)``: parent harmonics of the direction up to band ``L``.
+    """``pos (E, n) -> (E, size)``: parent solid harmonics of the softened direction up to band ``L``.
 
     Attributes:
         L: band limit.
+        scale: the origin scale ``s`` of the softened radius (see the module docstring).
         reps: escnn representations of ``H``, one per degree ``0..L``, in channel order.
         size: number of output channels (``2L + 1`` on ``R^2``, ``(L + 1)^2`` on ``R^3``).
     """
 
-    def __init__(self, group: EscnnGroup, L: int) -> None:
+    def __init__(self, group: EscnnGroup, L: int, scale: float) -> None:
         super().__init__()
-        self.dim, self.L = group.dim, L
+        if not scale > 0:
+            raise ValueError(f"HarmonicEmbedding: the origin scale must be > 0, got {scale}")
+        self.dim, self.L, self.scale = group.dim, L, float(scale)
         self.reps = harmonic_reps(group, L)
         self.size = sum(r.size for r in self.reps)
         # the recursion's constants, float64 outside the buffers (.float() would round them)
@@ -147,24 +176,29 @@ class HarmonicEmbedding(torch.nn.Module):
                 y_prev = cob @ np.kron(y_prev, y_1)
                 self.constants.add(f"cob_{l}", cob)
 
+    def soft_radius(self, pos: torch.Tensor) -> torch.Tensor:
+        """``(E, n) -> (E,)``: ``r_s = sqrt(|pos|^2 + s^2)``, smooth and ``>= s`` (also in half precision)."""
+        return (pos.pow(2).sum(-1) + self.scale**2).sqrt()
+
     def forward(self, pos: torch.Tensor) -> torch.Tensor:
-        r2 = pos.pow(2).sum(-1, keepdim=True)
-        # u = 0 at pos = 0 (and finite gradients there): the clamp only acts below ~1e-15 |pos|.
-        u = pos / r2.clamp_min(1e-30).sqrt()
-        ones = torch.ones_like(u[:, :1])
+        v = pos / self.soft_radius(pos)[:, None]  # |v| < 1, smooth; v = 0 at pos = 0
+        ones = torch.ones_like(v[:, :1])
         if self.L == 0:
             return ones
         if self.dim == 2:
-            c1, s1 = u[:, :1], u[:, 1:2]
+            c1, s1 = v[:, :1], v[:, 1:2]
             feats, c, s = [ones, c1, s1], c1, s1
             for _ in range(2, self.L + 1):
-                c, s = c * c1 - s * s1, s * c1 + c * s1  # angle addition: (k-1)θ + θ
+                c, s = c * c1 - s * s1, s * c1 + c * s1  # (v_x + i v_y)^k = (v_x + i v_y)^(k-1) (v_x + i v_y)
                 feats += [c, s]
             return torch.cat(feats, -1)
-        y1 = u @ self.constants.get("cob_1", u).T
+        y1 = v @ self.constants.get("cob_1", v).T
         feats, y = [ones, y1], y1
         for l in range(2, self.L + 1):
             prod = (y[:, :, None] * y1[:, None, :]).flatten(1)  # row-major kron(Y_{l-1}, Y_1)
-            y = prod @ self.constants.get(f"cob_{l}", u).T
+            y = prod @ self.constants.get(f"cob_{l}", v).T
             feats.append(y)
         return torch.cat(feats, -1)
+
+    def extra_repr(self) -> str:
+        return f"L={self.L}, size={self.size}, origin_scale={self.scale:.3g}"

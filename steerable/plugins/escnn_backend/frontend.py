@@ -18,11 +18,14 @@ import torch
 from steerable.core.mlp import KernelMLPSpec
 from steerable.core.radial import RadialBasis
 
-from .embedding import HarmonicEmbedding, choose_band_limit, harmonic_reps
+from .embedding import HarmonicEmbedding, choose_band_limit, harmonic_reps, origin_scale
 from .groups import EscnnGroup, EscnnRep
 
 #: options of ``spec.options`` (module docstring of :mod:`steerable.plugins.escnn_backend.mlp`), with the type their values must have
-OPTIONS = {name: numbers.Integral for name in ("max_band", "band", "fourier_band", "grid", "invariant_width")}
+OPTIONS: dict[str, Any] = {
+    **{name: numbers.Integral for name in ("max_band", "band", "fourier_band", "grid", "invariant_width")},
+    "origin_scale": numbers.Real,
+}
 
 
 def native_rep(group: EscnnGroup, rep: Any, what: str) -> Any:
@@ -126,7 +129,7 @@ class EscnnKernelMLP(torch.nn.Module):
         self.out_type = gs.type(*plan.out_reps)
         self.register_buffer("inv_idx", torch.tensor(plan.inv_channels, dtype=torch.long), persistent=False)
         self.band_limit, self.unreachable = plan.band_limit, plan.unreachable
-        self.embedding = HarmonicEmbedding(group, self.band_limit)
+        self.embedding = HarmonicEmbedding(group, self.band_limit, origin_scale(spec))
         self.radial = RadialBasis(spec.radial_features, spec.max_radius)
         n_inv = spec.radial_features + len(plan.inv_channels)
         width = int(spec.options.get("invariant_width", 16))
@@ -138,12 +141,43 @@ class EscnnKernelMLP(torch.nn.Module):
         self.in_type = gs.type(*(list(self.embedding.reps) * spec.hidden_channels + attr_reps))
 
     def invariant_weights(self, pos: torch.Tensor, attr: torch.Tensor | None) -> torch.Tensor:
-        """``(E, C, degrees)``: the learned function of the invariants scaling each harmonic copy."""
-        r = pos.pow(2).sum(-1).clamp_min(1e-30).sqrt()
-        invariants = self.radial(r)
+        """``(E, C, degrees)``: the learned function of the invariants scaling each harmonic copy.
+
+        The radial basis reads the softened radius ``r_s = sqrt(|pos|^2 + s^2)`` of the embedding, a
+        smooth function of ``|pos|^2`` (``|pos|`` itself has a cone at the origin)."""
+        invariants = self.radial(self.embedding.soft_radius(pos))
         if len(self.inv_idx):
             invariants = torch.cat([invariants, attr[:, self.inv_idx].to(invariants)], dim=1)
         return self.invariant_mlp(invariants).view(pos.shape[0], self.spec.hidden_channels, -1)
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its spec and state dict, rebuilt on load (escnn's groups, types and bases hold
+        local functions, which do not pickle): ``pickle``, ``torch.save(model)``, multiprocessing
+        and ``ddp_spawn`` work.  The rebuilt module has the same parameters, buffers, dtype, device,
+        mode and ``requires_grad`` flags; hooks and attributes added to the module are not kept."""
+        frozen = [name for name, p in self.named_parameters() if not p.requires_grad]
+        return (_rebuild, (type(self), self.spec, self.state_dict(), self.training, frozen))
+
+    def __deepcopy__(self, memo: dict) -> "EscnnKernelMLP":
+        """A rebuilt copy (see :meth:`__reduce__`), with its own parameters."""
+        frozen = [name for name, p in self.named_parameters() if not p.requires_grad]
+        new = memo[id(self)] = _rebuild(type(self), self.spec, self.state_dict(), self.training, frozen)
+        return new
+
     def extra_repr(self) -> str:
         return f"{self.group}, band_limit={self.band_limit}, blocks={len(self.spec.blocks)}, out={self.spec.out_size}"
+
+
+def _rebuild(
+    cls: type, spec: KernelMLPSpec, state: dict[str, torch.Tensor], training: bool, frozen: list[str]
+) -> EscnnKernelMLP:
+    """An escnn kernel MLP of class ``cls`` for ``spec`` with the given state (see
+    :meth:`EscnnKernelMLP.__reduce__`): dtype and device are those of the state's tensors."""
+    module = cls(spec.group, spec)
+    ref = next((t for t in state.values() if t.is_floating_point()), None)
+    if ref is not None:
+        module.to(device=ref.device, dtype=ref.dtype)
+    module.load_state_dict(state)
+    for name in frozen:
+        module.get_parameter(name).requires_grad_(False)
+    return module.train(training)

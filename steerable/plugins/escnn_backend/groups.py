@@ -79,6 +79,13 @@ class EscnnRep(Rep):
         """``(group.key, "escnn", native name)``: escnn names its representations uniquely per group."""
         return (self.group.key, "escnn", self.native.name)
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its group and how to find or rebuild the escnn representation (escnn's
+        representations hold local functions, which do not pickle)."""
+        native = self.native
+        recipe = (native.name, [tuple(i) for i in native.irreps], np.asarray(native.change_of_basis))
+        return (_rebuild_rep, (self.group, self.name, self.is_trivial, recipe))
+
     def matrices(self, elements: GroupElements) -> torch.Tensor:
         native = self.group._native_elements(elements)
         if not native:
@@ -115,6 +122,11 @@ class EscnnGroup(Group):
             self._elements = list(self.native.elements)
             mats = np.stack([np.asarray(self._std.native(e), dtype=np.float64) for e in self._elements])
             self._element_mats = torch.from_numpy(mats)
+
+    def __reduce__(self) -> tuple:
+        """Pickled by name: loading gets the registry's escnn group of that name and dimension
+        (escnn's groups hold local functions, which do not pickle)."""
+        return (_registered_group, (self.name, self.dim))
 
     # -- representations -------------------------------------------------------------------
     def restrict(self, parent_rep: Any) -> Any:
@@ -285,6 +297,35 @@ class EscnnGroup(Group):
         from .mlp import build_kernel_mlp
 
         return build_kernel_mlp(self, spec)
+
+
+# -- unpickling -----------------------------------------------------------------------------
+def _registered_group(name: str, dim: int) -> EscnnGroup:
+    from steerable.registry import group
+
+    found = group(name, dim=dim, backend=BACKEND)
+    assert isinstance(found, EscnnGroup), found
+    return found
+
+
+def _rebuild_rep(group: EscnnGroup, name: str, is_trivial: bool, recipe: tuple) -> EscnnRep:
+    """The representation of ``group`` pickled by :meth:`EscnnRep.__reduce__`: the group's own for the
+    named ones (trivial, standard, det, regular, irreps), else escnn's representation of that name,
+    else one rebuilt from its irreps and change of basis (same matrices)."""
+    native_name, irreps, change_of_basis = recipe
+    named = {"trivial": group.trivial_rep, "standard": group.standard_rep, "det": group.det_rep}
+    if group.order is not None:
+        named["regular"] = group.regular_rep
+    if name in named:
+        return named[name]()
+    for irrep in irreps:  # escnn builds its irreps on demand: make sure the ones needed exist
+        group.native.irrep(*irrep)
+    native = group.native.representations.get(native_name)
+    if native is None:
+        from escnn.group import Representation
+
+        native = Representation(group.native, native_name, list(irreps), change_of_basis)
+    return group.wrap(native, name, is_trivial)
 
 
 # -- factories ------------------------------------------------------------------------------

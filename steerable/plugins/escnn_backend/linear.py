@@ -1,28 +1,100 @@
-"""Helpers around escnn's ``nn.Linear`` used on plain tensors by the kernel MLP's layers."""
+"""escnn's ``nn.Linear`` made fit for the kernel MLP's layers, which use it on plain tensors.
+
+escnn's ``Linear`` has three habits that break saving, copying and multi-process training of a
+model that contains it; :class:`PlainLinear` removes them:
+
+* in eval mode it registers the expanded matrix and bias as *buffers* (``matrix``,
+  ``expanded_bias``) and deletes them in train mode, so ``state_dict`` keys depend on the history of
+  ``.train()`` / ``.eval()`` calls, and ``deepcopy`` in eval mode fails (the buffers are built with
+  autograd on: not graph leaves).  Here nothing is registered by mode; :meth:`PlainLinear.expanded`
+  keeps a cache outside the state dict.
+* it shares one basis-expansion module per (representations, points) between every ``Linear``, so
+  ``.double()`` on one model would change another's buffers: each layer gets private copies.
+* it registers its basis-expansion submodules in the iteration order of a ``set`` of
+  representations, which depends on Python's hash seed: two processes would list the same
+  buffers in different orders (Lightning's DDP broadcasts buffers by position).  Here they are
+  sorted by name.
+"""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import escnn.nn as enn
 import torch
 
-
-def expanded(linear: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """escnn ``nn.Linear``'s expanded ``(out, in)`` matrix and bias (escnn caches them in eval mode)."""
-    if linear.training:
-        return linear.expand_parameters()
-    return linear.matrix, linear.expanded_bias
+#: escnn's eval-mode buffers, dropped from old state dicts when loading
+_EVAL_BUFFERS = ("matrix", "expanded_bias")
 
 
-def unshare_basis(linear: torch.nn.Module) -> None:
-    """Give ``linear`` private copies of escnn's cached basis-expansion modules.
+class PlainLinear(enn.Linear):
+    """escnn ``nn.Linear(in_type, out_type, bias)`` without mode-dependent buffers, with private
+    basis modules registered in sorted order (see the module docstring).
+
+    :meth:`expanded` gives the ``(out, in)`` matrix and the bias; ``forward`` takes and returns an
+    escnn ``GeometricTensor`` like escnn's.  ``state_dict`` keys are the same in every mode; state
+    dicts saved by escnn's ``Linear`` in eval mode (with ``matrix`` / ``expanded_bias``) still load.
+    """
+
+    def __init__(self, in_type: Any, out_type: Any, bias: bool = True) -> None:
+        super().__init__(in_type, out_type, bias=bias)
+        for name in _EVAL_BUFFERS:  # escnn registers them at construction too (zeros)
+            self._buffers.pop(name, None)
+            self.__dict__.pop(name, None)
+        _private_sorted_basis(self)
+        self._expansion: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+
+    def train(self, mode: bool = True) -> "PlainLinear":
+        return torch.nn.Module.train(self, mode)  # not escnn's: no buffers by mode
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "PlainLinear":
+        self._expansion = None  # .to(), .double(): the cached tensors would be of the old kind
+        return super()._apply(fn, *args, **kwargs)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        for name in _EVAL_BUFFERS:
+            state_dict.pop(prefix + name, None)
+        self._expansion = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def expanded(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The expanded ``(out, in)`` matrix and ``(out,)`` bias (``None`` without bias).
+
+        Recomputed on every call whenever autograd may need it (training mode, or gradients on
+        and a parameter that requires them) and under ``torch.compile``.  Otherwise (inference) it
+        is cached and recomputed when a parameter's value changed: values are compared, not
+        version counters, so in-place edits through ``.data``, ``load_state_dict`` and replaced
+        parameters are all seen (the parameters are small next to the matrix they expand to).
+        """
+        params = [self.weights] + ([self.bias] if self.bias is not None else [])
+        needs_graph = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+        if self.training or needs_graph or torch.compiler.is_compiling():
+            return self.expand_parameters()
+        values = torch.cat([p.reshape(-1) for p in params])
+        cache = self._expansion
+        if cache is None or cache[0].device != values.device or not torch.equal(cache[0], values):
+            with torch.no_grad():
+                matrix, bias = self.expand_parameters()
+            cache = self._expansion = (values.clone(), matrix, bias)
+        return cache[1], cache[2]
+
+    def forward(self, input: Any) -> Any:
+        """escnn ``GeometricTensor`` of ``in_type`` ``(E, in)`` -> one of ``out_type`` ``(E, out)``."""
+        if input.type != self.in_type:
+            raise ValueError(f"PlainLinear: input of type {input.type}, expected {self.in_type}")
+        matrix, bias = self.expanded()
+        return enn.GeometricTensor(torch.nn.functional.linear(input.tensor, matrix, bias), self.out_type, input.coords)
+
+
+def _private_sorted_basis(linear: torch.nn.Module) -> None:
+    """Give ``linear`` private copies of escnn's cached basis-expansion modules, and register the
+    block expansions of every ``BlocksBasisExpansion`` in sorted order.
 
     escnn caches one ``SingleBlockBasisExpansion`` module per (basis, points) and shares it between
     every ``Linear`` built with the same representations, so ``.double()`` or ``.to(device)`` on one
     model would silently change the buffers of another.  A shallow copy with its own buffer dict
     keeps the (read-only) sampled basis tensors shared until one model converts them.
     """
-    import copy
-
     for owner in linear.modules():
         if owner is linear:
             continue
@@ -33,3 +105,5 @@ def unshare_basis(linear: torch.nn.Module) -> None:
                 private._parameters = dict(child._parameters)
                 private._modules = dict(child._modules)
                 owner._modules[name] = private
+        if type(owner).__name__ == "BlocksBasisExpansion":
+            owner._modules = dict(sorted(owner._modules.items()))

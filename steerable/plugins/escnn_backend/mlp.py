@@ -7,13 +7,14 @@ Architecture (all equivariant layers are escnn ``nn.Linear`` on ``gspaces.no_bas
 torch tensors go in and out, ``GeometricTensor`` is used only inside):
 
 1. **Front end** (:mod:`.frontend`, shared by both pipelines): the harmonic embedding
-   (:class:`~.embedding.HarmonicEmbedding`) of the direction ``u = pos/|pos|`` up to the band limit
+   (:class:`~.embedding.HarmonicEmbedding`: solid harmonics of the softened direction
+   ``pos / sqrt(|pos|^2 + s^2)``, smooth at the origin, ``s = options["origin_scale"]``) up to the band limit
    ``L`` chosen by :func:`~.embedding.choose_band_limit`, the smallest ``L`` whose harmonics,
    restricted to ``H``, contain every irrep of the output blocks.  This makes the MLP *complete*:
    equivariant linear maps and gates never create a frequency absent from their input, and the
    position alone only carries frequency 1.  Then ``C = hidden_channels`` copies of the
    embedding, each harmonic degree of each copy multiplied by a learnable function of the
-   invariants (a small torch MLP of ``RadialBasis(radial_features, max_radius)(|pos|)`` and of the
+   invariants (a small torch MLP of ``RadialBasis(radial_features, max_radius)(sqrt(|pos|^2 + s^2))`` and of the
    trivial attribute channels).  Non-trivial attribute fields are appended as extra input fields.
 2. ``hidden_layers`` x (escnn ``Linear`` -> nonlinearity), then an escnn ``Linear`` to the irreps of
    ``⊕_b out_rep_b ⊗ in_rep_b`` and each block's change of basis, in float64 (escnn's own
@@ -54,11 +55,15 @@ groups, whose floor is escnn's float32 bases of regular representations and rest
 in float32.  Building FullOcta/FullIco takes ~5 s/~24 s the first time in a process (escnn builds
 their regular representations in Python).
 
-Serialisation: use ``state_dict()`` (escnn modules hold local functions, so ``torch.save`` of the
-whole module fails); ``copy.deepcopy`` works.
+Serialisation: ``state_dict()`` keys are the same in train and eval mode (:class:`~.linear.PlainLinear`
+keeps no mode-dependent buffers) and buffers are registered in the same order in every process.
+``pickle`` / ``torch.save(model)`` and ``copy.deepcopy`` rebuild the MLP from its spec and state dict
+(escnn's objects hold local functions, which do not pickle; see :meth:`EscnnKernelMLP.__reduce__`).
 
 Options (``spec.options``, integers): ``max_band`` (cap on ``L``), ``band`` (force a larger ``L``),
-``fourier_band``, ``grid``, ``invariant_width`` (width of the invariant MLP, default 16).
+``fourier_band``, ``grid``, ``invariant_width`` (width of the invariant MLP, default 16); and
+``origin_scale`` (a number > 0, default half the spacing of the radial basis centres,
+``max_radius / (2 max(radial_features - 1, 1))``): the softening length ``s`` (:mod:`.embedding`).
 """
 from __future__ import annotations
 

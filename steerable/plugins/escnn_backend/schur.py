@@ -20,7 +20,7 @@ import torch
 
 from steerable.core.constants import Float64Constants
 
-from .linear import expanded, unshare_basis
+from .linear import PlainLinear
 
 Run = tuple[tuple, int]  # (irrep id, number of copies)
 
@@ -95,15 +95,12 @@ class SchurLinear(torch.nn.Module):
 
     def __init__(self, gs: Any, in_runs: list[Run], out_runs: list[Run], bias: bool = True) -> None:
         super().__init__()
-        import escnn.nn as enn
-
         keys = [key for key, _ in in_runs]
         if len(set(keys)) != len(keys):
             raise ValueError(f"SchurLinear: each input irrep must form one run, got {keys}")
         H = gs.fibergroup
         flat = lambda runs: gs.type(*[H.irrep(*key) for key, copies in runs for _ in range(copies)])  # noqa: E731
-        self.linear = enn.Linear(flat(in_runs), flat(out_runs), bias=bias)
-        unshare_basis(self.linear)
+        self.linear = PlainLinear(flat(in_runs), flat(out_runs), bias=bias)
         in_cols, start = {}, 0
         for k, (key, copies) in enumerate(in_runs):
             size = copies * H.irrep(*key).size
@@ -124,7 +121,7 @@ class SchurLinear(torch.nn.Module):
 
     def lazy(self, runs: list[torch.Tensor | ScaledRun]) -> Iterator[torch.Tensor]:
         """The output runs, each computed when asked for (input runs may be :class:`ScaledRun`)."""
-        matrix, bias = expanded(self.linear)
+        matrix, bias = self.linear.expanded()
         first = runs[0]
         n = (first.values if isinstance(first, ScaledRun) else first).shape[0]
         # row blocks by split (its backward assembles one gradient; slicing the whole matrix
