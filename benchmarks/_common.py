@@ -12,6 +12,7 @@ allocation a fresh ``mmap`` (page faults) and would slow allocation-heavy code u
 :func:`measure` times in the parent process, with glibc's default behaviour.  Resolution is a page
 (4 KiB) but the numbers are only meaningful above ~1 MB.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -66,8 +67,9 @@ def peak_memory_mib(fn: Callable[[], object]) -> float:
     return max(peak - before, 0) / 1024.0
 
 
-def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1,
-                     min_time: float = 0.05) -> dict[str, float]:
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1, min_time: float = 0.05
+) -> dict[str, float]:
     """Median seconds per call for each function, measured round-robin so noise hits all alike.
 
     Each round runs every function once (or ``inner`` times, chosen so that one round of the
@@ -161,5 +163,7 @@ def _fmt(c: object) -> str:
 
 def machine_line() -> str:
     """One line describing the machine and torch threads."""
-    return (f"torch {torch.__version__}, {os.cpu_count()} CPU cores visible, "
-            f"torch threads {torch.get_num_threads()} (shared machine: timings are noisy)")
+    return (
+        f"torch {torch.__version__}, {os.cpu_count()} CPU cores visible, "
+        f"torch threads {torch.get_num_threads()} (shared machine: timings are noisy)"
+    )

@@ -6,6 +6,7 @@ escnn's on-disk cache left as it is).  warm: in the same subprocess, the same co
 
     .venv/bin/python benchmarks/construction.py [--groups "SO(3):escnn" "C8:escnn" ...]
 """
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@ graphs of ``N`` random points in the unit cube (radius 0.5, ``k = 8``).
     .venv/bin/python benchmarks/graph_build.py                  # 128x30 and 1024x18, ~10 s
     .venv/bin/python benchmarks/graph_build.py --configs 64x100 --device cuda
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_line, print_table, time_interleaved  # noqa: E402
+import torch
+from _common import machine_line, print_table, time_interleaved
 
-import torch  # noqa: E402
-
-from steerable import graph  # noqa: E402
+from steerable import graph
 
 
 def _ranges(batch: torch.Tensor) -> list[tuple[int, int]]:

@@ -9,24 +9,26 @@ is cached; the script verifies that the kernel MLP is not called again in eval m
     .venv/bin/python benchmarks/grid_conv.py           # default sizes, ~1 min
     .venv/bin/python benchmarks/grid_conv.py --large   # bigger images / channels
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_line, measure, print_table  # noqa: E402
-
-import torch  # noqa: E402
+import torch
+from _common import machine_line, measure, print_table
 
 
 def build_2d(n_rot: int, fields: int, ks: int) -> dict[str, tuple[torch.nn.Module, Callable]]:
     """(module, run) for ours, escnn and torch on C_N regular fields in 2D."""
+    from escnn import gspaces
+    from escnn import nn as enn
+
     import steerable as st
-    from escnn import gspaces, nn as enn
 
     G = st.group(f"C{n_rot}", backend="escnn")
     f = st.FieldType(G, [G.regular_rep()] * fields)
@@ -46,8 +48,10 @@ def build_2d(n_rot: int, fields: int, ks: int) -> dict[str, tuple[torch.nn.Modul
 
 def build_3d(copies: int, ks: int) -> dict[str, tuple[torch.nn.Module, Callable]]:
     """(module, run) for ours, escnn and torch on SO(3) fields ``copies x (l=0 + l=1)`` in 3D."""
+    from escnn import gspaces
+    from escnn import nn as enn
+
     import steerable as st
-    from escnn import gspaces, nn as enn
 
     G = st.group("SO(3)", backend="escnn")
     f = st.FieldType(G, [G.irrep(0)] * copies + [G.irrep(1)] * copies)
@@ -85,16 +89,22 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true")
     args = ap.parse_args()
     if args.large:
-        cases = [("2D C8", lambda: build_2d(8, 8, 5), (16, 64, 128, 128)),
-                 ("2D C8", lambda: build_2d(8, 16, 7), (8, 128, 64, 64)),
-                 ("3D SO(3)", lambda: build_3d(8, 5), (4, 32, 32, 32, 32))]
+        cases = [
+            ("2D C8", lambda: build_2d(8, 8, 5), (16, 64, 128, 128)),
+            ("2D C8", lambda: build_2d(8, 16, 7), (8, 128, 64, 64)),
+            ("3D SO(3)", lambda: build_3d(8, 5), (4, 32, 32, 32, 32)),
+        ]
     else:
-        cases = [("2D C8 k5", lambda: build_2d(8, 4, 5), (8, 32, 64, 64)),
-                 ("2D C4 k3", lambda: build_2d(4, 8, 3), (8, 32, 64, 64)),
-                 ("3D SO(3) k5", lambda: build_3d(4, 5), (2, 16, 16, 16, 16))]
+        cases = [
+            ("2D C8 k5", lambda: build_2d(8, 4, 5), (8, 32, 64, 64)),
+            ("2D C4 k3", lambda: build_2d(4, 8, 3), (8, 32, 64, 64)),
+            ("3D SO(3) k5", lambda: build_3d(4, 5), (2, 16, 16, 16, 16)),
+        ]
     print(machine_line())
-    print("time = median over interleaved rounds (ms); mem = peak extra RSS of one call (MiB); "
-          "ratio = time / plain torch conv time")
+    print(
+        "time = median over interleaved rounds (ms); mem = peak extra RSS of one call (MiB); "
+        "ratio = time / plain torch conv time"
+    )
     timed, labels = [], []
     for name, build, shape in cases:
         mods = build()

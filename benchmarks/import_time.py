@@ -7,6 +7,7 @@ or lightning module got imported.
 
     .venv/bin/python benchmarks/import_time.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,10 @@ import subprocess
 import sys
 import time
 
-CHECK = ("import sys, torch, steerable; bad = [m for m in ('escnn', 'e3nn', 'torch_geometric', 'lightning', "
-         "'steerable.plugins.escnn_backend', 'steerable.plugins.e3nn_backend') if m in sys.modules]; print(bad)")
+CHECK = (
+    "import sys, torch, steerable; bad = [m for m in ('escnn', 'e3nn', 'torch_geometric', 'lightning', "
+    "'steerable.plugins.escnn_backend', 'steerable.plugins.e3nn_backend') if m in sys.modules]; print(bad)"
+)
 
 
 def wall(code: str) -> float:
@@ -42,8 +45,9 @@ def main() -> None:
     print(f"| import torch, steerable | {o:.3f} s |")
     print(f"| steerable beyond torch | {o - b:.3f} s (target < 0.5 s) |")
     print(f"heavy modules imported by `import steerable`: {leaked}")
-    xt = subprocess.run([sys.executable, "-X", "importtime", "-c", "import torch; import steerable"],
-                        capture_output=True, text=True).stderr.splitlines()
+    xt = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import torch; import steerable"], capture_output=True, text=True
+    ).stderr.splitlines()
     print("\n".join(line for line in xt if "steerable" in line))
 
 

@@ -8,6 +8,7 @@ One training step = forward + MSE loss + backward + Adam step on a batch of rand
 particles (the model cost does not depend on the data).  Prints one row per kernel layout and
 thread count; the dense kernel (``--kernel-basis 0``) is the baseline of the ratio column.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,6 +74,7 @@ def main() -> None:
     for basis, n_params, build, threads, rate in rows:
         ratio = f"{rate / dense[threads]:.2f}" if threads in dense else "-"
         print(f"| {_layout(basis)} | {n_params} | {build:.1f} | {threads} | {rate:.1f} | {ratio} |")
+
 
 if __name__ == "__main__":
     main()

@@ -20,18 +20,18 @@ RSS of one call (see ``benchmarks/_common.py``), and the ratio to the fastest ba
     .venv/bin/python benchmarks/point_conv.py --configs 500x16x16x1 --repeats 7
     python benchmarks/point_conv.py --device cuda --methods ours-e3nn,e3nn   # on a GPU (mem: CUDA peak)
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_line, measure, print_table  # noqa: E402
-
-import torch  # noqa: E402
+import torch
+from _common import machine_line, measure, print_table
 
 DEFAULT = ["256x8x8x1", "256x8x16x1", "256x8x8x2", "256x16x16x1"]
 LARGE = ["1000x16x16x1", "1000x16x32x1", "1000x16x16x2", "2000x32x16x1", "1000x16x32x2"]
@@ -67,7 +67,8 @@ def parse_kernel_options(text: str) -> dict:
 
 def build_escnn(c: int, lmax: int) -> Callable:
     """escnn's R3PointConv with the same field types (its own irrep basis)."""
-    from escnn import gspaces, nn as enn
+    from escnn import gspaces
+    from escnn import nn as enn
 
     gs = gspaces.rot3dOnR3()
     f = enn.FieldType(gs, [gs.irrep(l) for l in range(lmax + 1) for _ in range(c)])
@@ -102,8 +103,12 @@ class E3nnConv(torch.nn.Module):
         src, dst = ei
         vec = pos[src] - pos[dst]
         sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
-        emb = soft_one_hot_linspace(vec.norm(dim=1), 0.0, self.max_radius, self.n_basis,
-                                    basis="smooth_finite", cutoff=True) * self.n_basis**0.5
+        emb = (
+            soft_one_hot_linspace(
+                vec.norm(dim=1), 0.0, self.max_radius, self.n_basis, basis="smooth_finite", cutoff=True
+            )
+            * self.n_basis**0.5
+        )
         msg = self.tp(x[src], sh, self.fc(emb))
         return x.new_zeros(x.shape[0], msg.shape[1]).index_add_(0, dst, msg)
 
@@ -126,8 +131,11 @@ def main() -> None:
     ap.add_argument("--large", action="store_true", help="bigger configurations (several minutes)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--methods", default="ours-escnn,ours-e3nn,escnn,e3nn",
-                    help="any of ours-escnn, ours-escnn-dense (basis_size=None), ours-e3nn, escnn, e3nn")
+    ap.add_argument(
+        "--methods",
+        default="ours-escnn,ours-e3nn,escnn,e3nn",
+        help="any of ours-escnn, ours-escnn-dense (basis_size=None), ours-e3nn, escnn, e3nn",
+    )
     ap.add_argument("--kernel", default="", help='PointConv options of "ours", e.g. "basis_size=4,hidden_layers=1"')
     ap.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda": then mem = peak CUDA allocation')
     args = ap.parse_args()
@@ -146,8 +154,10 @@ def main() -> None:
     print(machine_line())
     print(f"ours: PointConv defaults{' + ' + args.kernel if args.kernel else ''}")
     memory = "peak extra CUDA allocation" if device.type == "cuda" else "peak extra RSS"
-    print(f"device {device}; time = median over interleaved rounds (ms); mem = {memory} of one call (MiB); "
-          "ratio = time / fastest baseline time")
+    print(
+        f"device {device}; time = median over interleaved rounds (ms); mem = {memory} of one call (MiB); "
+        "ratio = time / fastest baseline time"
+    )
     cases, labels = [], []
     for cfg in configs:
         n, k, c, lmax = parse(cfg)

@@ -12,17 +12,17 @@ fp32) exceeds ``--unchunked-cap-gib`` (default 1 GiB; the whole script stays far
     .venv/bin/python benchmarks/point_conv_scaling.py --max-edges 1000000  # add 1e6 (minutes)
     .venv/bin/python benchmarks/point_conv_scaling.py --min-edges 10000000 --max-edges 10000000  # 1e7 only
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_line, measure, print_table  # noqa: E402
-
-import torch  # noqa: E402
+import torch
+from _common import machine_line, measure, print_table
 
 
 def main() -> None:
@@ -46,10 +46,14 @@ def main() -> None:
     per_edge = conv._values_per_edge()
     print(machine_line())
     layout = f"basis_size={args.basis_size}" if args.basis_size else "dense kernels"
-    print(f"SO(3) ({args.backend}), d_in = d_out = {d}, {layout}, {per_edge:.0f} values kept per edge, "
-          f"automatic chunk_size = {conv.chunk_size} edges; N = E / 16 nodes, 16 neighbours each")
-    print("time = median over interleaved rounds; mem = peak extra RSS of one call (MiB); "
-          "E*d*d*4 = size of all per-edge kernels in fp32")
+    print(
+        f"SO(3) ({args.backend}), d_in = d_out = {d}, {layout}, {per_edge:.0f} values kept per edge, "
+        f"automatic chunk_size = {conv.chunk_size} edges; N = E / 16 nodes, 16 neighbours each"
+    )
+    print(
+        "time = median over interleaved rounds; mem = peak extra RSS of one call (MiB); "
+        "E*d*d*4 = size of all per-edge kernels in fp32"
+    )
     rows, cases, labels = [], [], []
     e = args.min_edges
     while e <= args.max_edges:

@@ -7,6 +7,7 @@ Prints the top operators by self CPU time for one PointConv training step (forwa
 with ``record_function`` ranges around the kernel MLP, the per-edge responses (basis kernels applied
 to the source features, or the dense kernel times the features) and the per-node mixing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,10 @@ def main() -> None:
     keep = ("##", "_MessageSum")  # our ranges, and the message sums' autograd nodes (forward, backward)
     rf = {e.key: e.cpu_time_total / 1e3 for e in prof.key_averages() if e.key.startswith(keep)}
     print("ranges (ms):", {k: round(v, 2) for k, v in rf.items()})
-    print("(a kernel MLP that hands out its output in pieces, e.g. the escnn backend's, makes each piece while the "
-          "messages are summed: its last layer is then inside the message range, not the kernel-MLP range)")
+    print(
+        "(a kernel MLP that hands out its output in pieces, e.g. the escnn backend's, makes each piece while the "
+        "messages are summed: its last layer is then inside the message range, not the kernel-MLP range)"
+    )
 
 
 if __name__ == "__main__":

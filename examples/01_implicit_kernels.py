@@ -13,6 +13,7 @@ the plane (for the 3D kernel: slices z = -0.5, 0, 0.5).
 
     .venv/bin/python examples/01_implicit_kernels.py [--out DIR] [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,9 +84,14 @@ def report(name: str, kernel: st.ImplicitKernel, n_elements: int, out: Path, tag
     status = "ok" if worst < BOUND else "FAIL"
     errors64 = constraint_error(copy.deepcopy(kernel).double(), elements, points.double())
     print(f"{name}: float64 rel. error {max(errors64):.2e} (the float32 error below is round-off)")
-    print(f"check {name} steerability K(gx) = rho_out K(x) rho_in^T: rel. error {worst:.2e} (bound {BOUND:.0e}) {status}")
+    print(
+        f"check {name} steerability K(gx) = rho_out K(x) rho_in^T: rel. error {worst:.2e} (bound {BOUND:.0e}) {status}"
+    )
     fig = viz.plot_equivariance_error(
-        errors, elements, bound=BOUND, ylabel=CONSTRAINT,
+        errors,
+        elements,
+        bound=BOUND,
+        ylabel=CONSTRAINT,
         title=f"{name}: steerability constraint per sampled element g (float32, {len(points)} points x)",
     )
     figures[f"01_{tag}_errors.png"] = fig

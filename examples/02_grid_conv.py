@@ -9,6 +9,7 @@ other angles would need interpolating the image, which is not exact on any grid.
 
     .venv/bin/python examples/02_grid_conv.py [--out DIR] [--quick] [--group D4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,11 +85,15 @@ def run(args: argparse.Namespace) -> dict:
     worst = max(errors32)
     status = "ok" if worst < BOUND else "FAIL"
     print(f"float64 worst rel. error {max(errors64):.2e}")
-    print(f"check {G.name} grid conv lattice equivariance (float32): rel. error {worst:.2e} (bound {BOUND:.0e}) {status}")
+    print(
+        f"check {G.name} grid conv lattice equivariance (float32): rel. error {worst:.2e} (bound {BOUND:.0e}) {status}"
+    )
 
     figures: dict = {}  # file name -> matplotlib Figure, returned for inspection
     figures["02_grid_errors.png"] = viz.plot_equivariance_error(
-        {"float32": errors32, "float64": errors64}, elements, bound=BOUND,
+        {"float32": errors32, "float64": errors64},
+        elements,
+        bound=BOUND,
         ylabel="relative error |conv(g.x) - g.conv(x)| / |g.conv(x)|",
         title=f"{G.name} GridConv: equivariance error per lattice symmetry g ({size}x{size} image)",
     )
@@ -110,9 +115,12 @@ def run(args: argparse.Namespace) -> dict:
     shown = float((a - b).norm() / b.norm())
     # inputs share one scale, outputs and their difference another: round-off shows as (almost) nothing
     figures["02_grid_rotate_vs_conv.png"] = viz.plot_grid_fields(
-        panels, stride=2 if args.quick else 3, scale_groups=[0, 0, 1, 1, 1], colorbar_label="scalar channel",
+        panels,
+        stride=2 if args.quick else 3,
+        scale_groups=[0, 0, 1, 1, 1],
+        colorbar_label="scalar channel",
         title=f"{G.name} GridConv: convolving the turned input = turning the output "
-              f"(g = {labels[k]}, rel. error {shown:.1e})",
+        f"(g = {labels[k]}, rel. error {shown:.1e})",
     )
     figures["02_grid_filter.png"] = viz.plot_kernel(conv, sampled=True, title=f"{G.name} GridConv filter")
     for name, fig in figures.items():

@@ -9,6 +9,7 @@ sampled elements of O(2), and draws the output vector field before and after a r
 
     .venv/bin/python examples/03_point_conv.py [--out DIR] [--quick] [--group SO(2)]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,9 @@ def spiral_cloud(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, tor
     angle = 4.0 * s
     pos = torch.stack([s * torch.cos(angle), s * torch.sin(angle)], -1) + 0.03 * torch.randn(n, 2, generator=gen)
     pos = pos - pos.mean(0)
-    tangent = torch.stack([torch.cos(angle) - 4 * s * torch.sin(angle), torch.sin(angle) + 4 * s * torch.cos(angle)], -1)
+    tangent = torch.stack(
+        [torch.cos(angle) - 4 * s * torch.sin(angle), torch.sin(angle) + 4 * s * torch.cos(angle)], -1
+    )
     tangent = tangent / tangent.norm(dim=-1, keepdim=True)
     x = torch.cat([(s - s.mean())[:, None], tangent], -1)
     dist = torch.cdist(pos, pos)
@@ -91,12 +94,17 @@ def run(args: argparse.Namespace) -> dict:
         errors.append(float((a - b).norm() / b.norm()))
     worst = max(errors)
     status = "ok" if worst < BOUND else "FAIL"
-    print(f"check {G.name} point conv equivariance (rotation/reflection + shift, float32): rel. error {worst:.2e} (bound {BOUND:.0e}) {status}")
+    print(
+        f"check {G.name} point conv equivariance (rotation/reflection + shift, float32): "
+        f"rel. error {worst:.2e} (bound {BOUND:.0e}) {status}"
+    )
     print(f"random-input check (steerable.check_equivariance, float64): {st.check_equivariance(conv):.2e}")
     conv = conv.to(torch.float32)
     figures: dict = {}  # file name -> matplotlib Figure, returned for inspection
     figures["03_point_errors.png"] = viz.plot_equivariance_error(
-        errors, elements, bound=BOUND,
+        errors,
+        elements,
+        bound=BOUND,
         ylabel="relative error |conv(g.x, g.pos + t) - g.conv(x, pos)| / |g.conv(x, pos)|",
         title=f"{G.name} PointConv: equivariance error per sampled element g, each with a random shift t",
     )
@@ -118,17 +126,25 @@ def run(args: argparse.Namespace) -> dict:
         ("conv(g.x, g.pos + t) - g.conv(x, pos)", pos_g, a[:, 0] - b[:, 0], a[:, 1:3] - b[:, 1:3]),
     ]
     figures["03_point_rotate_vs_conv.png"] = viz.plot_point_fields(
-        panels, colorbar_label="scalar channel (one scale for all panels)",
+        panels,
+        colorbar_label="scalar channel (one scale for all panels)",
         title=f"{G.name} PointConv: the output turns with the input (g = {label}, t = (0.25, -0.15), "
-              f"rel. error {shown:.1e})",
+        f"rel. error {shown:.1e})",
     )
     figures["03_point_kernel.png"] = viz.plot_kernel(conv, extent=0.4, resolution=17 if args.quick else 33)
     for name, fig in figures.items():
         viz.save(fig, args.out / name)
 
     print(f"wrote PNGs to {args.out} in {time.perf_counter() - start:.1f}s")
-    return {"ok": worst < BOUND, "worst": worst, "conv": conv, "x": x, "pos": pos, "edge_index": edge_index,
-            "figures": figures}
+    return {
+        "ok": worst < BOUND,
+        "worst": worst,
+        "conv": conv,
+        "x": x,
+        "pos": pos,
+        "edge_index": edge_index,
+        "figures": figures,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ construction.  The script prints the test accuracy and the invariance error of t
 
     .venv/bin/python examples/04_o3_point_model.py [--out DIR] [--quick] [--steps N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,14 +113,16 @@ def run(args: argparse.Namespace) -> dict:
     G = st.group("O(3)", backend=args.backend)
     model = PointModel(G, hidden_channels=8, hidden_layers=1, max_radius=2.0)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{G}: PointModel with {n_params} parameters, {steps} training steps of {batch_size} clouds x {n_points} points")
+    print(
+        f"{G}: PointModel with {n_params} parameters, {steps} training steps of {batch_size} clouds x {n_points} points"
+    )
 
     gen = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     t0 = time.perf_counter()
     model.train()
-    for step in range(steps):
+    for _ in range(steps):
         pos, labels, batch = make_clouds(batch_size, n_points, G, gen)
         logits = model(pos, knn_edges(pos, batch, k), batch)
         loss = torch.nn.functional.cross_entropy(logits, labels)
@@ -136,7 +139,10 @@ def run(args: argparse.Namespace) -> dict:
     with torch.no_grad():
         logits = model(pos, edges, batch)
     accuracy = float((logits.argmax(1) == labels).float().mean())
-    print(f"trained in {train_s:.1f}s, final loss {losses[-1]:.3f}; test accuracy {accuracy:.3f} on {n_test} randomly oriented clouds")
+    print(
+        f"trained in {train_s:.1f}s, final loss {losses[-1]:.3f}; "
+        f"test accuracy {accuracy:.3f} on {n_test} randomly oriented clouds"
+    )
 
     # invariance: one element g moves every test cloud; the logits must not change
     elements = G.sample(6 if args.quick else 12, generator=test_gen)
@@ -148,11 +154,17 @@ def run(args: argparse.Namespace) -> dict:
             errors.append(float((logits_g - logits).norm() / logits.norm()))
     worst = max(errors)
     status = "ok" if worst < BOUND else "FAIL"
-    print(f"check O(3) model invariance of predictions f(g.x) = f(x) (float32): rel. error {worst:.2e} (bound {BOUND:.0e}) {status}")
+    print(
+        f"check O(3) model invariance of predictions f(g.x) = f(x) (float32): "
+        f"rel. error {worst:.2e} (bound {BOUND:.0e}) {status}"
+    )
 
     figures: dict = {}  # file name -> matplotlib Figure, returned for inspection
     figures["04_model_invariance.png"] = viz.plot_equivariance_error(
-        errors, elements, bound=BOUND, ylabel="relative change of the logits |f(g.x) - f(x)| / |f(x)|",
+        errors,
+        elements,
+        bound=BOUND,
+        ylabel="relative change of the logits |f(g.x) - f(x)| / |f(x)|",
         title=f"O(3) point model: invariance of the predictions per sampled g (float32, {n_test} test clouds)",
     )
     from matplotlib.figure import Figure  # the training curve, drawn directly with matplotlib
@@ -184,15 +196,23 @@ def run(args: argparse.Namespace) -> dict:
         mask = batch == cloud
         panels.append((f"{'cigar' if label == 0 else 'pancake'} (xy projection)", pos[mask], h[mask, 0], None))
     figures["04_model_clouds.png"] = viz.plot_point_fields(
-        panels, title="two test clouds, each point coloured by an invariant feature",
+        panels,
+        title="two test clouds, each point coloured by an invariant feature",
         colorbar_label="last conv, invariant channel 0",
     )
     for name, fig in figures.items():
         viz.save(fig, args.out / name)
 
     print(f"wrote PNGs to {args.out} in {time.perf_counter() - start:.1f}s")
-    return {"ok": worst < BOUND, "worst": worst, "model": model, "pos": pos, "edges": edges, "batch": batch,
-            "figures": figures}
+    return {
+        "ok": worst < BOUND,
+        "worst": worst,
+        "model": model,
+        "pos": pos,
+        "edges": edges,
+        "batch": batch,
+        "figures": figures,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@
 
 Importing this package is cheap: no backend, torch-geometric or lightning is imported until used.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -18,14 +18,16 @@ layer (core, plugins, tasks) may use it (``steerable.tasks.cache`` is an alias o
 :func:`digest` is a content checksum of arrays for caches that store one.  Nothing here imports
 torch or lightning.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["CacheWarning", "InvalidCache", "atomic_write", "read_validated", "digest"]
 

@@ -1,22 +1,23 @@
 """The ``steerable`` command line: what is installed, what each group offers, and quick checks.
 
-    steerable --version                the installed version
-    steerable backends [--load]        backends, whether they are installed (--load: whether they load,
-                                       and why not), their groups
-    steerable groups                   group families with their dimensions and backends (* the default)
-    steerable check GROUP [--backend NAME] [--dim N] [--dtype float32|float64]
-                                       build a kernel, point conv and grid conv; print their
-                                       equivariance errors
-    steerable demo                     the check for a set of groups, as one table
-    steerable train TASK ...           train a task (``steerable train --help`` lists them; without
-                                       --preset a task runs its few-minutes demo)
+steerable --version                the installed version
+steerable backends [--load]        backends, whether they are installed (--load: whether they load,
+                                   and why not), their groups
+steerable groups                   group families with their dimensions and backends (* the default)
+steerable check GROUP [--backend NAME] [--dim N] [--dtype float32|float64]
+                                   build a kernel, point conv and grid conv; print their
+                                   equivariance errors
+steerable demo                     the check for a set of groups, as one table
+steerable train TASK ...           train a task (``steerable train --help`` lists them; without
+                                   --preset a task runs its few-minutes demo)
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 DEMO_GROUPS = [
     ("C8", 2, None),
@@ -114,8 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"steerable {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     backends = sub.add_parser("backends", help="list backends, their status and groups")
-    backends.add_argument("--load", action="store_true",
-                          help="import every backend to check that it works (seconds), not only that it is installed")
+    backends.add_argument(
+        "--load",
+        action="store_true",
+        help="import every backend to check that it works (seconds), not only that it is installed",
+    )
     backends.set_defaults(run=_backends)
     sub.add_parser("groups", help="list group families").set_defaults(run=_groups)
     check = sub.add_parser("check", help="equivariance errors of layers for one group")
@@ -128,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     demo.set_defaults(run=_demo)
     # listed for --help only: main() hands "train ..." to the task command line before parsing
-    sub.add_parser("train", help="train a task (steerable train --help lists them; TASK --help its options)",
-                   add_help=False)
+    sub.add_parser(
+        "train", help="train a task (steerable train --help lists them; TASK --help its options)", add_help=False
+    )
     return parser
 
 

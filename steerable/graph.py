@@ -19,6 +19,7 @@ When ``torch_cluster`` is importable, :func:`radius_graph`, :func:`knn_graph` an
 it instead (same edge sets, up to ties and points at exactly the cutoff; edge order may differ).
 ``pyg-lib`` is not used: it offers no radius or knn search of its own.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -182,8 +183,9 @@ def radius_graph(
     """
     _check_pos(pos, "radius_graph: pos")
     _check_batch(batch, pos.shape[0], "radius_graph: batch")
-    if max_num_neighbors is not None and (isinstance(max_num_neighbors, bool) or
-                                          not isinstance(max_num_neighbors, int) or max_num_neighbors < 1):
+    if max_num_neighbors is not None and (
+        isinstance(max_num_neighbors, bool) or not isinstance(max_num_neighbors, int) or max_num_neighbors < 1
+    ):
         raise ValueError(f"radius_graph: max_num_neighbors must be a positive int or None, got {max_num_neighbors!r}")
     if pos.shape[0] == 0:
         return _empty(pos.device)
@@ -331,8 +333,9 @@ def fps(
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=pos.device)
 
 
-def _fps_padded(padded: torch.Tensor, valid: torch.Tensor, counts: torch.Tensor, ratio: float,
-                random_start: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _fps_padded(
+    padded: torch.Tensor, valid: torch.Tensor, counts: torch.Tensor, ratio: float, random_start: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Farthest point sampling in ``G`` padded graphs at once: ``(G, steps)`` local indices chosen and
     the mask of those that count (``ceil(ratio * n_g)`` per graph)."""
     num = counts.numel()

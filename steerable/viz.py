@@ -15,19 +15,21 @@ Conventions (the library's, see ``README.md``):
   symmetric colour scale.
 * Errors are relative: ``|f(g.x) - g.f(x)| / |g.f(x)|``, as in :mod:`steerable.testing`.
 """
+
 from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
-from .nn.grid_conv import GridConv
 from .core.group import GroupElements
-from .nn.kernel import ImplicitKernel
 from .core.representation import FieldType
+from .nn.grid_conv import GridConv
+from .nn.kernel import ImplicitKernel
 from .testing import layer_equivariance_errors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,7 +40,7 @@ _AXIS_NAMES = "xyz"
 _MAX_FIGURE_INCHES = 18.0
 
 
-def _figure(width: float, height: float) -> "Figure":
+def _figure(width: float, height: float) -> Figure:
     """A fresh matplotlib Figure (no pyplot), capped at a sane size."""
     try:
         from matplotlib.figure import Figure
@@ -145,7 +147,7 @@ def plot_kernel(
     title: str | None = None,
     cmap: str = "RdBu_r",
     panel_inches: float = 1.3,
-) -> "Figure":
+) -> Figure:
     """Draw every entry ``K[o, i]`` of a kernel over a plane (2D) or a plane slice (3D).
 
     Rows are output channels, columns input channels (labels from :func:`channel_labels`); all
@@ -283,9 +285,7 @@ def element_notation(elements: GroupElements) -> str:
     return "det ±1: determinant of the element's matrix"
 
 
-def element_errors(
-    module: torch.nn.Module, elements: GroupElements, *, seed: int = 0, **check_kwargs
-) -> list[float]:
+def element_errors(module: torch.nn.Module, elements: GroupElements, *, seed: int = 0, **check_kwargs) -> list[float]:
     """Relative equivariance error of ``module`` for each element separately.
 
     The per-element errors of :func:`steerable.testing.check_equivariance` (one set of random
@@ -306,8 +306,8 @@ def plot_equivariance_error(
     ylabel: str = "relative error |f(g.x) - g.f(x)| / |g.f(x)|",
     xlabel: str | None = None,
     log: bool = True,
-    ax: "Axes | None" = None,
-) -> "Figure":
+    ax: Axes | None = None,
+) -> Figure:
     """Bar plot of errors over group elements.
 
     Args:
@@ -390,7 +390,7 @@ def plot_grid_fields(
     colorbar_label: str = "scalar (colour)",
     title: str | None = None,
     panel_inches: float = 2.8,
-) -> "Figure":
+) -> Figure:
     """Draw 2D grid fields side by side: a scalar image with an optional vector field on top.
 
     Panels of one *scale group* share their colour scale (symmetric, zero is white) and their arrow
@@ -431,29 +431,49 @@ def plot_grid_fields(
         vmax = colour_max[group] or 1.0
         nx, ny = scalar.shape
         image = ax.imshow(
-            scalar.T.numpy(), origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
-            extent=(-0.5, nx - 0.5, -0.5, ny - 0.5), interpolation="nearest",
+            scalar.T.numpy(),
+            origin="lower",
+            cmap="RdBu_r",
+            vmin=-vmax,
+            vmax=vmax,
+            extent=(-0.5, nx - 0.5, -0.5, ny - 0.5),
+            interpolation="nearest",
         )
         last_of_group = k == len(panels) - 1 or groups[k + 1] != group
         if last_of_group:  # one colour bar per run of panels of the group
             first = k
             while first > 0 and groups[first - 1] == group:
                 first -= 1
-            fig.colorbar(image, ax=list(axes[first:k + 1]), shrink=0.75, label=colorbar_label)
+            fig.colorbar(image, ax=list(axes[first : k + 1]), shrink=0.75, label=colorbar_label)
         if vectors is not None:
             xs, ys = torch.meshgrid(torch.arange(nx), torch.arange(ny), indexing="ij")
             sl = (slice(None, None, stride), slice(None, None, stride))
             # the group's longest vector is drawn 0.9 * stride pixels long
             scale = (arrow_max[group] or 1.0) / (0.9 * stride)
             quiver = ax.quiver(
-                xs[sl].numpy(), ys[sl].numpy(), vectors[0][sl].numpy(), vectors[1][sl].numpy(),
-                angles="xy", scale_units="xy", scale=scale, color="black", width=0.006,
+                xs[sl].numpy(),
+                ys[sl].numpy(),
+                vectors[0][sl].numpy(),
+                vectors[1][sl].numpy(),
+                angles="xy",
+                scale_units="xy",
+                scale=scale,
+                color="black",
+                width=0.006,
             )
             if group not in keyed and arrow_max[group] > 0:
                 keyed.add(group)
                 tip = 0.03 + 0.9 * stride / nx  # labelpos "E" puts the arrow's tip at X: its tail stays inside
-                ax.quiverkey(quiver, tip, -0.07, arrow_max[group], f"arrow: |v| = {arrow_max[group]:.2g}",
-                             labelpos="E", coordinates="axes", fontproperties={"size": 7})
+                ax.quiverkey(
+                    quiver,
+                    tip,
+                    -0.07,
+                    arrow_max[group],
+                    f"arrow: |v| = {arrow_max[group]:.2g}",
+                    labelpos="E",
+                    coordinates="axes",
+                    fontproperties={"size": 7},
+                )
         ax.set_title(_wrap(label, panel_inches, 8), fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -469,7 +489,7 @@ def plot_point_fields(
     panel_inches: float = 3.0,
     arrow_scale: float | None = None,
     colorbar_label: str = "scalar (colour)",
-) -> "Figure":
+) -> Figure:
     """Draw point clouds side by side: points coloured by a scalar, with arrows for a vector field.
 
     Every panel shares one colour scale (symmetric, zero is white), one arrow scale and the same
@@ -503,21 +523,45 @@ def plot_point_fields(
         pos = pos.detach().to(torch.float64).cpu()
         if scalar is not None:
             colour = scalar.detach().to(torch.float64).cpu().numpy()
-            points = ax.scatter(pos[:, 0].numpy(), pos[:, 1].numpy(), c=colour, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
-                                s=16, edgecolors="grey", linewidths=0.3)
+            points = ax.scatter(
+                pos[:, 0].numpy(),
+                pos[:, 1].numpy(),
+                c=colour,
+                cmap="RdBu_r",
+                vmin=-vmax,
+                vmax=vmax,
+                s=16,
+                edgecolors="grey",
+                linewidths=0.3,
+            )
         else:
             ax.scatter(pos[:, 0].numpy(), pos[:, 1].numpy(), c="grey", s=14)
         if vectors is not None:
             vectors = vectors.detach().to(torch.float64).cpu()
             quiver = ax.quiver(
-                pos[:, 0].numpy(), pos[:, 1].numpy(), vectors[:, 0].numpy(), vectors[:, 1].numpy(),
-                angles="xy", scale_units="xy", scale=arrow_scale, color="black", width=0.005,
+                pos[:, 0].numpy(),
+                pos[:, 1].numpy(),
+                vectors[:, 0].numpy(),
+                vectors[:, 1].numpy(),
+                angles="xy",
+                scale_units="xy",
+                scale=arrow_scale,
+                color="black",
+                width=0.005,
             )
             if not keyed and longest > 0:
                 keyed = True
                 tip = 0.03 + longest / arrow_scale / (2 * reach)  # the key's arrow, in axes widths, its tip at X
-                ax.quiverkey(quiver, tip, -0.07, longest, f"arrow: |v| = {longest:.2g}", labelpos="E",
-                             coordinates="axes", fontproperties={"size": 7})
+                ax.quiverkey(
+                    quiver,
+                    tip,
+                    -0.07,
+                    longest,
+                    f"arrow: |v| = {longest:.2g}",
+                    labelpos="E",
+                    coordinates="axes",
+                    fontproperties={"size": 7},
+                )
         ax.set_xlim(-reach, reach)
         ax.set_ylim(-reach, reach)
         ax.set_aspect("equal")
@@ -532,7 +576,7 @@ def plot_point_fields(
 
 
 # -- checks --------------------------------------------------------------------------------------
-def figure_problems(fig: "Figure", *, tolerance_px: float = 1.0) -> list[str]:
+def figure_problems(fig: Figure, *, tolerance_px: float = 1.0) -> list[str]:
     """What a reader would find wrong with ``fig``'s layout; empty when nothing.
 
     Lays the figure out (as saving does) and reports
@@ -567,10 +611,16 @@ def figure_problems(fig: "Figure", *, tolerance_px: float = 1.0) -> list[str]:
         pad = tolerance_px / fig.dpi
         w, h = fig.get_size_inches()
         if whole.x0 < -pad or whole.y0 < -pad or whole.x1 > w + pad or whole.y1 > h + pad:
-            problems.append(f"the drawing ({whole.x0:.2f}, {whole.y0:.2f})-({whole.x1:.2f}, {whole.y1:.2f}) in "
-                            f"reaches outside the {w:.2f} x {h:.2f} in figure")
-    mapped = [m for ax in fig.axes for m in [*ax.images, *ax.collections]
-              if m.get_array() is not None and type(m).__name__ != "Quiver"]  # colour-mapped, not arrows
+            problems.append(
+                f"the drawing ({whole.x0:.2f}, {whole.y0:.2f})-({whole.x1:.2f}, {whole.y1:.2f}) in "
+                f"reaches outside the {w:.2f} x {h:.2f} in figure"
+            )
+    mapped = [
+        m
+        for ax in fig.axes
+        for m in [*ax.images, *ax.collections]
+        if m.get_array() is not None and type(m).__name__ != "Quiver"
+    ]  # colour-mapped, not arrows
     bar_axes = {m.colorbar.ax for m in mapped if m.colorbar is not None}
     mapped = [m for m in mapped if m.axes not in bar_axes]  # the colour bars' own colour strips
     scale = lambda m: (m.get_cmap().name, *m.get_clim())  # noqa: E731
@@ -588,7 +638,7 @@ def figure_problems(fig: "Figure", *, tolerance_px: float = 1.0) -> list[str]:
 
 
 # -- files ---------------------------------------------------------------------------------------
-def save(fig: "Figure", path: str | Path, *, dpi: int = 110) -> Path:
+def save(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), creating parent folders.
 
     Returns the path written.
@@ -600,7 +650,7 @@ def save(fig: "Figure", path: str | Path, *, dpi: int = 110) -> Path:
 
 
 # -- training runs -------------------------------------------------------------------------------
-def plot_learning_curves(curves: Mapping[str, Sequence[float | None]], *, title: str | None = None) -> "Figure":
+def plot_learning_curves(curves: Mapping[str, Sequence[float | None]], *, title: str | None = None) -> Figure:
     """Training and validation metrics per epoch: one panel per metric, ``train_X`` and ``val_X`` together.
 
     Args:
@@ -642,8 +692,14 @@ def plot_learning_curves(curves: Mapping[str, Sequence[float | None]], *, title:
                 xs, ys = zip(*pairs)
                 variant = name.split("_", 1)[-1] != base
                 label = name.split("_", 1)[0] if not variant else name.replace("_", " ", 1)
-                ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=label,
-                        linestyle="--" if variant else "-")
+                ax.plot(
+                    xs,
+                    ys,
+                    marker="o" if len(xs) < 30 else None,
+                    markersize=3,
+                    label=label,
+                    linestyle="--" if variant else "-",
+                )
                 values += ys
         if values and min(values) > 0 and max(values) / min(values) > 5:
             ax.set_yscale("log")

@@ -1,5 +1,6 @@
 """Groups of every backend for the layer tests: ToyC4 (tests/toy, no backend library), the matrix
 backend's C4 and, where installed, escnn's C4 and e3nn's O(3)."""
+
 from __future__ import annotations
 
 import pytest

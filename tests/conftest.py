@@ -1,4 +1,5 @@
 """Shared fixtures: fake installed distributions, so entry-point discovery is tested for real."""
+
 from __future__ import annotations
 
 import sys

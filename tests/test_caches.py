@@ -1,4 +1,5 @@
 """On-disk caches of the tasks: bad files are regenerated, concurrent writers never crash."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -121,8 +122,17 @@ def qm9_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("content", ["", '{"mean": 1.0, "st', '{"mean": NaN, "std": 1.0, "key": KEY}',
-                                     '{"mean": 3.0, "std": 2.0}', "[1, 2]", '{"mean": 1.0, "std": -1, "key": KEY}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        '{"mean": 1.0, "st',
+        '{"mean": NaN, "std": 1.0, "key": KEY}',
+        '{"mean": 3.0, "std": 2.0}',
+        "[1, 2]",
+        '{"mean": 1.0, "std": -1, "key": KEY}',
+    ],
+)
 def test_bad_qm9_statistics_are_recomputed(qm9_root, content):
     from steerable.tasks.qm9.data import QM9DataModule
 

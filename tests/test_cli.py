@@ -1,4 +1,5 @@
 """The ``steerable`` command line, on the toy plugin."""
+
 from __future__ import annotations
 
 import re

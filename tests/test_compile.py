@@ -7,15 +7,15 @@ forward and backward tracing, without code generation: seconds); the slow tests 
 Outputs and gradients are compared with eager mode in float64 (bound 1e-12, round-off only: the
 graphs run the same ops) and, for Inductor, float32 (bound 1e-5: fused kernels reorder sums).
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
+from _groups import make_fields, make_group
 
 import steerable as st
 from steerable.nn.kernel import ImplicitKernel
-
-from _groups import make_fields, make_group
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -50,8 +50,9 @@ def _cases(G, f_in, f_out, dtype):
 def _compare(layer, args, backend, tol):
     torch._dynamo.reset()
     compiled = torch.compile(layer, fullgraph=True, backend=backend)
-    inputs = [a.detach().clone().requires_grad_(a.is_floating_point()) if isinstance(a, torch.Tensor) else a
-              for a in args]
+    inputs = [
+        a.detach().clone().requires_grad_(a.is_floating_point()) if isinstance(a, torch.Tensor) else a for a in args
+    ]
     if not layer.training:
         with torch.no_grad():
             torch.testing.assert_close(compiled(*inputs), layer(*inputs), **tol)
@@ -74,8 +75,16 @@ def _grid_case(group_name: str, case: str) -> bool:
     return group_name.startswith("e3nn") and case in ("grid_conv_train", "grid_conv_eval", "gate_grid")
 
 
-CASES = ["kernel", "point_conv_shared", "point_conv_dense", "gate", "message_block", "grid_conv_train",
-         "grid_conv_eval", "gate_grid"]
+CASES = [
+    "kernel",
+    "point_conv_shared",
+    "point_conv_dense",
+    "gate",
+    "message_block",
+    "grid_conv_train",
+    "grid_conv_eval",
+    "gate_grid",
+]
 QUICK = {("matrix-C4", "point_conv_shared")}  # the default suite's one compile (~5 s); the rest is slow
 
 

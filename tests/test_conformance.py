@@ -14,6 +14,7 @@ settings of run_conformance, seed 0), with the margin stated:
   (~3-5x);
 * float32, every backend: measured <= 1.2e-6 (matrix m-3m grid conv), bound 5e-6 (~4x).
 """
+
 from __future__ import annotations
 
 import re
@@ -22,12 +23,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import install_fake_distribution
 
 import steerable as st
 from steerable.testing import ConventionError, check_equivariance
 from steerable.testing.conformance import CHECKS, ConformanceError, run_conformance
-
-from conftest import install_fake_distribution
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "examples" / "plugins" / "steerable_hexlattice"
 F32_BOUND = 5e-6
@@ -52,8 +52,15 @@ def _cases():
     for spec in st.list_groups():
         for dim in spec.dims:
             marks = [pytest.mark.slow] if (spec.backend, spec.display) in SLOW else []
-            cases.append(pytest.param(spec.backend, spec.display, dim, marks=marks,
-                                      id=f"{spec.backend}-{instance_name(spec.display)}-R{dim}"))
+            cases.append(
+                pytest.param(
+                    spec.backend,
+                    spec.display,
+                    dim,
+                    marks=marks,
+                    id=f"{spec.backend}-{instance_name(spec.display)}-R{dim}",
+                )
+            )
     return cases
 
 
@@ -142,8 +149,12 @@ def test_a_broken_layer_fails_conformance(toy_group, monkeypatch):
     forward = _AveragedMLP.forward
     monkeypatch.setattr(_AveragedMLP, "forward", lambda self, pos, attr: forward(self, pos + 0.1, attr))
     report = run_conformance(toy_group, raise_on_failure=False, checks=["kernel", "point conv"])
-    assert [r.name for r in report.failures] == ["kernel float64", "point conv float64", "kernel float32",
-                                                 "point conv float32"]
+    assert [r.name for r in report.failures] == [
+        "kernel float64",
+        "point conv float64",
+        "kernel float32",
+        "point conv float32",
+    ]
     assert all(r.value > 1e-3 for r in report.failures)
 
 
@@ -152,7 +163,7 @@ def test_unknown_check_is_named(toy_group):
         run_conformance(toy_group, checks=["kernal"])
 
 
-DET_PLUGIN = '''
+DET_PLUGIN = """
 import torch
 from steerable import GroupSpec, hookimpl
 
@@ -170,7 +181,7 @@ def build(dim):
 @hookimpl
 def steerable_groups():
     return [GroupSpec(backend="matrix", display="DetD4", pattern="DETD4", dims=(2,), build=build)]
-'''
+"""
 
 
 def test_pytest_plugin(tmp_path):
@@ -184,9 +195,28 @@ def test_pytest_plugin(tmp_path):
     run_dir.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "steerable.testing.pytest_plugin",
-         "--steerable-group", "4mm", "--steerable-group", "DetD4", "--steerable-dim", "2", "-q", "-rfE"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=run_dir,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "steerable.testing.pytest_plugin",
+            "--steerable-group",
+            "4mm",
+            "--steerable-group",
+            "DetD4",
+            "--steerable-dim",
+            "2",
+            "-q",
+            "-rfE",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=run_dir,
     )
     out = result.stdout
     assert result.returncode == 1, out + result.stderr

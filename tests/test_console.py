@@ -1,4 +1,5 @@
 """What a training run prints: quiet by default (progress bar and summary), everything with --verbose."""
+
 from __future__ import annotations
 
 import os
@@ -12,20 +13,61 @@ pytest.importorskip("lightning")
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
-    "--n-train", "20", "--n-val", "10", "--n-test", "10", "--batch-size", "10", "--epochs", "2", "--layers", "2",
-    "--hidden-scalars", "2", "--hidden-vectors", "2", "--kernel-hidden", "2", "--equivariance-batches", "1",
+    "--n-train",
+    "20",
+    "--n-val",
+    "10",
+    "--n-test",
+    "10",
+    "--batch-size",
+    "10",
+    "--epochs",
+    "2",
+    "--layers",
+    "2",
+    "--hidden-scalars",
+    "2",
+    "--hidden-vectors",
+    "2",
+    "--kernel-hidden",
+    "2",
+    "--equivariance-batches",
+    "1",
 ]
 #: lines of Lightning, torch and our simulator that said nothing to a user (before issue 15)
-NOISE = ("GPU available", "TPU available", "Tip:", "litlogger", "litmodels", "_pytree", "LeafSpec", "simulating",
-         "Trainable params", "does not have many workers")
+NOISE = (
+    "GPU available",
+    "TPU available",
+    "Tip:",
+    "litlogger",
+    "litmodels",
+    "_pytree",
+    "LeafSpec",
+    "simulating",
+    "Trainable params",
+    "does not have many workers",
+)
 
 
 def _run(tmp_path: Path, name: str, *extra: str) -> tuple[str, Path]:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
     out = tmp_path / name
-    cmd = [sys.executable, "-m", "steerable.tasks", "nbody", *TINY, "--data-dir", str(tmp_path / name / "data"),
-           "--out-dir", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "steerable.tasks",
+        "nbody",
+        *TINY,
+        "--data-dir",
+        str(tmp_path / name / "data"),
+        "--out-dir",
+        str(out),
+        *extra,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout + proc.stderr, out

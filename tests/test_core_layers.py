@@ -4,6 +4,7 @@ ToyC4 (tests/toy) needs no backend library, so these tests cover the core alone.
 equivariance error (the toy MLP is exact up to round-off), measured over the layer and block tests below:
 float64 <= 6.6e-16, bound 1e-14 (15x); float32 <= 2.5e-7, bound 2e-6 (8x).
 """
+
 from __future__ import annotations
 
 import math
@@ -183,9 +184,14 @@ def test_message_block_chunking_is_exact(fields, basis_size):
     with pytest.raises(ValueError, match="MessageBlock: chunk_size must be positive"):
         st.MessageBlock(f_in, f_out, f_in, True, dict(kw, chunk_size=0))
     # checkpoints from when the kernel sat in a PointConv (conv.kernel.*, conv.bias.*) still load
-    old_names = {k.replace("kernel.", "conv.kernel.", 1) if k.startswith("kernel.") else
-                 k.replace("bias.", "conv.bias.", 1) if k.startswith("bias.") else k: v
-                 for k, v in whole.state_dict().items()}
+    old_names = {
+        k.replace("kernel.", "conv.kernel.", 1)
+        if k.startswith("kernel.")
+        else k.replace("bias.", "conv.bias.", 1)
+        if k.startswith("bias.")
+        else k: v
+        for k, v in whole.state_dict().items()
+    }
     assert "conv.kernel.gain" in old_names and "conv.bias.bias" in old_names
     again = st.MessageBlock(f_in, f_out, f_in, True, kw).double()
     again.load_state_dict(old_names)
@@ -213,7 +219,7 @@ def test_kernel_is_complete(fields):
     at_origin = commutant_dimension(finite_stabiliser(G, origin[0]), vec, vec)
     assert at_origin == 2
     for basis_size in (None, 1, 8):
-        make = lambda: st.ImplicitKernel(vec, vec, basis_size=basis_size)  # noqa: E731
+        make = lambda basis_size=basis_size: st.ImplicitKernel(vec, vec, basis_size=basis_size)  # noqa: E731
         assert kernel_span_rank(make, x0) == expected
         assert kernel_span_rank(make, origin) == at_origin
 

@@ -4,6 +4,7 @@ Bounds (relative error), near the measured values: float64 <= 1e-13 (measured <=
 three-layer mixed model, <= 8.6e-16 for single layers; ~50x margin), float32 <= 4e-6 (measured
 <= 8e-7; 5x margin).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -68,7 +69,7 @@ def test_mixed_backend_model(group_name, dtype, bound):
     x = torch.randn(pos.shape[0], a_in.size, dtype=dtype, generator=gen)
     base = model(x, pos, edge_index)
     assert base.abs().max() > 0
-    for k, R in enumerate(st.group(group_name, backend="e3nn").sample(3, generator=gen).matrices):
+    for R in st.group(group_name, backend="e3nn").sample(3, generator=gen).matrices:
         els = first.group.elements_from_matrices(R[None])
         out = model(a_in.transform(x, els), pos @ R.to(dtype).T, edge_index)
         assert relative_error(out, a_out.transform(base, els)) <= bound

@@ -4,6 +4,7 @@ Skipped without a CUDA device (CI has none); run on a GPU machine with ``pytest 
 CPU equivariance is tested everywhere else, so agreement with the CPU (float64: relative 1e-10;
 float32: 1e-4) carries it over.  Also an N-body training run on the GPU through Lightning.
 """
+
 from __future__ import annotations
 
 import copy
@@ -57,11 +58,15 @@ def test_point_conv_on_cuda_matches_cpu(backend, name, dim, basis_size):
     y.square().sum().backward()
     y_gpu.square().sum().backward()
     _assert_same(x.grad, x_gpu.grad, 1e-10)
-    for (name_, p), p_gpu in zip(conv.named_parameters(), gpu.parameters()):
+    for p, p_gpu in zip(conv.parameters(), gpu.parameters()):
         if p.grad is not None:
             _assert_same(p.grad, p_gpu.grad, 1e-9)
     # float32 on the device, against the float64 CPU result
-    y32 = copy.deepcopy(conv).float().cuda()(x.detach().float().cuda(), pos.float().cuda(), edge_index.cuda(), attr.float().cuda())
+    y32 = (
+        copy.deepcopy(conv)
+        .float()
+        .cuda()(x.detach().float().cuda(), pos.float().cuda(), edge_index.cuda(), attr.float().cuda())
+    )
     _assert_same(y.detach().float(), y32, 1e-4)
 
 
@@ -105,10 +110,37 @@ def test_nbody_training_on_gpu(tmp_path, backend):
     from steerable.tasks.nbody.train import build_parser, resolve, run
 
     argv = [
-        "--preset", "demo", "--group", "O(3)", "--backend", backend, "--n-train", "60", "--n-val", "30",
-        "--n-test", "30", "--batch-size", "10", "--epochs", "2", "--layers", "2", "--data-dir", str(tmp_path / "data"),
-        "--out-dir", str(tmp_path / "run"), "--no-progress", "--accelerator", "gpu", "--devices", "1",
-        "--equivariance-batches", "1", "--equivariance-elements", "2",
+        "--preset",
+        "demo",
+        "--group",
+        "O(3)",
+        "--backend",
+        backend,
+        "--n-train",
+        "60",
+        "--n-val",
+        "30",
+        "--n-test",
+        "30",
+        "--batch-size",
+        "10",
+        "--epochs",
+        "2",
+        "--layers",
+        "2",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out-dir",
+        str(tmp_path / "run"),
+        "--no-progress",
+        "--accelerator",
+        "gpu",
+        "--devices",
+        "1",
+        "--equivariance-batches",
+        "1",
+        "--equivariance-elements",
+        "2",
     ]
     result = run(resolve(build_parser().parse_args(argv)))
     assert result["epochs"] == 2

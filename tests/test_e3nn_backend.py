@@ -6,6 +6,7 @@ round-off remains; 9x margin) and <= 1e-5 in float32 (measured <= 2.8e-6; 3.6x m
 Completeness: at a point, the span of a block over random initialisations equals
 the dimension of the maps commuting with the point's stabiliser.
 """
+
 from __future__ import annotations
 
 import sys
@@ -99,7 +100,9 @@ def _block_errors(mlp, spec, elements, dtype, n_points=12, seed=0):
 # -- groups and representations -----------------------------------------------------------------
 def test_group_basics(G):
     assert G.name in ("SO(3)", "O(3)") and G.dim == 3 and G.backend == "e3nn" and G.order is None
-    assert st.group(G.name, backend="e3nn") == G and st.group(G.name, backend="e3nn") is st.group(G.name, backend="e3nn")
+    assert st.group(G.name, backend="e3nn") == G and st.group(G.name, backend="e3nn") is st.group(
+        G.name, backend="e3nn"
+    )
     assert G.trivial_rep().is_trivial and G.trivial_rep().name == "trivial" and G.trivial_rep().size == 1
     assert G.standard_rep().name == "standard" and G.standard_rep().size == 3
     assert G.irrep(1, -1) is G.standard_rep() and G.irrep(1) is G.standard_rep()
@@ -126,8 +129,11 @@ def test_standard_rep_is_the_coordinate_action(G):
     # a rotation about z by 90 degrees sends x to y in (x, y, z)
     rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
     g = G.elements_from_matrices(rz[None])
-    assert torch.allclose(G.standard_rep().matrices(g)[0] @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
-                          torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(
+        G.standard_rep().matrices(g)[0] @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
+        torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64),
+        atol=1e-12,
+    )
     # homomorphism and orthogonality of every irrep up to l = 3
     a, b = els[0], els[1]
     ab = G.elements_from_matrices(a.matrices @ b.matrices)
@@ -307,8 +313,11 @@ def test_block_reaches_the_whole_kernel_space(G, out_irrep, in_irrep):
 
 @pytest.mark.parametrize(
     "out_irrep,in_irrep,expected",
-    [((1, -1), (1, -1), {"SO(3)": 9, "O(3)": 5}), ((1, 1), (0, 1), {"SO(3)": 3, "O(3)": 1}),
-     ((2, 1), (1, -1), {"SO(3)": 15, "O(3)": 8})],
+    [
+        ((1, -1), (1, -1), {"SO(3)": 9, "O(3)": 5}),
+        ((1, 1), (0, 1), {"SO(3)": 3, "O(3)": 1}),
+        ((2, 1), (1, -1), {"SO(3)": 15, "O(3)": 8}),
+    ],
 )
 def test_completeness_with_a_vector_attribute(G, out_irrep, in_irrep, expected):
     """With a second vector ``a`` the stabiliser of ``(x, a)`` shrinks (trivial in SO(3), the reflection
@@ -342,8 +351,9 @@ def test_point_conv_with_mixed_fields_and_edge_attributes(G):
     conv = st.PointConv(f_in, f_out, edge_attr=attrs, hidden_channels=4, hidden_layers=1)
     grid = st.GridConv(f_in, f_out, 3, padding=1, hidden_channels=4, hidden_layers=1)
     mats = lattice_elements(G).matrices  # 24 (SO(3)) or 48 (O(3)) signed permutations: take a few
-    lattice = G.elements_from_matrices(torch.cat([mats[1::7], -torch.eye(3, dtype=torch.float64)[None]])
-                                       if G.name == "O(3)" else mats[1::7])
+    lattice = G.elements_from_matrices(
+        torch.cat([mats[1::7], -torch.eye(3, dtype=torch.float64)[None]]) if G.name == "O(3)" else mats[1::7]
+    )
     for dtype, bound in [(torch.float64, F64_BOUND), (torch.float32, F32_BOUND)]:
         assert check_equivariance(conv, n_elements=3, n_points=12, dtype=dtype) <= bound
         assert check_equivariance(grid, elements=lattice, grid_size=5, dtype=dtype) <= bound

@@ -6,6 +6,7 @@ Bounds (float64): the change of basis intertwines our representation with e3nn's
 ``o3.Linear`` between converted features is equivariant to 1e-14 relative error (measured 1.2e-16;
 80x; the e3nn layer is exactly equivariant, so a wrong basis on either side gives errors of order 1).
 """
+
 from __future__ import annotations
 
 import pytest

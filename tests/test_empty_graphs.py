@@ -4,15 +4,15 @@ Isolated points and empty radius graphs are valid input: a convolution's output 
 alone, a block's what its self-interaction makes of the nodes; gradients flow (zero through the
 kernel, every kernel parameter still gets one, as DDP expects).  Values are exact: no tolerance.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
+from _groups import GROUPS, make_fields, make_group
 
 import steerable as st
 from steerable.nn.kernel import ImplicitKernel
-
-from _groups import GROUPS, make_fields, make_group
 
 LAYOUTS = [8, None]
 

@@ -4,6 +4,7 @@ On ToyC4 (tests/toy, no backend library).  Hand-written functions whose equivari
 absence) is known in closed form check the engine itself; bounds: 1e-12 in float64 for exactly
 equivariant functions (round-off ~1e-16), > 0.05 for the broken ones (they are O(1) wrong).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -40,8 +41,10 @@ def _snapshot(module: torch.nn.Module):
 def _same(a, b) -> bool:
     if a[0] != b[0] or a[4] != b[4] or a[3].keys() != b[3].keys():
         return False
-    params = all(n1 == n2 and p1 is p2 and d1 == d2 and torch.equal(v1, v2)
-                 for (n1, p1, d1, v1), (n2, p2, d2, v2) in zip(a[1], b[1]))
+    params = all(
+        n1 == n2 and p1 is p2 and d1 == d2 and torch.equal(v1, v2)
+        for (n1, p1, d1, v1), (n2, p2, d2, v2) in zip(a[1], b[1])
+    )
     buffers = all(n1 == n2 and d1 == d2 and torch.equal(v1, v2) for (n1, d1, v1), (n2, d2, v2) in zip(a[2], b[2]))
     return params and buffers and all(torch.equal(a[3][k], b[3][k]) for k in a[3])
 
@@ -51,8 +54,11 @@ def test_check_equivariance_leaves_the_module_as_it_was(toy_group):
     f = st.FieldType(G, [G.trivial_rep(), G.standard_rep(), G.sign])
     torch.manual_seed(0)
     layers = [
-        st.ImplicitKernel(f, f, 1), st.PointConv(f, f, edge_attr=1), st.GridConv(f, f, 3, padding=1),
-        st.PointConvBlock(f, f, True, dict(edge_attr=1)), st.MessageBlock(f, f, f, True, dict(edge_attr=1)),
+        st.ImplicitKernel(f, f, 1),
+        st.PointConv(f, f, edge_attr=1),
+        st.GridConv(f, f, 3, padding=1),
+        st.PointConvBlock(f, f, True, dict(edge_attr=1)),
+        st.MessageBlock(f, f, f, True, dict(edge_attr=1)),
     ]
     for layer in layers:
         layer.train()
@@ -102,8 +108,12 @@ def test_any_function_with_declared_types(types):
     # invariant output (None), a tuple output, a dtype cast of the inputs
     distances = lambda pos: torch.cdist(pos, pos)  # noqa: E731
     assert equivariance_error(distances, (pos,), ("points",), None, group=G) < 1e-12
-    assert equivariance_error(lambda pos: pos.sum(0, keepdim=True), (pos,), ("points",), None, group=G,
-                              elements=G.elements()) > 0.05
+    assert (
+        equivariance_error(
+            lambda pos: pos.sum(0, keepdim=True), (pos,), ("points",), None, group=G, elements=G.elements()
+        )
+        > 0.05
+    )
     both = lambda s, pos: (_vector_field(s, pos), torch.cdist(pos, pos))  # noqa: E731
     assert equivariance_error(both, (s, pos), (scalar, "points"), (vector, None), dtype=torch.float32) < 1e-5
     errors = equivariance_errors(_vector_field, (s, pos), (scalar, "points"), vector, elements=G.elements())

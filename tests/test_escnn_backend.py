@@ -15,6 +15,7 @@ Bounds (relative error ``|mlp(g.x) - kron(out(g), in(g)) mlp(x)| / |mlp(x)|``, f
 The finite 3D groups with inversion (FullOcta, FullIco) take several seconds to build (escnn builds
 their regular representations in Python), so their MLP tests are marked slow.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,12 +26,12 @@ import torch
 
 pytest.importorskip("escnn")
 
-import steerable as st  # noqa: E402
-from steerable.core.group import GroupElements  # noqa: E402
-from steerable.core.mlp import KernelMLPSpec  # noqa: E402
-from steerable.core.representation import FieldType, tensor_matrices  # noqa: E402
-from steerable.plugins.escnn_backend.mlp import DenseKernelMLP, IrrepwiseKernelMLP  # noqa: E402
-from steerable.testing import mlp_equivariance_error  # noqa: E402
+import steerable as st
+from steerable.core.group import GroupElements
+from steerable.core.mlp import KernelMLPSpec
+from steerable.core.representation import FieldType, tensor_matrices
+from steerable.plugins.escnn_backend.mlp import DenseKernelMLP, IrrepwiseKernelMLP
+from steerable.testing import mlp_equivariance_error
 
 ROUNDOFF_F64, FLOOR_F64, F32 = 1e-14, 5e-7, 2e-6
 FOURIER = 2e-3
@@ -55,9 +56,7 @@ GROUPS = [
     ("FullIco", 3, 120, True),
 ]
 IDS = [f"{n}-R{d}" for n, d, _, _ in GROUPS]
-MLP_PARAMS = [
-    pytest.param(n, d, marks=pytest.mark.slow) if slow else (n, d) for n, d, _, slow in GROUPS
-]
+MLP_PARAMS = [pytest.param(n, d, marks=pytest.mark.slow) if slow else (n, d) for n, d, _, slow in GROUPS]
 MLP_IDS = [f"{n}-R{d}" for n, d, _, _ in GROUPS]
 
 
@@ -106,11 +105,13 @@ def _rot2(angle: float) -> np.ndarray:
 def _quaternion_matrix(q: np.ndarray) -> np.ndarray:
     """Rotation matrix of a unit quaternion ``(x, y, z, w)`` (scalar last, escnn's ``"Q"``)."""
     x, y, z, w = q / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def _planar_on(dim: int, m: np.ndarray) -> np.ndarray:
@@ -144,8 +145,11 @@ def documented_elements(name: str, dim: int) -> np.ndarray | None:
     if name in ("Octa", "FullOcta"):  # signed permutation matrices (det +1 only for Octa)
         import itertools
 
-        mats = [np.diag(signs)[:, perm] for perm in itertools.permutations(range(3))
-                for signs in itertools.product((1.0, -1.0), repeat=3)]
+        mats = [
+            np.diag(signs)[:, perm]
+            for perm in itertools.permutations(range(3))
+            for signs in itertools.product((1.0, -1.0), repeat=3)
+        ]
         return np.stack([m for m in mats if name == "FullOcta" or np.linalg.det(m) > 0])
     return None
 
@@ -577,8 +581,12 @@ def test_pipeline_choice_and_protocols():
     groups and restricted harmonics use the dense pipeline, which does not claim to."""
     from steerable.core.mlp import KernelMLP, StreamingKernelMLP
 
-    for (name, dim), pipeline in {("SO(3)", 3): IrrepwiseKernelMLP, ("O(2)", 2): IrrepwiseKernelMLP,
-                                  ("D4", 2): DenseKernelMLP, ("SO(2)", 3): DenseKernelMLP}.items():
+    for (name, dim), pipeline in {
+        ("SO(3)", 3): IrrepwiseKernelMLP,
+        ("O(2)", 2): IrrepwiseKernelMLP,
+        ("D4", 2): DenseKernelMLP,
+        ("SO(2)", 3): DenseKernelMLP,
+    }.items():
         G = G_(name, dim)
         mlp = G.build_kernel_mlp(KernelMLPSpec(G, ((G.standard_rep(), G.standard_rep()),), hidden_channels=2))
         assert type(mlp) is pipeline and isinstance(mlp, KernelMLP)

@@ -7,6 +7,7 @@ checked; ``test_example_as_a_script`` (slow) runs them as a user would.  Bounds 
 float32 errors, measured here: kernels <= 1.4e-7, grid conv 2.9e-7, point conv 3.5e-7, the O(3) model
 8.8e-8; bound 2e-6 for each (a factor >= 5.7).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,8 +23,8 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("escnn")  # the groups used here (O(2), SO(2) on R^3, D4, O(3)) come from the escnn backend
 
-from steerable import viz  # noqa: E402
-from steerable.testing import GridField, check_equivariance, equivariance_error  # noqa: E402
+from steerable import viz
+from steerable.testing import GridField, check_equivariance, equivariance_error
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # every example prints lines "check ...: rel. error 1.2e-07 (bound 1e-05) ok"
@@ -32,7 +33,10 @@ BOUND = 2e-6  # recomputed float32 errors (module doc)
 
 PNGS = {
     "01_implicit_kernels.py": [
-        "01_o2_kernel.png", "01_o2_errors.png", "01_so2_3d_kernel_z+0.0.png", "01_so2_3d_errors.png"
+        "01_o2_kernel.png",
+        "01_o2_errors.png",
+        "01_so2_3d_kernel_z+0.0.png",
+        "01_so2_3d_errors.png",
     ],
     "02_grid_conv.py": ["02_grid_errors.png", "02_grid_rotate_vs_conv.png", "02_grid_filter.png"],
     "03_point_conv.py": ["03_point_errors.png", "03_point_rotate_vs_conv.png", "03_point_kernel.png"],
@@ -120,8 +124,9 @@ def test_03_point_conv(tmp_path, capsys):
     conv = result["conv"]
     args = (result["x"], result["pos"], result["edge_index"])  # the example's spiral cloud and its graph
     gen = torch.Generator().manual_seed(0)
-    error = equivariance_error(conv, args, (conv.in_type, "points", None), conv.out_type, dtype=torch.float32,
-                               n_elements=6, generator=gen)
+    error = equivariance_error(
+        conv, args, (conv.in_type, "points", None), conv.out_type, dtype=torch.float32, n_elements=6, generator=gen
+    )
     assert error < BOUND
 
 
@@ -134,8 +139,9 @@ def test_04_o3_model(tmp_path, capsys):
     group = model.convs[0].group
     args = (result["pos"], result["edges"], result["batch"])  # the kNN graph is the same for a moved cloud
     gen = torch.Generator().manual_seed(0)
-    error = equivariance_error(model, args, ("points", None, None), None, group=group, dtype=torch.float32,
-                               n_elements=6, generator=gen)
+    error = equivariance_error(
+        model, args, ("points", None, None), None, group=group, dtype=torch.float32, n_elements=6, generator=gen
+    )
     assert error < BOUND
     assert model.training is False  # the example leaves it in eval mode; the check did not change it
 
@@ -150,7 +156,11 @@ def test_example_as_a_script(name: str, tmp_path: Path) -> None:
     env = dict(os.environ, MPLBACKEND="Agg")
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / name), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, env=env, cwd=EXAMPLES.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=EXAMPLES.parent,
     )
     assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
     assert len(CHECK.findall(result.stdout)) == N_CHECKS.get(name, 1), result.stdout

@@ -4,6 +4,7 @@ The expected values are built here: the action from verified matrices
 (:class:`steerable.testing.VerifiedActions`, which checks the conventions first) applied element by
 element, the gate from its documented formula.  Both are exact computations (bound 1e-12, float64).
 """
+
 from __future__ import annotations
 
 import pytest

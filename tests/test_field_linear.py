@@ -5,6 +5,7 @@ escnn backends) and the 48 lattice symmetries of m-3m (measured <= 6.2e-17: a pe
 moves no values between pixels, so only round-off remains; 160x margin, while mixing channels of
 different fields, or mixing along a spatial axis, gives errors of order 1).
 """
+
 from __future__ import annotations
 
 import re

@@ -3,17 +3,17 @@
 with a 90° turn of the grid.  The turn is built here from the documented convention (spatial axis
 ``k`` holds coordinate ``k``): ``(g.f)(p) = rho(g) f(g^-1 p)`` with ``g`` the rotation by +90°,
 ``g^-1 (x, y) = (y, -x)``, i.e. ``(g.f)[i, j] = rho(g) f[j, n-1-i]`` on an ``n x n`` grid."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
+from _groups import PLANAR, make_group
 
 import steerable as st
 from steerable.testing import relative_error
-
-from _groups import PLANAR, make_group
 
 
 def _gate(G) -> st.Gate:

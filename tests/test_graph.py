@@ -1,4 +1,5 @@
 """Pure-torch graph utilities against brute-force references."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,8 +23,12 @@ def test_radius_graph_brute_force(loop: bool) -> None:
     batch = _batch(sizes)
     pos = torch.rand(len(batch), 3, generator=g)
     ei = graph.radius_graph(pos, 0.5, batch, loop=loop)
-    ref = {(j, i) for i in range(len(batch)) for j in range(len(batch))
-           if batch[i] == batch[j] and (pos[i] - pos[j]).norm() <= 0.5 and (loop or i != j)}
+    ref = {
+        (j, i)
+        for i in range(len(batch))
+        for j in range(len(batch))
+        if batch[i] == batch[j] and (pos[i] - pos[j]).norm() <= 0.5 and (loop or i != j)
+    }
     assert _edge_set(ei) == ref and ei.shape[1] == len(ref)
 
 
@@ -166,9 +171,14 @@ def test_chunked_blocks_give_the_same_edges_in_order(monkeypatch: pytest.MonkeyP
     """40: rows of one graph split; 300: one graph per block; 5000: several graphs per block."""
     batch = _gapped_batch()
     pos = torch.rand(len(batch), 3, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+
     def build():
-        return [graph.radius_graph(pos, 0.6, batch), graph.knn_graph(pos, 3, batch),
-                graph.knn(pos, pos, 2, batch, batch), graph.fully_connected_graph(batch)]
+        return [
+            graph.radius_graph(pos, 0.6, batch),
+            graph.knn_graph(pos, 3, batch),
+            graph.knn(pos, pos, 2, batch, batch),
+            graph.fully_connected_graph(batch),
+        ]
 
     full = build()
     monkeypatch.setattr(graph, "_CHUNK_ENTRIES", entries)
@@ -261,7 +271,8 @@ def test_torch_cluster_is_optional_and_dispatched_to(monkeypatch: pytest.MonkeyP
     assert calls[-1] == ("radius_graph", max(SIZES_WITH_GAPS.values()), "source_to_target")
     assert torch.equal(graph.radius_graph(pos, 0.6, batch, max_num_neighbors=2), capped)  # nearest, in order
     assert _edge_set(graph.knn_graph(pos, 3, batch)) == _edge_set(graph._empty(pos.device)) | {
-        (j, i) for i, j in _brute_knn(pos, pos, 3, batch, batch, True)}
+        (j, i) for i, j in _brute_knn(pos, pos, 3, batch, batch, True)
+    }
     assert calls[-1] == ("knn_graph", 3, "source_to_target")
     graph.knn(pos, pos, 2, batch, batch)
     assert calls[-1] == ("knn", 2)

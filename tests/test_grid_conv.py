@@ -4,16 +4,16 @@ The layer is checked against ``torch.nn.functional`` built from the layer's own 
 computed afresh, never cached): ``F.pad`` with the mode, then ``conv2d`` with no padding.  Float64,
 round-off only: tolerance ``1e-12`` (measured ~1e-16).
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from _groups import make_fields, make_group
 
 import steerable as st
 from steerable.testing import relative_error
-
-from _groups import make_fields, make_group
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 

@@ -7,6 +7,7 @@ The transformations used in the equivariance check are built here from the docum
 det -> its determinant), not from the backends' representations.  Bound: 1e-13 in float64
 (measured 1.5e-15; the layers are exact, only round-off remains: 66x margin).
 """
+
 from __future__ import annotations
 
 import math

@@ -1,16 +1,16 @@
 """Bad input to the layers gets a clear error naming the problem (issue 15, defect 10), and the
 value checks follow the documented rule (:mod:`steerable.nn.checks`): on CPU tensors always, on
 accelerator tensors only in debug mode, never while compiling."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from _groups import make_fields, make_group
 
 import steerable as st
 from steerable.nn import checks
 from steerable.nn.kernel import ImplicitKernel
-
-from _groups import make_fields, make_group
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ that reference, per edge, in float64, values and gradients: round-off only, so t
 ``1e-12`` relative (measured ~1e-16).  Runs on ToyC4 (tests/toy) and, where escnn is installed, on
 escnn's C4 whose MLP hands out its output in pieces (the streaming path).
 """
+
 from __future__ import annotations
 
 import copy
@@ -164,10 +165,12 @@ def test_operations_agree_with_per_edge_reference(fields, basis_size, attr_size)
     rel = pos[src] - pos[dst]
     inputs = [x, pos, *([attr] if attr is not None else []), *kernel.parameters()]
     # per-edge reference: K(pos_j - pos_i, a_ji) @ x_j, one edge at a time, summed at i
-    per_edge = torch.stack([
-        reference_kernel(kernel, rel[[e]], attr[[e]] if attr is not None else None)[0] @ x[src[e]]
-        for e in range(len(src))
-    ])
+    per_edge = torch.stack(
+        [
+            reference_kernel(kernel, rel[[e]], attr[[e]] if attr is not None else None)[0] @ x[src[e]]
+            for e in range(len(src))
+        ]
+    )
     summed = torch.zeros(x.shape[0], kernel.out_type.size, dtype=torch.float64).index_add(0, dst, per_edge)
 
     kernels = kernel(rel, attr)
@@ -184,8 +187,15 @@ def test_operations_agree_with_per_edge_reference(fields, basis_size, attr_size)
 
     # PointConv drives message_and_aggregate, in one chunk or many (each reading only its rows)
     for chunk_size in (None, 4):
-        conv = st.PointConv(kernel.in_type, kernel.out_type, attr_size or None, bias=False, chunk_size=chunk_size,
-                            basis_size=basis_size, envelope_width=0.9).double()
+        conv = st.PointConv(
+            kernel.in_type,
+            kernel.out_type,
+            attr_size or None,
+            bias=False,
+            chunk_size=chunk_size,
+            basis_size=basis_size,
+            envelope_width=0.9,
+        ).double()
         conv.kernel.load_state_dict(kernel.state_dict())
         assert chunk_size is None or conv.chunk_size == chunk_size
         y = conv(x, pos, edge_index, attr)
@@ -202,8 +212,9 @@ def test_shared_basis_messages_do_not_build_the_kernel(fields, basis_size):
     kernel.forward = None  # message and message_and_aggregate must not call the (E, out, in) path
     index = torch.arange(len(pos))
     torch.testing.assert_close(kernel.message(pos, attr[: len(pos)], x), expected, **TOL)
-    torch.testing.assert_close(kernel.message_and_aggregate(pos, attr[: len(pos)], x, index, index, len(pos)),
-                               expected, **TOL)
+    torch.testing.assert_close(
+        kernel.message_and_aggregate(pos, attr[: len(pos)], x, index, index, len(pos)), expected, **TOL
+    )
 
 
 @pytest.mark.parametrize("basis_size", [None, 3])

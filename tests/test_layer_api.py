@@ -5,16 +5,16 @@ count (computed here from ``parameters()``), never the backend's internals.  ``r
 re-initialises in place as at construction: under the seed the layer was built with it gives back
 exactly the construction's weights (hence their statistics), whatever was trained into them.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
+from _groups import GROUPS, PLANAR, make_fields, make_group
 
 import steerable as st
 from steerable.nn import InvariantBias
 from steerable.nn.kernel import ImplicitKernel
-
-from _groups import GROUPS, PLANAR, make_fields, make_group
 
 
 def _runs(field_type: st.FieldType) -> str:

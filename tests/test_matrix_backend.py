@@ -7,6 +7,7 @@ orthorhombic, monoclinic and triclinic groups).  Every one of the 42 groups gets
 the layer and completeness sweeps over all of them are marked slow, a representative subset runs by
 default.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,13 +19,6 @@ import torch
 import steerable as st
 from steerable.cache import CacheWarning
 from steerable.core.group import GroupElements
-from steerable.testing import (
-    check_equivariance,
-    commutant_dimension,
-    finite_stabiliser,
-    kernel_span_rank,
-    lattice_elements,
-)
 from steerable.plugins.matrix_backend import _SYMBOLS_2D, _SYMBOLS_3D, group_from_generators
 from steerable.plugins.matrix_backend.group import direct_sum, tensor_product
 from steerable.plugins.matrix_backend.pointgroups import LATTICE_EXACT_2D, LATTICE_EXACT_3D, rot_z
@@ -34,21 +28,75 @@ from steerable.plugins.matrix_backend.solver import (
     intertwiner_basis,
     solve_intertwiners,
 )
+from steerable.testing import (
+    check_equivariance,
+    commutant_dimension,
+    finite_stabiliser,
+    kernel_span_rank,
+    lattice_elements,
+)
 
 # symbol -> (order, number of proper rotations)
 ORDERS_3D = {
-    "1": (1, 1), "-1": (2, 1), "2": (2, 2), "m": (2, 1), "2/m": (4, 2), "222": (4, 4), "mm2": (4, 2),
-    "mmm": (8, 4), "4": (4, 4), "-4": (4, 2), "4/m": (8, 4), "422": (8, 8), "4mm": (8, 4), "-42m": (8, 4),
-    "4/mmm": (16, 8), "3": (3, 3), "-3": (6, 3), "32": (6, 6), "3m": (6, 3), "-3m": (12, 6), "6": (6, 6),
-    "-6": (6, 3), "6/m": (12, 6), "622": (12, 12), "6mm": (12, 6), "-6m2": (12, 6), "6/mmm": (24, 12),
-    "23": (12, 12), "m-3": (24, 12), "432": (24, 24), "-43m": (24, 12), "m-3m": (48, 24),
+    "1": (1, 1),
+    "-1": (2, 1),
+    "2": (2, 2),
+    "m": (2, 1),
+    "2/m": (4, 2),
+    "222": (4, 4),
+    "mm2": (4, 2),
+    "mmm": (8, 4),
+    "4": (4, 4),
+    "-4": (4, 2),
+    "4/m": (8, 4),
+    "422": (8, 8),
+    "4mm": (8, 4),
+    "-42m": (8, 4),
+    "4/mmm": (16, 8),
+    "3": (3, 3),
+    "-3": (6, 3),
+    "32": (6, 6),
+    "3m": (6, 3),
+    "-3m": (12, 6),
+    "6": (6, 6),
+    "-6": (6, 3),
+    "6/m": (12, 6),
+    "622": (12, 12),
+    "6mm": (12, 6),
+    "-6m2": (12, 6),
+    "6/mmm": (24, 12),
+    "23": (12, 12),
+    "m-3": (24, 12),
+    "432": (24, 24),
+    "-43m": (24, 12),
+    "m-3m": (48, 24),
 }
-ORDERS_2D = {"1": (1, 1), "2": (2, 2), "m": (2, 1), "2mm": (4, 2), "3": (3, 3), "3m": (6, 3), "4": (4, 4),
-             "4mm": (8, 4), "6": (6, 6), "6mm": (12, 6)}
+ORDERS_2D = {
+    "1": (1, 1),
+    "2": (2, 2),
+    "m": (2, 1),
+    "2mm": (4, 2),
+    "3": (3, 3),
+    "3m": (6, 3),
+    "4": (4, 4),
+    "4mm": (8, 4),
+    "6": (6, 6),
+    "6mm": (12, 6),
+}
 ALL = [(s, 3) for s in ORDERS_3D] + [(s, 2) for s in ORDERS_2D]
 # one of each crystal family and irrep type (complex-type irreps: 4, 6, m-3); the rest is slow
-REPRESENTATIVE = [("m-3m", 3), ("6/mmm", 3), ("-3m", 3), ("-43m", 3), ("4", 3), ("m", 3), ("m-3", 3),
-                  ("4mm", 2), ("3m", 2), ("6", 2)]
+REPRESENTATIVE = [
+    ("m-3m", 3),
+    ("6/mmm", 3),
+    ("-3m", 3),
+    ("-43m", 3),
+    ("4", 3),
+    ("m", 3),
+    ("m-3", 3),
+    ("4mm", 2),
+    ("3m", 2),
+    ("6", 2),
+]
 SWEEP = [pytest.param(*c, marks=[] if c in REPRESENTATIVE else pytest.mark.slow) for c in ALL]
 BOUNDS = {torch.float64: 1e-13, torch.float32: 4e-6}
 
@@ -125,16 +173,27 @@ def _documented_elements(symbol: str, dim: int) -> np.ndarray:
     import itertools
 
     if symbol in ("m-3m", "432"):
-        mats = [np.diag(signs)[:, list(perm)] for perm in itertools.permutations(range(3))
-                for signs in itertools.product((1.0, -1.0), repeat=3)]
+        mats = [
+            np.diag(signs)[:, list(perm)]
+            for perm in itertools.permutations(range(3))
+            for signs in itertools.product((1.0, -1.0), repeat=3)
+        ]
         return np.stack([m for m in mats if symbol == "m-3m" or np.linalg.det(m) > 0])
     N = int(symbol[1:])
-    planar = [np.array([[math.cos(2 * math.pi * k / N), -math.sin(2 * math.pi * k / N)],
-                        [math.sin(2 * math.pi * k / N), math.cos(2 * math.pi * k / N)]]) for k in range(N)]
+    planar = [
+        np.array(
+            [
+                [math.cos(2 * math.pi * k / N), -math.sin(2 * math.pi * k / N)],
+                [math.sin(2 * math.pi * k / N), math.cos(2 * math.pi * k / N)],
+            ]
+        )
+        for k in range(N)
+    ]
     if symbol[0] == "D":
         planar += [m @ np.diag([1.0, -1.0]) for m in planar]
-    return np.stack([m if dim == 2 else np.block([[m, np.zeros((2, 1))], [np.zeros((1, 2)), np.ones((1, 1))]])
-                     for m in planar])
+    return np.stack(
+        [m if dim == 2 else np.block([[m, np.zeros((2, 1))], [np.zeros((1, 2)), np.ones((1, 1))]]) for m in planar]
+    )
 
 
 @pytest.mark.parametrize("case", [("m-3m", 3), ("432", 3), ("C5", 2), ("D4", 2), ("C4", 3), ("D3", 3)], ids=_ids)
@@ -176,12 +235,18 @@ def test_layers_equivariant(symbol, dim):
     gen = torch.Generator().manual_seed(1)
     for dtype in (torch.float64, torch.float32):
         errors = {
-            "kernel": check_equivariance(st.ImplicitKernel(field, field, 1, **tiny), dtype=dtype, n_elements=4, generator=gen),
-            "point": check_equivariance(st.PointConv(field, field, edge_attr=1, **tiny), dtype=dtype, n_elements=3, n_points=8, generator=gen),
+            "kernel": check_equivariance(
+                st.ImplicitKernel(field, field, 1, **tiny), dtype=dtype, n_elements=4, generator=gen
+            ),
+            "point": check_equivariance(
+                st.PointConv(field, field, edge_attr=1, **tiny), dtype=dtype, n_elements=3, n_points=8, generator=gen
+            ),
         }
         els = lattice_elements(group)
         grid = st.GridConv(field, field, 3, padding=1, **tiny)
-        errors["grid"] = check_equivariance(grid, elements=els, dtype=dtype, grid_size=4 if dim == 3 else 6, generator=gen)
+        errors["grid"] = check_equivariance(
+            grid, elements=els, dtype=dtype, grid_size=4 if dim == 3 else 6, generator=gen
+        )
         assert max(errors.values()) <= BOUNDS[dtype], f"{group} {dtype}: {errors}"
 
 
@@ -198,7 +263,10 @@ def test_attributes_in_a_nontrivial_representation():
 def _special_points(group) -> list[torch.Tensor]:
     """A generic point, a point on the principal axis and one on a mirror plane (if any)."""
     n = group.dim
-    points = [torch.tensor([0.31, -0.52, 0.71][:n], dtype=torch.float64), torch.tensor([0.0] * (n - 1) + [0.6], dtype=torch.float64)]
+    points = [
+        torch.tensor([0.31, -0.52, 0.71][:n], dtype=torch.float64),
+        torch.tensor([0.0] * (n - 1) + [0.6], dtype=torch.float64),
+    ]
     mats = group.elements().matrices
     for m in mats:  # a mirror: eigenvalue -1 once, others +1
         values = torch.linalg.eigvalsh((m + m.T) / 2)
@@ -228,7 +296,12 @@ def test_kernel_complete_mixed_fields_m3m():
     field = _field(group)  # 1 + 3 + 3: 49 entries
     for point in _special_points(group):
         expected = commutant_dimension(finite_stabiliser(group, point), field, field)
-        assert kernel_span_rank(lambda: st.ImplicitKernel(field, field, None, hidden_channels=3), point[None], n_inits=expected + 4) == expected
+        assert (
+            kernel_span_rank(
+                lambda: st.ImplicitKernel(field, field, None, hidden_channels=3), point[None], n_inits=expected + 4
+            )
+            == expected
+        )
 
 
 # -- representations and the intertwiner solver ------------------------------------------------------
@@ -256,7 +329,10 @@ def test_hom_dimension_matches_characters(case):
         gram = np.einsum("kij,lij->kl", basis, basis)
         assert np.allclose(gram, np.eye(len(basis)), atol=1e-10)
         if len(basis):
-            assert np.abs(np.einsum("nij,kjl->nkil", b.table, basis) - np.einsum("kij,njl->nkil", basis, a.table)).max() < 1e-9
+            assert (
+                np.abs(np.einsum("nij,kjl->nkil", b.table, basis) - np.einsum("kij,njl->nkil", basis, a.table)).max()
+                < 1e-9
+            )
 
 
 def test_regular_and_permutation_reps():
@@ -396,6 +472,7 @@ def test_hom_dimensions_agree_with_escnn(name, dim):
     else:
         theirs = eg.dihedral_group(int(name[1:]))
         std = theirs.irrep(1, 1)
+
     def sq(rep):  # rep ⊗ rep on either backend
         return rep.tensor(rep) if hasattr(rep, "tensor") else rep * rep
 

@@ -5,6 +5,7 @@ one entry changed (checksum consistent or not) is a miss: one :class:`CacheWarni
 is solved again (compared with an uncached solve) and the file rewritten.  Concurrent processes
 computing the same bases never crash and never see a half-written file.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,7 +60,7 @@ def _corrupt_entry_bytes(path, key, basis):
     needle = basis[0, 1, 2].tobytes()
     at = bytes(raw).find(needle)
     assert at > 0, "the basis entry was not found in the file"
-    raw[at:at + 8] = np.float64(basis[0, 1, 2] + 0.25).tobytes()
+    raw[at : at + 8] = np.float64(basis[0, 1, 2] + 0.25).tobytes()
     path.write_bytes(bytes(raw))
 
 
@@ -126,8 +127,12 @@ print("ok")
 
 def test_concurrent_writers_never_crash(tmp_path):
     env = {"STEERABLE_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1", "PYTHONPATH": ":".join(sys.path)}
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     results = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, results):
         assert p.returncode == 0 and out.strip() == "ok", err[-2000:]

@@ -1,4 +1,5 @@
 """steerable.ops.message.message_sum: values, gradients, higher derivatives, block splitting."""
+
 from __future__ import annotations
 
 import pytest
@@ -45,6 +46,18 @@ def test_message_sum_gradient_of_one_input_only_and_no_edges():
 
 def test_message_sum_names_bad_shapes():
     with pytest.raises(ValueError, match="phi .E, P, b. and x .N, i, b."):
-        message_sum(torch.zeros(3, 2, 2), torch.zeros(4, 1, 3), torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), 2)
+        message_sum(
+            torch.zeros(3, 2, 2),
+            torch.zeros(4, 1, 3),
+            torch.zeros(3, dtype=torch.long),
+            torch.zeros(3, dtype=torch.long),
+            2,
+        )
     with pytest.raises(ValueError, match="src and dst must have shape"):
-        message_sum(torch.zeros(3, 2, 2), torch.zeros(4, 1, 2), torch.zeros(2, dtype=torch.long), torch.zeros(3, dtype=torch.long), 2)
+        message_sum(
+            torch.zeros(3, 2, 2),
+            torch.zeros(4, 1, 2),
+            torch.zeros(2, dtype=torch.long),
+            torch.zeros(3, dtype=torch.long),
+            2,
+        )

@@ -2,6 +2,7 @@
 the float64 constants helper.  Runs without escnn or e3nn (toy and matrix backends); the escnn and
 e3nn MLPs are checked against the protocols in their own test files.
 """
+
 from __future__ import annotations
 
 import copy
@@ -85,8 +86,11 @@ def test_spec_normalises(D4):
 # -- spec.require: what a backend supports ------------------------------------------------------------
 def test_require_names_backend_value_and_what_is_supported(D4, toy_group):
     spec = KernelMLPSpec(D4, _blocks(D4), nonlinearity="fourier", options={"grid": 8, "colour": "red"})
-    with pytest.raises(ValueError, match=r"^toy backend: nonlinearity='fourier' is not supported for D4 on R\^2 "
-                                         r"\[matrix\]; supported: 'exact', 'gated'$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^toy backend: nonlinearity='fourier' is not supported for D4 on R\^2 "
+        r"\[matrix\]; supported: 'exact', 'gated'$",
+    ):
         spec.require(backend="toy", nonlinearities=("exact", "gated"), options=("grid", "colour"))
     spec = KernelMLPSpec(D4, _blocks(D4), options={"grid": 8, "colour": "red"})
     unknown = r"^toy backend: unknown kernel MLP options \['colour'\]; supported: \['grid'\]$"

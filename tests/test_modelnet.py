@@ -1,4 +1,5 @@
 """ModelNet task on generated primitive shapes written as OFF files in ModelNet's folder layout."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,8 @@ import torch
 
 pytest.importorskip("lightning")
 
-from steerable.tasks.modelnet.data import ModelNetDataModule, random_rotation, write_synthetic_modelnet  # noqa: E402
-from steerable.tasks.modelnet.model import ModelNetNet  # noqa: E402
+from steerable.tasks.modelnet.data import ModelNetDataModule, random_rotation, write_synthetic_modelnet
+from steerable.tasks.modelnet.model import ModelNetNet
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,9 @@ def test_random_rotation_groups() -> None:
     assert torch.allclose(Rz[2], torch.tensor([0.0, 0.0, 1.0]))
 
 
-@pytest.mark.parametrize(("group", "mode", "reflect"), [("SO(2)", "z", False), ("SO(3)", "so3", False), ("O(3)", "so3", True)])
+@pytest.mark.parametrize(
+    ("group", "mode", "reflect"), [("SO(2)", "z", False), ("SO(3)", "so3", False), ("O(3)", "so3", True)]
+)
 @torch.no_grad()
 def test_invariance(group: str, mode: str, reflect: bool) -> None:
     torch.manual_seed(0)
@@ -74,10 +77,21 @@ def test_so2_model_is_not_so3_invariant() -> None:
 def test_short_training_beats_chance(mn_root: Path, tmp_path: Path) -> None:
     from steerable.tasks.modelnet.train import build_parser, resolve, run
 
-    args = build_parser().parse_args([
-        "--preset", "demo", "--root", str(mn_root), "--out-dir", str(tmp_path), "--no-progress",
-        "--test-rotation", "so3", "--val-fraction", "0.2",
-    ])
+    args = build_parser().parse_args(
+        [
+            "--preset",
+            "demo",
+            "--root",
+            str(mn_root),
+            "--out-dir",
+            str(tmp_path),
+            "--no-progress",
+            "--test-rotation",
+            "so3",
+            "--val-fraction",
+            "0.2",
+        ]
+    )
     res = run(resolve(args))
     assert res["test_acc"] >= 0.4, res  # 2x chance (0.2); SO(3)-invariant, so SO(3)-rotated test shapes are fine
     assert (tmp_path / "checkpoints" / "last.ckpt").exists() and (tmp_path / "results.json").exists()

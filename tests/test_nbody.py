@@ -1,17 +1,18 @@
 """Tests of the N-body task: simulator, data files, model equivariance, Lightning training and resume."""
+
 from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
-import math
-
 import pytest
 import torch
 
 import steerable as st
+from steerable.nn import FieldLinear, Gate
 from steerable.tasks.cache import CacheWarning
 from steerable.tasks.nbody.data import (
     NBodyDataset,
@@ -19,7 +20,6 @@ from steerable.tasks.nbody.data import (
     load_or_generate,
     write_npy_split,
 )
-from steerable.nn import FieldLinear, Gate
 from steerable.tasks.nbody.model import NBodyNet, build_nbody_net, equivariance_error, fully_connected_edges
 from steerable.tasks.nbody.simulate import SimulationConfig, energy, simulate, total_momentum
 
@@ -158,8 +158,13 @@ def _random_system(batch: int = 6, seed: int = 0):
 
 
 _ALL_OPTIONS = dict(
-    node_conditioning=True, relative_velocity=True, position_updates=True, velocity_attribute=True,
-    nonlinear_messages=True, galilean_inputs=True, velocity_kernel=True,
+    node_conditioning=True,
+    relative_velocity=True,
+    position_updates=True,
+    velocity_attribute=True,
+    nonlinear_messages=True,
+    galilean_inputs=True,
+    velocity_kernel=True,
 )
 
 
@@ -179,15 +184,18 @@ _ALL_OPTIONS = dict(
 def test_model_is_e3_equivariant_float32(group, backend, options):
     _backend_or_skip(backend)
     torch.manual_seed(0)
-    model = build_nbody_net(group=group, backend=backend, hidden_scalars=4, hidden_vectors=4, layers=3, kernel_hidden=4,
-                            **options)
+    model = build_nbody_net(
+        group=group, backend=backend, hidden_scalars=4, hidden_vectors=4, layers=3, kernel_hidden=4, **options
+    )
     pos, vel, charges = _random_system()
     G = model.G
     els = G.sample(4, generator=torch.Generator().manual_seed(1))
     errs = equivariance_error(model, pos, vel, charges, elements=els, generator=torch.Generator().manual_seed(2))
     assert errs["displacement"] <= 1e-4 and errs["position"] <= 1e-4, errs
     if group == "O(3)":
-        mirrors = torch.stack([-torch.eye(3, dtype=torch.float64), torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))])
+        mirrors = torch.stack(
+            [-torch.eye(3, dtype=torch.float64), torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))]
+        )
         errs = equivariance_error(model, pos, vel, charges, elements=G.elements_from_matrices(mirrors))
         assert errs["displacement"] <= 1e-4, errs
     # translations alone
@@ -203,9 +211,17 @@ def test_galilean_inputs_make_velocity_shifts_exact(nonlinear_messages):
     """With ``galilean_inputs`` a common velocity shift ``w`` moves every prediction by ``a w`` only."""
     _backend_or_skip("escnn")
     torch.manual_seed(0)
-    model = build_nbody_net(group="O(3)", backend="escnn", hidden_scalars=4, hidden_vectors=4, kernel_hidden=4,
-                            relative_velocity=True, galilean_inputs=True, velocity_kernel=True,
-                            nonlinear_messages=nonlinear_messages).double()
+    model = build_nbody_net(
+        group="O(3)",
+        backend="escnn",
+        hidden_scalars=4,
+        hidden_vectors=4,
+        kernel_hidden=4,
+        relative_velocity=True,
+        galilean_inputs=True,
+        velocity_kernel=True,
+        nonlinear_messages=nonlinear_messages,
+    ).double()
     pos, vel, charges = (t.double() for t in _random_system())
     shift = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64)
     with torch.no_grad():
@@ -223,7 +239,10 @@ def test_gate_and_self_linear_are_equivariant():
     lin = FieldLinear(st.FieldType(G, [v, s, v]), gate.in_type)
     x = torch.randn(7, 7, dtype=torch.float64)
     els = G.sample(3, generator=torch.Generator().manual_seed(0))
-    f = lambda t: gate(lin.double()(t))
+
+    def f(t):
+        return gate(lin.double()(t))
+
     for k in range(3):
         g = els[k]
         lhs = f(st.FieldType(G, [v, s, v]).transform(x, g))
@@ -249,10 +268,41 @@ def test_two_epoch_training_then_resume(tmp_path, capsys):
 
     out = tmp_path / "run"
     argv = [
-        "--preset", "demo", "--group", "SO(3)", "--backend", "escnn", "--n-train", "60", "--n-val", "30",
-        "--n-test", "30", "--batch-size", "10", "--epochs", "2", "--hidden-scalars", "4", "--hidden-vectors", "4",
-        "--layers", "2", "--kernel-hidden", "4", "--lr", "2e-3", "--data-dir", str(tmp_path / "data"),
-        "--out-dir", str(out), "--no-progress", "--equivariance-batches", "1", "--equivariance-elements", "2",
+        "--preset",
+        "demo",
+        "--group",
+        "SO(3)",
+        "--backend",
+        "escnn",
+        "--n-train",
+        "60",
+        "--n-val",
+        "30",
+        "--n-test",
+        "30",
+        "--batch-size",
+        "10",
+        "--epochs",
+        "2",
+        "--hidden-scalars",
+        "4",
+        "--hidden-vectors",
+        "4",
+        "--layers",
+        "2",
+        "--kernel-hidden",
+        "4",
+        "--lr",
+        "2e-3",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out-dir",
+        str(out),
+        "--no-progress",
+        "--equivariance-batches",
+        "1",
+        "--equivariance-elements",
+        "2",
     ]
     cfg = resolve(build_parser().parse_args(argv))
     first = run(cfg)
@@ -284,10 +334,39 @@ def test_ema_weights_are_validated_and_checkpointed(tmp_path):
 
     out = tmp_path / "run"
     argv = [
-        "--preset", "demo", "--group", "SO(3)", "--n-train", "20", "--n-val", "10", "--n-test", "10",
-        "--batch-size", "10", "--epochs", "1", "--hidden-scalars", "2", "--hidden-vectors", "2", "--layers", "2",
-        "--kernel-hidden", "2", "--data-dir", str(tmp_path / "data"), "--out-dir", str(out), "--no-progress",
-        "--equivariance-batches", "1", "--equivariance-elements", "1", "--ema", "0.5",
+        "--preset",
+        "demo",
+        "--group",
+        "SO(3)",
+        "--n-train",
+        "20",
+        "--n-val",
+        "10",
+        "--n-test",
+        "10",
+        "--batch-size",
+        "10",
+        "--epochs",
+        "1",
+        "--hidden-scalars",
+        "2",
+        "--hidden-vectors",
+        "2",
+        "--layers",
+        "2",
+        "--kernel-hidden",
+        "2",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out-dir",
+        str(out),
+        "--no-progress",
+        "--equivariance-batches",
+        "1",
+        "--equivariance-elements",
+        "1",
+        "--ema",
+        "0.5",
     ]
     result = run(resolve(build_parser().parse_args(argv)))
     assert result["epochs"] == 1 and math.isfinite(result["test_mse"])
@@ -348,7 +427,9 @@ def test_config_file_and_flags_override_preset(tmp_path):
         assert from_file == SETTINGS.preset(from_file["preset"])
     # boolean model options: preset value, overridden by --flag / --no-flag
     assert resolve(build_parser().parse_args(["--preset", "full"]))["relative_velocity"] is True
-    assert resolve(build_parser().parse_args(["--preset", "full", "--no-relative-velocity"]))["relative_velocity"] is False
+    assert (
+        resolve(build_parser().parse_args(["--preset", "full", "--no-relative-velocity"]))["relative_velocity"] is False
+    )
     assert resolve(build_parser().parse_args(["--preset", "demo", "--node-conditioning"]))["node_conditioning"] is True
 
 
@@ -356,8 +437,20 @@ def test_cli_writes_benchmark_files(tmp_path):
     from steerable.tasks.cli import main
 
     out = tmp_path / "npy"
-    args = ["nbody", "--write-npy", str(out), "--n-train", "3", "--n-val", "2", "--n-test", "2",
-            "--data-dir", str(tmp_path / "cache"), "--no-progress"]
+    args = [
+        "nbody",
+        "--write-npy",
+        str(out),
+        "--n-train",
+        "3",
+        "--n-val",
+        "2",
+        "--n-test",
+        "2",
+        "--data-dir",
+        str(tmp_path / "cache"),
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert len(list(out.glob("*.npy"))) == 12
     back = load_npy_split(out, "train")
@@ -370,7 +463,15 @@ def test_demo_preset_beats_constant_velocity(tmp_path):
     _backend_or_skip("escnn")
     from steerable.tasks.nbody.train import build_parser, resolve, run
 
-    argv = ["--preset", "demo", "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "run"), "--no-progress"]
+    argv = [
+        "--preset",
+        "demo",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out-dir",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     result = run(resolve(build_parser().parse_args(argv)))
     assert result["test_mse"] < 0.5 * result["test_cv_mse"]
     assert result["test_equiv_displacement"] < 1e-4
@@ -412,11 +513,12 @@ def test_edge_features_and_position_update_layout():
     geo = EdgeGeometry.at(pos, qq, v_ji, edge_index)
     # edge 0 -> 1: x_j - x_i = (-3, -4, 0), |.| = 5; v_j - v_i = (0, -2, -2): closing 8 / 5, speed sqrt(8)
     assert torch.allclose(geo.invariants[0], torch.tensor([-1.0, 5.0]))
-    assert torch.allclose(geo.velocity_invariants[0], torch.tensor([1.6, 8 ** 0.5]))
+    assert torch.allclose(geo.velocity_invariants[0], torch.tensor([1.6, 8**0.5]))
     h = torch.arange(12.0).reshape(2, 6)
     plain, full = EdgeFeatures(), EdgeFeatures(True, True, True)
-    assert plain.field_type(G, node_type).size == 2 and torch.equal(plain(geo, h, node_type, edge_index),
-                                                                      geo.invariants)
+    assert plain.field_type(G, node_type).size == 2 and torch.equal(
+        plain(geo, h, node_type, edge_index), geo.invariants
+    )
     attr = full(geo, h, node_type, edge_index)
     assert full.field_type(G, node_type).size == attr.shape[1] == 2 + 2 + 2 * 3 + 3
     # target's scalars, then the source's, then v_j - v_i

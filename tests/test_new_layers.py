@@ -8,6 +8,7 @@ grids of the planar groups C4 / D4 also the spatial action ``(g.f)(p) = rho(g) f
 Bound: relative error ``<= 2e-14`` in float64; measured ``<= 1.4e-15`` (largest on e3nn, whose
 representation matrices carry round-off of their own; ``<= 8e-16`` elsewhere), a margin of 14.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,15 @@ from steerable.nn.pooling import GlobalPool, InvariantPool, global_pool, invaria
 from steerable.nn.sequential import Sequential
 
 BOUND = 2e-14
-GROUPS = [("SO(3)", "escnn"), ("SO(3)", "e3nn"), ("O(3)", "e3nn"), ("C4", "escnn"), ("D4", "escnn"),
-          ("m-3m", "matrix"), ("C4", "matrix")]
+GROUPS = [
+    ("SO(3)", "escnn"),
+    ("SO(3)", "e3nn"),
+    ("O(3)", "e3nn"),
+    ("C4", "escnn"),
+    ("D4", "escnn"),
+    ("m-3m", "matrix"),
+    ("C4", "matrix"),
+]
 
 
 @pytest.fixture(scope="module", params=GROUPS, ids=[f"{n}-{b}" for n, b in GROUPS])
@@ -77,6 +85,7 @@ def rotate_grid(ft: st.FieldType, g, x: torch.Tensor) -> torch.Tensor:
 
 def check_layer(ft, layer, x, reseed: int | None = None) -> float:
     """Max relative error of ``layer(g x)`` vs ``g layer(x)`` over a few elements (fiber action)."""
+
     def run(inp):
         if reseed is not None:
             torch.manual_seed(reseed)
@@ -274,8 +283,9 @@ def test_pooling_values_empty_graphs_and_num_graphs(so3_type) -> None:
     batch = torch.tensor([0, 0, 1, 1, 1, 3, 3, 3, 3])  # graph 2 and 4 empty
     inv_rows = []
     for i in range(9):
-        inv_rows.append(torch.stack([x[i, o] if r.is_trivial else x[i, o : o + r.size].norm()
-                                     for o, r in zip(ft.offsets, ft.reps)]))
+        inv_rows.append(
+            torch.stack([x[i, o] if r.is_trivial else x[i, o : o + r.size].norm() for o, r in zip(ft.offsets, ft.reps)])
+        )
     inv = torch.stack(inv_rows)
     for reduce in ("sum", "mean", "max"):
         out = InvariantPool(ft, reduce)(x, batch, num_graphs=5)
@@ -423,8 +433,12 @@ def test_sequential_point_model_equivariant(group) -> None:
     ft = st.FieldType(G, [G.trivial_rep()] * 2 + [G.standard_rep()] * 2)
     torch.manual_seed(0)
     seq = Sequential(
-        st.PointConv(ft, ft), FieldNorm(ft), NormNonlinearity(ft), FieldDropout(ft, 0.2),
-        st.PointConv(ft, ft), FieldBatchNorm(ft),
+        st.PointConv(ft, ft),
+        FieldNorm(ft),
+        NormNonlinearity(ft),
+        FieldDropout(ft, 0.2),
+        st.PointConv(ft, ft),
+        FieldBatchNorm(ft),
     ).double()
     seq.train()
     n = 10
@@ -445,8 +459,14 @@ def test_sequential_point_model_equivariant(group) -> None:
 
 def test_reset_parameters_repr_and_pickling(so3_type) -> None:
     ft = so3_type
-    made = [FieldNorm(ft), FieldBatchNorm(ft), FieldDropout(ft, 0.1), NormNonlinearity(ft), GlobalPool(ft),
-            InvariantPool(ft, "mean")]
+    made = [
+        FieldNorm(ft),
+        FieldBatchNorm(ft),
+        FieldDropout(ft, 0.1),
+        NormNonlinearity(ft),
+        GlobalPool(ft),
+        InvariantPool(ft, "mean"),
+    ]
     for layer in made:
         fresh = copy.deepcopy(layer.state_dict())
         with torch.no_grad():
@@ -491,8 +511,13 @@ def test_forward_paths_need_no_host_synchronisation(so3_type) -> None:
     ft = so3_type
     batch = torch.zeros(10, dtype=torch.long, device="meta")
     x = torch.randn(10, ft.size, device="meta")
-    for layer in (FieldNorm(ft), FieldBatchNorm(ft), FieldBatchNorm(ft, momentum=None), FieldDropout(ft),
-                  NormNonlinearity(ft)):
+    for layer in (
+        FieldNorm(ft),
+        FieldBatchNorm(ft),
+        FieldBatchNorm(ft, momentum=None),
+        FieldDropout(ft),
+        NormNonlinearity(ft),
+    ):
         layer.to("meta")
         assert layer(x).shape == x.shape
         assert layer.eval()(x).shape == x.shape

@@ -17,6 +17,7 @@ Bounds, set near the measured values (stated margin):
   bound 3e-9; at ``|pos| = 1e-9`` against ``pos = 0`` (a continuous derivative): measured
   <= 1.1e-7 (escnn O(3)), bound 1e-6 (9x).
 """
+
 from __future__ import annotations
 
 import pytest

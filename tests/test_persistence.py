@@ -9,6 +9,7 @@
   Python's hash seed (escnn registered its basis modules in ``set`` order; Lightning's DDP
   broadcasts buffers by position).
 """
+
 from __future__ import annotations
 
 import copy
@@ -196,7 +197,10 @@ def test_same_layout_in_every_process_and_torch_save_across_processes(tmp_path):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         run = subprocess.run(
             [sys.executable, str(script), step, str(tmp_path), here],
-            capture_output=True, text=True, env=env, timeout=600,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
         )
         assert run.returncode == 0, run.stderr[-3000:]
         reports.append(json.loads(run.stdout.strip().splitlines()[-1]))

@@ -1,4 +1,5 @@
 """QM9 task on a tiny generated QM9-format dataset (PyG's rdkit-free raw file)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,10 +8,10 @@ import pytest
 import torch
 
 pytest.importorskip("lightning")
-from torch_geometric.data import Batch  # noqa: E402
+from torch_geometric.data import Batch
 
-from steerable.tasks.qm9.data import QM9DataModule, split_sizes, write_synthetic_qm9  # noqa: E402
-from steerable.tasks.qm9.model import QM9Net  # noqa: E402
+from steerable.tasks.qm9.data import QM9DataModule, split_sizes, write_synthetic_qm9
+from steerable.tasks.qm9.model import QM9Net
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +92,33 @@ def test_invariance(qm9_root: Path, graph: str) -> None:
 def test_short_training_decreases_loss(qm9_root: Path, tmp_path: Path) -> None:
     from steerable.tasks.qm9.train import build_parser, resolve, run
 
-    args = build_parser().parse_args([
-        "--preset", "demo", "--root", str(qm9_root), "--target", "alpha", "--epochs", "8", "--lr", "3e-3",
-        "--hidden-scalars", "8", "--hidden-vectors", "2", "--layers", "2", "--kernel-hidden", "8",
-        "--out-dir", str(tmp_path), "--no-progress", "--batch-size", "8",
-    ])
+    args = build_parser().parse_args(
+        [
+            "--preset",
+            "demo",
+            "--root",
+            str(qm9_root),
+            "--target",
+            "alpha",
+            "--epochs",
+            "8",
+            "--lr",
+            "3e-3",
+            "--hidden-scalars",
+            "8",
+            "--hidden-vectors",
+            "2",
+            "--layers",
+            "2",
+            "--kernel-hidden",
+            "8",
+            "--out-dir",
+            str(tmp_path),
+            "--no-progress",
+            "--batch-size",
+            "8",
+        ]
+    )
     res = run(resolve(args))
     import csv
 
@@ -104,11 +127,32 @@ def test_short_training_decreases_loss(qm9_root: Path, tmp_path: Path) -> None:
     assert val[-1] < val[0], val
     assert (tmp_path / "checkpoints" / "last.ckpt").exists() and (tmp_path / "results.json").exists()
     # resume continues from the last checkpoint
-    args2 = build_parser().parse_args([
-        "--preset", "demo", "--root", str(qm9_root), "--target", "alpha", "--epochs", "9",
-        "--hidden-scalars", "8", "--hidden-vectors", "2", "--layers", "2", "--kernel-hidden", "8",
-        "--out-dir", str(tmp_path), "--no-progress", "--batch-size", "8",
-        "--resume", str(tmp_path / "checkpoints" / "last.ckpt"),
-    ])
+    args2 = build_parser().parse_args(
+        [
+            "--preset",
+            "demo",
+            "--root",
+            str(qm9_root),
+            "--target",
+            "alpha",
+            "--epochs",
+            "9",
+            "--hidden-scalars",
+            "8",
+            "--hidden-vectors",
+            "2",
+            "--layers",
+            "2",
+            "--kernel-hidden",
+            "8",
+            "--out-dir",
+            str(tmp_path),
+            "--no-progress",
+            "--batch-size",
+            "8",
+            "--resume",
+            str(tmp_path / "checkpoints" / "last.ckpt"),
+        ]
+    )
     res2 = run(resolve(args2))
     assert res2["global_step"] > res["global_step"]

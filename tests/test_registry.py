@@ -1,4 +1,5 @@
 """Plugin discovery, backend choice and error messages of the registry."""
+
 from __future__ import annotations
 
 import re
@@ -6,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import install_fake_distribution
 
 import steerable as st
-from conftest import install_fake_distribution
 
 
 def test_third_party_plugin_found_through_entry_point(toy_group):
@@ -73,7 +74,8 @@ def test_backend_whose_dependency_fails_is_unavailable_with_reason(plugin_path):
 def test_import_is_light():
     code = (
         "import sys, steerable, steerable.registry\n"
-        "heavy = [m for m in ('escnn', 'e3nn', 'lightning', 'pytorch_lightning', 'torch_geometric') if m in sys.modules]\n"
+        "heavy = [m for m in ('escnn', 'e3nn', 'lightning', 'pytorch_lightning', 'torch_geometric')"
+        " if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -86,38 +88,62 @@ def test_documented_spellings_are_accepted(name):
     assert st.group(name, backend="matrix") is st.group("C8", backend="matrix")
 
 
-@pytest.mark.parametrize("name, suggestion", [
-    ("C-4", "C4"),  # '-' was stripped silently: C-4 became C4
-    ("C04", "C4"),  # a leading zero was read as 4
-    ("SO-3", "SO(3)"),
-    ("(-3m)", "-3m"),  # brackets are no part of a Hermann-Mauguin symbol
-    ("S0(3)", "SO(3)"),  # a typo: the closest known names
-])
+@pytest.mark.parametrize(
+    "name, suggestion",
+    [
+        ("C-4", "C4"),  # '-' was stripped silently: C-4 became C4
+        ("C04", "C4"),  # a leading zero was read as 4
+        ("SO-3", "SO(3)"),
+        ("(-3m)", "-3m"),  # brackets are no part of a Hermann-Mauguin symbol
+        ("S0(3)", "SO(3)"),  # a typo: the closest known names
+    ],
+)
 def test_other_spellings_are_refused_with_a_suggestion(name, suggestion):
     pattern = rf"unknown group '{re.escape(name)}' \(did you mean [^)]*'{re.escape(suggestion)}'"
     with pytest.raises(ValueError, match=pattern):
         st.group(name)
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("SO(3", "unbalanced"), ("SO((3))", "nested"), ("C\u0664", "plain ASCII"), ("C4\x00", "plain ASCII"),
-    ("", "empty"), ("  ", "empty"),
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("SO(3", "unbalanced"),
+        ("SO((3))", "nested"),
+        ("C\u0664", "plain ASCII"),
+        ("C4\x00", "plain ASCII"),
+        ("", "empty"),
+        ("  ", "empty"),
+    ],
+)
 def test_names_that_are_never_valid_say_why(name, problem):
     with pytest.raises(ValueError, match=rf"group name .*{problem}"):
         st.group(name)
 
 
 def test_unbalanced_bracket_suggests_the_known_name():
-    with pytest.raises(ValueError, match=r"'SO\(3': its round brackets are unbalanced or nested "
-                                         r"\(did you mean 'SO\(3\)'"):
+    with pytest.raises(
+        ValueError,
+        match=r"'SO\(3': its round brackets are unbalanced or nested "
+        r"\(did you mean 'SO\(3\)'",
+    ):
         st.group("SO(3")
 
 
-@pytest.mark.parametrize("name, expected, dim", [
-    ("m-3m", "m-3m", 3), ("M-3M", "m-3m", 3), ("m3m", "m-3m", 3), ("-43m", "-43m", 3), ("-1", "-1", 3),
-    ("1", "1", 3), ("-3 m", "-3m", 3), ("3m", "3m", 3), ("2/m", "2/m", 3), ("4mm", "4mm", 2),
-])
+@pytest.mark.parametrize(
+    "name, expected, dim",
+    [
+        ("m-3m", "m-3m", 3),
+        ("M-3M", "m-3m", 3),
+        ("m3m", "m-3m", 3),
+        ("-43m", "-43m", 3),
+        ("-1", "-1", 3),
+        ("1", "1", 3),
+        ("-3 m", "-3m", 3),
+        ("3m", "3m", 3),
+        ("2/m", "2/m", 3),
+        ("4mm", "4mm", 2),
+    ],
+)
 def test_hermann_mauguin_symbols_keep_their_minus_signs(name, expected, dim):
     group = st.group(name, dim=dim, backend="matrix")
     assert group.name == expected

@@ -1,5 +1,6 @@
 """Cheap listing: backends declare the modules they need (``Backend.requires``), listings check them
 with ``importlib.util.find_spec`` (nothing imported) and ``load()`` runs on first use only."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import install_fake_distribution
 
 import steerable as st
-from conftest import install_fake_distribution
 from steerable.registry import Backend, GroupSpec
 
 PLUGIN = """
@@ -73,12 +74,15 @@ def test_default_listing_loads_every_backend(lazy):
         st.group("Lazy3", backend="fails")
 
 
-@pytest.mark.parametrize("requires, error, message", [
-    ("escnn", TypeError, "requires must be a tuple"),
-    ((5,), TypeError, "module names"),
-    (("escnn.nn",), ValueError, "not a top-level module name"),
-    (("",), ValueError, "not a top-level module name"),
-])
+@pytest.mark.parametrize(
+    "requires, error, message",
+    [
+        ("escnn", TypeError, "requires must be a tuple"),
+        ((5,), TypeError, "module names"),
+        (("escnn.nn",), ValueError, "not a top-level module name"),
+        (("",), ValueError, "not a top-level module name"),
+    ],
+)
 def test_bad_requires_are_refused(requires, error, message):
     spec = GroupSpec("x", "X", "X", (2,), lambda dim: None)
     with pytest.raises(error, match=message):
@@ -98,8 +102,13 @@ print(json.dumps({"heavy": sorted(m for m in ("escnn", "e3nn", "torch", "lightni
 @pytest.mark.parametrize("command", ["groups", "backends"])
 def test_cli_listing_imports_no_backend_library(command):
     """``steerable groups`` / ``backends`` list from metadata: escnn, e3nn (and torch) stay unimported."""
-    done = subprocess.run([sys.executable, "-c", LISTING, command], capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": ":".join(sys.path), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", LISTING, command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": ":".join(sys.path), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [] and result["lines"] >= 3

@@ -1,4 +1,5 @@
 """Resuming is exact, and every run's outputs are its own (one run per --out-dir)."""
+
 from __future__ import annotations
 
 import json
@@ -7,14 +8,36 @@ import pytest
 import torch
 
 pytest.importorskip("lightning")
-from lightning.pytorch.callbacks import Callback  # noqa: E402
+from lightning.pytorch.callbacks import Callback
 
-from steerable.tasks.nbody.train import TASK, main, resolve, build_parser  # noqa: E402
+from steerable.tasks.nbody.train import TASK, build_parser, main, resolve
 
 TINY = [
-    "--group", "SO(3)", "--n-train", "30", "--n-val", "10", "--n-test", "10", "--batch-size", "10",
-    "--epochs", "2", "--layers", "2", "--hidden-scalars", "2", "--hidden-vectors", "2", "--kernel-hidden", "2",
-    "--equivariance-batches", "1", "--equivariance-elements", "1", "--no-progress",
+    "--group",
+    "SO(3)",
+    "--n-train",
+    "30",
+    "--n-val",
+    "10",
+    "--n-test",
+    "10",
+    "--batch-size",
+    "10",
+    "--epochs",
+    "2",
+    "--layers",
+    "2",
+    "--hidden-scalars",
+    "2",
+    "--hidden-vectors",
+    "2",
+    "--kernel-hidden",
+    "2",
+    "--equivariance-batches",
+    "1",
+    "--equivariance-elements",
+    "1",
+    "--no-progress",
 ]
 
 
@@ -26,8 +49,11 @@ class _Interrupt(Callback):
 
 
 def _cfg(tmp_path, out: str, *extra: str) -> dict:
-    return resolve(build_parser().parse_args([*TINY, "--data-dir", str(tmp_path / "data"),
-                                              "--out-dir", str(tmp_path / out), *extra]))
+    return resolve(
+        build_parser().parse_args(
+            [*TINY, "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / out), *extra]
+        )
+    )
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
@@ -69,8 +95,20 @@ def test_a_fresh_run_refuses_a_folder_holding_another_run(tmp_path, capsys):
     assert f"run folder {tmp_path / 'run'}: results.json, csv/version_0/metrics.csv" in printed
     # resuming from another folder's checkpoint into this one is refused too
     elsewhere = TASK.run(_cfg(tmp_path, "other", "--epochs", "1"))
-    assert main([*TINY, "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "run"),
-                 "--resume", elsewhere["last_checkpoint"]]) == 2
+    assert (
+        main(
+            [
+                *TINY,
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--out-dir",
+                str(tmp_path / "run"),
+                "--resume",
+                elsewhere["last_checkpoint"],
+            ]
+        )
+        == 2
+    )
     assert "is not one of its checkpoints" in capsys.readouterr().err
     assert main([*TINY, "--out-dir", str(tmp_path / "new"), "--resume", str(tmp_path / "nope.ckpt")]) == 2
     assert "no such checkpoint file" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 It is made discoverable without pip: a ``*.dist-info`` folder with ``METADATA`` and
 ``entry_points.txt`` in a temporary directory on ``sys.path``, exactly what ``pip install`` writes.
 """
+
 from __future__ import annotations
 
 import sys

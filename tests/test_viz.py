@@ -1,4 +1,5 @@
 """steerable.viz: kernels, fields and error plots written as PNGs with real content (Agg, no GUI)."""
+
 from __future__ import annotations
 
 import math
@@ -8,14 +9,14 @@ import torch
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("escnn")  # the groups used here (O(2), SO(2) on R^3, D4, O(3)) come from the escnn backend
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-from matplotlib.image import imread  # noqa: E402
+from matplotlib.image import imread
 
-import steerable as st  # noqa: E402
-from steerable import viz  # noqa: E402
-from steerable.testing import lattice_elements  # noqa: E402
+import steerable as st
+from steerable import viz
+from steerable.testing import lattice_elements
 
 MIN_BYTES = 5_000
 
@@ -96,10 +97,18 @@ def test_plot_kernel_3d_slice_and_sampled_grid_filter(tmp_path):
 
 
 def test_element_labels(o2):
-    els = o2.elements_from_matrices(torch.stack([rot(0), rot(90), torch.diag(torch.tensor([1.0, -1.0], dtype=torch.float64))]))
+    els = o2.elements_from_matrices(
+        torch.stack([rot(0), rot(90), torch.diag(torch.tensor([1.0, -1.0], dtype=torch.float64))])
+    )
     assert viz.element_labels(els) == ["rot 0°", "rot 90°", "ref 0°"]
     o3 = st.group("O(3)")
-    mats = torch.stack([rot(90, 3), -torch.eye(3, dtype=torch.float64), torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64))])
+    mats = torch.stack(
+        [
+            rot(90, 3),
+            -torch.eye(3, dtype=torch.float64),
+            torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64)),
+        ]
+    )
     assert viz.element_labels(o3.elements_from_matrices(mats)) == ["rot 90° z", "-rot 0°", "rot 180° z"]
 
 
@@ -130,8 +139,9 @@ def test_element_errors_per_element():
     assert int(keeps_axes.sum()) == 4
     for err, keep in zip(errors, keeps_axes.tolist()):
         assert (err < 1e-15) if keep else (err > 0.1), (errors, keeps_axes)
-    assert errors == viz.element_errors(_Weighted(st.FieldType(group, [group.trivial_rep()]), 7), els, seed=3,
-                                        grid_size=7)  # seeded: the same inputs every call
+    assert errors == viz.element_errors(
+        _Weighted(st.FieldType(group, [group.trivial_rep()]), 7), els, seed=3, grid_size=7
+    )  # seeded: the same inputs every call
 
 
 def test_plot_equivariance_error_png(o2, tmp_path):
@@ -149,7 +159,7 @@ def test_plot_equivariance_error_png(o2, tmp_path):
 def test_plot_fields_png(tmp_path):
     c = torch.linspace(-1, 1, 12)
     x, y = torch.meshgrid(c, c, indexing="ij")
-    scalar = torch.exp(-(x - 0.3) ** 2 - 2 * y**2)
+    scalar = torch.exp(-((x - 0.3) ** 2) - 2 * y**2)
     vectors = torch.stack([-y, x])
     fig = viz.plot_grid_fields([("a", scalar, vectors), ("b", -scalar, None)], title="grid")
     assert_png(viz.save(fig, tmp_path / "grid.png"))
@@ -188,7 +198,7 @@ def test_figure_problems_finds_clipped_titles_and_unlabelled_colour_bars():
 def _grid_signal(size: int = 12):
     c = torch.linspace(-1, 1, size, dtype=torch.float64)
     x, y = torch.meshgrid(c, c, indexing="ij")
-    return torch.exp(-(x - 0.3) ** 2 - 2 * y**2), torch.stack([-y, x])
+    return torch.exp(-((x - 0.3) ** 2) - 2 * y**2), torch.stack([-y, x])
 
 
 def _quivers(fig):
@@ -201,8 +211,11 @@ def test_grid_difference_panel_is_drawn_on_the_signals_scale():
     full-length arrows and a saturated image)."""
     scalar, vectors = _grid_signal()
     noise = 1e-7 * torch.randn(3, 12, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    panels = [("signal", scalar, vectors), ("turned", scalar.flip(0), vectors.flip(1)),
-              ("difference", noise[0], noise[1:])]
+    panels = [
+        ("signal", scalar, vectors),
+        ("turned", scalar.flip(0), vectors.flip(1)),
+        ("difference", noise[0], noise[1:]),
+    ]
     fig = viz.plot_grid_fields(panels, stride=2, scale_groups=[0, 0, 0], colorbar_label="scalar")
     images = [ax.images[0] for ax in fig.axes if ax.images]
     assert len(images) == 3

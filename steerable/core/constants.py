@@ -21,9 +21,11 @@ live outside them; :meth:`Float64Constants.track_buffers` keeps float64 masters 
 :meth:`Float64Constants.restore_buffers` rewrites them from the masters in the buffers' current
 dtype and device (call it after ``super()._apply`` and after loading a state dict).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -80,7 +82,7 @@ class Float64Constants(torch.nn.Module):
     def clear_cache(self) -> None:
         self._cache = {}
 
-    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "Float64Constants":
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Float64Constants:
         # no parameters or buffers of its own: a move only invalidates the casts
         self.clear_cache()
         return self

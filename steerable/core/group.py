@@ -7,10 +7,12 @@ else (kernels, convolutions, equivariance checks) is group-agnostic.  Backends s
 :class:`Group` and :class:`~steerable.core.representation.Rep`; the ``native`` attribute holds the
 backend's own object and is interpreted by that backend only.
 """
+
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -29,7 +31,7 @@ class GroupElements:
         native: the backend's own handle for the elements (a list, a tensor, ...), or ``None``.
     """
 
-    def __init__(self, group: "Group", matrices: torch.Tensor, native: Any = None) -> None:
+    def __init__(self, group: Group, matrices: torch.Tensor, native: Any = None) -> None:
         matrices = torch.as_tensor(matrices, dtype=torch.float64)
         if matrices.ndim != 3 or matrices.shape[1:] != (group.dim, group.dim):
             raise ValueError(
@@ -43,7 +45,7 @@ class GroupElements:
     def __len__(self) -> int:
         return self.matrices.shape[0]
 
-    def __getitem__(self, index: int | slice) -> "GroupElements":
+    def __getitem__(self, index: int | slice) -> GroupElements:
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
         native = self.native[index] if self.native is not None else None
@@ -79,14 +81,14 @@ class Group(abc.ABC):
 
     # -- representations -------------------------------------------------------------------
     @abc.abstractmethod
-    def trivial_rep(self) -> "Rep":
+    def trivial_rep(self) -> Rep:
         """The one-dimensional representation ``g -> 1`` (invariant scalars)."""
 
     @abc.abstractmethod
-    def standard_rep(self) -> "Rep":
+    def standard_rep(self) -> Rep:
         """The ``n``-dimensional representation by the group's own matrices on ``(x, y[, z])``."""
 
-    def irreps(self, max_frequency: int = 2) -> list["Rep"]:
+    def irreps(self, max_frequency: int = 2) -> list[Rep]:
         """Irreducible representations, lowest frequency first: all of them for a finite group,
         those up to ``max_frequency`` for a continuous one.  Backends override this; the default
         offers only the trivial and standard representations."""
@@ -111,7 +113,7 @@ class Group(abc.ABC):
     def identity(self) -> GroupElements:
         return self.elements_from_matrices(torch.eye(self.dim, dtype=torch.float64)[None])
 
-    def portable_reps(self) -> dict[str, "Rep"]:
+    def portable_reps(self) -> dict[str, Rep]:
         """The representations that may cross to another backend's copy of this group, by portable name.
 
         A portable representation has the same matrices on every backend for the same abstract
@@ -126,7 +128,7 @@ class Group(abc.ABC):
 
     # -- the equivariant MLP ---------------------------------------------------------------
     @abc.abstractmethod
-    def build_kernel_mlp(self, spec: "KernelMLPSpec") -> "KernelMLP":
+    def build_kernel_mlp(self, spec: KernelMLPSpec) -> KernelMLP:
         """An equivariant MLP honouring :class:`~steerable.core.mlp.KernelMLP`'s contract for ``spec``.
 
         ``spec`` arrives validated (:class:`~steerable.core.mlp.KernelMLPSpec`): its representations

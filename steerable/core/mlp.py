@@ -6,12 +6,13 @@
 :class:`StreamingKernelMLP` protocol too.  A backend states which nonlinearities and options it
 understands with :meth:`KernelMLPSpec.require`.
 """
+
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -53,7 +54,7 @@ class KernelMLP(Protocol):
     accuracy (:class:`~steerable.core.constants.Float64Constants`) and round-trip its ``state_dict``.
     """
 
-    spec: "KernelMLPSpec"
+    spec: KernelMLPSpec
 
     def __call__(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor: ...
 
@@ -139,8 +140,12 @@ class KernelMLPSpec:
         for b, pair in enumerate(blocks):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise ValueError(f"KernelMLPSpec: block {b} must be an (out_rep, in_rep) pair, got {pair!r}")
-            checked.append(tuple(transfer_rep(rep, self.group, f"KernelMLPSpec block {b} {side}")
-                                 for rep, side in zip(pair, ("output", "input"))))
+            checked.append(
+                tuple(
+                    transfer_rep(rep, self.group, f"KernelMLPSpec block {b} {side}")
+                    for rep, side in zip(pair, ("output", "input"))
+                )
+            )
         set_("blocks", tuple(checked))
         if self.attr_type is not None:
             if not isinstance(self.attr_type, FieldType):

@@ -1,4 +1,5 @@
 """Invariant radial features shared by every backend's kernel MLP."""
+
 from __future__ import annotations
 
 import torch

@@ -27,10 +27,12 @@ Identity and portability:
   two backends' copies of it) and equal keys, or equal portable names.  Fields are grouped
   (:meth:`FieldType.by_rep`, :meth:`FieldType.runs`) by key.
 """
+
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import torch
 
@@ -192,7 +194,7 @@ class FieldType:
     def __iter__(self) -> Iterator[Rep]:
         return iter(self.reps)
 
-    def __add__(self, other: "FieldType") -> "FieldType":
+    def __add__(self, other: FieldType) -> FieldType:
         check_same_group([self.group, other.group], "FieldType +")
         return FieldType(self.group, self.reps + other.reps)
 
@@ -308,7 +310,7 @@ def tensor_matrices(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nij,nkl->nikjl", a, b).reshape(n, p * q, p * q)
 
 
-def as_field_type(group: Group, value: "FieldType | int | None", what: str) -> FieldType | None:
+def as_field_type(group: Group, value: FieldType | int | None, what: str) -> FieldType | None:
     """Accept a FieldType, an int count of invariant scalars, or ``None``."""
     if value is None or isinstance(value, FieldType):
         if value is not None:
@@ -319,4 +321,3 @@ def as_field_type(group: Group, value: "FieldType | int | None", what: str) -> F
             raise ValueError(f"{what}: a negative number of scalars ({value})")
         return FieldType(group, [group.trivial_rep()] * value) if value else None
     raise TypeError(f"{what}: expected a FieldType or an int count of scalars, got {value!r}")
-

@@ -4,5 +4,6 @@
 used); new code imports :mod:`steerable.testing`.  This is the one module under ``core`` that
 reaches above it, and only to re-export (import-linter's ``ignore_imports`` names it).
 """
-from steerable.testing import *  # noqa: F401,F403
+
+from steerable.testing import *  # noqa: F403
 from steerable.testing import __all__  # noqa: F401

@@ -1,6 +1,7 @@
 """Equivariant layers for any group and backend: the implicit kernel, point and grid convolutions,
 gate, per-node linear map and the point-convolution blocks.  Inputs and outputs are plain tensors
 whose channel layout a :class:`~steerable.core.representation.FieldType` describes."""
+
 from .bias import InvariantBias
 from .blocks import MessageBlock, PointConvBlock
 from .checks import is_debug, set_debug

@@ -5,6 +5,7 @@ A field is one representation of the :class:`~steerable.core.representation.Fiel
 contiguous block of ``rep.size`` channels.  Representations are orthogonal, so the Euclidean norm
 of every field is invariant: everything built from field norms is equivariant.
 """
+
 from __future__ import annotations
 
 import torch

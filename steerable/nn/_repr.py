@@ -4,6 +4,7 @@
 Backend internals (basis-expansion nodes, parameter lists) are never printed; the weight count is
 ``sum(p.numel() for p in module.parameters())``.
 """
+
 from __future__ import annotations
 
 import torch

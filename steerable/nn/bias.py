@@ -1,4 +1,5 @@
 """Learnable bias on the invariant output channels of a layer."""
+
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,7 @@
 """Point-convolution blocks for any group: a gated convolution with a self-interaction, and a block
 with non-linear messages.  They only use the field types' structure (which fields are trivial, which
 share a representation), so they work on every backend."""
+
 from __future__ import annotations
 
 import inspect
@@ -123,7 +124,9 @@ class MessageBlock(torch.nn.Module):
 
     def __repr__(self) -> str:
         details = [
-            f"gate={self.gate is not None}", f"aggregation={self.aggregation!r}", f"chunk_size={self.chunk_size}"
+            f"gate={self.gate is not None}",
+            f"aggregation={self.aggregation!r}",
+            f"chunk_size={self.chunk_size}",
         ]
         return block_repr(self, self.in_type, self.out_type, details)
 
@@ -155,7 +158,8 @@ class MessageBlock(torch.nn.Module):
             chunk = slice(start, start + step)
             args = (rel[chunk], edge_attr[chunk] if edge_attr is not None else None, x_edge[chunk])
             parts.append(
-                checkpoint(self.kernel.message, *args, use_reentrant=False) if use_checkpoint
+                checkpoint(self.kernel.message, *args, use_reentrant=False)
+                if use_checkpoint
                 else self.kernel.message(*args)
             )
         return torch.cat(parts)
@@ -174,4 +178,4 @@ def _rename_pre_kernel_keys(state_dict: dict[str, Any], prefix: str, *args: Any)
     ``conv.bias.*``, before the kernel offered ``message``): the same tensors under new names."""
     for old, new in (("conv.kernel.", "kernel."), ("conv.bias.", "bias.")):
         for key in [k for k in state_dict if k.startswith(prefix + old)]:
-            state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)
+            state_dict[prefix + new + key[len(prefix + old) :]] = state_dict.pop(key)

@@ -11,6 +11,7 @@ host wait for the device, once per layer per call; they run
 
 Without them a bad index on an accelerator surfaces as the device's own error (as in PyG).
 """
+
 from __future__ import annotations
 
 import os

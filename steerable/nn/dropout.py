@@ -1,4 +1,5 @@
 """Field-wise dropout: whole fields are dropped, so the random mask commutes with the group action."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Gated nonlinearity on plain tensors, for any group: invariant gates scale the non-trivial fields."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The group's action on grid signals: lattice symmetries and how they move a sampled field."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """Steerable convolution on regular 2D/3D grids with an implicit kernel."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from ..core.representation import FieldType, as_field_type
-from .bias import InvariantBias
 from ._repr import layer_repr
+from .bias import InvariantBias
 from .checks import check_finite
 from .kernel import ImplicitKernel
 
@@ -188,7 +189,7 @@ class GridConv(torch.nn.Module):
         self._cache, self._watched = None, None
         return super()._apply(fn, *args, **kwargs)
 
-    def train(self, mode: bool = True) -> "GridConv":
+    def train(self, mode: bool = True) -> GridConv:
         self._cache, self._watched = None, None
         return super().train(mode)
 

@@ -1,4 +1,5 @@
 """Per-node equivariant linear map between field types, for any group."""
+
 from __future__ import annotations
 
 import torch

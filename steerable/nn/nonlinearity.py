@@ -1,4 +1,5 @@
 """Norm-based nonlinearity: each non-trivial field is rescaled by a function of its (invariant) norm."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -78,8 +79,10 @@ class NormNonlinearity(FieldLayer):
         super().__init__(field_type)
         if isinstance(fn, str):
             if fn not in FUNCTIONS:
-                raise ValueError(f"NormNonlinearity: unknown fn {fn!r}; known: {sorted(FUNCTIONS)}, or give a "
-                                 "(function, derivative) pair")
+                raise ValueError(
+                    f"NormNonlinearity: unknown fn {fn!r}; known: {sorted(FUNCTIONS)}, or give a "
+                    "(function, derivative) pair"
+                )
             self.fn_name = fn
             self.fn, self.dfn = FUNCTIONS[fn]
         elif isinstance(fn, tuple) and len(fn) == 2 and all(callable(f) for f in fn):

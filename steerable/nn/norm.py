@@ -4,6 +4,7 @@ Both divide every field by an invariant (a mean of squared field norms) and subt
 trivial (invariant scalar) channels, so they commute with the group action for any orthogonal
 representation.  Channels are on axis 1: point features ``(N, C)``, grid features ``(B, C, X, Y[, Z])``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -150,12 +151,14 @@ class FieldBatchNorm(_AffineFieldLayer):
         n = x.numel() // x.shape[1]  # values per channel
         if self.training or not self.track_running_stats:
             if n < 2:
-                raise ValueError(f"FieldBatchNorm: batch statistics need more than one value per channel, "
-                                 f"got shape {tuple(x.shape)}")
+                raise ValueError(
+                    f"FieldBatchNorm: batch statistics need more than one value per channel, got shape {tuple(x.shape)}"
+                )
             channel_mean = x.mean(dims)  # (C,)
             # a trivial field is one channel: its mean is that channel's; non-trivial fields: 0
             mean_f = torch.zeros(self.num_fields, dtype=x.dtype, device=x.device).index_copy(
-                0, self.trivial_fields, channel_mean.index_select(0, self.trivial_channels))
+                0, self.trivial_fields, channel_mean.index_select(0, self.trivial_channels)
+            )
             centred = x - along_axis1(self.to_channels(mean_f), x.ndim)
             var_f = self.sq_norms(centred).mean(dims)  # (F,): biased variance / mean squared norm
             if self.training and self.track_running_stats:

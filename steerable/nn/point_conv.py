@@ -1,4 +1,5 @@
 """Steerable point convolution with an implicit kernel (message passing over edges, PyG's edge convention)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +8,8 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..core.representation import FieldType, as_field_type
-from .bias import InvariantBias
 from ._repr import layer_repr
+from .bias import InvariantBias
 from .checks import check_count, check_finite, check_index
 from .kernel import ImplicitKernel
 
@@ -264,8 +265,9 @@ def check_point_inputs(
         check_finite(edge_attr, who, "edge_attr")
 
 
-def check_graph(who: str, group, x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tensor,
-                edge_index: torch.Tensor) -> None:
+def check_graph(
+    who: str, group, x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tensor, edge_index: torch.Tensor
+) -> None:
     """Check positions and edges of a point layer named ``who`` whose source features are ``x``.
 
     ``pos_src`` ``(N, n)`` with one row per row of ``x``, ``pos_dst`` ``(N_dst, n)``, both finite and

@@ -12,6 +12,7 @@ are pooled over all grid locations of each element ``b``.  Graph ids with no nod
 ``num_graphs`` given nothing waits for the device; without it, it is ``batch.max() + 1`` (a host
 synchronisation).  Ids outside ``[0, num_graphs)`` are an indexing error (reported by torch).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -26,15 +27,18 @@ __all__ = ["GlobalPool", "InvariantPool", "global_pool", "invariant_pool"]
 _REDUCTIONS = ("sum", "mean", "max")
 
 
-def _segment_reduce(x: torch.Tensor, batch: torch.Tensor | None, num_graphs: int | None, reduce: str,
-                    who: str) -> torch.Tensor:
+def _segment_reduce(
+    x: torch.Tensor, batch: torch.Tensor | None, num_graphs: int | None, reduce: str, who: str
+) -> torch.Tensor:
     """Reduce ``(N, C)`` rows per graph (``batch``) to ``(G, C)``, or ``(B, C, *s)`` over ``*s`` to ``(B, C)``."""
     if reduce not in _REDUCTIONS:
         raise ValueError(f"{who}: reduce must be one of {_REDUCTIONS}, got {reduce!r}")
     if x.ndim > 2:  # grid: over all locations of each element
         if batch is not None:
-            raise ValueError(f"{who}: a batch vector applies to point features (N, C); grid features "
-                             f"{tuple(x.shape)} are pooled over their spatial axes")
+            raise ValueError(
+                f"{who}: a batch vector applies to point features (N, C); grid features "
+                f"{tuple(x.shape)} are pooled over their spatial axes"
+            )
         flat = x.flatten(2)
         if flat.shape[2] == 0:
             return x.new_zeros(x.shape[:2])
@@ -48,9 +52,11 @@ def _segment_reduce(x: torch.Tensor, batch: torch.Tensor | None, num_graphs: int
         index = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     else:
         if not isinstance(batch, torch.Tensor) or batch.dtype != torch.long or batch.shape != (x.shape[0],):
-            raise ValueError(f"{who}: batch must be a ({x.shape[0]},) long tensor of graph ids, got "
-                             f"{tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__}"
-                             f"{' ' + str(batch.dtype) if isinstance(batch, torch.Tensor) else ''}")
+            raise ValueError(
+                f"{who}: batch must be a ({x.shape[0]},) long tensor of graph ids, got "
+                f"{tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__}"
+                f"{' ' + str(batch.dtype) if isinstance(batch, torch.Tensor) else ''}"
+            )
         if num_graphs is None:
             num_graphs = int(batch.max()) + 1 if batch.numel() else 0
         batch_size, index = num_graphs, batch
@@ -78,8 +84,10 @@ def global_pool(
     ``max`` is refused: the channel-wise maximum of a non-trivial field is not equivariant.
     """
     if reduce not in ("sum", "mean"):
-        raise ValueError(f"global_pool: reduce must be 'sum' or 'mean' (a channel-wise max is not "
-                         f"equivariant; use invariant_pool for max), got {reduce!r}")
+        raise ValueError(
+            f"global_pool: reduce must be 'sum' or 'mean' (a channel-wise max is not "
+            f"equivariant; use invariant_pool for max), got {reduce!r}"
+        )
     return _segment_reduce(x, batch, num_graphs, reduce, "global_pool")
 
 

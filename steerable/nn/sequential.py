@@ -1,4 +1,5 @@
 """A typed sequential container: field types are checked between layers when it is built."""
+
 from __future__ import annotations
 
 import inspect

@@ -1,7 +1,9 @@
 """Point-convolution messages ``K_e x[src_e]`` summed at their targets, in bounded memory."""
+
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -64,7 +66,9 @@ class _MessageSum(torch.autograd.Function):
                     torch.bmm(g, f, out=grad_phi[block])
             if want_x:
                 part = torch.bmm(g.transpose(1, 2), phi[block])
-                grad_x = grad_x.index_add(0, src[block], part) if differentiable else grad_x.index_add_(0, src[block], part)
+                grad_x = (
+                    grad_x.index_add(0, src[block], part) if differentiable else grad_x.index_add_(0, src[block], part)
+                )
             del g
         if want_phi and differentiable:
             if not grad_phi_parts:  # no edges
@@ -84,7 +88,9 @@ def message_sum(phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torc
     :class:`_MessageSum`).
     """
     if phi.ndim != 3 or x.ndim != 3 or phi.shape[2] != x.shape[2]:
-        raise ValueError(f"message_sum: phi (E, P, b) and x (N, i, b) expected, got {tuple(phi.shape)}, {tuple(x.shape)}")
+        raise ValueError(
+            f"message_sum: phi (E, P, b) and x (N, i, b) expected, got {tuple(phi.shape)}, {tuple(x.shape)}"
+        )
     if src.shape != (phi.shape[0],) or dst.shape != (phi.shape[0],):
         raise ValueError(f"message_sum: src and dst must have shape ({phi.shape[0]},)")
     return _MessageSum.apply(phi, x, src, dst, n_dst)

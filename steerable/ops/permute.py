@@ -1,4 +1,5 @@
 """Column permutations whose backward is a gather too (not the scatter of generic indexing)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,7 @@
 """Plugins: what they contribute (:class:`Backend`, :class:`GroupSpec`), the hooks they implement
 (:mod:`steerable.registry.hookspec`) and the registry that discovers them, checks them and builds
 groups by name (:mod:`steerable.registry._registry`, whose docstring tells how to write a plugin)."""
+
 from . import hookspec
 from ._registry import (
     BACKEND_ENV,

@@ -45,6 +45,7 @@ Backend choice for :func:`group`: the ``backend=`` argument, else the ``STEERABL
 environment variable, else the available backend with the lowest ``priority`` that offers the
 group (built-ins: escnn 10, e3nn 20, matrix 30).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -70,8 +71,18 @@ ENTRY_POINT_GROUP = "steerable"
 BACKEND_ENV = "STEERABLE_BACKEND"
 
 __all__ = [
-    "BACKEND_ENV", "ENTRY_POINT_GROUP", "PROJECT", "BackendStatus", "Registry", "ShadowingWarning", "group",
-    "hookimpl", "list_backends", "list_groups", "register_plugin", "reset_registry",
+    "BACKEND_ENV",
+    "ENTRY_POINT_GROUP",
+    "PROJECT",
+    "BackendStatus",
+    "Registry",
+    "ShadowingWarning",
+    "group",
+    "hookimpl",
+    "list_backends",
+    "list_groups",
+    "register_plugin",
+    "reset_registry",
 ]
 
 
@@ -222,8 +233,10 @@ class Registry:
             for ep in eps:
                 if ep.name in self._sources:
                     if self._sources[ep.name] != _source(ep):
-                        self._warn(f"entry point {ep.name!r} = {_source(ep)} is ignored: plugin name {ep.name!r} "
-                                   f"is already taken by {self._sources[ep.name]}")
+                        self._warn(
+                            f"entry point {ep.name!r} = {_source(ep)} is ignored: plugin name {ep.name!r} "
+                            f"is already taken by {self._sources[ep.name]}"
+                        )
                     continue
                 self._sources[ep.name] = _source(ep)
                 try:
@@ -237,8 +250,10 @@ class Registry:
                     continue
                 other = pm.get_name(plugin)
                 if other is not None:
-                    self._warn(f"entry point {ep.name!r} = {_source(ep)} is ignored: the same object is already "
-                               f"registered as plugin {self._label(other)}")
+                    self._warn(
+                        f"entry point {ep.name!r} = {_source(ep)} is ignored: the same object is already "
+                        f"registered as plugin {self._label(other)}"
+                    )
                     continue
                 self._register(pm, plugin, ep.name)
             self._check_pending(pm)
@@ -261,8 +276,10 @@ class Registry:
             except pluggy.PluginValidationError as exc:
                 name = pm.get_name(exc.plugin) or describe(exc.plugin)
                 unknown = [
-                    hook for hook, caller in vars(pm.hook).items()
-                    if not hook.startswith("_") and not caller.has_spec()
+                    hook
+                    for hook, caller in vars(pm.hook).items()
+                    if not hook.startswith("_")
+                    and not caller.has_spec()
                     and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
                 ]
                 hints = []
@@ -311,8 +328,10 @@ class Registry:
             for backend in offered:
                 if backend.name in backends:
                     first = backends[backend.name][1]
-                    self._warn(f"plugin {self._label(name)} registers backend {backend.name!r}, already registered "
-                               f"by plugin {self._label(first)}; the first registration is kept, this one ignored")
+                    self._warn(
+                        f"plugin {self._label(name)} registers backend {backend.name!r}, already registered "
+                        f"by plugin {self._label(first)}; the first registration is kept, this one ignored"
+                    )
                     continue
                 backends[backend.name] = (backend, name)
                 for spec in backend.groups:
@@ -408,17 +427,21 @@ class Registry:
                 try:
                     found = family.spec.match(name)
                 except Exception as exc:  # only names this family's pattern matches are affected
-                    failures.append(f"plugin {family.plugin!r}: group {family.spec.display!r} failed to match "
-                                    f"{name!r} ({type(exc).__name__}: {_one_line(str(exc))})")
+                    failures.append(
+                        f"plugin {family.plugin!r}: group {family.spec.display!r} failed to match "
+                        f"{name!r} ({type(exc).__name__}: {_one_line(str(exc))})"
+                    )
                     continue
                 if found is not None:
                     matches.append((family, found))
             if not matches:
                 if failures:
                     raise ValueError(f"group {name!r}: " + "; ".join(failures))
-                raise ValueError(f"unknown group {name!r}{self._did_you_mean(name)}; names ignore case, spaces, round "
-                                 f"brackets and underscores, nothing else; known groups: {self._catalogue()}"
-                                 f"{self._broken_note()}")
+                raise ValueError(
+                    f"unknown group {name!r}{self._did_you_mean(name)}; names ignore case, spaces, round "
+                    f"brackets and underscores, nothing else; known groups: {self._catalogue()}"
+                    f"{self._broken_note()}"
+                )
             if dim is not None:
                 in_dim = [(f, p) for f, p in matches if dim in f.spec.dims]
                 if not in_dim:
@@ -431,7 +454,8 @@ class Registry:
                     others = sorted({f.spec.backend for f, _ in matches})
                     raise ValueError(
                         f"backend {backend!r} (from {source}) does not offer group {name!r}"
-                        + (f" on R^{dim}" if dim else "") + f"; offered by: {', '.join(others)}"
+                        + (f" on R^{dim}" if dim else "")
+                        + f"; offered by: {', '.join(others)}"
                     )
                 reason = self._load(backend)
                 if reason is not None:
@@ -458,6 +482,7 @@ class Registry:
     def _build(self, family: _Family, dim: int, params: dict[str, Any]) -> Group:
         """``family.spec.build(dim, **params)``, checked to be a :class:`Group` acting on ``R^dim``."""
         from ..core.group import Group
+
         built = family.spec.build(dim, **params)
         spec = family.spec
         call = ", ".join([f"dim={dim}"] + [f"{k}={v!r}" for k, v in params.items()])
@@ -466,8 +491,9 @@ class Registry:
             raise TypeError(f"{where} returned {describe(built)}, not a steerable.core.group.Group")
         built_dim = getattr(built, "dim", None)
         if built_dim != dim:
-            raise ValueError(f"{where} returned the group {getattr(built, 'name', '?')!r} acting on R^{built_dim}, "
-                             f"not on R^{dim}")
+            raise ValueError(
+                f"{where} returned the group {getattr(built, 'name', '?')!r} acting on R^{built_dim}, not on R^{dim}"
+            )
         return built
 
     def _did_you_mean(self, name: str) -> str:
@@ -482,8 +508,13 @@ class Registry:
                 except Exception:
                     continue
                 if params is not None:
-                    found.append(re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))),
-                                        family.spec.display))
+                    found.append(
+                        re.sub(
+                            r"\{(\w+)\}",
+                            lambda m, params=params: str(params.get(m.group(1), m.group(0))),
+                            family.spec.display,
+                        )
+                    )
             if found:
                 break
         if not found:

@@ -9,12 +9,14 @@ Both classes check their fields when built (and the registry checks them again w
 them): a wrong type raises ``TypeError``, a wrong value (an empty name, an invalid regular
 expression, empty ``dims``) raises ``ValueError``, each naming the object and the field.
 """
+
 from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the core imports torch; listing backends and groups must not
     from ..core.group import Group
@@ -216,8 +218,10 @@ class Backend:
             if not isinstance(module, str):
                 raise TypeError(f"{owner}: requires must hold module names (str), got {describe(module)}")
             if not module.isidentifier():
-                raise ValueError(f"{owner}: requires entry {module!r} is not a top-level module name "
-                                 f"(like 'escnn'; a dotted name would be imported to be found)")
+                raise ValueError(
+                    f"{owner}: requires entry {module!r} is not a top-level module name "
+                    f"(like 'escnn'; a dotted name would be imported to be found)"
+                )
 
     def missing_requirements(self) -> list[str]:
         """The modules of :attr:`requires` that cannot be found (:func:`importlib.util.find_spec`;

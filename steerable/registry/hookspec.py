@@ -16,9 +16,11 @@ function that is not marked, a hook that raises or a hook that returns something
 documented below marks that plugin *broken*, with the reason, in :func:`steerable.list_backends`;
 the other plugins keep working.  Neither hook takes arguments.
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pluggy
 

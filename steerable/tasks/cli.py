@@ -7,11 +7,12 @@ the tasks.  Each task is a module exposing ``main(argv) -> int`` and its setting
 Without ``--preset`` a task runs its ``demo`` preset (a newcomer's first command finishes in
 minutes); the benchmark runs are ``--preset full``.
 """
+
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 #: task name -> module with ``main(argv)`` and ``SETTINGS``
 TASKS: dict[str, str] = {
@@ -34,8 +35,11 @@ def usage() -> str:
     lines = [_USAGE, "", "tasks:"]
     for name, module in TASKS.items():
         lines.append(f"  {name:<9} {importlib.import_module(module).SETTINGS.description}")
-    lines += ["", "TASK --help lists the options of a task.  Without --preset a task runs its demo preset (minutes on",
-              "a laptop CPU); --preset full is the benchmark run:"]
+    lines += [
+        "",
+        "TASK --help lists the options of a task.  Without --preset a task runs its demo preset (minutes on",
+        "a laptop CPU); --preset full is the benchmark run:",
+    ]
     lines += [f"  {name:<9} {cost}" for name, cost in FULL_COST.items()]
     lines += ["Multi-process training: --accelerator cpu --devices 2 (gloo), or --devices N on GPUs (NCCL)."]
     return "\n".join(lines)

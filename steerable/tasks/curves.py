@@ -8,6 +8,7 @@ writes them beside the latest ``metrics.csv`` as ``curves.csv`` (one row per epo
 (``{"epoch": [...], metric: [...]}``, ``null`` where an epoch has no value) and ``curves.png``
 (:func:`steerable.viz.plot_learning_curves`; skipped with a one-line note without matplotlib).
 """
+
 from __future__ import annotations
 
 import csv
@@ -65,8 +66,10 @@ def write_curves(csv_root: str | Path, log_dir: str | Path, *, title: str | None
         writer.writerow(["epoch", *names])
         for i, epoch in enumerate(curves["epoch"]):
             writer.writerow([epoch, *("" if curves[n][i] is None else repr(curves[n][i]) for n in names)])
-    clean = {k: [None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v for v in vals]
-             for k, vals in curves.items()}
+    clean = {
+        k: [None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v for v in vals]
+        for k, vals in curves.items()
+    }
     json_path.write_text(json.dumps(clean, indent=1))
     files: dict[str, str | None] = {"curves_csv": str(csv_path), "curves_json": str(json_path), "curves_png": None}
     try:

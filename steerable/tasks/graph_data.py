@@ -1,4 +1,5 @@
 """A Lightning data module base for torch-geometric datasets split into train/val/test."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -23,8 +24,9 @@ class GraphSplitDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         sampler = train_sampler(self._splits[split], self.trainer, self.shuffle_seed) if train else None
-        return DataLoader(self._splits[split], batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers)
+        return DataLoader(
+            self._splits[split], batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

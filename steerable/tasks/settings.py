@@ -16,15 +16,25 @@ Sections also say where a setting goes (:meth:`TaskSettings.select`, e.g. the ``
 is the network's keyword arguments), so no list of keys is written twice.  Nothing here imports
 lightning: ``--help`` stays quick.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 __all__ = [
-    "Setting", "Section", "section", "run_section", "TaskSettings", "positive", "non_negative", "fraction", "between",
+    "Setting",
+    "Section",
+    "section",
+    "run_section",
+    "TaskSettings",
+    "positive",
+    "non_negative",
+    "fraction",
+    "between",
 ]
 
 #: value names in ``--help`` by type, where a setting names none
@@ -146,22 +156,36 @@ def run_section(out_dir: str) -> Section:
     """The settings every task shares: output folder, resume, hardware, console output, weight averaging."""
     return section(
         "run",
-        out_dir=Setting(out_dir, "this run's folder: checkpoints, CSV logs, learning curves, results.json "
-                        "(a fresh run refuses a folder holding another run's outputs)", metavar="DIR"),
+        out_dir=Setting(
+            out_dir,
+            "this run's folder: checkpoints, CSV logs, learning curves, results.json "
+            "(a fresh run refuses a folder holding another run's outputs)",
+            metavar="DIR",
+        ),
         overwrite=Setting(False, "first delete the outputs of an earlier run in the run folder"),
-        resume=Setting(None, "checkpoint to resume training from (one of the run folder's, or any with an empty "
-                       "run folder)", str, metavar="PATH"),
+        resume=Setting(
+            None,
+            "checkpoint to resume training from (one of the run folder's, or any with an empty run folder)",
+            str,
+            metavar="PATH",
+        ),
         accelerator=Setting("auto", "Lightning accelerator (cpu, gpu, ...)"),
         devices=Setting("auto", "Lightning devices (a count, or a list such as 0,1)"),
         num_threads=Setting(
-            1, "torch intra-op threads (the per-edge ops are small: on CPU threads cost more than they gain; "
-            "0 keeps torch's setting)", check=non_negative,
+            1,
+            "torch intra-op threads (the per-edge ops are small: on CPU threads cost more than they gain; "
+            "0 keeps torch's setting)",
+            check=non_negative,
         ),
         progress=Setting(True, "Lightning's progress bar"),
         verbose=Setting(False, "also the model summary, Lightning's info lines and the progress of data generation"),
         ema=Setting(
-            None, "validate, checkpoint and test an exponential moving average of the weights with this decay "
-            "(e.g. 0.999); none: the raw weights", float, metavar="DECAY", check=between(0.0, 1.0),
+            None,
+            "validate, checkpoint and test an exponential moving average of the weights with this decay "
+            "(e.g. 0.999); none: the raw weights",
+            float,
+            metavar="DECAY",
+            check=between(0.0, 1.0),
         ),
     )
 
@@ -305,29 +329,41 @@ class TaskSettings:
         """The task's parser: ``--preset``, ``--config`` and one flag per setting, every value ``None``
         unless given (so :meth:`resolve` can tell what the command line set)."""
         p = argparse.ArgumentParser(
-            prog=f"python -m steerable.tasks {self.task}", description=self.description,
+            prog=f"python -m steerable.tasks {self.task}",
+            description=self.description,
             epilog="Settings resolve in order: the declared defaults, the preset, the --config file, the flags.",
         )
         p.add_argument(
-            "--preset", choices=sorted(self.presets), default=None,
+            "--preset",
+            choices=sorted(self.presets),
+            default=None,
             help=f"base settings; a --config file may name one, which replaces it [default: {self.default_preset}]",
         )
         p.add_argument(
-            "--config", metavar="YAML",
-            help="YAML file of settings (keys: the setting names, and preset), applied over the preset "
-            "[default: none]",
+            "--config",
+            metavar="YAML",
+            help="YAML file of settings (keys: the setting names, and preset), applied over the preset [default: none]",
         )
         for sec in self.sections:
             group = p.add_argument_group(sec.title)
             for name, s in sec.settings.items():
                 help_text = f"{s.help} [{self.default_text(name)}]".replace("%", "%%")
                 if s.is_switch:
-                    group.add_argument(self.flag(name), dest=name, action=argparse.BooleanOptionalAction,
-                                       default=None, help=help_text)
+                    group.add_argument(
+                        self.flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+                    )
                 else:
                     metavar = s.metavar or _METAVARS.get(s.value_type) if s.choices is None else s.metavar
-                    group.add_argument(self.flag(name), dest=name, type=s.value_type, choices=s.choices,
-                                       metavar=metavar, nargs=s.nargs, default=None, help=help_text)
+                    group.add_argument(
+                        self.flag(name),
+                        dest=name,
+                        type=s.value_type,
+                        choices=s.choices,
+                        metavar=metavar,
+                        nargs=s.nargs,
+                        default=None,
+                        help=help_text,
+                    )
         return p
 
     def resolve(self, args: argparse.Namespace) -> dict[str, Any]:
@@ -367,8 +403,9 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"--config {path}: no such file (pass the path of a YAML file of settings, "
-                                "e.g. configs/nbody_demo.yaml)")
+        raise FileNotFoundError(
+            f"--config {path}: no such file (pass the path of a YAML file of settings, e.g. configs/nbody_demo.yaml)"
+        )
     try:
         with open(path) as fh:
             loaded = yaml.safe_load(fh) or {}

@@ -13,6 +13,7 @@ Multi-process runs (``--devices 2``): Lightning's DDP starts the other ranks by 
 command again; those skip the run-folder check and the ``before`` step (rank 0 did them), train
 their share, and neither write nor print the results.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,9 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .settings import TaskSettings
 
@@ -30,8 +32,17 @@ __all__ = ["Task", "DRIVER_SETTINGS", "TaskError", "DataUnavailable", "claim_out
 #: settings :meth:`Task.run` reads itself (declared by :func:`~steerable.tasks.settings.run_section`,
 #: plus ``epochs`` and ``model_seed``)
 DRIVER_SETTINGS = (
-    "out_dir", "overwrite", "resume", "accelerator", "devices", "num_threads", "progress", "verbose", "ema",
-    "epochs", "model_seed",
+    "out_dir",
+    "overwrite",
+    "resume",
+    "accelerator",
+    "devices",
+    "num_threads",
+    "progress",
+    "verbose",
+    "ema",
+    "epochs",
+    "model_seed",
 )
 #: what a run writes in its folder (``--overwrite`` deletes exactly these)
 RUN_OUTPUTS = ("checkpoints", "csv", "results.json")
@@ -63,12 +74,16 @@ def claim_out_dir(out: Path, resume: str | None, overwrite: bool) -> None:
         if not ckpt.is_file():
             raise TaskError(f"--resume {resume}: no such checkpoint file")
         if present and out not in ckpt.parents:
-            raise TaskError(f"--out-dir {out} holds another run ({', '.join(present)}) and --resume {resume} is not "
-                            "one of its checkpoints: resume into the checkpoint's own run folder or an empty one")
+            raise TaskError(
+                f"--out-dir {out} holds another run ({', '.join(present)}) and --resume {resume} is not "
+                "one of its checkpoints: resume into the checkpoint's own run folder or an empty one"
+            )
         return
     if present and not overwrite:
-        raise TaskError(f"--out-dir {out} already holds a run ({', '.join(present)}): pass another --out-dir, "
-                        "--overwrite to replace it, or --resume PATH to continue it")
+        raise TaskError(
+            f"--out-dir {out} already holds a run ({', '.join(present)}): pass another --out-dir, "
+            "--overwrite to replace it, or --resume PATH to continue it"
+        )
     for name in present:
         path = out / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -145,9 +160,19 @@ class Task:
         data_seconds = time.perf_counter() - t0
         module = self.module(cfg, dm)
         metrics = fit_and_test(
-            module, dm, out, cfg["epochs"], monitor=self.monitor, mode=self.mode, resume=cfg["resume"],
-            progress=bool(cfg["progress"]), verbose=bool(cfg["verbose"]), accelerator=cfg["accelerator"],
-            devices=cfg["devices"], ema=cfg["ema"], callbacks=callbacks,
+            module,
+            dm,
+            out,
+            cfg["epochs"],
+            monitor=self.monitor,
+            mode=self.mode,
+            resume=cfg["resume"],
+            progress=bool(cfg["progress"]),
+            verbose=bool(cfg["verbose"]),
+            accelerator=cfg["accelerator"],
+            devices=cfg["devices"],
+            ema=cfg["ema"],
+            callbacks=callbacks,
         )
         rank, log_dir = metrics.pop("global_rank"), Path(metrics.pop("log_dir"))
         metrics["data_seconds"] = data_seconds
@@ -160,8 +185,9 @@ class Task:
         (out / "results.json").write_text(json.dumps(results, indent=2))
         print()
         print(self.summary(results))
-        shown = ", ".join(str(Path(files[k]).relative_to(out)) for k in ("metrics_csv", "curves_csv", "curves_png")
-                          if files.get(k))
+        shown = ", ".join(
+            str(Path(files[k]).relative_to(out)) for k in ("metrics_csv", "curves_csv", "curves_png") if files.get(k)
+        )
         print(f"  run folder {out}: results.json, {shown}")
         return results
 

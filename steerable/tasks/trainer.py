@@ -9,6 +9,7 @@ value and names the best checkpoint alike; the best path is taken from rank 0.  
 (:func:`train_sampler`, :class:`RandomStateCheckpoint`): a run interrupted after epoch ``k`` and
 resumed ends with the same weights as an uninterrupted run with the same seed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,9 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -78,7 +80,8 @@ class RandomStateCheckpoint(Callback):
         # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
         kind, keys, pos, has_gauss, cached = np.random.get_state()
         return {
-            "python": random.getstate(), "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "torch": torch.get_rng_state(),
             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
         }
 
@@ -143,8 +146,13 @@ def fit_and_test(
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     ckpt = ModelCheckpoint(
-        dirpath=out / "checkpoints", filename="epoch{epoch:03d}-" + monitor + "{" + monitor + ":.5f}",
-        auto_insert_metric_name=False, monitor=monitor, mode=mode, save_top_k=1, save_last=True,
+        dirpath=out / "checkpoints",
+        filename="epoch{epoch:03d}-" + monitor + "{" + monitor + ":.5f}",
+        auto_insert_metric_name=False,
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
+        save_last=True,
         enable_version_counter=False,  # the run folder is this run's (see Task.run): never last-v1.ckpt
     )
     all_callbacks: list[Any] = [ckpt, RandomStateCheckpoint(), *callbacks]
@@ -155,9 +163,14 @@ def fit_and_test(
         all_callbacks.append(EMAWeightAveraging(decay=ema, use_buffers=False))
     logger = CSVLogger(str(out), name="csv")
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator=accelerator, devices=devices,
-        logger=logger, callbacks=all_callbacks, enable_progress_bar=progress,
-        enable_model_summary=verbose, log_every_n_steps=log_every_n_steps,
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=devices,
+        logger=logger,
+        callbacks=all_callbacks,
+        enable_progress_bar=progress,
+        enable_model_summary=verbose,
+        log_every_n_steps=log_every_n_steps,
         limit_train_batches=limit_train_batches,
     )
     t0 = time.perf_counter()
@@ -167,9 +180,13 @@ def fit_and_test(
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     metrics: dict[str, Any] = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
     metrics.update(
-        epochs=trainer.current_epoch, global_step=trainer.global_step, train_seconds=seconds,
-        best_checkpoint=best, last_checkpoint=str(out / "checkpoints" / "last.ckpt"),
-        log_dir=str(Path(logger.log_dir).resolve()), global_rank=trainer.global_rank,
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        train_seconds=seconds,
+        best_checkpoint=best,
+        last_checkpoint=str(out / "checkpoints" / "last.ckpt"),
+        log_dir=str(Path(logger.log_dir).resolve()),
+        global_rank=trainer.global_rank,
     )
     return metrics
 

@@ -12,6 +12,7 @@ the conformance suite a backend must pass.
 Every feature transformation is built from representation matrices verified first
 (:mod:`steerable.testing._verified`): a check never takes its expected value from the code under test.
 """
+
 from ..nn.grid_action import lattice_elements, transform_grid
 from ._completeness import commutant_dimension, finite_stabiliser, kernel_span_rank, stabiliser_on_axis
 from ._engine import GridField, assert_equivariant, equivariance_error, equivariance_errors, relative_error

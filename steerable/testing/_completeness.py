@@ -6,10 +6,11 @@ the stabiliser ``H = {h : h x = x}``: ``K(x)`` must lie in the commutant
 the span of ``K(x)`` over random initialisations (:func:`kernel_span_rank`) has the commutant's
 dimension (:func:`commutant_dimension`).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

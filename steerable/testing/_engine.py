@@ -23,11 +23,13 @@ A module is never touched: it is deep-copied, the copy put in eval mode and, whe
 given, converted to it (the inputs too).  A plain function is called as it is (only its inputs
 are converted).
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -299,8 +301,17 @@ def equivariance_errors(
     actions_in = [_compile(t, actions, f"argument {i}") for i, t in enumerate(arg_types)]
     action_out = _compile(out_type, actions, "output")
     fn = prepare(fn, dtype)
-    return errors_of(fn, _cast(args, dtype), actions_in, action_out, len(elements), group.dim, translate,
-                     generator, _cast(kwargs, dtype) if kwargs else None)
+    return errors_of(
+        fn,
+        _cast(args, dtype),
+        actions_in,
+        action_out,
+        len(elements),
+        group.dim,
+        translate,
+        generator,
+        _cast(kwargs, dtype) if kwargs else None,
+    )
 
 
 def equivariance_error(
@@ -345,8 +356,17 @@ def equivariance_error(
     """
     return max(
         equivariance_errors(
-            fn, args, arg_types, out_type, elements=elements, n_elements=n_elements, dtype=dtype,
-            translate=translate, generator=generator, group=group, kwargs=kwargs,
+            fn,
+            args,
+            arg_types,
+            out_type,
+            elements=elements,
+            n_elements=n_elements,
+            dtype=dtype,
+            translate=translate,
+            generator=generator,
+            group=group,
+            kwargs=kwargs,
         )
     )
 
@@ -366,8 +386,14 @@ def assert_equivariant(
     The message gives the measured error, the bound and the worst element's matrix.  ``options``
     are those of :func:`equivariance_error`.
     """
-    group, els = resolve(list(arg_types), out_type, elements, options.pop("n_elements", 4), options.pop("group", None),
-                         options.get("generator"))
+    group, els = resolve(
+        list(arg_types),
+        out_type,
+        elements,
+        options.pop("n_elements", 4),
+        options.pop("group", None),
+        options.get("generator"),
+    )
     errors = equivariance_errors(fn, args, arg_types, out_type, elements=els, group=group, **options)
     worst = max(range(len(errors)), key=lambda k: errors[k])
     if not errors[worst] <= bound:

@@ -12,6 +12,7 @@
 
 Inputs are random; the module is deep-copied (never changed, see :mod:`steerable.testing._engine`).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -157,23 +158,35 @@ def layer_equivariance_errors(
         return [a.to(device) if isinstance(a, torch.Tensor) else a for a in values]
 
     if kind != "grid":
-        return errors_of(fn, on_device(args), actions_in, action_out, len(els), n, translate and kind == "point",
-                         generator)
+        return errors_of(
+            fn, on_device(args), actions_in, action_out, len(els), n, translate and kind == "point", generator
+        )
     # Grids: every size from grid_size to grid_size + stride, odd and even alike, that the layer accepts
     # (a strided layer refuses sizes whose output samples are not centred on the input grid), so a
     # size that breaks the symmetry cannot hide behind one that keeps it.
     stride = max(getattr(module, "stride", (1,)))
     accepts = getattr(module, "centring_excess", None)
-    sizes = [m for m in range(grid_size, grid_size + max(stride, 1) + 1)
-             if accepts is None or not any(accepts((m,) * n))]
+    sizes = [
+        m for m in range(grid_size, grid_size + max(stride, 1) + 1) if accepts is None or not any(accepts((m,) * n))
+    ]
     if not sizes:
-        raise ValueError(f"check_equivariance: {type(module).__name__} accepts no grid size in "
-                         f"[{grid_size}, {grid_size + stride}]; pass another grid_size")
+        raise ValueError(
+            f"check_equivariance: {type(module).__name__} accepts no grid size in "
+            f"[{grid_size}, {grid_size + stride}]; pass another grid_size"
+        )
     worst = [0.0] * len(els)
     for m in sizes:
         x = torch.randn(batch, in_type.size, *(m,) * n, dtype=dtype, generator=generator)
-        errors = errors_of(fn, on_device([x, _random(batch, attr_type, dtype, generator)]), actions_in, action_out,
-                           len(els), n, False, generator)
+        errors = errors_of(
+            fn,
+            on_device([x, _random(batch, attr_type, dtype, generator)]),
+            actions_in,
+            action_out,
+            len(els),
+            n,
+            False,
+            generator,
+        )
         worst = [max(a, b) for a, b in zip(worst, errors)]
     return worst
 
@@ -204,7 +217,15 @@ def check_equivariance(
     """
     return max(
         layer_equivariance_errors(
-            module, elements=elements, n_elements=n_elements, dtype=dtype, n_points=n_points, grid_size=grid_size,
-            batch=batch, translate=translate, generator=generator, kind=kind,
+            module,
+            elements=elements,
+            n_elements=n_elements,
+            dtype=dtype,
+            n_points=n_points,
+            grid_size=grid_size,
+            batch=batch,
+            translate=translate,
+            generator=generator,
+            kind=kind,
         )
     )

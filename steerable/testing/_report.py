@@ -1,4 +1,5 @@
 """Mixed field types for checks, and the layer report of ``steerable check``."""
+
 from __future__ import annotations
 
 import torch

@@ -16,6 +16,7 @@ move features, :class:`VerifiedActions` checks the documented conventions
 A failed check raises :class:`ConventionError` (an ``AssertionError``) naming the representation,
 the convention and the measured deviation.
 """
+
 from __future__ import annotations
 
 import torch
@@ -143,8 +144,10 @@ class VerifiedActions:
         if hit is None:
             if rep.group != self.group:
                 raise ValueError(f"representation {rep!r} of {rep.group!r} in a check of {self.group!r}")
-            hit = self._reps[id(rep)] = (rep, verify_representation(rep, self.elements, generator=self._gen,
-                                                                     atol=self.atol))
+            hit = self._reps[id(rep)] = (
+                rep,
+                verify_representation(rep, self.elements, generator=self._gen, atol=self.atol),
+            )
         return hit[1]
 
     def field(self, field_type: FieldType) -> torch.Tensor:

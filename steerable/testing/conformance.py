@@ -36,10 +36,12 @@ The checks, in order (names as in the report):
 Every transformation is built from verified matrices (:mod:`steerable.testing._verified`), so a
 backend cannot pass by agreeing with itself.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -164,8 +166,15 @@ def _representations(group: Group, gen: torch.Generator) -> CheckResult:
     return CheckResult("representations", True, f"{len(reps)} orthogonal homomorphisms")
 
 
-def _equivariance(name: str, module: torch.nn.Module | None, group: Group, dtype: torch.dtype, bound: float,
-                  n_elements: int, seed: int) -> CheckResult:
+def _equivariance(
+    name: str,
+    module: torch.nn.Module | None,
+    group: Group,
+    dtype: torch.dtype,
+    bound: float,
+    n_elements: int,
+    seed: int,
+) -> CheckResult:
     full = f"{name} {str(dtype).replace('torch.', '')}"
     gen = torch.Generator().manual_seed(seed)
     if module is None:
@@ -174,8 +183,9 @@ def _equivariance(name: str, module: torch.nn.Module | None, group: Group, dtype
         elements = lattice_elements(group)
         if len(elements) < 2:
             return CheckResult(full, None, "the group has no lattice symmetry but the identity")
-        value = check_equivariance(module, elements=elements, dtype=dtype, grid_size=7 if group.dim == 2 else 5,
-                                   generator=gen)
+        value = check_equivariance(
+            module, elements=elements, dtype=dtype, grid_size=7 if group.dim == 2 else 5, generator=gen
+        )
         detail = f"{len(elements)} lattice symmetries"
     else:
         value = check_equivariance(module, dtype=dtype, n_elements=n_elements, n_points=12, generator=gen)
@@ -192,8 +202,12 @@ def _signal(layers: _Layers, group: Group) -> CheckResult:
     src, dst = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     keep = src != dst
     with torch.no_grad():
-        y = conv(x, pos, torch.stack([src[keep], dst[keep]]), torch.randn(int(keep.sum()), 1, dtype=torch.float64,
-                                                                           generator=gen))
+        y = conv(
+            x,
+            pos,
+            torch.stack([src[keep], dst[keep]]),
+            torch.randn(int(keep.sum()), 1, dtype=torch.float64, generator=gen),
+        )
     scale = float(y.abs().max())
     start, silent = 0, []
     for rep in conv.out_type.reps:
@@ -224,8 +238,9 @@ def _completeness(layers: _Layers, group: Group) -> CheckResult:
                 p.copy_(torch.randn_like(p))
         return kernel
 
-    rank = kernel_span_rank(rerandomised, 0.6 * point[None], torch.zeros(1, 1, dtype=torch.float64),
-                            n_inits=expected + 4)
+    rank = kernel_span_rank(
+        rerandomised, 0.6 * point[None], torch.zeros(1, 1, dtype=torch.float64), n_inits=expected + 4
+    )
     detail = f"at {(0.6 * point).tolist()} ({len(stabiliser)} stabiliser generators): rank {rank}, allowed {expected}"
     return CheckResult("completeness", rank == expected, detail, float(rank), float(expected))
 
@@ -314,8 +329,14 @@ def run_conformance(
     for dtype in dtypes:
         suffix = str(dtype).replace("torch.", "")
         for name, attr in (("kernel", "kernel"), ("point conv", "point"), ("grid conv", "grid")):
-            plan.append((f"{name} {suffix}", lambda name=name, attr=attr, dtype=dtype: _equivariance(
-                name, getattr(get_layers(), attr), group, dtype, bounds[dtype], n_elements, seed)))
+            plan.append(
+                (
+                    f"{name} {suffix}",
+                    lambda name=name, attr=attr, dtype=dtype: _equivariance(
+                        name, getattr(get_layers(), attr), group, dtype, bounds[dtype], n_elements, seed
+                    ),
+                )
+            )
     plan += [
         ("outputs carry signal", lambda: _signal(get_layers(), group)),
         ("completeness", lambda: _completeness(get_layers(), group)),

@@ -12,6 +12,7 @@ skipped one (e.g. no grid convolution on R^4) its reason.  Other tests collected
 are unaffected.  To run it from a plugin's own test suite instead, call
 :func:`~steerable.testing.conformance.run_conformance` in a test.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,8 +24,13 @@ __all__ = ["ConformanceItem", "pytest_addoption", "pytest_collection_modifyitems
 
 def pytest_addoption(parser: Any) -> None:
     group = parser.getgroup("steerable", "steerable conformance suite")
-    group.addoption("--steerable-group", action="append", default=[], metavar="NAME",
-                    help="run the conformance suite on this group (repeatable)")
+    group.addoption(
+        "--steerable-group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run the conformance suite on this group (repeatable)",
+    )
     group.addoption("--steerable-dim", type=int, default=None, metavar="N", help="dimension n of R^n for the groups")
     group.addoption("--steerable-backend", default=None, metavar="NAME", help="backend building the groups")
 
@@ -80,5 +86,8 @@ def pytest_collection_modifyitems(session: Any, config: Any, items: list) -> Non
     for name in config.getoption("steerable_group"):
         runner = _Runner(name, config.getoption("steerable_dim"), config.getoption("steerable_backend"))
         for check in CHECKS:
-            items.append(ConformanceItem.from_parent(session, name=f"steerable-conformance[{name}][{check}]",
-                                                     runner=runner, check=check))
+            items.append(
+                ConformanceItem.from_parent(
+                    session, name=f"steerable-conformance[{name}][{check}]", runner=runner, check=check
+                )
+            )

@@ -4,17 +4,18 @@ It needs no backend library, so the core (registry, kernels, convolutions, check
 where escnn and e3nn are absent.  Its kernel MLP is an ordinary MLP averaged over the group
 (``f(x) = 1/|G| sum_h A(h)^{-1} m(h x)``), which is exactly equivariant and complete.
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-from steerable.registry.backend import Backend, GroupSpec
 from steerable.core.group import Group, GroupElements
 from steerable.core.mlp import KernelMLPSpec
-from steerable.registry import hookimpl
 from steerable.core.representation import Rep
+from steerable.registry import hookimpl
+from steerable.registry.backend import Backend, GroupSpec
 
 
 def _rotation(k: torch.Tensor) -> torch.Tensor:
@@ -24,7 +25,7 @@ def _rotation(k: torch.Tensor) -> torch.Tensor:
 
 
 class ToyRep(Rep):
-    def __init__(self, group: "ToyC4", name: str, size: int, frequency: int) -> None:
+    def __init__(self, group: ToyC4, name: str, size: int, frequency: int) -> None:
         self.group, self.name, self.size, self.frequency = group, name, size, frequency
         self.is_trivial = frequency == 0
 
@@ -36,7 +37,7 @@ class ToyRep(Rep):
 
 
 class _AveragedMLP(torch.nn.Module):
-    def __init__(self, group: "ToyC4", spec: KernelMLPSpec) -> None:
+    def __init__(self, group: ToyC4, spec: KernelMLPSpec) -> None:
         super().__init__()
         self.spec, self.group = spec, group
         width = 8 * spec.hidden_channels

@@ -3,6 +3,7 @@
 It adds a group, not a backend: the built-in ``matrix`` backend builds it from two generators.
 Installed (``pip install .``), it is found through the ``steerable`` entry-point group only.
 """
+
 import math
 
 from steerable import GroupSpec, hookimpl
@@ -17,5 +18,13 @@ def build(dim: int):
 
 @hookimpl
 def steerable_groups():
-    return [GroupSpec(backend="matrix", display="HexLattice", pattern="HEXLATTICE", dims=(2,),
-                      build=build, doc="symmetries of the hexagonal lattice (6mm, 12 elements)")]
+    return [
+        GroupSpec(
+            backend="matrix",
+            display="HexLattice",
+            pattern="HEXLATTICE",
+            dims=(2,),
+            build=build,
+            doc="symmetries of the hexagonal lattice (6mm, 12 elements)",
+        )
+    ]

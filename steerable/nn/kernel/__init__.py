@@ -4,6 +4,7 @@
 :class:`DenseKernel`; every layout offers ``forward`` (the kernel), ``message`` (one product per
 evaluation) and ``message_and_aggregate`` (products summed at targets, bounded memory).
 """
+
 from ._base import BASIS_SIZE, ImplicitKernel, Segment, matrix_permutation
 from ._dense import DenseKernel
 from ._shared import RepPair, SharedBasisKernel

@@ -1,10 +1,12 @@
 """What every implicit kernel layout shares: the backend's MLP, the radial envelope, the gain and
 the input checks; and the factory :class:`ImplicitKernel` that picks a layout."""
+
 from __future__ import annotations
 
 import abc
 import math
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import torch
 
@@ -115,7 +117,7 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
     gain: torch.Tensor
     scale: float
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "ImplicitKernel":
+    def __new__(cls, *args: Any, **kwargs: Any) -> ImplicitKernel:
         if cls is ImplicitKernel:  # the factory: pick the layout
             from ._dense import DenseKernel
             from ._shared import SharedBasisKernel

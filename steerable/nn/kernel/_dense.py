@@ -1,4 +1,5 @@
 """The dense layout: one MLP output block per (output field, input field) pair."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,8 +1,10 @@
 """The shared-basis layout: ``M`` basis kernels per pair of representations, mixed per pair of fields."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import torch
 
@@ -107,8 +109,7 @@ class SharedBasisKernel(ImplicitKernel):
         self._check(pos, attr)
         n_edges = pos.shape[0]
         blocks = [
-            torch.einsum("emab,omi->eoaib", b, w.to(b)).flatten(1)
-            for b, w in zip(self._basis(pos, attr), self.mixing)
+            torch.einsum("emab,omi->eoaib", b, w.to(b)).flatten(1) for b, w in zip(self._basis(pos, attr), self.mixing)
         ]
         kernel = permute_columns(torch.cat(blocks, dim=1), self.perm, self.inv_perm, self._factor(pos))
         return kernel.view(n_edges, self.out_type.size, self.in_type.size)

@@ -11,12 +11,13 @@ reports an ImportError as "unavailable") and by the group builders, which import
 >>> G.irrep(1, -1) is G.standard_rep()                      # doctest: +SKIP
 True
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from steerable.registry.backend import Backend, GroupSpec
 from steerable.registry import hookimpl
+from steerable.registry.backend import Backend, GroupSpec
 
 __all__ = ["steerable_backends"]
 

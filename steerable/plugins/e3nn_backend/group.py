@@ -36,11 +36,13 @@ Conventions (the core's, see :mod:`steerable.core.representation`):
   only the portable ones (trivial, standard, and the pseudo-scalar ``det``) cross to another
   backend's SO(3)/O(3) (:func:`steerable.core.representation.transfer_rep`).
 """
+
 from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from e3nn import o3
@@ -54,6 +56,7 @@ def describe_value(value: Any) -> str:
     """``repr`` (shortened) and type of ``value``, for error messages."""
     text = repr(value)
     return f"{text[:57] + '...' if len(text) > 60 else text} ({type(value).__name__})"
+
 
 # Tolerance for accepting a matrix as orthogonal in elements_from_matrices (float32 input welcome).
 _ORTHO_TOL = 1e-5
@@ -129,7 +132,7 @@ class E3nnRep(Rep):
             ``l != 1`` (the core uses e3nn's basis there), e3nn's ordering of ``(x, y, z)`` for ``l = 1``.
     """
 
-    def __init__(self, group: "E3nnGroup", l: int, parity: int, name: str) -> None:
+    def __init__(self, group: E3nnGroup, l: int, parity: int, name: str) -> None:
         self.group, self.l, self.parity, self.name = group, l, parity, name
         self.size = 2 * l + 1
         self.is_trivial = l == 0 and parity == 1
@@ -229,14 +232,14 @@ class E3nnGroup(Group):
             out += [self.irrep(l, natural), self.irrep(l, -natural)] if self.with_inversion else [self.irrep(l)]
         return out
 
-    def field_type(self, spec: "str | o3.Irreps") -> FieldType:
+    def field_type(self, spec: str | o3.Irreps) -> FieldType:
         """``FieldType(G, G.irreps(spec))``, e.g. ``G.field_type("4x0e + 2x1o + 1x2e")`` or
         ``G.field_type(o3.Irreps("4x0e + 2x1o"))`` (the same terms in the same order; SO(3) ignores
         the parities).  The features' basis is ours: see :meth:`to_e3nn` for e3nn's."""
         return FieldType(self, self._parse(spec))
 
     # -- e3nn interop ----------------------------------------------------------------------
-    def irreps_of(self, field_type: FieldType) -> "o3.Irreps":
+    def irreps_of(self, field_type: FieldType) -> o3.Irreps:
         """The e3nn ``Irreps`` of ``field_type``: its fields in order, consecutive equal irreps merged
         (``0e + 0e + 1o`` -> ``2x0e+1x1o``), so channel ``c`` of a feature is channel ``c`` of
         e3nn's layout (up to the basis inside each irrep: :meth:`change_of_basis`).
@@ -280,8 +283,10 @@ class E3nnGroup(Group):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"{self.name}.{who}: expected a floating-point tensor, got {describe_value(x)}")
         if not -x.ndim <= axis < x.ndim or x.shape[axis] != field_type.size:
-            raise ValueError(f"{self.name}.{who}: expected {field_type.size} channels on axis {axis} for "
-                             f"{field_type!r}, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{self.name}.{who}: expected {field_type.size} channels on axis {axis} for "
+                f"{field_type!r}, got shape {tuple(x.shape)}"
+            )
         moved = x.movedim(axis, -1)
         return (moved @ mat.T.to(x)).movedim(-1, axis)
 
@@ -290,12 +295,14 @@ class E3nnGroup(Group):
             raise TypeError(f"{self.name}.{who}: expected a FieldType, got {describe_value(field_type)}")
         return [self.as_e3nn_rep(rep, f"{self.name}.{who}") for rep in field_type.reps]
 
-    def _parse(self, spec: "str | o3.Irreps") -> list[Rep]:
+    def _parse(self, spec: str | o3.Irreps) -> list[Rep]:
         if isinstance(spec, (o3.Irreps, o3.Irrep)):
             return [self.irrep(ir.l, ir.p) for mul, ir in o3.Irreps(spec) for _ in range(mul)]
         if not isinstance(spec, str):
-            raise TypeError(f"{self.name}: expected irreps as a string (\"4x0e + 2x1o\") or an e3nn o3.Irreps, "
-                            f"got {describe_value(spec)}")
+            raise TypeError(
+                f'{self.name}: expected irreps as a string ("4x0e + 2x1o") or an e3nn o3.Irreps, '
+                f"got {describe_value(spec)}"
+            )
         reps: list[Rep] = []
         for term in spec.split("+"):
             found = re.fullmatch(r"\s*(?:(\d+)\s*x\s*)?(\d+)\s*([eoy]?)\s*", term)
@@ -355,8 +362,7 @@ class E3nnGroup(Group):
             det = float(torch.linalg.det(mat))
             if not self.with_inversion and det < 0:
                 raise ValueError(
-                    f"{self.name}: matrix {i} has determinant {det:+.3f} (a reflection, not a rotation): "
-                    f"{mat.tolist()}"
+                    f"{self.name}: matrix {i} has determinant {det:+.3f} (a reflection, not a rotation): {mat.tolist()}"
                 )
         # Project onto O(3) (polar factor U V^T, the nearest orthogonal matrix) so that float32 input
         # gives exactly orthogonal elements; the tolerance above bounds how far this moves them.
@@ -390,5 +396,7 @@ def build_group(dim: int, with_inversion: bool, **params: Any) -> E3nnGroup:
     if dim != 3:
         raise ValueError(f"the e3nn backend builds {'O(3)' if with_inversion else 'SO(3)'} on R^3 only, not R^{dim}")
     if params:
-        raise ValueError(f"the e3nn backend's {'O(3)' if with_inversion else 'SO(3)'} takes no parameters, got {sorted(params)}")
+        raise ValueError(
+            f"the e3nn backend's {'O(3)' if with_inversion else 'SO(3)'} takes no parameters, got {sorted(params)}"
+        )
     return E3nnGroup(with_inversion)

@@ -38,12 +38,13 @@ Options (``spec.options``): ``hidden_lmax`` (int, default 2): the highest degree
 field; the output still reaches ``L`` through the last tensor product.  ``origin_scale`` (a number
 > 0): ``s`` of step 1.
 """
+
 from __future__ import annotations
 
 import math
 import numbers
 from collections import defaultdict
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from e3nn import nn as e3nn_nn
@@ -51,10 +52,11 @@ from e3nn import o3
 
 from steerable.core.constants import Float64Constants
 from steerable.core.mlp import KernelMLPSpec
-from steerable.ops.permute import permute_columns
 from steerable.core.radial import RadialBasis
+from steerable.ops.permute import permute_columns
 
 from .group import E3nnGroup, E3nnRep, float64_default
+
 
 def _ir(rep: E3nnRep) -> o3.Irrep:
     """The internal e3nn irrep: SO(3) reps are all labelled even (parity has no meaning there)."""
@@ -82,7 +84,7 @@ def block_change_of_basis(out_rep: E3nnRep, in_rep: E3nnRep) -> tuple[list[o3.Ir
     return irreps, torch.cat(cols, dim=1)
 
 
-def _restore_after_load(module: "E3nnKernelMLP", keys: object) -> None:
+def _restore_after_load(module: E3nnKernelMLP, keys: object) -> None:
     module.constants.restore_buffers(module)
 
 
@@ -115,7 +117,7 @@ class E3nnKernelMLP(torch.nn.Module):
             self.constants.restore_buffers(self)
         return self
 
-    def __deepcopy__(self, memo: dict) -> "E3nnKernelMLP":
+    def __deepcopy__(self, memo: dict) -> E3nnKernelMLP:
         """Rebuilt from the spec with this module's parameters, dtype, device and mode: e3nn's generated
         code re-creates its constant tensors when copied, from their current (maybe float32-rounded)
         values, which no master restores; a rebuilt module has exact ones.  ``requires_grad`` flags
@@ -195,6 +197,7 @@ class E3nnKernelMLP(torch.nn.Module):
             if natural_only:
                 return p == (-1) ** l
             return p in hidden_parities
+
         self.radial = RadialBasis(spec.radial_features, spec.max_radius)
         n_scalars = spec.radial_features + len(inv_channels)
 
@@ -208,7 +211,7 @@ class E3nnKernelMLP(torch.nn.Module):
         self.irreps_out = irreps_out
         self._pad = any(bool((g == irreps_out.dim).any()) for g in gather)  # some components forced to 0
         self._types = len(gather)
-        for t, (g, s, cmat) in enumerate(zip(gather, scatter, cob)):
+        for t, (g, _s, cmat) in enumerate(zip(gather, scatter, cob)):
             self.register_buffer(f"gather_{t}", g, persistent=False)
             self.register_buffer(f"basis_{t}", cmat.to(dtype), persistent=False)
         order = torch.cat([s.reshape(-1) for s in scatter])
@@ -226,8 +229,10 @@ class E3nnKernelMLP(torch.nn.Module):
 
         def gate() -> e3nn_nn.Gate:
             return e3nn_nn.Gate(
-                o3.Irreps([(c, (0, 1))]), [torch.nn.functional.silu],
-                o3.Irreps([(gated.num_irreps, (0, 1))]) if gated.num_irreps else o3.Irreps(""), [torch.sigmoid],
+                o3.Irreps([(c, (0, 1))]),
+                [torch.nn.functional.silu],
+                o3.Irreps([(gated.num_irreps, (0, 1))]) if gated.num_irreps else o3.Irreps(""),
+                [torch.sigmoid],
                 gated,
             )
 
@@ -292,7 +297,7 @@ class E3nnKernelMLP(torch.nn.Module):
             irs, cmat = decomp[key]
             size = cmat.shape[0]
             g = torch.empty(len(bs), size, dtype=torch.long)
-            for n, b in enumerate(bs):
+            for n, _b in enumerate(bs):
                 col = 0
                 for ir in irs:
                     d = 2 * ir.l + 1

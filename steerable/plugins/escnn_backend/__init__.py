@@ -9,20 +9,21 @@ Importing this module is cheap: escnn is imported only by :func:`load` and by th
 See :mod:`.groups` for the exact escnn subgroups and coordinate conventions, and :mod:`.mlp` for
 the kernel MLP and its options.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from steerable.registry.backend import Backend, GroupSpec
 from steerable.registry import hookimpl
+from steerable.registry.backend import Backend, GroupSpec
 
 NAME = "escnn"
 
 
 def load() -> None:
     """Import escnn (raises ImportError with the reason when it is missing or broken)."""
-    import escnn  # noqa: F401
-    import escnn.gspaces  # noqa: F401
+    import escnn
+    import escnn.gspaces
     import escnn.nn  # noqa: F401
     from escnn.group.groups import ico, octa
 
@@ -47,9 +48,21 @@ def _lazy(builder: str):
 def _specs() -> list[GroupSpec]:
     rows = [
         ("SO(2)", "SO2", (2, 3), "build_so2", "rotations of the plane (on R^3: about z)"),
-        ("O(2)", "O2", (2, 3), "build_o2", "rotations and reflections of the plane (on R^3: about z, mirror planes through z)"),
+        (
+            "O(2)",
+            "O2",
+            (2, 3),
+            "build_o2",
+            "rotations and reflections of the plane (on R^3: about z, mirror planes through z)",
+        ),
         ("C{N}", r"C(?P<N>\d+)", (2, 3), "build_cyclic", "N rotations (on R^3: about z)"),
-        ("D{N}", r"D(?P<N>\d+)", (2, 3), "build_dihedral", "N rotations and N reflections (on R^3: about z, mirror planes through z)"),
+        (
+            "D{N}",
+            r"D(?P<N>\d+)",
+            (2, 3),
+            "build_dihedral",
+            "N rotations and N reflections (on R^3: about z, mirror planes through z)",
+        ),
         ("SO(3)", "SO3", (3,), "build_so3", "rotations of R^3"),
         ("O(3)", "O3", (3,), "build_o3", "rotations and inversion of R^3"),
         ("Octa", "OCTA", (3,), "build_octa", "the 24 rotations of the cube"),
@@ -58,8 +71,7 @@ def _specs() -> list[GroupSpec]:
         ("FullIco", "FULLICO", (3,), "build_full_ico", "the 120 symmetries of the icosahedron (with inversion)"),
     ]
     return [
-        GroupSpec(backend=NAME, display=d, pattern=p, dims=dims, build=_lazy(b), doc=doc)
-        for d, p, dims, b, doc in rows
+        GroupSpec(backend=NAME, display=d, pattern=p, dims=dims, build=_lazy(b), doc=doc) for d, p, dims, b, doc in rows
     ]
 
 

@@ -4,6 +4,7 @@ escnn represents a tensor product ``rho_a ⊗ rho_b`` as ``Q (⊕ irreps) Q^-1``
 float32 inside its bases; the kernel MLP instead outputs the irreps and applies ``Q`` (float64)
 itself, folded into the last layer's weights.
 """
+
 from __future__ import annotations
 
 import numpy as np

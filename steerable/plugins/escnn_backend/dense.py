@@ -5,6 +5,7 @@ restricted harmonics are reducible (SO(2), O(2) on R^3) and for ``nonlinearity="
 last layer outputs the irreps of every block and folds each block's change of basis (float64,
 :class:`~.change_of_basis.ChangeOfBasis`) into its weights.
 """
+
 from __future__ import annotations
 
 from typing import Any

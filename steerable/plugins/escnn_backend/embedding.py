@@ -26,11 +26,13 @@ of ``H``; the module reports them in :attr:`HarmonicEmbedding.reps`.  Completene
 the factor ``|v|^l``: it is invariant and nonzero away from the origin, where only the invariant
 block may be nonzero anyway.
 """
+
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,7 +89,9 @@ def frequency(group: EscnnGroup, irrep_id: tuple) -> int:
     raise ValueError(f"{group} is finite: irreps have no frequency")
 
 
-def choose_band_limit(group: EscnnGroup, needed: Iterable[tuple], max_band: int | None = None) -> tuple[int, list[tuple]]:
+def choose_band_limit(
+    group: EscnnGroup, needed: Iterable[tuple], max_band: int | None = None
+) -> tuple[int, list[tuple]]:
     """Smallest band limit ``L`` whose restricted harmonics contain every needed irrep of ``H``.
 
     Args:

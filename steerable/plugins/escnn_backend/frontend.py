@@ -7,6 +7,7 @@ embedding (:mod:`.embedding`), the radial basis and the invariant MLP that modul
 copy (:meth:`EscnnKernelMLP.invariant_weights`).  The two pipelines, :mod:`.dense` and
 :mod:`.irrepwise`, subclass it and add the equivariant layers.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -21,7 +22,8 @@ from steerable.core.radial import RadialBasis
 from .embedding import HarmonicEmbedding, choose_band_limit, harmonic_reps, origin_scale
 from .groups import EscnnGroup, EscnnRep
 
-#: options of ``spec.options`` (module docstring of :mod:`steerable.plugins.escnn_backend.mlp`), with the type their values must have
+#: options of ``spec.options`` (module docstring of :mod:`steerable.plugins.escnn_backend.mlp`), with the
+#: type their values must have
 OPTIONS: dict[str, Any] = {
     **{name: numbers.Integral for name in ("max_band", "band", "fourier_band", "grid", "invariant_width")},
     "origin_scale": numbers.Real,
@@ -158,7 +160,7 @@ class EscnnKernelMLP(torch.nn.Module):
         frozen = [name for name, p in self.named_parameters() if not p.requires_grad]
         return (_rebuild, (type(self), self.spec, self.state_dict(), self.training, frozen))
 
-    def __deepcopy__(self, memo: dict) -> "EscnnKernelMLP":
+    def __deepcopy__(self, memo: dict) -> EscnnKernelMLP:
         """A rebuilt copy (see :meth:`__reduce__`), with its own parameters."""
         frozen = [name for name, p in self.named_parameters() if not p.requires_grad]
         new = memo[id(self)] = _rebuild(type(self), self.spec, self.state_dict(), self.training, frozen)

@@ -33,10 +33,12 @@ The ``O(2)``/``D{N}`` groups on ``R^3`` are escnn's *cone* subgroups: their refl
 planes containing the z axis, i.e. the planar group acting on ``(x, y)`` and fixing ``z`` (escnn's
 ``(False, True, N)`` ids would instead use 180° rotations about horizontal axes).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,7 +69,7 @@ class EscnnRep(Rep):
     native handles, are first recognised from their standard matrices.
     """
 
-    def __init__(self, group: "EscnnGroup", native: Any, name: str, is_trivial: bool = False) -> None:
+    def __init__(self, group: EscnnGroup, native: Any, name: str, is_trivial: bool = False) -> None:
         self.group = group
         self.native = native
         self.name = name
@@ -287,9 +289,7 @@ class EscnnGroup(Group):
                     if found is not None:
                         native.append(found)
                         continue
-            raise ValueError(
-                f"matrix {k} is not an element of {self!r} (tolerance {MATRIX_TOL}):\n{m.numpy()}"
-            )
+            raise ValueError(f"matrix {k} is not an element of {self!r} (tolerance {MATRIX_TOL}):\n{m.numpy()}")
         return self._make(native)
 
     # -- the equivariant MLP ---------------------------------------------------------------

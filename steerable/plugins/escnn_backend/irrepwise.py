@@ -6,9 +6,10 @@ multiplies only the diagonal blocks of escnn's expanded matrix (:mod:`.schur`), 
 irrep, and the output is made one group of equal blocks at a time (:meth:`IrrepwiseKernelMLP.pieces`,
 the core's streaming protocol :class:`steerable.core.mlp.StreamingKernelMLP`).
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -15,6 +15,7 @@ model that contains it; :class:`PlainLinear` removes them:
   buffers in different orders (Lightning's DDP broadcasts buffers by position).  Here they are
   sorted by name.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,10 +45,10 @@ class PlainLinear(enn.Linear):
         _private_sorted_basis(self)
         self._expansion: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
 
-    def train(self, mode: bool = True) -> "PlainLinear":
+    def train(self, mode: bool = True) -> PlainLinear:
         return torch.nn.Module.train(self, mode)  # not escnn's: no buffers by mode
 
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "PlainLinear":
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> PlainLinear:
         self._expansion = None  # .to(), .double(): the cached tensors would be of the old kind
         return super()._apply(fn, *args, **kwargs)
 

@@ -65,6 +65,7 @@ Options (``spec.options``, integers): ``max_band`` (cap on ``L``), ``band`` (for
 ``origin_scale`` (a number > 0, default half the spacing of the radial basis centres,
 ``max_radius / (2 max(radial_features - 1, 1))``): the softening length ``s`` (:mod:`.embedding`).
 """
+
 from __future__ import annotations
 
 from steerable.core.mlp import KernelMLPSpec

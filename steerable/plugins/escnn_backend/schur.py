@@ -11,9 +11,11 @@ The last layer's output runs are ordered by output block so that the change of b
 tensor-product block (``rho_o ⊗ rho_i = Q (⊕ irreps) Q^T``, float64 ``Q``) applies as a few small
 products per block type, whose results are the kernel's blocks in their final order.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -51,7 +53,9 @@ class _ScaledLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, values: torch.Tensor, scales: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        ctx: Any, values: torch.Tensor, scales: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
         ctx.save_for_backward(values, scales, weight)
         ctx.has_bias = bias is not None
         return torch.nn.functional.linear((values * scales).flatten(1), weight, bias)

@@ -21,20 +21,53 @@ point set), from generator images or from element matrices, direct sums (``a + b
 products (``a * b``) and all real irreps (``G.irreps()``).  Equivariant linear maps between any two:
 :func:`~.solver.intertwiner_basis` (disk-cached).  Kernel MLP: :mod:`.mlp`.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from steerable.registry.backend import Backend, GroupSpec, params_of
 from steerable.registry import hookimpl
+from steerable.registry.backend import Backend, GroupSpec, params_of
 
 NAME = "matrix"
 PRIORITY = 30
 
-_SYMBOLS_3D = ("1", "-1", "2", "m", "2/m", "222", "mm2", "mmm", "4", "-4", "4/m", "422", "4mm", "-42m",
-               "4/mmm", "3", "-3", "32", "3m", "-3m", "6", "-6", "6/m", "622", "6mm", "-6m2", "6/mmm",
-               "23", "m-3", "432", "-43m", "m-3m")
+_SYMBOLS_3D = (
+    "1",
+    "-1",
+    "2",
+    "m",
+    "2/m",
+    "222",
+    "mm2",
+    "mmm",
+    "4",
+    "-4",
+    "4/m",
+    "422",
+    "4mm",
+    "-42m",
+    "4/mmm",
+    "3",
+    "-3",
+    "32",
+    "3m",
+    "-3m",
+    "6",
+    "-6",
+    "6/m",
+    "622",
+    "6mm",
+    "-6m2",
+    "6/mmm",
+    "23",
+    "m-3",
+    "432",
+    "-43m",
+    "m-3m",
+)
 _SYMBOLS_2D = ("1", "2", "m", "2mm", "3", "3m", "4", "4mm", "6", "6mm")
 _ALIASES = {"m-3m": "m-?3m", "m-3": "m-?3"}  # m3m, m3: older notation of the same groups
 
@@ -84,10 +117,26 @@ def _specs() -> list[GroupSpec]:
         pattern = _ALIASES.get(symbol, re.escape(symbol))
         kind = "crystallographic point group" + ("" if len(dims) == 2 else f" of R^{dims[0]}")
         specs.append(RawGroupSpec(NAME, symbol, pattern, dims, _point_group_builder(symbol), f"{kind} {symbol}"))
-    specs.append(GroupSpec(NAME, "C{N}", r"C(?P<N>\d+)", (2, 3), _family_builder("build_cyclic"),
-                           "N rotations (on R^3 about z), from generator matrices"))
-    specs.append(GroupSpec(NAME, "D{N}", r"D(?P<N>\d+)", (2, 3), _family_builder("build_dihedral"),
-                           "N rotations and N mirrors (on R^3 about z), from generator matrices"))
+    specs.append(
+        GroupSpec(
+            NAME,
+            "C{N}",
+            r"C(?P<N>\d+)",
+            (2, 3),
+            _family_builder("build_cyclic"),
+            "N rotations (on R^3 about z), from generator matrices",
+        )
+    )
+    specs.append(
+        GroupSpec(
+            NAME,
+            "D{N}",
+            r"D(?P<N>\d+)",
+            (2, 3),
+            _family_builder("build_dihedral"),
+            "N rotations and N mirrors (on R^3 about z), from generator matrices",
+        )
+    )
     return specs
 
 
@@ -104,7 +153,9 @@ def steerable_backends() -> list[Backend]:
             priority=PRIORITY,
             groups=_specs(),
             load=load,
-            description="finite groups from generator matrices; crystallographic point groups; regular-field kernel MLP",
+            description=(
+                "finite groups from generator matrices; crystallographic point groups; regular-field kernel MLP"
+            ),
         )
     ]
 

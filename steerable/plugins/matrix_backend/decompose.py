@@ -7,6 +7,7 @@ is irreducible exactly when a random symmetric commutant element is scalar on it
 regular representation (which contains every irrep) we split recursively, then keep one piece per
 character (real irreps are told apart by their characters).  Deterministic (fixed seed).
 """
+
 from __future__ import annotations
 
 import numpy as np

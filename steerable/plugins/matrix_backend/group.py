@@ -9,9 +9,10 @@ Conventions (those of :mod:`steerable.core.representation`):
   their element indices as ``native`` (a ``(k,)`` long tensor);
 * the regular representation is the *left* regular one, ``L(g) e_h = e_{gh}``.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -34,8 +35,10 @@ def _as_matrices(mats: Sequence | np.ndarray | torch.Tensor, what: str) -> np.nd
     elif isinstance(mats, np.ndarray):
         arr = mats.astype(np.float64)
     else:
-        arr = np.asarray([m.detach().cpu().to(torch.float64).numpy() if isinstance(m, torch.Tensor) else m
-                          for m in mats], dtype=np.float64)
+        arr = np.asarray(
+            [m.detach().cpu().to(torch.float64).numpy() if isinstance(m, torch.Tensor) else m for m in mats],
+            dtype=np.float64,
+        )
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
@@ -155,11 +158,13 @@ class MatrixGroup(Group):
         self._lookup = _Lookup(self._elements)
         self.gen_index = self._lookup.find_many(generators)
         # Multiplication table, one row at a time (N products of n x n each) to bound memory.
-        self.mult = np.stack([self._lookup.find_many(np.einsum("ij,bjk->bik", g, self._elements)) for g in self._elements])
+        self.mult = np.stack(
+            [self._lookup.find_many(np.einsum("ij,bjk->bik", g, self._elements)) for g in self._elements]
+        )
         if (self.mult < 0).any():  # cannot happen for a closed set; guards against tolerance trouble
             raise ValueError(f"{name}: the closure is not closed under products (generators too noisy?)")
         self.inverse = np.argmax(self.mult == 0, axis=1)
-        self._reps: dict[str, "MatrixRep"] = {}
+        self._reps: dict[str, MatrixRep] = {}
         self._irreps: list[MatrixRep] | None = None
         self._key = super().key + (_digest(generators),)
 
@@ -169,14 +174,16 @@ class MatrixGroup(Group):
         never compare equal, whatever their names."""
         return self._key
 
-    def portable_reps(self) -> dict[str, "MatrixRep"]:
+    def portable_reps(self) -> dict[str, MatrixRep]:
         """trivial, standard, and ``det`` (``g -> det g``, the same matrices on every backend)."""
         return {"trivial": self.trivial_rep(), "standard": self.standard_rep(), "det": self.det_rep()}
 
     # -- elements -------------------------------------------------------------------------
     def _batch(self, index: np.ndarray | torch.Tensor) -> GroupElements:
         index = torch.as_tensor(np.asarray(index), dtype=torch.long)
-        return GroupElements(self, torch.from_numpy(self._elements[index.numpy()]).reshape(-1, self.dim, self.dim), index)
+        return GroupElements(
+            self, torch.from_numpy(self._elements[index.numpy()]).reshape(-1, self.dim, self.dim), index
+        )
 
     def elements(self) -> GroupElements:
         return self._batch(np.arange(self.order))
@@ -205,23 +212,23 @@ class MatrixGroup(Group):
         return self.elements_from_matrices(elements.matrices).native.numpy()
 
     # -- representations ------------------------------------------------------------------
-    def _cached(self, name: str, build) -> "MatrixRep":
+    def _cached(self, name: str, build) -> MatrixRep:
         if name not in self._reps:
             self._reps[name] = build()
         return self._reps[name]
 
-    def trivial_rep(self) -> "MatrixRep":
+    def trivial_rep(self) -> MatrixRep:
         return self._cached("trivial", lambda: MatrixRep(self, "trivial", np.ones((self.order, 1, 1)), check=False))
 
-    def standard_rep(self) -> "MatrixRep":
+    def standard_rep(self) -> MatrixRep:
         return self._cached("standard", lambda: MatrixRep(self, "standard", self._elements.copy(), check=False))
 
-    def det_rep(self) -> "MatrixRep":
+    def det_rep(self) -> MatrixRep:
         """The sign representation ``g -> det(g) = ±1`` (pseudo-scalars)."""
         dets = np.round(np.linalg.det(self._elements))[:, None, None]
         return self._cached("det", lambda: MatrixRep(self, "det", dets, check=False))
 
-    def regular_rep(self) -> "MatrixRep":
+    def regular_rep(self) -> MatrixRep:
         """The left regular representation ``L(g) e_h = e_{gh}`` (size ``|G|``; table ``|G|^3`` floats)."""
         if self.order > REGULAR_MAX_ORDER:
             raise ValueError(
@@ -237,7 +244,7 @@ class MatrixGroup(Group):
 
         return self._cached("regular", build)
 
-    def permutation_rep(self, points: np.ndarray | torch.Tensor, name: str = "permutation") -> "MatrixRep":
+    def permutation_rep(self, points: np.ndarray | torch.Tensor, name: str = "permutation") -> MatrixRep:
         """The permutation representation on a finite ``G``-invariant point set ``(m, n)``.
 
         ``P(g) e_j = e_i`` where ``g x_j = x_i`` (e.g. the 8 vertices of a cube for ``m-3m``).
@@ -250,12 +257,14 @@ class MatrixGroup(Group):
         target = dist.argmin(-1)
         if (dist.min(-1) > 1e-6).any():
             g, j = map(int, np.argwhere(dist.min(-1) > 1e-6)[0])
-            raise ValueError(f"permutation_rep: the points are not {self.name}-invariant (element {g} moves point {j} off the set)")
+            raise ValueError(
+                f"permutation_rep: the points are not {self.name}-invariant (element {g} moves point {j} off the set)"
+            )
         table = np.zeros((self.order, len(pts), len(pts)))
         table[np.arange(self.order)[:, None], target, np.arange(len(pts))[None, :]] = 1.0
         return MatrixRep(self, name, table, check=False)
 
-    def rep_from_generators(self, images: Sequence | np.ndarray | torch.Tensor, name: str) -> "MatrixRep":
+    def rep_from_generators(self, images: Sequence | np.ndarray | torch.Tensor, name: str) -> MatrixRep:
         """The representation sending ``self.generators[k]`` to ``images[k]`` ``(k, d, d)``.
 
         Raises ``ValueError`` when the images are not orthogonal or do not define a homomorphism.
@@ -270,7 +279,7 @@ class MatrixGroup(Group):
             table[i] = imgs[self._via[i]] @ table[self._parent[i]]
         return MatrixRep(self, name, table)
 
-    def rep_from_elements(self, matrices: Sequence | np.ndarray | torch.Tensor, name: str) -> "MatrixRep":
+    def rep_from_elements(self, matrices: Sequence | np.ndarray | torch.Tensor, name: str) -> MatrixRep:
         """The representation with ``matrices[i]`` ``(N, d, d)`` for element ``i`` (order of :meth:`elements`)."""
         table = _as_matrices(matrices, f"rep_from_elements({name!r})")
         if len(table) != self.order:
@@ -278,7 +287,7 @@ class MatrixGroup(Group):
         _check_orthogonal(table, f"rep_from_elements({name!r})")
         return MatrixRep(self, name, table)
 
-    def irreps(self, max_frequency: int = 2) -> list["MatrixRep"]:
+    def irreps(self, max_frequency: int = 2) -> list[MatrixRep]:
         """All real irreducible representations (``max_frequency`` is ignored: the group is finite).
 
         Trivial first, then by size; the trivial and (when irreducible) the standard and ``det``
@@ -345,10 +354,10 @@ class MatrixRep(Rep):
         """``(k, d, d)`` the matrices of the group's generators (what defines this representation)."""
         return self.table[self.group.gen_index]
 
-    def __add__(self, other: "MatrixRep") -> "MatrixRep":
+    def __add__(self, other: MatrixRep) -> MatrixRep:
         return direct_sum(self, other)
 
-    def __mul__(self, other: "MatrixRep") -> "MatrixRep":
+    def __mul__(self, other: MatrixRep) -> MatrixRep:
         return tensor_product(self, other)
 
 

@@ -20,6 +20,7 @@ Cost per edge: ``|G| (n + a + R) C`` for the lift, ``(|G| C)^2`` per hidden laye
 for the output.  Group tables are kept in float64 (:class:`~steerable.core.constants.Float64Constants`).
 Options (``spec.options``): none; ``spec.nonlinearity`` must be ``"exact"``.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,6 @@ from steerable.core.radial import RadialBasis
 from steerable.core.representation import tensor_matrices
 
 from .group import MatrixGroup
-
 
 _FOURIER = 16  # random Fourier features of the moved position
 
@@ -115,8 +115,13 @@ class RegularKernelMLP(torch.nn.Module):
             z = self.act(layer(z))
         # M_b[h, c, i] = sum_j rho_b(h)[i, j] v_b[c, j]; out_b = sum_{h, c} z[h, c] M_b[h, c, i].
         # All blocks side by side: one (|G| C, D) matrix, one matmul.
-        mats = [torch.einsum("hij,cj->hci", t, w).reshape(-1, t.shape[-1]) for w, t in zip(self.out_weights, out_tables)]
+        mats = [
+            torch.einsum("hij,cj->hci", t, w).reshape(-1, t.shape[-1]) for w, t in zip(self.out_weights, out_tables)
+        ]
         return z.reshape(e, -1) @ torch.cat(mats, dim=-1)
 
     def extra_repr(self) -> str:
-        return f"{self.group.name}: |G|={self.group.order}, channels={self.spec.hidden_channels}, blocks={len(self.spec.blocks)}"
+        return (
+            f"{self.group.name}: |G|={self.group.order}, channels={self.spec.hidden_channels}, "
+            f"blocks={len(self.spec.blocks)}"
+        )

@@ -14,6 +14,7 @@ Settings (Cartesian coordinates, so every matrix is orthogonal):
 
 ``POINT_GROUPS_3D`` / ``POINT_GROUPS_2D`` map a symbol to ``(generators, order)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -112,8 +113,28 @@ def _table_2d() -> dict[str, tuple[list[np.ndarray], int]]:
 POINT_GROUPS_3D = _table_3d()
 POINT_GROUPS_2D = _table_2d()
 #: the groups whose matrices are all signed permutations (grid convolutions exact for all elements)
-LATTICE_EXACT_3D = ("1", "-1", "2", "m", "2/m", "222", "mm2", "mmm", "4", "-4", "4/m", "422", "4mm",
-                    "-42m", "4/mmm", "23", "m-3", "432", "-43m", "m-3m")
+LATTICE_EXACT_3D = (
+    "1",
+    "-1",
+    "2",
+    "m",
+    "2/m",
+    "222",
+    "mm2",
+    "mmm",
+    "4",
+    "-4",
+    "4/m",
+    "422",
+    "4mm",
+    "-42m",
+    "4/mmm",
+    "23",
+    "m-3",
+    "432",
+    "-43m",
+    "m-3m",
+)
 LATTICE_EXACT_2D = ("1", "2", "m", "2mm", "4", "4mm")
 
 

@@ -19,6 +19,7 @@ every entry is finite, the basis is orthonormal and satisfies the constraints of
 atomically under a unique temporary name (:func:`steerable.cache.atomic_write`), so concurrent
 processes never read half a file.  An unwritable cache directory is skipped.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """ModelNet point-cloud classification (PyG ``ModelNet`` reader, steerable point convolutions)."""
+
 from .train import main
 
 __all__ = ["main"]

@@ -7,6 +7,7 @@ otherwise behaves exactly like PyG's class (download when ``raw/`` is empty, pro
 ``processed/{training,test}.pt``).  Points are sampled from the mesh surface at access time
 (``SamplePoints``, area-weighted), then centred and scaled into the unit ball (:class:`CentreUnitBall`).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,14 @@ from torch_geometric.datasets import ModelNet
 from ..graph_data import GraphSplitDataModule
 from ..task import DataUnavailable
 
-__all__ = ["LocalModelNet", "RandomRotation", "ModelNetDataModule", "write_synthetic_modelnet", "random_rotation", "CentreUnitBall"]
+__all__ = [
+    "LocalModelNet",
+    "RandomRotation",
+    "ModelNetDataModule",
+    "write_synthetic_modelnet",
+    "random_rotation",
+    "CentreUnitBall",
+]
 
 
 class LocalModelNet(ModelNet):
@@ -77,16 +85,39 @@ def write_synthetic_modelnet(root: str | Path, per_class: tuple[int, int] = (12,
     """
     g = torch.Generator().manual_seed(seed)
     shapes: dict[str, tuple[list[list[float]], list[list[int]]]] = {
-        "cube": ([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)],
-                 [[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]]),
-        "tetrahedron": ([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], [[0, 1, 2], [0, 3, 1], [0, 2, 3], [1, 3, 2]]),
-        "octahedron": ([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
-                       [[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]]),
-        "prism": ([[1, 0, -1.5], [-0.5, 0.87, -1.5], [-0.5, -0.87, -1.5], [1, 0, 1.5], [-0.5, 0.87, 1.5], [-0.5, -0.87, 1.5]],
-                  [[0, 2, 1], [3, 4, 5], [0, 1, 4], [0, 4, 3], [1, 2, 5], [1, 5, 4], [2, 0, 3], [2, 3, 5]]),
-        "pyramid": ([[1, 1, 0], [-1, 1, 0], [-1, -1, 0], [1, -1, 0], [0, 0, 1.6]],
-                    [[0, 2, 1], [0, 3, 2], [0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]]),
+        "cube": (
+            [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)],
+            [
+                [0, 1, 3],
+                [0, 3, 2],
+                [4, 6, 7],
+                [4, 7, 5],
+                [0, 4, 5],
+                [0, 5, 1],
+                [2, 3, 7],
+                [2, 7, 6],
+                [0, 2, 6],
+                [0, 6, 4],
+                [1, 5, 7],
+                [1, 7, 3],
+            ],
+        ),
+        "tetrahedron": (
+            [[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]],
+            [[0, 1, 2], [0, 3, 1], [0, 2, 3], [1, 3, 2]],
+        ),
+        "octahedron": (
+            [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
+            [[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]],
+        ),
+        "prism": (
+            [[1, 0, -1.5], [-0.5, 0.87, -1.5], [-0.5, -0.87, -1.5], [1, 0, 1.5], [-0.5, 0.87, 1.5], [-0.5, -0.87, 1.5]],
+            [[0, 2, 1], [3, 4, 5], [0, 1, 4], [0, 4, 3], [1, 2, 5], [1, 5, 4], [2, 0, 3], [2, 3, 5]],
+        ),
+        "pyramid": (
+            [[1, 1, 0], [-1, 1, 0], [-1, -1, 0], [1, -1, 0], [0, 0, 1.6]],
+            [[0, 2, 1], [0, 3, 2], [0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]],
+        ),
     }
     raw = Path(root) / "raw"
     for name, (verts, faces) in shapes.items():
@@ -116,9 +147,19 @@ class ModelNetDataModule(GraphSplitDataModule):
         shuffle_seed: seed of the training order (one per epoch).
     """
 
-    def __init__(self, root: str = "data/modelnet40", name: str = "40", num_points: int = 1024, batch_size: int = 32,
-                 rotation: str = "none", test_rotation: str = "none", val_fraction: float = 0.1, seed: int = 0,
-                 num_workers: int = 0, shuffle_seed: int = 0) -> None:
+    def __init__(
+        self,
+        root: str = "data/modelnet40",
+        name: str = "40",
+        num_points: int = 1024,
+        batch_size: int = 32,
+        rotation: str = "none",
+        test_rotation: str = "none",
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        num_workers: int = 0,
+        shuffle_seed: int = 0,
+    ) -> None:
         super().__init__()
         self.shuffle_seed = shuffle_seed
         self.root, self.name, self.num_points, self.batch_size = root, name, num_points, batch_size

@@ -1,4 +1,5 @@
 """Lightning module of the ModelNet task: cross-entropy, accuracy."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,8 +15,9 @@ __all__ = ["ModelNetModule"]
 class ModelNetModule(L.LightningModule):
     """Wraps :class:`ModelNetNet`; logs ``{train,val,test}_loss`` and ``{train,val,test}_acc``."""
 
-    def __init__(self, num_classes: int, lr: float = 1e-3, weight_decay: float = 0.0, epochs: int = 100,
-                 **model: Any) -> None:
+    def __init__(
+        self, num_classes: int, lr: float = 1e-3, weight_decay: float = 0.0, epochs: int = 100, **model: Any
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = ModelNetNet(num_classes, **model)

@@ -11,6 +11,7 @@ Invariant under the chosen group (e.g. ``SO(2)`` about z, ``SO(3)``, ``O(3)``) a
 and under translations (positions are centred per cloud first).  Shapes: ``forward(pos (N, 3),
 batch (N,)) -> (B, num_classes)`` logits.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -39,17 +40,28 @@ class _Down(torch.nn.Module):
 
 class ModelNetNet(torch.nn.Module):
     """Args:
-        num_classes: output logits.  group, dim-3 group name (``"SO(2)"`` is taken about z); backend.
-        hidden_scalars, hidden_vectors: fields per hidden layer.  stages: downsampling stages.
-        ratio: kept fraction per stage.  k: neighbours.  sampling: ``"fps"`` or ``"random"``.
-        kernel_hidden, kernel_layers, radial_features: kernel-MLP size.  max_radius: radial range
-        (the cloud lies in the unit ball).
+    num_classes: output logits.  group, dim-3 group name (``"SO(2)"`` is taken about z); backend.
+    hidden_scalars, hidden_vectors: fields per hidden layer.  stages: downsampling stages.
+    ratio: kept fraction per stage.  k: neighbours.  sampling: ``"fps"`` or ``"random"``.
+    kernel_hidden, kernel_layers, radial_features: kernel-MLP size.  max_radius: radial range
+    (the cloud lies in the unit ball).
     """
 
     def __init__(
-        self, num_classes: int, group: str = "SO(3)", backend: str | None = "escnn", hidden_scalars: int = 16,
-        hidden_vectors: int = 8, stages: int = 2, ratio: float = 0.25, k: int = 16, sampling: str = "fps",
-        kernel_hidden: int = 16, kernel_layers: int = 1, radial_features: int = 8, max_radius: float = 1.0,
+        self,
+        num_classes: int,
+        group: str = "SO(3)",
+        backend: str | None = "escnn",
+        hidden_scalars: int = 16,
+        hidden_vectors: int = 8,
+        stages: int = 2,
+        ratio: float = 0.25,
+        k: int = 16,
+        sampling: str = "fps",
+        kernel_hidden: int = 16,
+        kernel_layers: int = 1,
+        radial_features: int = 8,
+        max_radius: float = 1.0,
         kernel_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -59,15 +71,24 @@ class ModelNetNet(torch.nn.Module):
         in_type = st.FieldType(G, [s])
         hid = st.FieldType(G, [s] * hidden_scalars + [v] * hidden_vectors)
         out = st.FieldType(G, [s] * hidden_scalars)
-        kw: dict[str, Any] = dict(edge_attr=1, hidden_channels=kernel_hidden, hidden_layers=kernel_layers,
-                                  radial_features=radial_features, max_radius=max_radius)
+        kw: dict[str, Any] = dict(
+            edge_attr=1,
+            hidden_channels=kernel_hidden,
+            hidden_layers=kernel_layers,
+            radial_features=radial_features,
+            max_radius=max_radius,
+        )
         if kernel_options:
             kw["options"] = dict(kernel_options)
         self.inp = PointConvBlock(in_type, hid, True, kw)
         self.local = torch.nn.ModuleList([PointConvBlock(hid, hid, True, kw) for _ in range(stages)])
         self.down = torch.nn.ModuleList([_Down(hid, hid, kw) for _ in range(stages - 1)] + [_Down(hid, out, kw)])
-        self.head = torch.nn.Sequential(torch.nn.LayerNorm(hidden_scalars), torch.nn.Linear(hidden_scalars, 2 * hidden_scalars), torch.nn.SiLU(),
-                                        torch.nn.Linear(2 * hidden_scalars, num_classes))
+        self.head = torch.nn.Sequential(
+            torch.nn.LayerNorm(hidden_scalars),
+            torch.nn.Linear(hidden_scalars, 2 * hidden_scalars),
+            torch.nn.SiLU(),
+            torch.nn.Linear(2 * hidden_scalars, num_classes),
+        )
 
     def _sample(self, pos: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         if self.sampling == "fps":

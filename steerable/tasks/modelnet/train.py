@@ -7,11 +7,21 @@ Writes ``checkpoints/`` (best by ``val_acc``, ``last.ckpt``), ``csv/version_*/me
 ``--resume PATH`` continues a run; prints the test accuracy.  ``--synthetic`` first writes generated
 primitive shapes to ``--root`` (offline smoke runs).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from ..settings import equivariant_model_settings, fraction, non_negative, positive, run_section, section, Setting, TaskSettings
+from ..settings import (
+    Setting,
+    TaskSettings,
+    equivariant_model_settings,
+    fraction,
+    non_negative,
+    positive,
+    run_section,
+    section,
+)
 from ..task import Task
 
 __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "main"]
@@ -19,8 +29,9 @@ __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "mai
 _ROTATIONS = ("none", "z", "so3")
 _DATA = section(
     "data",
-    root=Setting("data/modelnet40", "dataset root: raw/<class>/{train,test}/*.off (downloaded if missing)",
-                 metavar="DIR"),
+    root=Setting(
+        "data/modelnet40", "dataset root: raw/<class>/{train,test}/*.off (downloaded if missing)", metavar="DIR"
+    ),
     name=Setting("40", "ModelNet10 or ModelNet40 (the download)", choices=("10", "40")),
     num_points=Setting(1024, "points sampled per shape", check=positive),
     batch_size=Setting(32, "shapes per batch", check=positive),
@@ -61,13 +72,25 @@ _TRAINING = section(
 #: Presets, as changes to the declared defaults (the ``full`` ModelNet-40 run).
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
-    "demo": dict(epochs=25, batch_size=8, num_points=128, hidden_scalars=8, hidden_vectors=4, stages=2, k=8, lr=5e-3,
-                 kernel_hidden=8, out_dir="runs/modelnet_demo"),
+    "demo": dict(
+        epochs=25,
+        batch_size=8,
+        num_points=128,
+        hidden_scalars=8,
+        hidden_vectors=4,
+        stages=2,
+        k=8,
+        lr=5e-3,
+        kernel_hidden=8,
+        out_dir="runs/modelnet_demo",
+    ),
 }
 
 SETTINGS = TaskSettings(
-    "modelnet", "Train and test a ModelNet point-cloud classifier (steerable point convolutions).",
-    [_DATA, _OFFLINE, _MODEL, _TRAINING, run_section("runs/modelnet_full")], PRESETS,
+    "modelnet",
+    "Train and test a ModelNet point-cloud classifier (steerable point convolutions).",
+    [_DATA, _OFFLINE, _MODEL, _TRAINING, run_section("runs/modelnet_full")],
+    PRESETS,
 )
 
 
@@ -88,23 +111,44 @@ def _datamodule(cfg: dict[str, Any]):
 def _module(cfg: dict[str, Any], dm):
     from .lit import ModelNetModule
 
-    return ModelNetModule(dm.num_classes, lr=cfg["lr"], weight_decay=cfg["weight_decay"], epochs=cfg["epochs"],
-                          **SETTINGS.select(cfg, "model"))
+    return ModelNetModule(
+        dm.num_classes,
+        lr=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        epochs=cfg["epochs"],
+        **SETTINGS.select(cfg, "model"),
+    )
 
 
 def _results(cfg: dict[str, Any], dm, m: dict[str, Any]) -> dict[str, Any]:
-    return {"group": cfg["group"], "backend": cfg["backend"] or "auto", "num_classes": dm.num_classes,
-            "rotation": cfg["rotation"], "test_rotation": cfg["test_rotation"], **m}
+    return {
+        "group": cfg["group"],
+        "backend": cfg["backend"] or "auto",
+        "num_classes": dm.num_classes,
+        "rotation": cfg["rotation"],
+        "test_rotation": cfg["test_rotation"],
+        **m,
+    }
 
 
 def _summary(r: dict[str, Any]) -> str:
-    return (f"ModelNet ({r['num_classes']} classes, {r['group']} / {r['backend']}, train rot {r['rotation']}, "
-            f"test rot {r['test_rotation']}): test accuracy {r['test_acc']:.4f} (chance {1 / r['num_classes']:.3f}); "
-            f"{r['epochs']} epochs in {r['train_seconds']:.1f} s; best {r['best_checkpoint']}")
+    return (
+        f"ModelNet ({r['num_classes']} classes, {r['group']} / {r['backend']}, train rot {r['rotation']}, "
+        f"test rot {r['test_rotation']}): test accuracy {r['test_acc']:.4f} (chance {1 / r['num_classes']:.3f}); "
+        f"{r['epochs']} epochs in {r['train_seconds']:.1f} s; best {r['best_checkpoint']}"
+    )
 
 
-TASK = Task(SETTINGS, monitor="val_acc", mode="max", datamodule=_datamodule, module=_module, results=_results,
-            summary=_summary, before=_synthetic)
+TASK = Task(
+    SETTINGS,
+    monitor="val_acc",
+    mode="max",
+    datamodule=_datamodule,
+    module=_module,
+    results=_results,
+    summary=_summary,
+    before=_synthetic,
+)
 build_parser, resolve, run, main = TASK.build_parser, TASK.resolve, TASK.run, TASK.main
 
 if __name__ == "__main__":  # pragma: no cover

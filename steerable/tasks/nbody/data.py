@@ -22,6 +22,7 @@ and written by :func:`write_npy_split`.
 A sample is the state at frame ``frame_in`` (default 30) and the positions at ``frame_out``
 (default 40): 1000 integration steps, ``horizon = 1.0`` time units.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from steerable.cache import InvalidCache, atomic_write, digest, read_validated
+
 from .simulate import SimulationConfig, Trajectories, simulate
 
 __all__ = [
@@ -82,8 +84,12 @@ def _read_cache(path: Path, key: str, n_traj: int, config: SimulationConfig) -> 
         checksum = str(f["checksum"])
     n, d = config.n_particles, config.dim
     T = loc.shape[0]
-    if loc.shape != (T, config.n_frames, d, n) or vel.shape != loc.shape or charges.shape != (T, n, 1) \
-            or clipped.shape != (T,):
+    if (
+        loc.shape != (T, config.n_frames, d, n)
+        or vel.shape != loc.shape
+        or charges.shape != (T, n, 1)
+        or clipped.shape != (T,)
+    ):
         raise InvalidCache(f"unexpected shapes loc {loc.shape}, vel {vel.shape}, charges {charges.shape}")
     if digest((loc, vel, charges, clipped)) != checksum:
         raise InvalidCache("checksum mismatch")
@@ -103,7 +109,7 @@ def load_or_generate(
     split: str,
     n_traj: int,
     seed: int = DEFAULT_SEED,
-    config: SimulationConfig = SimulationConfig(),
+    config: SimulationConfig = SimulationConfig(),  # noqa: B008 (a frozen dataclass: never mutated)
     *,
     progress: bool = False,
 ) -> Trajectories:
@@ -174,10 +180,14 @@ def load_npy_split(
         )
     config = dataclasses.replace(SimulationConfig(), n_particles=loc.shape[3], dim=loc.shape[2])
     clipped = np.zeros(loc.shape[0], dtype=bool)  # unknown for external files
-    return Trajectories(loc.astype(np.float64), vel.astype(np.float64), charges.astype(np.float64), clipped, 0.0, config)
+    return Trajectories(
+        loc.astype(np.float64), vel.astype(np.float64), charges.astype(np.float64), clipped, 0.0, config
+    )
 
 
-def write_npy_split(folder: str | os.PathLike, split: str, traj: Trajectories, suffix: str = "_charged5_steerable") -> list[Path]:
+def write_npy_split(
+    folder: str | os.PathLike, split: str, traj: Trajectories, suffix: str = "_charged5_steerable"
+) -> list[Path]:
     """Write ``traj`` as the benchmark's four ``.npy`` files; returns their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -200,7 +210,10 @@ class NBodyDataset(torch.utils.data.Dataset):
         n_frames = traj.loc.shape[1]
         if not 0 <= frame_in < frame_out < n_frames:
             raise ValueError(f"need 0 <= frame_in < frame_out < {n_frames}, got {frame_in}, {frame_out}")
-        to = lambda a: torch.from_numpy(np.ascontiguousarray(a.swapaxes(-1, -2))).float()  # (T, n, 3)
+
+        def to(a: np.ndarray) -> torch.Tensor:  # (T, n, 3)
+            return torch.from_numpy(np.ascontiguousarray(a.swapaxes(-1, -2))).float()
+
         self.pos = to(traj.loc[:, frame_in])
         self.vel = to(traj.vel[:, frame_in])
         self.target = to(traj.loc[:, frame_out])

@@ -7,6 +7,7 @@ test batches (rotations/reflections sampled from the group, plus random translat
 ``test_equiv_displacement`` and ``test_equiv_position`` (relative errors, see
 :func:`.model.equivariance_error`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -94,8 +95,11 @@ class NBodyDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> torch.utils.data.DataLoader:
         sampler = train_sampler(self.datasets[split], self.trainer, self.hparams.shuffle_seed) if train else None
         return torch.utils.data.DataLoader(
-            self.datasets[split], batch_size=self.hparams.batch_size, sampler=sampler,
-            num_workers=self.hparams.num_workers, drop_last=False,
+            self.datasets[split],
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            num_workers=self.hparams.num_workers,
+            drop_last=False,
         )
 
     def train_dataloader(self):
@@ -169,7 +173,11 @@ class NBodyModule(L.LightningModule):
             gen = torch.Generator().manual_seed(1000 + batch_idx)
             with torch.inference_mode(False), torch.no_grad():
                 errs = equivariance_error(
-                    self.model, pos.clone(), vel.clone(), charges.clone(), self.hparams.equivariance_elements,
+                    self.model,
+                    pos.clone(),
+                    vel.clone(),
+                    charges.clone(),
+                    self.hparams.equivariance_elements,
                     generator=gen,
                 )
             for key, value in errs.items():

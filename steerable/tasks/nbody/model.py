@@ -40,18 +40,28 @@ Equivariance: with ``g`` in the group (acting by its standard matrices) and a tr
 ``model(g pos + t, g vel, q) = g model(pos, vel, q) + t`` exactly up to round-off for exact
 backends; :func:`equivariance_error` measures it.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 
 import steerable as st
 
 __all__ = [
-    "NBodyNet", "build_nbody_net", "NodeInputs", "EdgeFeatures", "EdgeGeometry", "VelocityKernel",
-    "PositionUpdate", "LAYER_TYPES", "fully_connected_edges", "equivariance_error",
+    "NBodyNet",
+    "build_nbody_net",
+    "NodeInputs",
+    "EdgeFeatures",
+    "EdgeGeometry",
+    "VelocityKernel",
+    "PositionUpdate",
+    "LAYER_TYPES",
+    "fully_connected_edges",
+    "equivariance_error",
 ]
 
 
@@ -110,7 +120,7 @@ class EdgeGeometry(NamedTuple):
     relative_velocity: torch.Tensor
 
     @classmethod
-    def at(cls, pos: torch.Tensor, qq: torch.Tensor, v_ji: torch.Tensor, edge_index: torch.Tensor) -> "EdgeGeometry":
+    def at(cls, pos: torch.Tensor, qq: torch.Tensor, v_ji: torch.Tensor, edge_index: torch.Tensor) -> EdgeGeometry:
         """The geometry at positions ``pos`` ``(N, 3)``; ``qq`` ``(E, 1)`` charge products, ``v_ji`` ``(E, 3)``."""
         src, dst = edge_index
         x_ji = pos[src] - pos[dst]
@@ -142,8 +152,9 @@ class EdgeFeatures:
         vectors = [G.standard_rep()] if self.velocity_attribute else []
         return st.FieldType(G, [G.trivial_rep()] * n_scalars + vectors)
 
-    def __call__(self, geometry: EdgeGeometry, h: torch.Tensor, node_type: st.FieldType,
-                 edge_index: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, geometry: EdgeGeometry, h: torch.Tensor, node_type: st.FieldType, edge_index: torch.Tensor
+    ) -> torch.Tensor:
         """``(E, field_type(node_type).size)`` attributes of the layer whose input is ``h`` ``(N, node_type.size)``."""
         parts = [geometry.invariants]
         if self.relative_velocity:
@@ -161,13 +172,15 @@ class EdgeFeatures:
 LayerBuilder = Callable[[st.FieldType, st.FieldType, st.FieldType, bool, dict[str, Any]], torch.nn.Module]
 
 
-def _conv_layer(t_in: st.FieldType, t_out: st.FieldType, message_type: st.FieldType, gate: bool,
-                kernel_kwargs: dict[str, Any]) -> torch.nn.Module:
+def _conv_layer(
+    t_in: st.FieldType, t_out: st.FieldType, message_type: st.FieldType, gate: bool, kernel_kwargs: dict[str, Any]
+) -> torch.nn.Module:
     return st.PointConvBlock(t_in, t_out, gate, kernel_kwargs)
 
 
-def _message_layer(t_in: st.FieldType, t_out: st.FieldType, message_type: st.FieldType, gate: bool,
-                   kernel_kwargs: dict[str, Any]) -> torch.nn.Module:
+def _message_layer(
+    t_in: st.FieldType, t_out: st.FieldType, message_type: st.FieldType, gate: bool, kernel_kwargs: dict[str, Any]
+) -> torch.nn.Module:
     return st.MessageBlock(t_in, t_out, message_type, gate, kernel_kwargs, aggregation="mean")
 
 
@@ -298,14 +311,23 @@ class NBodyNet(torch.nn.Module):
         outs = [step_type] * (layers - 1) + [self.out_type]
         build = LAYER_TYPES[layer_type]
         # every layer, then every velocity kernel: the order in which parameters are drawn
-        self.blocks = torch.nn.ModuleList([
-            build(t_in, t_out, self.hidden_type, t_out is not self.out_type,
-                  dict(kernel_kwargs, edge_attr=edge_features.field_type(G, t_in)))
-            for t_in, t_out in zip(types, outs)
-        ])
-        self.velocity_kernels = torch.nn.ModuleList(
-            [VelocityKernel(t_in, t_out, kernel_kwargs) for t_in, t_out in zip(types, outs)]
-        ) if velocity_kernel else None
+        self.blocks = torch.nn.ModuleList(
+            [
+                build(
+                    t_in,
+                    t_out,
+                    self.hidden_type,
+                    t_out is not self.out_type,
+                    dict(kernel_kwargs, edge_attr=edge_features.field_type(G, t_in)),
+                )
+                for t_in, t_out in zip(types, outs)
+            ]
+        )
+        self.velocity_kernels = (
+            torch.nn.ModuleList([VelocityKernel(t_in, t_out, kernel_kwargs) for t_in, t_out in zip(types, outs)])
+            if velocity_kernel
+            else None
+        )
         if velocity_skip is not None:
             self.velocity_skip = torch.nn.Parameter(torch.tensor(float(velocity_skip)))
         else:
@@ -389,7 +411,7 @@ def equivariance_error(
     vel: torch.Tensor,
     charges: torch.Tensor,
     n_elements: int = 4,
-    elements: "st.GroupElements | None" = None,
+    elements: st.GroupElements | None = None,
     translate: bool = True,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
@@ -420,8 +442,9 @@ def equivariance_error(
         errors = {}
         for name, fn, out_type in (("displacement", model.displacement, vector), ("position", model, "points")):
             gen = torch.Generator().manual_seed(seed)  # the same translations for both measures
-            errors[name] = engine_error(per_point(fn), args, types, out_type, elements=els, translate=translate,
-                                        generator=gen, group=model.G)
+            errors[name] = engine_error(
+                per_point(fn), args, types, out_type, elements=els, translate=translate, generator=gen, group=model.G
+            )
     finally:
         model.train(was_training)
     return errors

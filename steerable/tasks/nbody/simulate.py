@@ -32,6 +32,7 @@ by trajectory (charges, positions, velocity directions; :func:`initial_condition
 a split and its first ``k`` trajectories do not depend on the split size; the integration is
 deterministic and independent per trajectory (results do not depend on ``chunk_size``).
 """
+
 from __future__ import annotations
 
 import time
@@ -113,7 +114,9 @@ class Trajectories:
         return self.loc.shape[0]
 
 
-def initial_conditions(n_traj: int, seed: int, config: SimulationConfig = SimulationConfig()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def initial_conditions(
+    n_traj: int, seed: int, config: SimulationConfig = SimulationConfig()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Charges ``(T, n, 1)``, positions and velocities ``(T, n, dim)`` of ``n_traj`` systems.
 
     Drawn trajectory by trajectory from ``numpy.random.Generator(PCG64(seed))`` (charges, positions,

@@ -12,11 +12,21 @@ interruption).
 At the end it prints the test MSE of positions, the constant-velocity baseline ``x + v t`` on the
 same test set, and the model's equivariance errors on test inputs.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from ..settings import ENVELOPE_WIDTH, equivariant_model_settings, non_negative, positive, run_section, section, Setting, TaskSettings
+from ..settings import (
+    ENVELOPE_WIDTH,
+    Setting,
+    TaskSettings,
+    equivariant_model_settings,
+    non_negative,
+    positive,
+    run_section,
+    section,
+)
 from ..task import Task
 
 __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "main"]
@@ -25,8 +35,9 @@ _DATA = section(
     "data",
     seed=Setting(43, "data seed (the train/valid/test splits use seed, seed+1, seed+2)"),
     data_dir=Setting("data/nbody", "cache of generated splits", metavar="DIR"),
-    npy_dir=Setting(None, "folder with the benchmark's loc_/vel_/edges_/charges_ .npy files to use instead", str,
-                    metavar="DIR"),
+    npy_dir=Setting(
+        None, "folder with the benchmark's loc_/vel_/edges_/charges_ .npy files to use instead", str, metavar="DIR"
+    ),
     npy_suffix=Setting(None, 'suffix of those files, e.g. "_charged5_initvel1small"; none: detect it', str),
     n_train=Setting(3000, "training trajectories", check=positive),
     n_val=Setting(2000, "validation trajectories", check=positive),
@@ -37,8 +48,9 @@ _DATA = section(
 )
 _EXPORT = section(
     "export",
-    write_npy=Setting(None, "write the generated splits in the benchmark's .npy format to DIR and exit", str,
-                      metavar="DIR"),
+    write_npy=Setting(
+        None, "write the generated splits in the benchmark's .npy format to DIR and exit", str, metavar="DIR"
+    ),
 )
 _MODEL = section(
     "model",
@@ -87,15 +99,29 @@ _EVALUATION = section(
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "demo": dict(
-        n_train=500, n_val=200, n_test=500, epochs=100, batch_size=50, lr=3e-3, layers=3, kernel_hidden=8,
-        kernel_basis=8, relative_velocity=False, nonlinear_messages=False, galilean_inputs=False,
-        position_updates=False, velocity_kernel=False, out_dir="runs/nbody_demo",
+        n_train=500,
+        n_val=200,
+        n_test=500,
+        epochs=100,
+        batch_size=50,
+        lr=3e-3,
+        layers=3,
+        kernel_hidden=8,
+        kernel_basis=8,
+        relative_velocity=False,
+        nonlinear_messages=False,
+        galilean_inputs=False,
+        position_updates=False,
+        velocity_kernel=False,
+        out_dir="runs/nbody_demo",
     ),
 }
 
 SETTINGS = TaskSettings(
-    "nbody", "Train and test the charged N-body task (EGNN / SEGNN benchmark, our simulator).",
-    [_DATA, _MODEL, _TRAINING, _EVALUATION, _EXPORT, run_section("runs/nbody_full")], PRESETS,
+    "nbody",
+    "Train and test the charged N-body task (EGNN / SEGNN benchmark, our simulator).",
+    [_DATA, _MODEL, _TRAINING, _EVALUATION, _EXPORT, run_section("runs/nbody_full")],
+    PRESETS,
 )
 
 
@@ -122,20 +148,33 @@ def _module(cfg: dict[str, Any], dm):
     from .lit import NBodyModule
 
     return NBodyModule(
-        model=SETTINGS.select(cfg, "model"), lr=cfg["lr"], weight_decay=cfg["weight_decay"], horizon=dm.horizon,
+        model=SETTINGS.select(cfg, "model"),
+        lr=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        horizon=dm.horizon,
         **SETTINGS.select(cfg, "evaluation"),
     )
 
 
 def _results(cfg: dict[str, Any], dm, m: dict[str, Any]) -> dict[str, Any]:
     return {
-        "group": cfg["group"], "backend": cfg["backend"] or "auto", "preset": cfg["preset"],
-        "n_train": cfg["n_train"], "n_val": cfg["n_val"], "n_test": cfg["n_test"], "epochs": m["epochs"],
-        "global_step": m["global_step"], "test_mse": m["test_mse"], "test_cv_mse": m["test_cv_mse"],
+        "group": cfg["group"],
+        "backend": cfg["backend"] or "auto",
+        "preset": cfg["preset"],
+        "n_train": cfg["n_train"],
+        "n_val": cfg["n_val"],
+        "n_test": cfg["n_test"],
+        "epochs": m["epochs"],
+        "global_step": m["global_step"],
+        "test_mse": m["test_mse"],
+        "test_cv_mse": m["test_cv_mse"],
         "test_equiv_displacement": m.get("test_equiv_displacement"),
         "test_equiv_position": m.get("test_equiv_position"),
-        "best_checkpoint": m["best_checkpoint"], "last_checkpoint": m["last_checkpoint"],
-        "data_seconds": m["data_seconds"], "train_seconds": m["train_seconds"], "horizon": dm.horizon,
+        "best_checkpoint": m["best_checkpoint"],
+        "last_checkpoint": m["last_checkpoint"],
+        "data_seconds": m["data_seconds"],
+        "train_seconds": m["train_seconds"],
+        "horizon": dm.horizon,
     }
 
 
@@ -159,8 +198,16 @@ def _summary(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-TASK = Task(SETTINGS, monitor="val_mse", mode="min", datamodule=_datamodule, module=_module, results=_results,
-            summary=_summary, before=_write_npy)
+TASK = Task(
+    SETTINGS,
+    monitor="val_mse",
+    mode="min",
+    datamodule=_datamodule,
+    module=_module,
+    results=_results,
+    summary=_summary,
+    before=_write_npy,
+)
 build_parser, resolve, run, main = TASK.build_parser, TASK.resolve, TASK.run, TASK.main
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,5 @@
 """Lightning module of the QM9 task: L1 loss on the standardised target, MAE in the literature's units."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +18,15 @@ class QM9Module(L.LightningModule):
     Logs ``train_loss``, ``val_loss`` (standardised L1), ``val_mae`` and ``test_mae`` (target units).
     """
 
-    def __init__(self, mean: float = 0.0, std: float = 1.0, lr: float = 5e-4, weight_decay: float = 0.0,
-                 epochs: int = 100, **model: Any) -> None:
+    def __init__(
+        self,
+        mean: float = 0.0,
+        std: float = 1.0,
+        lr: float = 5e-4,
+        weight_decay: float = 0.0,
+        epochs: int = 100,
+        **model: Any,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = QM9Net(**model)

@@ -12,6 +12,7 @@
 Invariant under the chosen group (rotations / reflections), translations and atom permutations.
 Shapes: ``forward(batch) -> (B,)`` standardised prediction.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -66,9 +67,19 @@ class QM9Net(torch.nn.Module):
     """
 
     def __init__(
-        self, group: str = "O(3)", backend: str | None = "escnn", hidden_scalars: int = 16, hidden_vectors: int = 8,
-        layers: int = 4, kernel_hidden: int = 16, kernel_layers: int = 1, radial_features: int = 8,
-        cutoff: float = 5.0, graph: str = "radius", pool: str = "sum", envelope_width: float | None = None,
+        self,
+        group: str = "O(3)",
+        backend: str | None = "escnn",
+        hidden_scalars: int = 16,
+        hidden_vectors: int = 8,
+        layers: int = 4,
+        kernel_hidden: int = 16,
+        kernel_layers: int = 1,
+        radial_features: int = 8,
+        cutoff: float = 5.0,
+        graph: str = "radius",
+        pool: str = "sum",
+        envelope_width: float | None = None,
         kernel_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -80,8 +91,14 @@ class QM9Net(torch.nn.Module):
         self.in_type = st.FieldType(G, [s] * len(ATOM_TYPES))
         self.hidden_type = st.FieldType(G, [s] * hidden_scalars + [v] * hidden_vectors)
         self.out_type = st.FieldType(G, [s] * hidden_scalars)
-        kw: dict[str, Any] = dict(edge_attr=6, hidden_channels=kernel_hidden, hidden_layers=kernel_layers,
-                                  radial_features=radial_features, max_radius=cutoff, envelope_width=envelope_width)
+        kw: dict[str, Any] = dict(
+            edge_attr=6,
+            hidden_channels=kernel_hidden,
+            hidden_layers=kernel_layers,
+            radial_features=radial_features,
+            max_radius=cutoff,
+            envelope_width=envelope_width,
+        )
         if kernel_options:
             kw["options"] = dict(kernel_options)
         blocks = [PointConvBlock(self.in_type, self.hidden_type, True, kw)]
@@ -89,7 +106,8 @@ class QM9Net(torch.nn.Module):
         blocks.append(PointConvBlock(self.hidden_type, self.out_type, True, kw))
         self.blocks = torch.nn.ModuleList(blocks)
         self.head = torch.nn.Sequential(
-            torch.nn.Linear(hidden_scalars, hidden_scalars), torch.nn.SiLU(), torch.nn.Linear(hidden_scalars, 1))
+            torch.nn.Linear(hidden_scalars, hidden_scalars), torch.nn.SiLU(), torch.nn.Linear(hidden_scalars, 1)
+        )
         self.register_buffer("atom_types", torch.tensor(ATOM_TYPES), persistent=False)
 
     def forward(self, batch) -> torch.Tensor:

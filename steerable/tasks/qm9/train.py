@@ -8,11 +8,21 @@ setting names), then flags.  Writes ``checkpoints/`` (best by ``val_loss`` and `
 literature's units.  ``--synthetic N`` writes a tiny generated QM9-format dataset to ``--root``
 first (for offline smoke runs).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from ..settings import ENVELOPE_WIDTH, equivariant_model_settings, non_negative, positive, run_section, section, Setting, TaskSettings
+from ..settings import (
+    ENVELOPE_WIDTH,
+    Setting,
+    TaskSettings,
+    equivariant_model_settings,
+    non_negative,
+    positive,
+    run_section,
+    section,
+)
 from ..task import Task
 
 __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "main"]
@@ -21,15 +31,22 @@ _DATA = section(
     "data",
     target=Setting("U0", "target: mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, cv (or U0_atom, ...)"),
     root=Setting("data/qm9", "PyG QM9 root folder (raw/ and processed/)", metavar="DIR"),
-    sizes=Setting(None, "split sizes; none: 100000 17748 13083, scaled down to smaller data", int,
-                  metavar=("TRAIN", "VAL", "TEST"), nargs=3, check=non_negative),
+    sizes=Setting(
+        None,
+        "split sizes; none: 100000 17748 13083, scaled down to smaller data",
+        int,
+        metavar=("TRAIN", "VAL", "TEST"),
+        nargs=3,
+        check=non_negative,
+    ),
     seed=Setting(42, "seed of the random split"),
     batch_size=Setting(96, "molecules per batch", check=positive),
 )
 _OFFLINE = section(
     "offline data",
-    synthetic=Setting(None, "first write N generated molecules to ROOT/raw (offline smoke runs)", int, metavar="N",
-                      check=positive),
+    synthetic=Setting(
+        None, "first write N generated molecules to ROOT/raw (offline smoke runs)", int, metavar="N", check=positive
+    ),
 )
 _MODEL = section(
     "model",
@@ -59,13 +76,16 @@ _TRAINING = section(
 #: Presets, as changes to the declared defaults (the ``full`` run, the literature's setting).
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
-    "demo": dict(epochs=5, batch_size=16, hidden_scalars=8, hidden_vectors=4, layers=3, kernel_hidden=8,
-                 out_dir="runs/qm9_demo"),
+    "demo": dict(
+        epochs=5, batch_size=16, hidden_scalars=8, hidden_vectors=4, layers=3, kernel_hidden=8, out_dir="runs/qm9_demo"
+    ),
 }
 
 SETTINGS = TaskSettings(
-    "qm9", "Train and test one QM9 property (PyG's QM9, steerable point convolutions).",
-    [_DATA, _OFFLINE, _MODEL, _TRAINING, run_section("runs/qm9_full")], PRESETS,
+    "qm9",
+    "Train and test one QM9 property (PyG's QM9, steerable point convolutions).",
+    [_DATA, _OFFLINE, _MODEL, _TRAINING, run_section("runs/qm9_full")],
+    PRESETS,
 )
 
 
@@ -86,23 +106,45 @@ def _datamodule(cfg: dict[str, Any]):
 def _module(cfg: dict[str, Any], dm):
     from .lit import QM9Module
 
-    return QM9Module(mean=dm.mean, std=dm.std, lr=cfg["lr"], weight_decay=cfg["weight_decay"], epochs=cfg["epochs"],
-                     **SETTINGS.select(cfg, "model"))
+    return QM9Module(
+        mean=dm.mean,
+        std=dm.std,
+        lr=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        epochs=cfg["epochs"],
+        **SETTINGS.select(cfg, "model"),
+    )
 
 
 def _results(cfg: dict[str, Any], dm, m: dict[str, Any]) -> dict[str, Any]:
-    return {"target": cfg["target"], "unit": dm.unit, "group": cfg["group"], "backend": cfg["backend"] or "auto",
-            "train_std": dm.std, **m}
+    return {
+        "target": cfg["target"],
+        "unit": dm.unit,
+        "group": cfg["group"],
+        "backend": cfg["backend"] or "auto",
+        "train_std": dm.std,
+        **m,
+    }
 
 
 def _summary(r: dict[str, Any]) -> str:
-    return (f"QM9 {r['target']} ({r['group']} / {r['backend']}): test MAE {r['test_mae']:.4g} {r['unit']}"
-            f" (training std {r['train_std']:.4g}); {r['epochs']} epochs in {r['train_seconds']:.1f} s; "
-            f"best {r['best_checkpoint']}")
+    return (
+        f"QM9 {r['target']} ({r['group']} / {r['backend']}): test MAE {r['test_mae']:.4g} {r['unit']}"
+        f" (training std {r['train_std']:.4g}); {r['epochs']} epochs in {r['train_seconds']:.1f} s; "
+        f"best {r['best_checkpoint']}"
+    )
 
 
-TASK = Task(SETTINGS, monitor="val_loss", mode="min", datamodule=_datamodule, module=_module, results=_results,
-            summary=_summary, before=_synthetic)
+TASK = Task(
+    SETTINGS,
+    monitor="val_loss",
+    mode="min",
+    datamodule=_datamodule,
+    module=_module,
+    results=_results,
+    summary=_summary,
+    before=_synthetic,
+)
 build_parser, resolve, run, main = TASK.build_parser, TASK.resolve, TASK.run, TASK.main
 
 if __name__ == "__main__":  # pragma: no cover
