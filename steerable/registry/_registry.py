@@ -186,6 +186,15 @@ def _checked(hook: str, result: Any, cls: type[Backend] | type[GroupSpec]) -> li
     return items
 
 
+def _fill_display(display: str, params: dict[str, int]) -> str:
+    """A family's display name with its parameters filled in: ``"C{N}"``, ``{"N": 4}`` -> ``"C4"``."""
+
+    def value(m: re.Match[str]) -> str:
+        return str(params.get(m.group(1), m.group(0)))
+
+    return re.sub(r"\{(\w+)\}", value, display)
+
+
 class Registry:
     """Holds the plugin manager, the discovered backends and group families, and the built groups."""
 
@@ -508,13 +517,7 @@ class Registry:
                 except Exception:
                     continue
                 if params is not None:
-                    found.append(
-                        re.sub(
-                            r"\{(\w+)\}",
-                            lambda m, params=params: str(params.get(m.group(1), m.group(0))),
-                            family.spec.display,
-                        )
-                    )
+                    found.append(_fill_display(family.spec.display, params))
             if found:
                 break
         if not found:
