@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up a fresh clone: system packages, a virtual environment in .venv, the package with its `dev` extra
-# (every backend, the tasks, pytest, ruff, mypy, import-linter, sphinx).  Idempotent: a second run only
-# checks what is there.  requirements/constraints.txt pins torch to the local CPU build (no multi-GB CUDA
-# wheel is pulled in), numpy to 1.26.4 (escnn's dependency lie_learn needs numpy<2) and the dev tools.
+# (every backend, the tasks, qm9pack for QM9 offline, pytest, ruff, mypy, import-linter, sphinx).
+# Idempotent: a second run only checks what is there.  requirements/constraints.txt pins torch to the
+# local CPU build (no multi-GB CUDA wheel is pulled in), numpy to 1.26.4 (escnn's dependency lie_learn
+# needs numpy<2) and the dev tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -28,10 +28,23 @@ def test_loader_units_split_and_stats(qm9_root: Path) -> None:
     assert [len(dm._splits[s]) for s in ("train", "val", "test")] == list(split_sizes(40, None))
     b = next(iter(dm.test_dataloader()))
     assert torch.allclose(b.y_target, b.y[:, 4] * 1000.0)  # eV -> meV
-    assert (qm9_root / "processed" / f"stats_gap_42_{len(dm._splits['train'])}.json").exists()
+    assert (qm9_root / "processed" / f"stats_gap_42_{len(dm._splits['train'])}_40.json").exists()
     y = torch.stack([d.y_target for d in dm._splits["train"]]).flatten()
     assert abs(dm.mean - float(y.mean())) < 1e-3 * max(1.0, abs(dm.mean))
     assert split_sizes(130_831, None) == (100_000, 17_748, 13_083)
+    with pytest.raises(ValueError, match="VAL 20 exceeds"):
+        split_sizes(40, (10, 20, 5))
+
+
+def test_sizes_are_nested_prefixes_of_the_standard_parts() -> None:
+    from steerable.tasks.qm9.data import split_indices
+
+    full = split_indices(130_831, None, 42)
+    assert [len(full[s]) for s in ("train", "val", "test")] == [100_000, 17_748, 13_083]
+    assert len(torch.cat(list(full.values())).unique()) == 130_831
+    small = split_indices(130_831, (1000, 200, 300), 42)
+    for s in ("train", "val", "test"):  # a reduced budget tests on molecules of the standard test part
+        assert torch.equal(small[s], full[s][: len(small[s])])
 
 
 def test_radius_graph_edges_carry_bond_types(qm9_root: Path) -> None:

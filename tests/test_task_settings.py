@@ -121,6 +121,8 @@ QM9_FULL = {
     "synthetic": None,
     "target": "U0",
     "weight_decay": 0.0,
+    "source": "pyg",
+    "molecules": None,
 }
 QM9_DEMO = {
     **QM9_FULL,
@@ -203,7 +205,20 @@ CONFIGS = {
         "synthetic": 60,
         "target": "alpha",
     },
-    "qm9_full.yaml": {**QM9_FULL, "out_dir": "runs/qm9_full_U0"},
+    "qm9_full.yaml": {**QM9_FULL, "out_dir": "runs/qm9_full_homo", "source": "qm9pack", "target": "homo"},
+    "qm9_real_demo.yaml": {
+        **QM9_DEMO,
+        "source": "qm9pack",
+        "molecules": 2000,
+        "target": "homo",
+        "epochs": 8,
+        "lr": 0.003,
+        "batch_size": 32,
+        "hidden_scalars": 16,
+        "hidden_vectors": 4,
+        "kernel_hidden": 16,
+        "out_dir": "runs/qm9_real_demo",
+    },
     "modelnet_demo.yaml": {
         **MODELNET_DEMO,
         "root": "data/modelnet_synthetic",

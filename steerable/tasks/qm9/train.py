@@ -5,8 +5,9 @@ Every setting is declared once in :data:`SETTINGS`; settings resolve in order: t
 setting names), then flags.  Writes ``checkpoints/`` (best by ``val_loss`` and ``last.ckpt``),
 ``csv/version_*/metrics.csv`` (learning curves beside it) and ``results.json`` to ``--out-dir``;
 ``--resume PATH`` continues a run.  Prints the test MAE in the
-literature's units.  ``--synthetic N`` writes a tiny generated QM9-format dataset to ``--root``
-first (for offline smoke runs).
+literature's units.  ``--source qm9pack`` reads the real molecules offline from the PyPI package
+``qm9pack`` (converted once into ``ROOT/qm9pack``).  ``--synthetic N`` writes a tiny generated
+QM9-format dataset to ``--root`` first (for offline smoke runs).
 """
 
 from __future__ import annotations
@@ -23,17 +24,31 @@ from ..settings import (
     run_section,
     section,
 )
-from ..task import Task
+from ..task import Task, TaskError
 
 __all__ = ["PRESETS", "SETTINGS", "TASK", "build_parser", "resolve", "run", "main"]
 
 _DATA = section(
     "data",
     target=Setting("U0", "target: mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, cv (or U0_atom, ...)"),
-    root=Setting("data/qm9", "PyG QM9 root folder (raw/ and processed/)", metavar="DIR"),
+    source=Setting(
+        "pyg",
+        "pyg: PyG's QM9 (download into ROOT); qm9pack: the offline PyPI package qm9pack "
+        "(pip install qm9pack), converted once into ROOT/qm9pack",
+        choices=("pyg", "qm9pack"),
+    ),
+    root=Setting("data/qm9", "QM9 root folder (PyG: raw/ and processed/; qm9pack: qm9pack/)", metavar="DIR"),
+    molecules=Setting(
+        None,
+        "use only the first N molecules of the source (quick runs; the first are small); the split then scales to them",
+        int,
+        metavar="N",
+        check=positive,
+    ),
     sizes=Setting(
         None,
-        "split sizes; none: 100000 17748 13083, scaled down to smaller data",
+        "the first TRAIN/VAL/TEST molecules of the standard split's parts (100000 17748 13083 of "
+        "a permutation seeded with --seed; scaled down to smaller data)",
         int,
         metavar=("TRAIN", "VAL", "TEST"),
         nargs=3,
@@ -83,13 +98,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 SETTINGS = TaskSettings(
     "qm9",
-    "Train and test one QM9 property (PyG's QM9, steerable point convolutions).",
+    "Train and test one QM9 property (PyG's QM9 or the offline qm9pack, steerable point convolutions).",
     [_DATA, _OFFLINE, _MODEL, _TRAINING, run_section("runs/qm9_full")],
     PRESETS,
 )
 
 
 def _synthetic(cfg: dict[str, Any]) -> bool:
+    if cfg["synthetic"] and cfg["source"] != "pyg":
+        raise TaskError("QM9: --synthetic writes PyG-format data; use it with --source pyg")
     if cfg["synthetic"]:
         from .data import write_synthetic_qm9
 
@@ -119,6 +136,7 @@ def _module(cfg: dict[str, Any], dm):
 def _results(cfg: dict[str, Any], dm, m: dict[str, Any]) -> dict[str, Any]:
     return {
         "target": cfg["target"],
+        "source": cfg["source"],
         "unit": dm.unit,
         "group": cfg["group"],
         "backend": cfg["backend"] or "auto",
