@@ -51,7 +51,9 @@ def _cases():
     cases = []
     for spec in st.list_groups():
         for dim in spec.dims:
-            marks = [pytest.mark.slow] if (spec.backend, spec.display) in SLOW else []
+            # the lie backend names SO(n), O(n) up to n = 16: its bases grow fast with n (SO(8): 6 s)
+            heavy = (spec.backend, spec.display) in SLOW or (spec.backend == "lie" and dim > 5)
+            marks = [pytest.mark.slow] if heavy else []
             cases.append(
                 pytest.param(
                     spec.backend,

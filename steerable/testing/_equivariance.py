@@ -161,14 +161,13 @@ def layer_equivariance_errors(
         return errors_of(
             fn, on_device(args), actions_in, action_out, len(els), n, translate and kind == "point", generator
         )
-    # Grids: every size from grid_size to grid_size + stride, odd and even alike, that the layer accepts
-    # (a strided layer refuses sizes whose output samples are not centred on the input grid), so a
-    # size that breaks the symmetry cannot hide behind one that keeps it.
-    stride = max(getattr(module, "stride", (1,)))
+    # Grids: for a layer that declares a ``stride`` (a convolution), every size from grid_size to
+    # grid_size + stride, odd and even alike, that the layer accepts (a strided layer refuses sizes
+    # whose output samples are not centred on the input grid), so a size that breaks the symmetry
+    # cannot hide behind one that keeps it; any other grid module is checked at grid_size alone.
+    stride = max(getattr(module, "stride", (0,)))
     accepts = getattr(module, "centring_excess", None)
-    sizes = [
-        m for m in range(grid_size, grid_size + max(stride, 1) + 1) if accepts is None or not any(accepts((m,) * n))
-    ]
+    sizes = [m for m in range(grid_size, grid_size + stride + 1) if accepts is None or not any(accepts((m,) * n))]
     if not sizes:
         raise ValueError(
             f"check_equivariance: {type(module).__name__} accepts no grid size in "
@@ -212,7 +211,8 @@ def check_equivariance(
     of the positions when ``translate``.  A copy of the module, in eval mode and converted to
     ``dtype``, is checked on random inputs: ``n_points`` points (kernels; point layers on the
     complete graph without self-loops), ``batch`` grids per size, of every size from ``grid_size``
-    to ``grid_size + stride`` pixels per side that the layer accepts (odd and even sizes both).
+    to ``grid_size + stride`` pixels per side that the layer accepts (odd and even sizes both; a
+    grid module without a ``stride`` attribute at ``grid_size`` only).
     ``kind`` overrides how the module is called (``"kernel"``, ``"point"``, ``"grid"``).
     """
     return max(
