@@ -25,9 +25,9 @@ def test_check_prints_small_errors(toy_group, capsys):
 
 
 def test_unknown_group_is_one_line_error(toy_group, capsys):
-    assert main(["check", "SO(4)"]) == 2
+    assert main(["check", "SU(2)"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("steerable: error: unknown group 'SO(4)'")
+    assert len(err) == 1 and err[0].startswith("steerable: error: unknown group 'SU(2)'")
 
 
 def test_train_forwards_to_the_task_commands(capsys):

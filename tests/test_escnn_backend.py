@@ -283,7 +283,7 @@ def test_registry_integration():
     assert st.group("c4", backend="escnn") is st.group("C4", backend="escnn")
     assert st.group("Ico").order == 60 and st.group("fullocta").order == 48
     with pytest.raises(ValueError, match="known groups") as info:
-        st.group("SO(4)")
+        st.group("SU(2)")
     assert "SO(3)" in str(info.value) and "C{N}" in str(info.value)
     with pytest.raises(ValueError):
         st.group("SO(3)", dim=2)

@@ -21,8 +21,8 @@ def test_third_party_plugin_found_through_entry_point(toy_group):
 
 
 def test_unknown_group_lists_known_groups(toy_group):
-    with pytest.raises(ValueError, match=r"unknown group 'SO\(4\)'.*ToyC4"):
-        st.group("SO(4)")
+    with pytest.raises(ValueError, match=r"unknown group 'SU\(2\)'.*ToyC4"):
+        st.group("SU(2)")
 
 
 def test_unknown_backend_lists_backends(toy_group):
