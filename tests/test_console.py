@@ -8,32 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from _tiny import tiny_nbody_flags
 
 pytest.importorskip("lightning")
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "--n-train",
-    "20",
-    "--n-val",
-    "10",
-    "--n-test",
-    "10",
-    "--batch-size",
-    "10",
-    "--epochs",
-    "2",
-    "--layers",
-    "2",
-    "--hidden-scalars",
-    "2",
-    "--hidden-vectors",
-    "2",
-    "--kernel-hidden",
-    "2",
-    "--equivariance-batches",
-    "1",
-]
+TINY = tiny_nbody_flags()
 #: lines of Lightning, torch and our simulator that said nothing to a user (before issue 15)
 NOISE = (
     "GPU available",

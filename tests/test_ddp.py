@@ -9,34 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from _tiny import tiny_nbody_flags
 
 pytest.importorskip("lightning")
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_NBODY = [
-    "--n-train",
-    "40",
-    "--n-val",
-    "20",
-    "--n-test",
-    "20",
-    "--batch-size",
-    "10",
-    "--epochs",
-    "2",
-    "--layers",
-    "2",
-    "--hidden-scalars",
-    "2",
-    "--hidden-vectors",
-    "2",
-    "--kernel-hidden",
-    "2",
-    "--equivariance-batches",
-    "1",
-    "--equivariance-elements",
-    "2",
-]
+TINY_NBODY = tiny_nbody_flags(n_train=40, n_val=20, n_test=20, equivariance_elements=2)
 
 
 def _run(task: str, args: list[str], out: Path) -> subprocess.CompletedProcess:

@@ -61,7 +61,7 @@ def test_core_and_matrix_backend_work_without_any_extra():
         from steerable.testing import check_equivariance
 
         status = {{b.name: b.available for b in st.list_backends()}}
-        assert status == {{"escnn": False, "e3nn": False, "matrix": True}}, status
+        assert status == {{"escnn": False, "e3nn": False, "matrix": True, "lie": True}}, status
         G = st.group("D4")
         f = st.FieldType(G, [G.trivial_rep(), G.standard_rep(), G.regular_rep()])
         conv = st.PointConv(f, f)

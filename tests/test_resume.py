@@ -8,37 +8,12 @@ import pytest
 import torch
 
 pytest.importorskip("lightning")
+from _tiny import tiny_nbody_flags
 from lightning.pytorch.callbacks import Callback
 
 from steerable.tasks.nbody.train import TASK, build_parser, main, resolve
 
-TINY = [
-    "--group",
-    "SO(3)",
-    "--n-train",
-    "30",
-    "--n-val",
-    "10",
-    "--n-test",
-    "10",
-    "--batch-size",
-    "10",
-    "--epochs",
-    "2",
-    "--layers",
-    "2",
-    "--hidden-scalars",
-    "2",
-    "--hidden-vectors",
-    "2",
-    "--kernel-hidden",
-    "2",
-    "--equivariance-batches",
-    "1",
-    "--equivariance-elements",
-    "1",
-    "--no-progress",
-]
+TINY = ["--group", "SO(3)", *tiny_nbody_flags(n_train=30, equivariance_elements=1, no_progress=True)]
 
 
 class _Interrupt(Callback):
