@@ -11,18 +11,19 @@ largest (or 1), i.e. the right singular vectors of the stacked ``C`` with singul
 Cache: in memory and under ``$STEERABLE_CACHE`` (default ``~/.cache/steerable``) ``/lie/hom-<key>.npy``,
 ``key`` a hash of both representations' constraint matrices.  A file is used only if it has the right
 shape, finite entries, orthonormal rows and satisfies the constraints (residual below ``CHECK_TOL``);
-otherwise it is recomputed and rewritten.  Writes go to a unique temporary file in the same folder,
-then ``os.replace`` (atomic).  An unwritable cache folder is skipped.
+otherwise it is recomputed and rewritten (one :class:`~steerable.cache.CacheWarning` line).  Reads and
+atomic writes are :mod:`steerable.cache`'s; an unwritable cache folder is skipped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from steerable.cache import InvalidCache, atomic_write, read_validated
 
 from .reps import LieRep
 
@@ -85,39 +86,24 @@ def _key(rep_in: LieRep, rep_out: LieRep) -> str:
     return h.hexdigest()[:32]
 
 
-def _valid(basis: object, rep_in: LieRep, rep_out: LieRep) -> bool:
+def _load(path: Path, rep_in: LieRep, rep_out: LieRep) -> np.ndarray:
+    """The cached basis at ``path``; raises :class:`~steerable.cache.InvalidCache` naming what is wrong."""
+    basis = np.load(path, allow_pickle=False)
     if not isinstance(basis, np.ndarray) or basis.ndim != 3 or basis.shape[1:] != (rep_out.size, rep_in.size):
-        return False
+        raise InvalidCache(f"shape {getattr(basis, 'shape', None)}, expected (k, {rep_out.size}, {rep_in.size})")
     if not np.isfinite(basis).all():
-        return False
+        raise InvalidCache("non-finite entries")
     flat = basis.reshape(len(basis), rep_out.size * rep_in.size)
     if np.abs(flat @ flat.T - np.eye(len(basis))).max(initial=0.0) > CHECK_TOL:
-        return False
-    return residual(basis, rep_in, rep_out) <= CHECK_TOL
-
-
-def _read(path: Path, rep_in: LieRep, rep_out: LieRep) -> np.ndarray | None:
-    if not path.is_file():
-        return None
-    try:
-        basis = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return basis if _valid(basis, rep_in, rep_out) else None
+        raise InvalidCache("rows are not orthonormal")
+    if residual(basis, rep_in, rep_out) > CHECK_TOL:
+        raise InvalidCache("the basis does not satisfy the constraints")
+    return basis
 
 
 def _write(path: Path, basis: np.ndarray) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, basis)
-            os.replace(tmp, path)  # atomic: a reader never sees half a file
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, lambda handle: np.save(handle, basis))
     except OSError:
         pass  # read-only home or a full disk: the cache is an optimisation only
 
@@ -137,7 +123,7 @@ def intertwiner_basis(rep_in: LieRep, rep_out: LieRep, *, use_cache: bool = True
     if key in _MEMORY:
         return _MEMORY[key]
     path = cache_dir() / f"hom-{key}.npy"
-    basis = _read(path, rep_in, rep_out)
+    basis = read_validated(path, lambda f: _load(f, rep_in, rep_out), what="lie intertwiner cache")
     if basis is None:
         basis = solve(rep_in, rep_out)
         _write(path, basis)
