@@ -160,6 +160,14 @@ def test_a_broken_layer_fails_conformance(toy_group, monkeypatch):
     assert all(r.value > 1e-3 for r in report.failures)
 
 
+def test_a_state_dict_that_does_not_load_fails(toy_group, monkeypatch):
+    """``state_dict`` fails when loading leaves the fresh layer's weights as they were."""
+    monkeypatch.setattr(torch.nn.Module, "load_state_dict", lambda self, state, strict=True: None)
+    report = run_conformance(toy_group, raise_on_failure=False, checks=["state_dict"])
+    (failure,) = report.failures
+    assert "kernel: outputs differ by" in failure.detail and "point conv: outputs differ by" in failure.detail
+
+
 def test_unknown_check_is_named(toy_group):
     with pytest.raises(ValueError, match="unknown checks"):
         run_conformance(toy_group, checks=["kernal"])

@@ -31,7 +31,8 @@ The checks, in order (names as in the report):
   dimension of the maps commuting with the point's stabiliser
   (:func:`~steerable.testing.stabiliser_on_axis`); skipped, with the reason, for a continuous group
   whose stabiliser is not known;
-* ``state_dict``: a freshly built layer loading another's ``state_dict`` gives identical outputs.
+* ``state_dict``: a freshly built layer loading another's ``state_dict`` gives the same outputs, up to
+  rounding (256 units of the dtype's precision relative to the largest output).
 
 Every transformation is built from verified matrices (:mod:`steerable.testing._verified`), so a
 backend cannot pass by agreeing with itself.
@@ -245,6 +246,10 @@ def _completeness(layers: _Layers, group: Group) -> CheckResult:
     return CheckResult("completeness", rank == expected, detail, float(rank), float(expected))
 
 
+#: how many units of rounding (relative to the largest output) two runs of the same weights may differ by
+_ROUNDING_ULPS = 256
+
+
 def _state_dict(group: Group, layers: _Layers, mlp: dict[str, Any], seed: int) -> CheckResult:
     fresh = _build(group, mlp, seed + 1)
     gen = torch.Generator().manual_seed(0)
@@ -267,13 +272,20 @@ def _state_dict(group: Group, layers: _Layers, mlp: dict[str, Any], seed: int) -
             before = call(target)
             target.load_state_dict(source.state_dict())
             after, wanted = call(target), call(source)
-            if not torch.equal(after, wanted):
-                problems.append(f"{name}: outputs differ by {float((after - wanted).abs().max()):.2e} after loading")
-            elif torch.equal(before, wanted):
+            # Equal weights give equal outputs up to rounding only: oneDNN and BLAS pick code paths by
+            # memory alignment, so two identical convolutions can differ in the last bits.  A missing
+            # or misloaded parameter shows as an O(1) difference, far above this bound.
+            bound = _ROUNDING_ULPS * torch.finfo(wanted.dtype).eps * max(float(wanted.abs().max()), 1.0)
+            if float((after - wanted).abs().max()) > bound:
+                problems.append(
+                    f"{name}: outputs differ by {float((after - wanted).abs().max()):.2e} after loading"
+                    f" (bound {bound:.1e})"
+                )
+            elif float((before - wanted).abs().max()) <= bound:
                 problems.append(f"{name}: two initialisations gave the same outputs, the round trip proves nothing")
     if problems:
         return CheckResult("state_dict", False, "; ".join(problems))
-    return CheckResult("state_dict", True, f"{', '.join(c[0] for c in calls)}: identical outputs after loading")
+    return CheckResult("state_dict", True, f"{', '.join(c[0] for c in calls)}: the same outputs after loading")
 
 
 def run_conformance(
