@@ -42,6 +42,20 @@ class InvalidCache(ValueError):
     """Raised by a cache's loader when a file loads but its content fails the check (the reason)."""
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` sets it)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode: str = "wb") -> Path:
     """Write ``path`` atomically: ``write(fh)`` fills a unique temporary file, then it replaces ``path``.
 
@@ -51,7 +65,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
         mode: file mode of the temporary file.
 
     The temporary file lies in the target's folder (so the rename does not cross file systems),
-    is ``fsync``-ed before the rename and removed if ``write`` raises.  Returns ``path``.
+    is ``fsync``-ed before the rename and removed if ``write`` raises.  The file gets the permissions
+    of a plain ``open`` (``0o666`` less the umask), not the temporary file's private ``0o600``.
+    Returns ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +77,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+            # NamedTemporaryFile creates mode 0600; a cache shared by a group must get the umask's mode
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
         os.replace(fh.name, path)
     except BaseException:
         try:

@@ -97,6 +97,18 @@ def test_concurrent_writers_never_crash_and_leave_a_valid_file(tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == [cache_path(folder, "valid", 5).name]
 
 
+def test_atomic_write_gives_the_umask_mode_not_a_private_one(tmp_path):
+    """A cache written for a group of users is readable by them: mode ``0o666 & ~umask``."""
+    import os
+
+    old = os.umask(0o027)
+    try:
+        path = atomic_write(tmp_path / "c.txt", lambda fh: fh.write("x"), mode="w")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "f.json"
     atomic_write(path, lambda fh: fh.write("old"), mode="w")
