@@ -357,3 +357,74 @@ def test_norm_layers_refuse_non_compact_fields_and_gates_work():
     x = torch.randn(5, gate.in_type.size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     g = L.elements_from_matrices(elements("SO+(1,3)", 4, seed=6))
     assert equivariance_error(gate, (x,), (gate.in_type,), gate.out_type, elements=g) <= BOUND[torch.float64]
+
+
+# ------------------------------------------------------------------ an invariant graph
+def test_interval_graph_is_invariant_where_a_radius_graph_is_not():
+    from steerable.interval_graph import interval_graph
+
+    L = st.group("Lorentz")
+    gen = torch.Generator().manual_seed(7)
+    pos = torch.randn(60, 4, dtype=torch.float64, generator=gen)
+    batch = torch.arange(60) // 30
+    g = elements("SO+(1,3)", 3, seed=8)
+    t = torch.randn(4, dtype=torch.float64, generator=gen)
+
+    def edges(p, **kw):
+        e = interval_graph(p, L, 0.8, batch=batch, **kw)
+        return set(map(tuple, e.T.tolist()))
+
+    def euclidean(p):
+        d = (p[:, None] - p[None]).norm(dim=-1)
+        return set(map(tuple, ((d <= 0.8) & (batch[:, None] == batch[None])).nonzero().tolist()))
+
+    base, causal = edges(pos), edges(pos, causal=True)
+    assert 0 < len(causal) < len(base) and all((j, i) in base for j, i in causal)
+    assert all(b // 30 == a // 30 for a, b in base)  # within graphs only
+    for gi in g:
+        moved = pos @ gi.T + t
+        assert edges(moved) == base and edges(moved, causal=True) == causal
+    assert euclidean(pos @ boost(4, 0, 1, 1.0).T) != euclidean(pos)  # why the interval graph is needed
+    # q(pos_i - pos_j) of every edge, from the definition
+    e = eta(1, 3)
+    for j, i in list(base)[:50]:
+        d = pos[i] - pos[j]
+        assert abs(float(d @ e @ d)) <= 0.64
+    with pytest.raises(ValueError, match="contains the time reversal"):
+        interval_graph(pos, st.group("O(1,3)"), 0.8, causal=True)
+    assert len(edges(pos, loop=True)) == len(base) + 60
+
+
+# ------------------------------------------------------------------ GridConv: the lattice subgroup
+@pytest.mark.parametrize("name, count", [("O(1,2)", 16), ("SO+(1,2)", 4)])
+def test_grid_conv_on_the_lattice_subgroup(name, count):
+    """On a grid only the signed permutations preserving eta are symmetries (boosts do not map the grid to
+    itself): for eta = diag(1, -1, -1) the permutations fixing t, with any signs (O(1,2): 2 x 8 = 16), and of
+    those the ones reversing neither t nor the orientation of (x, y) (SO+(1,2): 4, the rotations by
+    multiples of 90 degrees in the (x, y) plane)."""
+    import itertools
+
+    from steerable.nn.grid_action import lattice_elements
+    from steerable.testing import GridField, equivariance_error
+
+    G = st.group(name)
+    e = eta(1, 2)
+    mats = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            m = torch.zeros(3, 3, dtype=torch.float64)
+            m[list(perm), [0, 1, 2]] = torch.tensor(signs, dtype=torch.float64)
+            keeps = torch.equal(m.T @ e @ m, e)
+            if keeps and name.startswith("SO+"):
+                keeps = m[0, 0] > 0 and float(torch.linalg.det(m[1:, 1:])) > 0
+            if keeps:
+                mats.append(m)
+    assert len(mats) == count
+    lattice = lattice_elements(G)
+    assert sorted(map(str, lattice.matrices.tolist())) == sorted(str(m.tolist()) for m in mats)
+    f = _types(G, ["s", "v", "ext2"])
+    torch.manual_seed(0)
+    conv = st.GridConv(f, f, 3, padding=1, hidden_channels=2, max_radius=1.0).double()
+    x = torch.randn(2, f.size, 7, 7, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    err = equivariance_error(conv, (x,), (GridField(f),), GridField(f), elements=G.elements_from_matrices(torch.stack(mats)))
+    assert err <= BOUND[torch.float64]

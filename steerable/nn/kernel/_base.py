@@ -65,7 +65,7 @@ def form_radius2(pos: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
     whole light cone (``q = 0``), where no invariant function can decay (a boost moves a lightlike ``x``
     along its ray to any length).  So the envelope is bounded by 1 everywhere, but not integrable over
     ``R^{p,q}`` (no non-zero invariant function is: the orbits, hyperboloids, have infinite volume);
-    locality must come from the graph (:func:`steerable.graph.light_cone_graph` style builders), and
+    locality must come from the graph (e.g. :func:`steerable.interval_graph.interval_graph`), and
     positions far along the light cone see the polynomial kernel features unattenuated.
     """
     return torch.einsum("ei,ij,ej->e", pos, eta.to(pos), pos).abs()
