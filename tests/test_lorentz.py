@@ -302,12 +302,16 @@ PAIRS = [("s", "v"), ("v", "v"), ("v", "s"), ("v", "ext2")]
         ("O(1,3)", "timelike", (1, 2, 1, 1)),
         ("SO+(1,3)", "spacelike", (1, 2, 1, 2)),
         ("O(1,3)", "spacelike", (1, 2, 1, 1)),
+        ("SO(1,3)", "timelike", (1, 2, 1, 2)),  # the stabiliser is SO(3), as for SO+(1,3)
+        ("SO(1,3)", "spacelike", (1, 2, 1, 2)),  # SO(1,2), two components, Zariski-dense in SO(3, C)
     ],
 )
 def test_completeness(name, point, expected):
     G = st.group(name)
     reflect = name.startswith("O")
     stab = (_stab_timelike if point == "timelike" else _stab_spacelike)(G, reflect)
+    if name == "SO(1,3)" and point == "spacelike":  # reversing t and x together: det 1, fixes (0, 0, 0, z)
+        stab = G.elements_from_matrices(torch.cat([stab.matrices, (flip(4, 0) @ flip(4, 1))[None]]))
     x0 = torch.tensor([[0.7, 0.0, 0.0, 0.0]] if point == "timelike" else [[0.0, 0.0, 0.0, 0.7]], dtype=torch.float64)
     assert float((stab.matrices @ x0[0] - x0[0]).abs().max()) < 1e-15  # they do fix x0
     for (a, b), want in zip(PAIRS, expected):
@@ -428,3 +432,20 @@ def test_grid_conv_on_the_lattice_subgroup(name, count):
     x = torch.randn(2, f.size, 7, 7, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     err = equivariance_error(conv, (x,), (GridField(f),), GridField(f), elements=G.elements_from_matrices(torch.stack(mats)))
     assert err <= BOUND[torch.float64]
+
+
+# ------------------------------------------------------------------ the solver against the compact real form
+@pytest.mark.parametrize("indefinite, compact", [("SO+(1,3)", "SO(4)"), ("O(1,3)", "O(4)"), ("SO(2,2)", "SO(4)")])
+def test_hom_dimensions_equal_the_compact_form(indefinite, compact):
+    """SO+(1,3), SO(2,2) and SO(4) are Zariski-dense in SO(4, C), O(1,3) and O(4) in O(4, C): their spaces of
+    equivariant maps have equal dimensions (the ones of SO(4), O(4) are checked against escnn-style counts in
+    test_lie_backend)."""
+    from steerable.plugins.lie_backend import solver
+
+    dims = []
+    for name in (indefinite, compact):
+        G = st.group(name)
+        v = G.standard_rep()
+        reps = [G.trivial_rep(), G.det_rep(), v, v * v, v.exterior_power(2), v.symmetric_power(2), v.dual()]
+        dims.append([solver.hom_dimension(a, b) for a in reps for b in reps])
+    assert dims[0] == dims[1]

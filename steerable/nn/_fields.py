@@ -44,16 +44,11 @@ def require_invariant_norms(field_type: FieldType, who: str) -> None:
     if bad:
         rep = field_type.reps[bad[0]]
         raise ValueError(
-            f"{who}: field {bad[0]} ({rep.name}) of {group!r} has no invariant Euclidean norm: the group preserves "
-            f"the indefinite form eta = {group.quadratic_form().diag().tolist() if _diagonal(group) else 'non-diagonal'} "
-            "and its representations are not orthogonal, so a layer built on field norms would not be equivariant; "
-            "use steerable.Gate (invariant gates from scalar fields) instead"
+            f"{who}: field {bad[0]} ({rep.name}) of {group!r} has no invariant Euclidean norm: the group preserves an "
+            "indefinite form (group.quadratic_form() is not the identity) and its representations are not "
+            "orthogonal, so a layer built on field norms would not be equivariant; use steerable.Gate (invariant "
+            "gates from scalar fields) instead"
         )
-
-
-def _diagonal(group) -> bool:
-    eta = group.quadratic_form()
-    return bool(torch.equal(eta, torch.diag(eta.diag())))
 
 
 class FieldLayer(torch.nn.Module):
