@@ -55,9 +55,9 @@ def boost_matrices(rapidity: torch.Tensor, direction: torch.Tensor) -> torch.Ten
     out = torch.zeros(len(rapidity), 4, 4, dtype=torch.float64)
     out[:, 0, 0] = c
     out[:, 0, 1:] = out[:, 1:, 0] = s[:, None] * direction
-    out[:, 1:, 1:] = torch.eye(3, dtype=torch.float64) + (c - 1)[:, None, None] * direction[:, :, None] * direction[
-        :, None, :
-    ]
+    out[:, 1:, 1:] = (
+        torch.eye(3, dtype=torch.float64) + (c - 1)[:, None, None] * direction[:, :, None] * direction[:, None, :]
+    )
     return out
 
 

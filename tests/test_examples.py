@@ -158,13 +158,22 @@ def test_05_lorentz(tmp_path, capsys):
     model, momenta = result["model"], result["momenta"]
     group = model.conv1.in_type.group
     assert group.name == "O(1,3)" and group.backend == "lie"
-    mats = [boost(4, 0, 1, 2.0), rotation(4, 1, 2, 0.7) @ boost(4, 0, 3, -1.5), boost(4, 0, 2, 1.0) @ boost(4, 0, 1, 1.0)]
+    mats = [
+        boost(4, 0, 1, 2.0),
+        rotation(4, 1, 2, 0.7) @ boost(4, 0, 3, -1.5),
+        boost(4, 0, 2, 1.0) @ boost(4, 0, 1, 1.0),
+    ]
     mats.append(torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=torch.float64)) @ mats[1])  # time reversal
     elements = group.elements_from_matrices(torch.stack(mats))
     n = momenta.shape[0]
     error = equivariance_error(
-        lambda pos: model(pos.reshape(n, -1, 4)), (momenta.reshape(-1, 4),), ("points",), None,
-        group=group, elements=elements, translate=False,
+        lambda pos: model(pos.reshape(n, -1, 4)),
+        (momenta.reshape(-1, 4),),
+        ("points",),
+        None,
+        group=group,
+        elements=elements,
+        translate=False,
     )
     assert error < 1e-12
     ours = [row[1] for row in result["table"]]

@@ -335,8 +335,10 @@ def test_conformance(name):
 # ------------------------------------------------------------------ bad input
 def test_bad_input():
     with pytest.raises(ValueError, match="does not close"):  # two boosts of R^{1,2} without their rotation
-        st.group_from_generators([], lie_algebra=[np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0.0]]), np.array(
-            [[0, 0, 1], [0, 0, 0], [1, 0, 0.0]])])
+        st.group_from_generators(
+            [],
+            lie_algebra=[np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0.0]]), np.array([[0, 0, 1], [0, 0, 0], [1, 0, 0.0]])],
+        )
     with pytest.raises(ValueError, match="no nondegenerate quadratic form"):
         st.group_from_generators([], lie_algebra=[np.array([[1.0, 0.0], [0.0, -1.0]]) + np.eye(2) * 0.5])
     L, G = st.group("Lorentz"), st.group("SO(4)")
@@ -430,7 +432,9 @@ def test_grid_conv_on_the_lattice_subgroup(name, count):
     torch.manual_seed(0)
     conv = st.GridConv(f, f, 3, padding=1, hidden_channels=2, max_radius=1.0).double()
     x = torch.randn(2, f.size, 7, 7, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    err = equivariance_error(conv, (x,), (GridField(f),), GridField(f), elements=G.elements_from_matrices(torch.stack(mats)))
+    err = equivariance_error(
+        conv, (x,), (GridField(f),), GridField(f), elements=G.elements_from_matrices(torch.stack(mats))
+    )
     assert err <= BOUND[torch.float64]
 
 

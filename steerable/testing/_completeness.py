@@ -3,9 +3,9 @@
 At a point ``x`` the constraint ``K(h x) = rho_out(h) K(x) rho_in(h)^-1`` only restricts ``K(x)`` by
 the stabiliser ``H = {h : h x = x}``: ``K(x)`` must lie in the commutant
 ``{M : rho_out(h) M rho_in(h)^-1 = M for all h in H}`` (``rho_in(h)^-1 = rho_in(h)^T`` for orthogonal
-representations; for a non-compact group such as the Lorentz group they differ).  A complete kernel family reaches all of it:
-the span of ``K(x)`` over random initialisations (:func:`kernel_span_rank`) has the commutant's
-dimension (:func:`commutant_dimension`).
+representations; for a non-compact group such as the Lorentz group they differ).  A complete kernel
+family reaches all of it: the span of ``K(x)`` over random initialisations (:func:`kernel_span_rank`)
+has the commutant's dimension (:func:`commutant_dimension`).
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def mlp_equivariance_error(
     dtype: torch.dtype = torch.float64,
     generator: torch.Generator | None = None,
 ) -> float:
-    """Error of ``mlp(g pos, g attr) = ⊕_b kron(out_b(g), in_b(g)^-T) mlp(pos, attr)`` (a copy of ``mlp`` is checked)."""
+    """Error of ``mlp(g pos, g attr) = ⊕_b kron(out_b(g), in_b(g)^-T) mlp(pos, attr)`` (a copy is checked)."""
     group = spec.group
     els = elements if elements is not None else group.sample(n_elements, generator=generator)
     actions = VerifiedActions(group, els)

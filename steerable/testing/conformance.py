@@ -165,7 +165,9 @@ def _representations(group: Group, gen: torch.Generator) -> CheckResult:
     elements = group.sample(4, generator=gen)
     for rep in reps.values():
         verify_representation(rep, elements, generator=gen)
-    return CheckResult("representations", True, f"{len(reps)} {'orthogonal' if group.is_euclidean() else 'invertible'} homomorphisms")
+    return CheckResult(
+        "representations", True, f"{len(reps)} {'orthogonal' if group.is_euclidean() else 'invertible'} homomorphisms"
+    )
 
 
 def _equivariance(

@@ -179,4 +179,13 @@ def indefinite_orthogonal(p: int, q: int, kind: str = "O"):
     return build(p, q, kind)
 
 
-__all__ = ["MAX_NAMED_N", "MAX_SIGNATURE_N", "NAME", "indefinite_orthogonal", "PRIORITY", "group_from_generators", "so_basis", "steerable_backends"]
+__all__ = [
+    "MAX_NAMED_N",
+    "MAX_SIGNATURE_N",
+    "NAME",
+    "indefinite_orthogonal",
+    "PRIORITY",
+    "group_from_generators",
+    "so_basis",
+    "steerable_backends",
+]

@@ -145,7 +145,9 @@ def _canonical_sign(form: np.ndarray) -> np.ndarray:
     zero diagonal, its first non-zero entry) is positive, entries below ``1e-12`` set to zero:
     ``diag(1, -1, -1, -1)`` stays itself."""
     diag = np.diag(form)
-    pivot = diag[np.abs(diag) > 1e-9] if (np.abs(diag) > 1e-9).any() else form.reshape(-1)[np.abs(form.reshape(-1)) > 1e-9]
+    pivot = (
+        diag[np.abs(diag) > 1e-9] if (np.abs(diag) > 1e-9).any() else form.reshape(-1)[np.abs(form.reshape(-1)) > 1e-9]
+    )
     scale = math.sqrt(form.shape[0]) / np.linalg.norm(form)
     out = form * scale * (1.0 if pivot[0] > 0 else -1.0)
     return np.where(np.abs(out) < 1e-12, 0.0, out)  # round-off of the null space, not structure

@@ -308,9 +308,7 @@ def indefinite_orthogonal(p: int, q: int, kind: str = "O") -> LieGroup:
     """
     for what, value in (("p", p), ("q", q)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(
-                f"O(p,q): {what} must be an int >= 1, got {value!r} (for a definite form use O(n), SO(n))"
-            )
+            raise ValueError(f"O(p,q): {what} must be an int >= 1, got {value!r} (for a definite form use O(n), SO(n))")
     if kind not in NAMED:
         raise ValueError(f"indefinite_orthogonal: kind must be one of {NAMED}, got {kind!r}")
     flips = _component_flips(p, q, kind)[1:]
