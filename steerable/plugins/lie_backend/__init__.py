@@ -52,10 +52,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steerable.registry import hookimpl
 from steerable.registry.backend import Backend, GroupSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .group import LieGroup
 
 NAME = "lie"
 PRIORITY = 40
@@ -151,8 +154,8 @@ def steerable_backends() -> list[Backend]:
             priority=PRIORITY,
             groups=_specs(),
             load=load,
-            description="SO(n), O(n) and groups from Lie-algebra generators; numerical intertwiners, "
-            "polynomial kernel MLP",
+            description="SO(n), O(n), O(p,q), SO(p,q), SO+(p,q), Lorentz and groups from Lie-algebra generators; "
+            "numerical intertwiners, polynomial kernel MLP",
         )
     ]
 
@@ -172,7 +175,7 @@ def so_basis(n: int):
     return build(n)
 
 
-def indefinite_orthogonal(p: int, q: int, kind: str = "O"):
+def indefinite_orthogonal(p: int, q: int, kind: str = "O") -> LieGroup:
     """``O(p,q)``, ``SO(p,q)`` or ``SO+(p,q)`` for any ``p, q >= 1``; see :func:`.group.indefinite_orthogonal`."""
     from .group import indefinite_orthogonal as build
 
