@@ -44,7 +44,7 @@ NAMED = ("SO", "O", "SO+")
 
 
 class LieGroup(Group):
-    """A compact matrix group given by its Lie algebra and discrete generators (see the package docstring).
+    """A matrix group preserving a quadratic form, from its Lie algebra and discrete generators (package docstring).
 
     Attributes beyond :class:`~steerable.core.group.Group`'s: ``algebra`` ``(k, n, n)``, ``discrete``
     ``(m, n, n)``, ``kind`` (``"SO"``, ``"O"``, ``"SO+"`` for the named groups, ``"generators"``
