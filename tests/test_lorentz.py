@@ -453,3 +453,20 @@ def test_hom_dimensions_equal_the_compact_form(indefinite, compact):
         reps = [G.trivial_rep(), G.det_rep(), v, v * v, v.exterior_power(2), v.symmetric_power(2), v.dual()]
         dims.append([solver.hom_dimension(a, b) for a in reps for b in reps])
     assert dims[0] == dims[1]
+
+
+def test_blocks_and_field_linear_equivariance():
+    """FieldLinear (intertwiners of non-orthogonal reps), PointConvBlock and MessageBlock (gates, self-interaction)
+    on the Lorentz group, checked on elements built here (measured <= 8e-15)."""
+    from steerable.testing import equivariance_error
+
+    L = st.group("Lorentz")
+    f = _types(L, ["s", "v", "ext2"])
+    g = L.elements_from_matrices(elements("SO+(1,3)", 3, seed=9))
+    torch.manual_seed(0)
+    x = torch.randn(5, f.size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    linear = st.FieldLinear(f, f)
+    assert equivariance_error(linear, (x,), (f,), f, elements=g, dtype=torch.float64) <= BOUND[torch.float64]
+    kw = dict(max_radius=1.0, hidden_channels=2)
+    for block in (st.PointConvBlock(f, f, True, kw), st.MessageBlock(f, f, f, True, kw)):
+        assert check_equivariance(block, elements=g) <= BOUND[torch.float64]
