@@ -52,7 +52,10 @@ def _cases():
     for spec in st.list_groups():
         for dim in spec.dims:
             # the lie backend names SO(n), O(n) up to n = 16: its bases grow fast with n (SO(8): 6 s)
-            heavy = (spec.backend, spec.display) in SLOW or (spec.backend == "lie" and dim > 5)
+            # and O(p,q), SO(p,q), SO+(p,q), Lorentz (31 families up to R^5): tests/test_lorentz.py runs the suite on
+            # SO+(1,3), O(1,3), O(1,2) by default, the others are slow
+            indefinite = spec.backend == "lie" and ("," in spec.display or spec.display == "Lorentz")
+            heavy = (spec.backend, spec.display) in SLOW or (spec.backend == "lie" and dim > 5) or indefinite
             marks = [pytest.mark.slow] if heavy else []
             cases.append(
                 pytest.param(

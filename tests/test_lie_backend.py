@@ -17,6 +17,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _lie import J, convention, field_matrices, rel
 
 import steerable as st
 from steerable.plugins import lie_backend
@@ -37,13 +38,6 @@ def _lie_registered(tmp_path_factory):
         yield
 
 
-def J(n: int, i: int, j: int) -> np.ndarray:
-    """The rotation generator in the (i, j) plane: ``E_ij - E_ji``."""
-    m = np.zeros((n, n))
-    m[i, j], m[j, i] = 1.0, -1.0
-    return m
-
-
 def torus() -> st.Group:
     return st.group_from_generators([], lie_algebra=[J(4, 0, 1), J(4, 2, 3)], dim=4, name="T2")
 
@@ -52,48 +46,15 @@ def group(name: str) -> st.Group:
     return torus() if name == "T2" else st.group(name, backend="lie")
 
 
-# ------------------------------------------------------------------ the conventions, built here
-def minors(g: torch.Tensor, k: int) -> torch.Tensor:
-    """``(N, C(n,k), C(n,k))``: entry ``(I, J)`` = ``det g[I, J]``, ``I``, ``J`` increasing, lexicographic."""
-    combos = list(itertools.combinations(range(g.shape[-1]), k))
-    out = torch.empty(g.shape[0], len(combos), len(combos), dtype=g.dtype)
-    for a, rows in enumerate(combos):
-        for b, cols in enumerate(combos):
-            out[:, a, b] = torch.linalg.det(g[:, list(rows)][:, :, list(cols)])
-    return out
-
-
-def convention(kind: str, g: torch.Tensor) -> torch.Tensor:
-    """The documented matrices of a representation named ``kind`` on elements ``g`` ``(N, n, n)``."""
-    if kind == "s":
-        return torch.ones(g.shape[0], 1, 1, dtype=g.dtype)
-    if kind == "v":
-        return g
-    if kind == "dual":
-        return torch.linalg.inv(g).mT
-    if kind == "det":
-        return torch.linalg.det(g)[:, None, None]
-    if kind.startswith("ext"):
-        return minors(g, int(kind[3:]))
-    raise KeyError(kind)
-
-
+# ------------------------------------------------------------------ the conventions: tests/_lie.py
 def backend_rep(G: st.Group, kind: str):
     v = G.standard_rep()
     named = {"s": G.trivial_rep(), "v": v, "dual": v.dual(), "det": G.det_rep()}
     return named.get(kind) or v.exterior_power(int(kind[3:]))
 
 
-def field_matrices(kinds: list[str], g: torch.Tensor) -> torch.Tensor:
-    return torch.stack([torch.block_diag(*[convention(k, g[i : i + 1])[0] for k in kinds]) for i in range(len(g))])
-
-
 def samples(G: st.Group, n: int = 3, seed: int = 0) -> torch.Tensor:
     return G.sample(n, generator=torch.Generator().manual_seed(seed)).matrices
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 # ------------------------------------------------------------------ groups by name, sampling, membership
@@ -371,8 +332,9 @@ def test_bad_input():
         st.group_from_generators([], lie_algebra=[J(3, 0, 1), 2 * J(3, 0, 1)])
     with pytest.raises(ValueError, match="no nondegenerate quadratic form"):
         st.group_from_generators([], lie_algebra=[np.eye(2)])  # dilations
-    with pytest.raises(ValueError, match="indefinite form of signature \\(1,1\\)"):
-        st.group_from_generators([], lie_algebra=[np.array([[0.0, 1.0], [1.0, 0.0]])])  # boosts of R^{1,1}
+    skewed = np.diag([2.0, 1.0]) @ J(2, 0, 1) @ np.diag([0.5, 1.0])  # SO(2) in non-orthogonal coordinates
+    with pytest.raises(ValueError, match="does not act orthogonally in these coordinates"):
+        st.group_from_generators([], lie_algebra=[skewed])
     with pytest.raises(ValueError, match="does not normalise"):
         st.group_from_generators([np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])], lie_algebra=[J(3, 0, 1)])
     with pytest.raises(ValueError, match="unknown group"):

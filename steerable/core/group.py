@@ -1,7 +1,9 @@
 """Groups and batches of group elements, as the core sees them.
 
-A :class:`Group` is a compact group ``G <= O(n)`` together with its action on ``R^n``.  The core only
-ever needs three things from it: its representations (as matrices for sampled elements), its
+A :class:`Group` is a matrix group ``G <= GL(n)`` together with its action on ``R^n``, preserving a
+nondegenerate quadratic form ``q(x) = x^T eta x`` (:meth:`Group.quadratic_form`; ``eta = I`` for the
+compact groups ``G <= O(n)`` most backends serve, ``diag(+1, .., -1, ..)`` for ``O(p,q)``).  The core
+only ever needs three things from it: its representations (as matrices for sampled elements), its
 elements (as ``n x n`` matrices acting on coordinates) and an equivariant MLP builder.  Everything
 else (kernels, convolutions, equivariance checks) is group-agnostic.  Backends subclass
 :class:`Group` and :class:`~steerable.core.representation.Rep`; the ``native`` attribute holds the
@@ -56,7 +58,10 @@ class GroupElements:
 
 
 class Group(abc.ABC):
-    """A compact subgroup of ``O(n)`` acting on ``R^n``.
+    """A matrix group acting on ``R^n`` that preserves the quadratic form of :meth:`quadratic_form`.
+
+    Representations need not be orthogonal (they are for ``eta = I``): the kernel constraint is
+    ``K(g x) = rho_out(g) K(x) rho_in(g)^-1`` and every check uses inverses, not transposes.
 
     Identity: two groups compare equal (``==``, ``hash``) when their :attr:`key` is equal, and the
     key includes the backend: escnn's ``D4`` and the matrix backend's ``D4`` are different groups,
@@ -112,6 +117,21 @@ class Group(abc.ABC):
 
     def identity(self) -> GroupElements:
         return self.elements_from_matrices(torch.eye(self.dim, dtype=torch.float64)[None])
+
+    def quadratic_form(self) -> torch.Tensor:
+        """``eta`` ``(n, n)`` float64, symmetric and invertible, with ``g^T eta g = eta`` for every element.
+
+        The invariant the kernel envelope is a function of (``q(x) = x^T eta x``, which the Euclidean
+        ``|x|^2`` is only when ``eta = I``).  The default is the identity: the group acts orthogonally
+        (every backend serving subgroups of ``O(n)``).  A backend of other groups overrides it, e.g.
+        ``diag(+1 (p times), -1 (q times))`` for ``O(p,q)``.
+        """
+        return torch.eye(self.dim, dtype=torch.float64)
+
+    def is_euclidean(self) -> bool:
+        """Whether :meth:`quadratic_form` is the identity (the group acts orthogonally on ``R^n``; its
+        representations are then orthogonal and Euclidean field norms are invariant)."""
+        return bool(torch.equal(self.quadratic_form(), torch.eye(self.dim, dtype=torch.float64)))
 
     def portable_reps(self) -> dict[str, Rep]:
         """The representations that may cross to another backend's copy of this group, by portable name.

@@ -2,8 +2,10 @@
 
 Features carry their channels on axis 1: point features ``(N, C)``, grid features ``(B, C, X, Y[, Z])``.
 A field is one representation of the :class:`~steerable.core.representation.FieldType`, i.e. a
-contiguous block of ``rep.size`` channels.  Representations are orthogonal, so the Euclidean norm
-of every field is invariant: everything built from field norms is equivariant.
+contiguous block of ``rep.size`` channels.  On a Euclidean group (``group.is_euclidean()``) the
+representations are orthogonal, so the Euclidean norm of every field is invariant: everything built
+from field norms is equivariant.  On a non-compact group (``O(p,q)``, the Lorentz group) it is not (a
+boost changes ``|v|``): the layers that use field norms (``needs_invariant_norms``) refuse such fields.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 
 from ..core.representation import FieldType
 
-__all__ = ["FieldLayer", "along_axis1", "count_weights", "safe_norm"]
+__all__ = ["FieldLayer", "along_axis1", "count_weights", "require_invariant_norms", "safe_norm"]
 
 
 def along_axis1(vector: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -31,6 +33,24 @@ def count_weights(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+def require_invariant_norms(field_type: FieldType, who: str) -> None:
+    """Raise ``ValueError`` when a field's Euclidean norm is not invariant: a non-trivial field of size > 1
+    of a group that is not Euclidean (its representations are not orthogonal; e.g. a Lorentz vector,
+    whose norm a boost changes).  One-dimensional fields (``det``: ``+-1``) keep their norm."""
+    group = field_type.group
+    if group.is_euclidean():
+        return
+    bad = [i for i, rep in enumerate(field_type.reps) if not rep.is_trivial and rep.size > 1]
+    if bad:
+        rep = field_type.reps[bad[0]]
+        raise ValueError(
+            f"{who}: field {bad[0]} ({rep.name}) of {group!r} has no invariant Euclidean norm: the group preserves an "
+            "indefinite form (group.quadratic_form() is not the identity) and its representations are not "
+            "orthogonal, so a layer built on field norms would not be equivariant; use steerable.Gate (invariant "
+            "gates from scalar fields) instead"
+        )
+
+
 class FieldLayer(torch.nn.Module):
     """Base of the field-wise layers: the field structure of ``field_type`` as non-persistent buffers.
 
@@ -39,10 +59,15 @@ class FieldLayer(torch.nn.Module):
     ``in_type`` is ``field_type``; ``out_type`` is ``field_type`` unless a subclass says otherwise.
     """
 
+    #: the layer uses Euclidean norms of the non-trivial fields (refused on a non-Euclidean group)
+    needs_invariant_norms = False
+
     def __init__(self, field_type: FieldType) -> None:
         super().__init__()
         if not isinstance(field_type, FieldType):
             raise TypeError(f"{type(self).__name__}: expected a FieldType, got {type(field_type).__name__}")
+        if self.needs_invariant_norms:
+            require_invariant_norms(field_type, type(self).__name__)
         self.in_type = self.out_type = self.field_type = field_type
         self.num_fields = len(field_type)
         sizes = torch.tensor([rep.size for rep in field_type.reps])

@@ -70,6 +70,8 @@ class NormNonlinearity(FieldLayer):
     Channels on axis 1: ``(N, C)`` or ``(B, C, *spatial)``; shapes are preserved.
     """
 
+    needs_invariant_norms = True  # [issue 16] refused on non-Euclidean groups
+
     def __init__(
         self,
         field_type: FieldType,

@@ -19,6 +19,8 @@ class _AffineFieldLayer(FieldLayer):
     """A learnable scale per field (``weight`` ``(F,)``, init 1) and a bias per trivial field
     (``bias`` ``(T,)``, init 0): invariant scalars, so the affine map stays equivariant."""
 
+    needs_invariant_norms = True  # [issue 16] refused on non-Euclidean groups
+
     def __init__(self, field_type: FieldType, eps: float, affine: bool) -> None:
         super().__init__(field_type)
         if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0):

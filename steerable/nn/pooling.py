@@ -124,6 +124,8 @@ class InvariantPool(FieldLayer):
     per-sample invariants ``(N, F)`` / ``(B, F, *s)``.
     """
 
+    needs_invariant_norms = True  # [issue 16] refused on non-Euclidean groups
+
     def __init__(self, field_type: FieldType, reduce: Literal["sum", "mean", "max"] = "sum") -> None:
         super().__init__(field_type)
         if reduce not in _REDUCTIONS:

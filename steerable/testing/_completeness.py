@@ -1,10 +1,11 @@
 """Completeness: does a kernel reach every value its symmetry allows at a point?
 
-At a point ``x`` the constraint ``K(h x) = rho_out(h) K(x) rho_in(h)^T`` only restricts ``K(x)`` by
+At a point ``x`` the constraint ``K(h x) = rho_out(h) K(x) rho_in(h)^-1`` only restricts ``K(x)`` by
 the stabiliser ``H = {h : h x = x}``: ``K(x)`` must lie in the commutant
-``{M : rho_out(h) M rho_in(h)^T = M for all h in H}``.  A complete kernel family reaches all of it:
-the span of ``K(x)`` over random initialisations (:func:`kernel_span_rank`) has the commutant's
-dimension (:func:`commutant_dimension`).
+``{M : rho_out(h) M rho_in(h)^-1 = M for all h in H}`` (``rho_in(h)^-1 = rho_in(h)^T`` for orthogonal
+representations; for a non-compact group such as the Lorentz group they differ).  A complete kernel
+family reaches all of it: the span of ``K(x)`` over random initialisations (:func:`kernel_span_rank`)
+has the commutant's dimension (:func:`commutant_dimension`).
 """
 
 from __future__ import annotations
@@ -48,14 +49,15 @@ def kernel_span_rank(
 
 
 def commutant_dimension(stabiliser: GroupElements, out_type: FieldType, in_type: FieldType) -> int:
-    """``dim {M : rho_out(h) M rho_in(h)^T = M for all h}`` for the given (generating) elements.
+    """``dim {M : rho_out(h) M rho_in(h)^-1 = M for all h}`` for the given (generating) elements.
 
-    The matrices are verified first (:class:`~steerable.testing._verified.VerifiedActions`).
+    The matrices are verified first (:class:`~steerable.testing._verified.VerifiedActions`); row-major
+    ``vec M`` moves by ``kron(rho_out(h), rho_in(h)^-T)``.
     """
     if len(stabiliser) == 0:
         return out_type.size * in_type.size
     actions = VerifiedActions(stabiliser.group, stabiliser)
-    rho = tensor_matrices(actions.field(out_type), actions.field(in_type))
+    rho = tensor_matrices(actions.field(out_type), actions.field(in_type, contragredient=True))
     eye = torch.eye(out_type.size * in_type.size, dtype=torch.float64)
     rank = int(torch.linalg.matrix_rank(torch.cat(list(rho - eye)), atol=1e-8))
     return out_type.size * in_type.size - rank
@@ -98,7 +100,8 @@ def stabiliser_on_axis(group: Group) -> tuple[torch.Tensor, GroupElements]:
     subgroup of ``O(2)`` / ``O(3)`` whose rotations, if any, are about the last axis or all
     rotations (SO(2), O(2) on R^2 and about z on R^3, SO(3), O(3)).
 
-    Raises ``ValueError`` for a continuous group on another dimension.
+    Raises ``ValueError`` for a continuous group on another dimension or one that is not Euclidean
+    (``group.is_euclidean()`` false, e.g. ``O(1,2)``).
     """
     point = torch.zeros(group.dim, dtype=torch.float64)
     point[-1] = 1.0
@@ -106,6 +109,11 @@ def stabiliser_on_axis(group: Group) -> tuple[torch.Tensor, GroupElements]:
         return point, finite_stabiliser(group, point)
     if group.dim not in (2, 3):
         raise ValueError(f"stabiliser_on_axis: no stabiliser generators known for a continuous group on R^{group.dim}")
+    if not group.is_euclidean():
+        raise ValueError(
+            f"stabiliser_on_axis: no stabiliser generators known for {group!r}, which preserves an indefinite "
+            "form (its stabilisers contain boosts, which the candidates here, rotations and mirrors, miss)"
+        )
     accepted = [torch.eye(group.dim, dtype=torch.float64)]
     for mat in _candidates(group.dim):
         try:

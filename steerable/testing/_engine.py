@@ -352,7 +352,7 @@ def equivariance_error(
 
     Raises:
         ConventionError: the group's standard representation is not its coordinate action, or a
-            representation used is not an orthogonal homomorphism.
+            representation used is not a homomorphism (orthogonal on a Euclidean group, invertible otherwise).
     """
     return max(
         equivariance_errors(

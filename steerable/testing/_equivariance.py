@@ -3,7 +3,8 @@
 :func:`check_equivariance` reads the types a layer declares (``in_type``, ``out_type``, optional
 ``attr_type``; the group is ``in_type.group``) and how it is called (its ``forward`` signature):
 
-* ``forward(pos, attr=None) -> (E, out, in)``: a kernel, ``K(g p, g a) rho_in(g) = rho_out(g) K(p, a)``;
+* ``forward(pos, attr=None) -> (E, out, in)``: a kernel, ``K(g p, g a) rho_in(g) = rho_out(g) K(p, a)``
+  (no transpose or inverse needed: this holds for non-orthogonal representations too);
 * ``forward(x, pos, edge_index, edge_attr)``: a point convolution or block, positions rotated and
   translated (:class:`~steerable.nn.PointConv`, :class:`~steerable.nn.PointConvBlock`,
   :class:`~steerable.nn.MessageBlock`, or any module called that way);
@@ -37,22 +38,31 @@ def _random(rows: int, field: FieldType | None, dtype, generator) -> torch.Tenso
 
 # -- the MLP contract ----------------------------------------------------------------------------
 def block_matrices(spec: KernelMLPSpec, elements: GroupElements) -> torch.Tensor:
-    """``(n, D, D)`` block-diagonal action ``⊕_b kron(out_b(g), in_b(g))`` on the MLP output.
+    """``(n, D, D)`` block-diagonal action ``⊕_b kron(out_b(g), in_b(g)^-T)`` on the MLP output
+    (``in_b(g)^-T = in_b(g)`` for an orthogonal representation, used as it is on a Euclidean group).
 
     Built from the representations' own matrices (a backend may use it to build its MLP); the
-    checks use :func:`_verified_block_matrices` instead.
+    checks use verified matrices (:class:`~steerable.testing._verified.VerifiedActions`) instead.
     """
-    return _assemble(spec, lambda rep: rep.matrices(elements), len(elements))
+    euclidean = spec.group.is_euclidean()
+
+    def contragredient(rep):
+        mats = torch.as_tensor(rep.matrices(elements), dtype=torch.float64)
+        return mats if euclidean else torch.linalg.inv(mats).transpose(1, 2)
+
+    return _assemble(spec, lambda rep: rep.matrices(elements), len(elements), contragredient)
 
 
-def _assemble(spec: KernelMLPSpec, matrices, n: int) -> torch.Tensor:
+def _assemble(spec: KernelMLPSpec, matrices, n: int, contragredient=None) -> torch.Tensor:
+    """Block ``b``: ``kron(matrices(out_b), contragredient(in_b))`` (``matrices`` when not given)."""
+    contragredient = contragredient or matrices
     size = spec.out_size
     out = torch.zeros(n, size, size, dtype=torch.float64)
     start, cache = 0, {}
     for ro, ri in spec.blocks:
         key = (id(ro), id(ri))
         if key not in cache:
-            cache[key] = tensor_matrices(matrices(ro), matrices(ri))
+            cache[key] = tensor_matrices(matrices(ro), contragredient(ri))
         d = ro.size * ri.size
         out[:, start : start + d, start : start + d] = cache[key]
         start += d
@@ -69,7 +79,7 @@ def mlp_equivariance_error(
     dtype: torch.dtype = torch.float64,
     generator: torch.Generator | None = None,
 ) -> float:
-    """Error of ``mlp(g pos, g attr) = ⊕_b kron(out_b(g), in_b(g)) mlp(pos, attr)`` (a copy of ``mlp`` is checked)."""
+    """Error of ``mlp(g pos, g attr) = ⊕_b kron(out_b(g), in_b(g)^-T) mlp(pos, attr)`` (a copy is checked)."""
     group = spec.group
     els = elements if elements is not None else group.sample(n_elements, generator=generator)
     actions = VerifiedActions(group, els)
@@ -77,7 +87,7 @@ def mlp_equivariance_error(
     attr = _random(n_points, spec.attr_type, dtype, generator)
     std = FieldType(group, [group.standard_rep()])
     action_in = [_compile(std, actions, "pos"), _compile(spec.attr_type, actions, "attr")]
-    action_out = _Linear(_assemble(spec, actions.rep, len(els)), "MLP output")
+    action_out = _Linear(_assemble(spec, actions.rep, len(els), actions.contragredient), "MLP output")
     fn = prepare(mlp, dtype)
     return max(errors_of(fn, [pos, attr], action_in, action_out, len(els), group.dim, False, generator))
 

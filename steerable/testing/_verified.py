@@ -11,7 +11,15 @@ move features, :class:`VerifiedActions` checks the documented conventions
 * every representation is a homomorphism, ``rho(g h) = rho(g) rho(h)``, on sampled pairs (the
   product is built from matrices, ``group.elements_from_matrices(g.matrices @ h.matrices)``), maps
   the identity to ``I``, and gives the same matrices for elements rebuilt from their matrices;
-* every representation is real orthogonal (``rho(g)^T rho(g) = I``) and the trivial one is ``1``.
+* on a group acting orthogonally (``group.is_euclidean()``, ``eta = I``) every representation is
+  real orthogonal (``rho(g)^T rho(g) = I``); on any other group (``O(p,q)``, the Lorentz group) every
+  representation is invertible with a finite inverse; the trivial one is ``1``.
+
+Deviations are measured relative to the size of the matrices compared (``max(1, |entries|)``): the
+elements of a non-compact group (boosts) have entries ``~ cosh(rapidity)``, and round-off grows with
+them.  Checks that need ``rho(g)^-T`` (the action on the input side of a kernel) take it from
+:meth:`VerifiedActions.contragredient`: the matrices themselves on a Euclidean group (orthogonal,
+verified), the transposed inverses otherwise.
 
 A failed check raises :class:`ConventionError` (an ``AssertionError``) naming the representation,
 the convention and the measured deviation.
@@ -26,8 +34,9 @@ from ..core.representation import FieldType, Rep
 
 __all__ = ["ConventionError", "VerifiedActions", "verify_coordinate_action", "verify_representation"]
 
-#: largest entry-wise deviation accepted from a convention; representations are float64 orthogonal
-#: matrices (entries <= 1), so round-off is ~1e-15 and any real violation is O(1).
+#: largest entry-wise deviation accepted from a convention, relative to ``max(1, largest entry)`` of the
+#: matrices compared; orthogonal float64 matrices (entries <= 1) have round-off ~1e-15, bounded boosts
+#: ~1e-15 times their entries, and any real violation is O(1).
 CONVENTION_ATOL = 1e-8
 
 
@@ -36,7 +45,10 @@ class ConventionError(AssertionError):
 
 
 def _deviation(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max()) if a.numel() else 0.0
+    """Largest entry of ``|a - b|`` relative to ``max(1, largest entry of b)``."""
+    if not a.numel():
+        return 0.0
+    return float((a - b).abs().max() / max(1.0, float(b.abs().max())))
 
 
 def verify_coordinate_action(group: Group, elements: GroupElements, atol: float = CONVENTION_ATOL) -> None:
@@ -80,7 +92,8 @@ def verify_representation(
 ) -> torch.Tensor:
     """Check ``rep`` on ``elements`` and return its verified ``(n, size, size)`` float64 matrices.
 
-    Checks: shape ``(n, size, size)``; orthogonal; ``1`` if ``rep.is_trivial``; ``rho(e) = I``;
+    Checks: shape ``(n, size, size)``; orthogonal on a Euclidean group, invertible (finite inverse,
+    ``rho(g)^-1 rho(g) = I``) on any other; ``1`` if ``rep.is_trivial``; ``rho(e) = I``;
     the same matrices for the elements rebuilt from their matrices; ``rho(g h) = rho(g) rho(h)`` for
     each given ``g`` paired with the next given element and with a random one.  Raises
     :class:`ConventionError` naming the failed convention.
@@ -93,9 +106,15 @@ def verify_representation(
     if mats.shape != (n, d, d):
         raise ConventionError(f"{what}: matrices(elements) has shape {tuple(mats.shape)}, expected {(n, d, d)}")
     eye = torch.eye(d, dtype=torch.float64)
-    err = _deviation(mats.transpose(1, 2) @ mats, eye.expand(n, d, d))
-    if err > atol:
-        raise ConventionError(f"{what} is not orthogonal: max |rho(g)^T rho(g) - I| = {err:.2e} > {atol:g}")
+    if group.is_euclidean():
+        err = _deviation(mats.transpose(1, 2) @ mats, eye.expand(n, d, d))
+        if err > atol:
+            raise ConventionError(f"{what} is not orthogonal: max |rho(g)^T rho(g) - I| = {err:.2e} > {atol:g}")
+    else:
+        inv = torch.linalg.inv(mats)
+        err = _deviation(inv @ mats, eye.expand(n, d, d)) if bool(torch.isfinite(inv).all()) else float("inf")
+        if err > atol:
+            raise ConventionError(f"{what} is not invertible: max |rho(g)^-1 rho(g) - I| = {err:.2e} > {atol:g}")
     if rep.is_trivial and _deviation(mats, torch.ones_like(mats)) > atol:
         raise ConventionError(f"{what} is marked trivial but rho(g) != 1")
     err = _deviation(torch.as_tensor(rep.matrices(group.identity()), dtype=torch.float64)[0], eye)
@@ -150,14 +169,23 @@ class VerifiedActions:
             )
         return hit[1]
 
-    def field(self, field_type: FieldType) -> torch.Tensor:
-        """``(n, size, size)`` block-diagonal matrices of ``field_type``, blocks in field order."""
+    def contragredient(self, rep: Rep) -> torch.Tensor:
+        """``(n, size, size)``: ``rho(g)^-T``, how the input side of a kernel moves (``K -> rho_out K rho_in^-1``
+        is ``vec K -> kron(rho_out, rho_in^-T) vec K``, row-major).  On a Euclidean group the verified
+        orthogonal matrices themselves (``rho^-T = rho``), bit for bit as before non-compact groups."""
+        mats = self.rep(rep)
+        return mats if self.group.is_euclidean() else torch.linalg.inv(mats).transpose(1, 2)
+
+    def field(self, field_type: FieldType, contragredient: bool = False) -> torch.Tensor:
+        """``(n, size, size)`` block-diagonal matrices of ``field_type``, blocks in field order
+        (``rho(g)^-T`` blocks with ``contragredient``)."""
         if field_type.group != self.group:
             raise ValueError(f"field type {field_type!r} of another group in a check of {self.group!r}")
         n = len(self.elements)
         out = torch.zeros(n, field_type.size, field_type.size, dtype=torch.float64)
         start = 0
+        block = self.contragredient if contragredient else self.rep
         for rep in field_type.reps:
-            out[:, start : start + rep.size, start : start + rep.size] = self.rep(rep)
+            out[:, start : start + rep.size, start : start + rep.size] = block(rep)
             start += rep.size
         return out

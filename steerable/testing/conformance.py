@@ -21,7 +21,8 @@ The checks, in order (names as in the report):
 * ``coordinate action``: ``standard_rep().matrices(g)`` equals ``g.matrices`` (sampled elements
   and the lattice symmetries);
 * ``representations``: the trivial, standard and ``irreps(max_frequency=2)`` representations are
-  orthogonal homomorphisms (``rho(g h) = rho(g) rho(h)`` on sampled pairs), the trivial one ``1``;
+  homomorphisms (``rho(g h) = rho(g) rho(h)`` on sampled pairs), orthogonal on a Euclidean group and
+  invertible on a non-compact one (``O(p,q)``), the trivial one ``1``;
 * ``kernel``, ``point conv``, ``grid conv`` (groups on R^2 / R^3, on the lattice symmetries), in
   float64 and float32: relative equivariance error on a mixed field (trivial + standard + a
   higher irrep, :func:`~steerable.testing.mixed_field_type`) at most the bound of the dtype;
@@ -164,7 +165,9 @@ def _representations(group: Group, gen: torch.Generator) -> CheckResult:
     elements = group.sample(4, generator=gen)
     for rep in reps.values():
         verify_representation(rep, elements, generator=gen)
-    return CheckResult("representations", True, f"{len(reps)} orthogonal homomorphisms")
+    return CheckResult(
+        "representations", True, f"{len(reps)} {'orthogonal' if group.is_euclidean() else 'invertible'} homomorphisms"
+    )
 
 
 def _equivariance(

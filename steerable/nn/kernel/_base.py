@@ -57,6 +57,20 @@ def _check_points(pos: torch.Tensor, dim: int, what: str) -> None:
         raise TypeError(f"{what}: positions must be floating point, got {pos.dtype}")
 
 
+def form_radius2(pos: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+    """``|x^T eta x|`` ``(E,)`` of positions ``(E, n)``: the envelope's invariant on a non-compact group. [issue 16]
+
+    For ``O(p,q)`` (``eta = diag(+1 x p, -1 x q)``) it is the invariant interval's size: ``exp(-|q| / w^2)``
+    decays with the proper time of timelike and the proper length of spacelike ``x``, and is ``1`` on the
+    whole light cone (``q = 0``), where no invariant function can decay (a boost moves a lightlike ``x``
+    along its ray to any length).  So the envelope is bounded by 1 everywhere, but not integrable over
+    ``R^{p,q}`` (no non-zero invariant function is: the orbits, hyperboloids, have infinite volume);
+    locality must come from the graph (e.g. :func:`steerable.interval_graph.interval_graph`), and
+    positions far along the light cone see the polynomial kernel features unattenuated.
+    """
+    return torch.einsum("ei,ij,ej->e", pos, eta.to(pos), pos).abs()
+
+
 class ImplicitKernel(torch.nn.Module, abc.ABC):
     """``K(x, a) in R^{out_type.size x in_type.size}`` with ``K(g x, g a) = rho_out(g) K(x, a) rho_in(g)^-1``.
 
@@ -69,7 +83,8 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
       (output field, input field) pair, the kernel MLP of the paper taken literally.
 
     Every layout multiplies its MLP's blocks by a learnable Gaussian envelope ``exp(-|x|^2 / w^2)``
-    (invariant, so equivariance is kept; one width per output field (dense) or per basis kernel
+    (on a group with an indefinite form ``eta``, ``group.is_euclidean()`` false: ``exp(-|x^T eta x| / w^2)``,
+    see :func:`form_radius2`; invariant, so equivariance is kept; one width per output field (dense) or per basis kernel
     (shared basis), stored as ``log_width``) and the kernel by the fan-in factor
     ``gain / sqrt(in_type.size)``, where the constant ``gain`` (calibrated once at construction)
     gives the MLP output the RMS ``INIT_RMS = 0.1`` on positions ``~ N(0, (max_radius / 2)^2)``
@@ -169,6 +184,9 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
             self.log_width = torch.nn.Parameter(torch.full(n_envelopes, math.log(envelope_width)))
         else:
             self.register_parameter("log_width", None)
+        # [issue 16] the envelope's invariant: |x|^2 on a Euclidean group, |x^T eta x| on a non-compact one
+        euclidean = self.group.is_euclidean()
+        self.register_buffer("eta", None if euclidean else self.group.quadratic_form(), persistent=False)
         self.scale = 1.0 / math.sqrt(self.in_type.size) if normalize else 1.0
         # Backends' MLPs start at very different output scales (measured at init: escnn ~0.07,
         # e3nn ~1 RMS), so the same model would train differently on each (the N-body model
@@ -231,10 +249,10 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         return self.gain.to(like.dtype) * self.scale
 
     def _envelope(self, pos: torch.Tensor) -> torch.Tensor:
-        """``exp(-|x|^2 / w^2)``: ``(E, *log_width.shape)``."""
+        """``exp(-|x|^2 / w^2)`` (``exp(-|x^T eta x| / w^2)`` on a non-compact group): ``(E, *log_width.shape)``."""
         assert self.log_width is not None
         inv_w2 = torch.exp(-2.0 * self.log_width).to(pos)
-        r2 = pos.pow(2).sum(-1)
+        r2 = pos.pow(2).sum(-1) if self.eta is None else form_radius2(pos, self.eta)
         return torch.exp(-r2.view(-1, *([1] * inv_w2.ndim)) * inv_w2)
 
     # -- input checks ---------------------------------------------------------------------------

@@ -7,19 +7,31 @@ they also offer):
   E_ji`` (``i < j``, lexicographic); ``O(n)`` adds the reflection ``diag(-1, 1, ..., 1)``.  For ``n = 2,
   3`` escnn serves the names by default; ask for this backend with ``st.group("SO(3)", backend="lie")``.
   Larger ``n``: ``group_from_generators([], lie_algebra=so_basis(n))``;
-* any compact group from Lie-algebra generators (skew-symmetric ``n x n``) and discrete generators
-  (orthogonal): ``st.group_from_generators(generators, name, lie_algebra=[...], dim=n)``, e.g. the
-  torus ``T2`` on ``R^4`` from ``J12`` and ``J34``.  The algebra must close under commutators and the
-  discrete generators must normalise it; generators preserving no quadratic form, or only an indefinite
-  one (non-compact groups, to come) or a non-Euclidean one, are refused with the reason.
+* ``"O(p,q)"``, ``"SO(p,q)"``, ``"SO+(p,q)"`` on ``R^(p+q)`` for ``p, q >= 1``, ``p + q <= MAX_SIGNATURE_N``
+  (8; any size from :func:`indefinite_orthogonal`): the group preserving ``eta = diag(+1 (p times), -1 (q
+  times))`` **in the coordinate order given** (``"O(1,3)"``: time first, ``x = (t, x, y, z)``, ``eta =
+  diag(1, -1, -1, -1)``, timelike vectors have ``x^T eta x > 0``; ``"O(3,1)"`` is the other convention,
+  time last, spacelike positive); ``SO(p,q)`` its determinant-1 part, ``SO+(p,q)`` its identity component
+  (no reversal of the first ``p`` or of the last ``q`` coordinates).  ``"Lorentz"`` is ``SO+(1,3)``.
+  Names keep the comma: ``"O(1,3)"``, ``"so+(1, 3)"``;
+* any group from Lie-algebra generators and discrete generators preserving a nondegenerate quadratic
+  form: ``st.group_from_generators(generators, name, lie_algebra=[...], dim=n)``, e.g. the torus ``T2`` on
+  ``R^4`` from ``J12`` and ``J34``, or ``SO+(1,1)`` on ``R^2`` from the boost ``[[0, 1], [1, 0]]``.  The
+  algebra must close under commutators and the discrete generators must normalise it; generators
+  preserving no nondegenerate quadratic form, or a definite one other than the identity (a compact group
+  in skewed coordinates), are refused with the reason.
 
 Conventions (contracts):
 
 * ``G.sample(n).matrices``: ``(n, d, d)`` float64.  ``SO(n)``, ``O(n)``: Haar (QR of a Gaussian matrix
-  with the signs of ``diag R`` moved into ``Q``; ``O(n)`` covers both components).  Groups from
-  generators: ``exp(sum_k c_k A_k)``, ``c_k`` uniform in ``[-pi, pi)``, times a random word of at most 4
-  discrete generators.  ``G.elements_from_matrices`` checks membership and names the failing matrix.
-* ``G.quadratic_form()``: the invariant form ``eta`` (here the identity: every group served acts orthogonally).
+  with the signs of ``diag R`` moved into ``Q``; ``O(n)`` covers both components).  ``O(p,q)`` and its
+  subgroups (non-compact: a bounded distribution): ``C B R``, ``R`` Haar in ``SO(p) x SO(q)``, ``B`` a boost
+  of rapidity uniform in ``[0, 2]`` in a Gaussian direction, ``C`` a uniformly drawn component
+  representative (every component covered).  Groups from generators: ``exp(sum_k c_k A_k)``, ``c_k``
+  uniform in ``[-pi, pi)`` (scaled down to rapidity 2 when larger), times a random word of at most 4
+  discrete generators.  ``G.elements_from_matrices`` checks membership (``g^T eta g = eta``, components)
+  and names the failing matrix.
+* ``G.quadratic_form()``: the invariant form ``eta`` (the identity for the groups acting orthogonally).
 * ``G.key`` = ``("lie", class, name, n, None, kind, digest(algebra), digest(discrete generators))``.
 * Representations (:class:`~.reps.LieRep`): ``trivial_rep()``, ``standard_rep()`` (``g``), ``det_rep()`` /
   ``G.det`` (``det g``; trivial on a group of determinant 1), ``rep.dual()`` (``g^-T``),
@@ -38,16 +50,22 @@ Conventions (contracts):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steerable.registry import hookimpl
 from steerable.registry.backend import Backend, GroupSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .group import LieGroup
 
 NAME = "lie"
 PRIORITY = 40
 #: ``SO(n)``, ``O(n)`` are registered by name for ``n = 2 .. MAX_NAMED_N``
 MAX_NAMED_N = 16
+#: ``O(p,q)``, ``SO(p,q)``, ``SO+(p,q)`` are registered by name for ``p, q >= 1``, ``p + q <= MAX_SIGNATURE_N``
+MAX_SIGNATURE_N = 8
 
 
 def _builder(kind: str, n: int) -> Callable[..., Any]:
@@ -62,8 +80,50 @@ def _builder(kind: str, n: int) -> Callable[..., Any]:
     return build
 
 
-def _specs() -> list[GroupSpec]:
+def _signature_builder(kind: str, p: int, q: int) -> Callable[..., Any]:
+    def build(dim: int, **params: Any):
+        if params:
+            raise ValueError(f"{kind}({p},{q}) takes no parameters, got {sorted(params)}")
+        from .group import indefinite_orthogonal
+
+        return indefinite_orthogonal(p, q, kind)
+
+    build.__name__ = f"build_{kind}{p}_{q}"
+    return build
+
+
+_SIGNATURE_DOCS = {
+    "O": "the orthogonal group of eta = diag(+1 x{p}, -1 x{q}) (four components)",
+    "SO": "O({p},{q}) elements of determinant 1 (two components)",
+    "SO+": "the identity component of O({p},{q})",
+}
+
+
+def _signature_specs() -> list[GroupSpec]:
     specs = []
+    for n in range(2, MAX_SIGNATURE_N + 1):
+        for p in range(1, n):
+            q = n - p
+            for kind in ("O", "SO", "SO+"):
+                display = f"{kind}({p},{q})"
+                pattern = re.escape(f"{kind}{p},{q}")
+                doc = _SIGNATURE_DOCS[kind].format(p=p, q=q)
+                specs.append(GroupSpec(NAME, display, pattern, (n,), _signature_builder(kind, p, q), doc))
+    specs.append(
+        GroupSpec(
+            NAME,
+            "Lorentz",
+            "LORENTZ",
+            (4,),
+            _signature_builder("SO+", 1, 3),
+            "SO+(1,3), the proper orthochronous Lorentz group, eta = diag(1, -1, -1, -1) (time first)",
+        )
+    )
+    return specs
+
+
+def _specs() -> list[GroupSpec]:
+    specs = _signature_specs()
     for n in range(2, MAX_NAMED_N + 1):
         specs.append(
             GroupSpec(NAME, f"SO({n})", f"SO{n}", (n,), _builder("SO", n), f"rotations of R^{n} (Lie algebra)")
@@ -94,8 +154,8 @@ def steerable_backends() -> list[Backend]:
             priority=PRIORITY,
             groups=_specs(),
             load=load,
-            description="SO(n), O(n) and groups from Lie-algebra generators; numerical intertwiners, "
-            "polynomial kernel MLP",
+            description="SO(n), O(n), O(p,q), SO(p,q), SO+(p,q), Lorentz and groups from Lie-algebra generators; "
+            "numerical intertwiners, polynomial kernel MLP",
         )
     ]
 
@@ -115,4 +175,20 @@ def so_basis(n: int):
     return build(n)
 
 
-__all__ = ["MAX_NAMED_N", "NAME", "PRIORITY", "group_from_generators", "so_basis", "steerable_backends"]
+def indefinite_orthogonal(p: int, q: int, kind: str = "O") -> LieGroup:
+    """``O(p,q)``, ``SO(p,q)`` or ``SO+(p,q)`` for any ``p, q >= 1``; see :func:`.group.indefinite_orthogonal`."""
+    from .group import indefinite_orthogonal as build
+
+    return build(p, q, kind)
+
+
+__all__ = [
+    "MAX_NAMED_N",
+    "MAX_SIGNATURE_N",
+    "NAME",
+    "indefinite_orthogonal",
+    "PRIORITY",
+    "group_from_generators",
+    "so_basis",
+    "steerable_backends",
+]

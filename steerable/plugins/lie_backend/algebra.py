@@ -1,4 +1,4 @@
-"""Lie algebras as lists of matrices: the ``so(n)`` basis, closure checks, invariant quadratic forms.
+"""Lie algebras as lists of matrices: the ``so(n)`` and ``so(p,q)`` bases, closure checks, invariant quadratic forms.
 
 All arrays are float64 numpy: an algebra is ``(k, n, n)`` (basis ``A_1 .. A_k``), discrete generators
 ``(m, n, n)``.  The group they generate acts on column vectors of ``R^n``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,6 +46,22 @@ def so_basis(n: int) -> np.ndarray:
     basis = np.zeros((len(pairs), n, n))
     for k, (i, j) in enumerate(pairs):
         basis[k, i, j], basis[k, j, i] = 1.0, -1.0
+    return basis
+
+
+def signature_form(p: int, q: int) -> np.ndarray:
+    """``eta = diag(+1 (p times), -1 (q times))``: the form ``O(p,q)`` preserves, in this coordinate order."""
+    return np.diag(np.concatenate([np.ones(p), -np.ones(q)]))
+
+
+def so_pq_basis(p: int, q: int) -> np.ndarray:
+    """Basis ``(n(n-1)/2, n, n)`` of ``so(p,q) = {A : A^T eta + eta A = 0}``, ``n = p + q``, pairs ``i < j``
+    lexicographic: ``E_ij - E_ji`` (a rotation) when ``i``, ``j`` are both among the first ``p`` or both among
+    the last ``q`` coordinates, ``E_ij + E_ji`` (a boost) when ``i < p <= j``.  ``q = 0`` gives :func:`so_basis`."""
+    basis = so_basis(p + q)
+    for k, (i, j) in enumerate(itertools.combinations(range(p + q), 2)):
+        if i < p <= j:
+            basis[k, j, i] = 1.0
     return basis
 
 
@@ -123,9 +140,32 @@ def invariant_symmetric_forms(algebra: np.ndarray, discrete: np.ndarray, n: int)
     return forms
 
 
+def _canonical_sign(form: np.ndarray) -> np.ndarray:
+    """``form`` times ``sqrt(n) / |form|_F``, signed so that its first non-zero diagonal entry (or, with a
+    zero diagonal, its first non-zero entry) is positive, entries below ``1e-12`` set to zero:
+    ``diag(1, -1, -1, -1)`` stays itself."""
+    diag = np.diag(form)
+    pivot = (
+        diag[np.abs(diag) > 1e-9] if (np.abs(diag) > 1e-9).any() else form.reshape(-1)[np.abs(form.reshape(-1)) > 1e-9]
+    )
+    scale = math.sqrt(form.shape[0]) / np.linalg.norm(form)
+    out = form * scale * (1.0 if pivot[0] > 0 else -1.0)
+    return np.where(np.abs(out) < 1e-12, 0.0, out)  # round-off of the null space, not structure
+
+
 def classify_form(algebra: np.ndarray, discrete: np.ndarray, n: int) -> np.ndarray:
-    """The invariant quadratic form ``eta`` of a compact group acting orthogonally (the identity), or a
-    ``ValueError`` saying what the generators preserve instead (nothing, a non-Euclidean form, an indefinite one)."""
+    """The invariant quadratic form ``eta`` ``(n, n)`` of the group the generators generate.
+
+    * Skew-symmetric algebra and orthogonal discrete generators (a compact group acting orthogonally):
+      the identity.
+    * Otherwise the symmetric ``S`` with ``A^T S + S A = 0``, ``h^T S h = S``: when they form a line, its
+      element scaled to ``|eta|_F = sqrt(n)`` and signed by :func:`_canonical_sign`; when there are several, the
+      same for a fixed (seeded) combination of them.  It must be nondegenerate and indefinite (a
+      non-compact group, ``O(p,q)`` type).
+
+    Raises ``ValueError`` saying what the generators preserve instead: nothing, only degenerate forms,
+    or a definite form that is not the identity (a compact group in non-orthogonal coordinates).
+    """
     skew = all(np.abs(a + a.T).max() <= CHECK_TOL * max(1.0, np.abs(a).max()) for a in algebra)
     orth = all(np.abs(h.T @ h - np.eye(n)).max() <= CHECK_TOL for h in discrete)
     if skew and orth:
@@ -136,18 +176,36 @@ def classify_form(algebra: np.ndarray, discrete: np.ndarray, n: int) -> np.ndarr
             "group_from_generators: the generators preserve no nondegenerate quadratic form (no symmetric S with "
             "A^T S + S A = 0 and h^T S h = S exists): steerable needs a group preserving one"
         )
-    combo = np.einsum("b,bij->ij", np.random.default_rng(0).normal(size=len(forms)), forms)
+    if len(forms) == 1:
+        combo = forms[0]
+    else:
+        combo = np.einsum("b,bij->ij", np.random.default_rng(0).normal(size=len(forms)), forms)
     values = np.linalg.eigvalsh(combo)
     if np.abs(values).min() < 1e-9 * np.abs(values).max():
         raise ValueError("group_from_generators: the generators preserve only degenerate quadratic forms")
     p, q = int((values > 0).sum()), int((values < 0).sum())
     if p and q:
-        raise ValueError(
-            f"group_from_generators: the generators preserve an indefinite form of signature ({p},{q}): non-compact "
-            "groups (O(p,q) type) are not supported by the lie backend yet"
-        )
+        return _canonical_sign(0.5 * (combo + combo.T))
     raise ValueError(
         "group_from_generators: the group is compact but does not act orthogonally in these coordinates (the "
         "invariant form is not the identity); conjugate the generators by S^(1/2) for an invariant positive form S "
         "so that the Lie algebra is skew-symmetric and the discrete generators orthogonal"
     )
+
+
+def diagonal_frame(eta: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(P, p)`` with ``eta = P^T diag(+1 (p times), -1 (q times)) P``: in the coordinates ``P x`` the group is a
+    subgroup of the standard ``O(p,q)`` (positive directions first)."""
+    values, vectors = np.linalg.eigh(eta)
+    order = np.argsort(-values, kind="stable")
+    values, vectors = values[order], vectors[:, order]
+    return np.sqrt(np.abs(values))[:, None] * vectors.T, int((values > 0).sum())
+
+
+def boost_norm(x: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Largest rapidity of algebra elements ``x`` ``(m, n, n)`` preserving ``eta``: the spectral norm of the
+    symmetric part of ``P x P^-1``, where ``eta = P^T D P`` with ``D = diag(+-1)`` (in such a frame the
+    algebra is ``so(p,q)``, rotations skew-symmetric, boosts symmetric).  ``(m,)``; 0 for rotations."""
+    frame, _ = diagonal_frame(eta)
+    y = np.einsum("ij,mjk,kl->mil", frame, x, np.linalg.inv(frame))
+    return np.linalg.norm(0.5 * (y + np.swapaxes(y, 1, 2)), ord=2, axis=(1, 2))

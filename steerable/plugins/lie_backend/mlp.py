@@ -14,7 +14,9 @@
 3. **Invariant gates**: ``out_b = sum_m c_{b,m}(u) f_{b,m}(x)``, the coefficients ``c`` an ordinary MLP
    (``Linear -> SiLU``, ``hidden_layers`` hidden layers of width ``8 * hidden_channels``) of invariant
    features ``u``: Gaussian bumps of each invariant quadratic ``q_j = x^T Q_j x / max_radius^2``
-   (``Q_j`` an orthonormal basis of the group's invariant symmetric forms; ``|x|^2`` for SO(n), O(n)),
+   (``Q_j`` an orthonormal basis of the group's invariant symmetric forms, each signed to have a
+   non-negative inner product with ``eta``; ``|x|^2`` for SO(n), O(n), ``x^T eta x`` for O(p,q): positive
+   on timelike, negative on spacelike, zero on lightlike vectors),
    ``radial_features`` bumps centred on ``[0, 1]``, the ``q_j`` themselves, the trivial attribute
    channels and the invariant quadratics of the other attribute fields.  Everything is a polynomial in
    ``x`` times smooth functions of ``x^T Q x``: smooth at 0, no division by ``|x|``.
@@ -104,7 +106,10 @@ class PolynomialKernelMLP(torch.nn.Module):
         self._monomials = monomials
         # -- invariant features ----------------------------------------------------------------------
         # scaled so that |x|^2 appears with coefficient 1 for SO(n), O(n)
+        # (for O(p,q) the one form is eta itself, signed like the group's eta: q > 0 on timelike vectors)
         sym_forms = _symmetric_span(group.invariant_bilinear_forms()) * math.sqrt(n)
+        eta = group.quadratic_form().numpy()
+        sym_forms = sym_forms * np.where(np.einsum("bij,ij->b", sym_forms, eta) < 0, -1.0, 1.0)[:, None, None]
         attr_forms, self.attr_fields = [], []
         if spec.attr_type is not None:
             for off, rep in zip(spec.attr_type.offsets, spec.attr_type.reps):

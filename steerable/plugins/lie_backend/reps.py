@@ -265,14 +265,20 @@ class LieRep(Rep):
         ``(out, in)`` gets ``out.degree + in.degree``.
 
         Groups from generators: the degree of ``rho(g)`` in the entries of ``g`` (standard 1, ``det``
-        ``n``, sums the maximum, products the sum, powers ``k`` times).  ``SO(n)``, ``O(n)``: the length of
+        ``n``, sums the maximum, products the sum, powers ``k`` times; a dual that of its operand, since
+        ``g^-T = eta g eta^-1`` for a group preserving ``eta``).  ``SO(n)``, ``O(n)``: the length of
         the longest first row of a Young diagram in the representation (standard, its exterior powers
         and ``det`` 1, ``Sym^k`` ``k``, products the sum): a degree-``k`` polynomial reaches the
         spherical harmonics ``[k]``, the only constituents with vectors fixed by the stabiliser
         ``SO(n-1)`` / ``O(n-1)`` of a point, and ``[k]`` occurs in ``a ⊗ b`` only for ``k`` at most the
-        sum of their first rows.
+        sum of their first rows.  ``SO+(p,q)``, ``SO(p,q)``, ``O(p,q)``: the same rule, for the same reason
+        (they are Zariski-dense in the complex groups ``SO(n, C)``, ``O(n, C)``, as ``SO(n)``, ``O(n)`` are,
+        so their equivariant polynomials and the stabilisers of non-null points, ``SO(n-1, C)`` or
+        ``O(n-1, C)``, behave alike).
         """
-        op, named = self.op, self.group.kind in ("SO", "O")
+        from .group import NAMED
+
+        op, named = self.op, self.group.kind in NAMED
         if op == "trivial" or self.is_trivial:
             return 0
         if op == "std":
@@ -280,7 +286,7 @@ class LieRep(Rep):
         if op == "det":
             return 1 if named else self.group.dim
         if op == "dual":
-            return self.parts[0].degree if self.group.orthogonal else (self.group.dim - 1) * self.parts[0].degree
+            return self.parts[0].degree
         if op == "sum":
             return max(p.degree for p in self.parts)
         if op == "tensor":
