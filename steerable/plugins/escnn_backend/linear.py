@@ -108,3 +108,23 @@ def _private_sorted_basis(linear: torch.nn.Module) -> None:
                 owner._modules[name] = private
         if type(owner).__name__ == "BlocksBasisExpansion":
             owner._modules = dict(sorted(owner._modules.items()))
+            _int_slice_bounds(owner)
+
+
+def _int_slice_bounds(expansion: torch.nn.Module) -> None:
+    """Store the slice bounds of a ``BlocksBasisExpansion``'s contiguous blocks as Python ints.
+
+    escnn keeps ``[start, stop, length]`` of each contiguous block as 0-d tensors (plain attributes,
+    not buffers) and slices the filter with them: under ``torch.compile`` Dynamo reads them as
+    data-dependent sizes, which Inductor fails to lower.  The values are fixed by the field types;
+    ints give the same slices with static shapes.  Non-contiguous blocks keep their index buffers
+    (advanced indexing compiles).
+    """
+    for pair, contiguous in expansion._contiguous.items():
+        if not contiguous:
+            continue
+        escaped = expansion._escape_pair(pair)
+        for side in ("in", "out"):
+            name = f"{side}_indices_{escaped}"
+            bounds = getattr(expansion, name)
+            setattr(expansion, name, [int(b) for b in bounds])
