@@ -7,7 +7,8 @@ model that contains it; :class:`PlainLinear` removes them:
   ``expanded_bias``) and deletes them in train mode, so ``state_dict`` keys depend on the history of
   ``.train()`` / ``.eval()`` calls, and ``deepcopy`` in eval mode fails (the buffers are built with
   autograd on: not graph leaves).  Here nothing is registered by mode; :meth:`PlainLinear.expanded`
-  keeps a cache outside the state dict.
+  keeps a cache outside the state dict, for inference on the CPU only (where checking it needs no
+  host synchronisation).
 * it shares one basis-expansion module per (representations, points) between every ``Linear``, so
   ``.double()`` on one model would change another's buffers: each layer gets private copies.
 * it registers its basis-expansion submodules in the iteration order of a ``set`` of
@@ -62,18 +63,26 @@ class PlainLinear(enn.Linear):
         """The expanded ``(out, in)`` matrix and ``(out,)`` bias (``None`` without bias).
 
         Recomputed on every call whenever autograd may need it (training mode, or gradients on
-        and a parameter that requires them) and under ``torch.compile``.  Otherwise (inference) it
-        is cached and recomputed when a parameter's value changed: values are compared, not
-        version counters, so in-place edits through ``.data``, ``load_state_dict`` and replaced
-        parameters are all seen (the parameters are small next to the matrix they expand to).
+        and a parameter that requires them), under ``torch.compile`` and for parameters off the
+        CPU.  Otherwise (inference on the CPU) it is cached and recomputed when a parameter's value
+        changed.  Values are compared, not version counters or storage pointers: an in-place edit
+        through ``.data`` (Lightning's ``EMAWeightAveraging`` swaps weights with ``p.data.copy_``)
+        changes neither, and a cache keyed on them would silently return the old matrix.  On the
+        CPU the comparison reads host memory (no synchronisation).  On an accelerator it would be
+        one host synchronisation per layer per call, stalling the CPU until the device's queue
+        drains; recomputing instead costs the expansion's few asynchronous kernels (as in
+        training), and nothing can go stale.  ``load_state_dict`` (also with ``assign=True``),
+        replaced parameters and ``p.data = ...`` are followed, as ``self.weights`` / ``self.bias``
+        are read anew on every call.
         """
         params = [self.weights] + ([self.bias] if self.bias is not None else [])
         needs_graph = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-        if self.training or needs_graph or torch.compiler.is_compiling():
+        on_host = all(p.device.type == "cpu" for p in params)
+        if self.training or needs_graph or not on_host or torch.compiler.is_compiling():
             return self.expand_parameters()
-        values = torch.cat([p.reshape(-1) for p in params])
+        values = torch.cat([p.detach().reshape(-1) for p in params])
         cache = self._expansion
-        if cache is None or cache[0].device != values.device or not torch.equal(cache[0], values):
+        if cache is None or cache[0].dtype != values.dtype or not torch.equal(cache[0], values):
             with torch.no_grad():
                 matrix, bias = self.expand_parameters()
             cache = self._expansion = (values.clone(), matrix, bias)
