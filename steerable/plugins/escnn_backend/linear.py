@@ -102,8 +102,10 @@ def _private_sorted_basis(linear: torch.nn.Module) -> None:
 
     escnn caches one ``SingleBlockBasisExpansion`` module per (basis, points) and shares it between
     every ``Linear`` built with the same representations, so ``.double()`` or ``.to(device)`` on one
-    model would silently change the buffers of another.  A shallow copy with its own buffer dict
-    keeps the (read-only) sampled basis tensors shared until one model converts them.
+    model would silently change the buffers of another (and of layers built later: escnn's own
+    ``Linear.double()`` leaves float64 bases in its cache).  A shallow copy with its own buffer dict,
+    in the dtype and device of the layer's weights, keeps the (read-only) sampled basis tensors
+    shared until one model converts them.
     """
     for owner in linear.modules():
         if owner is linear:
@@ -111,13 +113,21 @@ def _private_sorted_basis(linear: torch.nn.Module) -> None:
         for name, child in list(owner._modules.items()):
             if child is not None and type(child).__name__ == "SingleBlockBasisExpansion":
                 private = copy.copy(child)
-                private._buffers = dict(child._buffers)
+                # in the layer's dtype: another model's .double() converts escnn's shared module
+                private._buffers = {k: _like(v, linear.weights) for k, v in child._buffers.items()}
                 private._parameters = dict(child._parameters)
                 private._modules = dict(child._modules)
                 owner._modules[name] = private
         if type(owner).__name__ == "BlocksBasisExpansion":
             owner._modules = dict(sorted(owner._modules.items()))
             _int_slice_bounds(owner)
+
+
+def _like(buffer: torch.Tensor | None, param: torch.Tensor) -> torch.Tensor | None:
+    """``buffer`` with the dtype (if floating) and device of ``param``."""
+    if buffer is None:
+        return None
+    return buffer.to(device=param.device, dtype=param.dtype if buffer.is_floating_point() else buffer.dtype)
 
 
 def _int_slice_bounds(expansion: torch.nn.Module) -> None:
