@@ -41,8 +41,8 @@ def _rot(t: float) -> torch.Tensor:
 
 
 def _planar_reference(M: torch.Tensor, kinds: list[tuple[str, int]]) -> torch.Tensor:
-    """Block-diagonal matrices of ``("trivial", 0)``, ``("sign", 0)``, ``("cos", k)`` and ``("irrep", k)`` fields for the
-    element with coordinate matrix ``M`` (module docstring)."""
+    """Block-diagonal matrices of ``("trivial", 0)``, ``("sign", 0)``, ``("cos", k)`` and ``("irrep", k)``
+    fields for the element with coordinate matrix ``M`` (module docstring)."""
     flip = bool(torch.det(M) < 0)
     t = math.atan2(float(M[1, 0]), float(M[0, 0]))
     mirror = torch.diag(torch.tensor([1.0, -1.0 if flip else 1.0], dtype=torch.float64))
@@ -61,7 +61,11 @@ def _planar_reference(M: torch.Tensor, kinds: list[tuple[str, int]]) -> torch.Te
 
 PLANAR = {
     # group name, escnn gspace, escnn irrep ids and the reference kinds of those fields
-    "C4": (lambda: gspaces.rot2dOnR2(4), [(0,), (1,), (2,), (1,)], [("trivial", 0), ("irrep", 1), ("cos", 2), ("irrep", 1)]),
+    "C4": (
+        lambda: gspaces.rot2dOnR2(4),
+        [(0,), (1,), (2,), (1,)],
+        [("trivial", 0), ("irrep", 1), ("cos", 2), ("irrep", 1)],
+    ),
     "SO(2)": (lambda: gspaces.rot2dOnR2(-1), [(0,), (3,), (1,)], [("trivial", 0), ("irrep", 3), ("irrep", 1)]),
     "O(2)": (
         lambda: gspaces.flipRot2dOnR2(-1, axis=0.0),

@@ -38,7 +38,12 @@ def test_resumed_run_continues_the_random_streams(tmp_path):
         (tmp_path / name).mkdir()
     run("whole", callbacks=[RankRandomness(tmp_path / "whole")])
     run("part", callbacks=[RankRandomness(tmp_path / "part"), Interrupt()])
-    run("part", "--resume", str(tmp_path / "part" / "checkpoints" / "last.ckpt"), callbacks=[RankRandomness(tmp_path / "resumed")])
+    run(
+        "part",
+        "--resume",
+        str(tmp_path / "part" / "checkpoints" / "last.ckpt"),
+        callbacks=[RankRandomness(tmp_path / "resumed")],
+    )
     whole = json.loads((tmp_path / "whole" / "rank0.json").read_text())
     resumed = json.loads((tmp_path / "resumed" / "rank0.json").read_text())
     assert list(resumed) == ["1"] and len(resumed["1"]) == 2  # two batches of the resumed epoch

@@ -209,7 +209,8 @@ def from_escnn(escnn_field_type: Any, dim: int | None = None) -> FieldType:
         dim = space or (None if name in ("SO(2)", "O(2)") or name[:1] in ("C", "D") else 3)
         if dim is None:
             raise ValueError(
-                f"from_escnn: {name} acts on R^2 and on R^3 and the field type's gspace has no base space: pass dim=2 or dim=3"
+                f"from_escnn: {name} acts on R^2 and on R^3 and the field type's gspace has no base space: "
+                "pass dim=2 or dim=3"
             )
     elif space and dim != space:
         raise ValueError(f"from_escnn: dim={dim}, but the field type's gspace acts on R^{space}")
@@ -217,7 +218,9 @@ def from_escnn(escnn_field_type: Any, dim: int | None = None) -> FieldType:
         group = lookup(name, dim=dim, backend=BACKEND)
     except (KeyError, ValueError) as exc:
         reason = str(exc).split(";")[0]
-        raise ValueError(f"from_escnn: escnn's {H} on R^{dim} is not one of the escnn backend's groups ({reason})") from None
+        raise ValueError(
+            f"from_escnn: escnn's {H} on R^{dim} is not one of the escnn backend's groups ({reason})"
+        ) from None
     if not isinstance(group, EscnnGroup) or group.native != H:
         raise ValueError(f"from_escnn: escnn's {H} is not the escnn backend's {group!r} (another subgroup)")
     return field_type_of(group, escnn_field_type, "from_escnn")
