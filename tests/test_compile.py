@@ -5,7 +5,10 @@ Python branch, so ``torch.compile(layer, fullgraph=True)`` captures one graph (t
 The default suite captures with ``backend="aot_eager"`` (Dynamo's graph capture and AOT autograd's
 forward and backward tracing, without code generation: seconds); the slow tests run Inductor.
 Outputs and gradients are compared with eager mode in float64 (bound 1e-12, round-off only: the
-graphs run the same ops) and, for Inductor, float32 (bound 1e-5: fused kernels reorder sums).
+graphs run the same ops) and, for Inductor, float32 (bound 1e-5: fused kernels reorder sums) and,
+for the escnn layers whose weights go through escnn's basis expansion, float64 too (bound 1e-12).
+The default suite also checks that those layers' traced graphs have static shapes only (what
+Inductor failed on before: slice bounds read from tensors).
 """
 
 from __future__ import annotations
@@ -33,11 +36,14 @@ def _cases(G, f_in, f_out, dtype):
     x = torch.randn(pos.shape[0], f_in.size, dtype=dtype)
     gate = st.Gate(f_out)
     cases = {
-        "kernel": (ImplicitKernel(f_in, f_out, 1), (pos, torch.randn(pos.shape[0], 1, dtype=dtype))),
-        "point_conv_shared": (st.PointConv(f_in, f_out), (x, pos, edge_index)),
-        "point_conv_dense": (st.PointConv(f_in, f_out, basis_size=None), (x, pos, edge_index)),
+        "kernel": (ImplicitKernel(f_in, f_out, 1, max_radius=1.0), (pos, torch.randn(pos.shape[0], 1, dtype=dtype))),
+        "point_conv_shared": (st.PointConv(f_in, f_out, max_radius=1.0), (x, pos, edge_index)),
+        "point_conv_dense": (st.PointConv(f_in, f_out, basis_size=None, max_radius=1.0), (x, pos, edge_index)),
         "gate": (gate, (torch.randn(pos.shape[0], gate.in_type.size, dtype=dtype),)),
-        "message_block": (st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="mean"), (x, pos, edge_index, None)),
+        "message_block": (
+            st.MessageBlock(f_in, f_out, f_in, True, {"max_radius": 1.0}, aggregation="mean"),
+            (x, pos, edge_index, None),
+        ),
     }
     if G.dim == 2:
         img = torch.randn(2, f_in.size, 7, 7, dtype=dtype)
@@ -104,20 +110,11 @@ def test_layers_capture_one_graph(request, group_name, case):
     _compare(layer, args, "aot_eager", dict(rtol=1e-12, atol=1e-12))
 
 
-#: escnn's ``BlocksBasisExpansion.forward`` (used by the escnn backend's linear layers where the
-#: kernel MLP does not hand out pieces) slices with bounds held in tensors: Dynamo captures them
-#: as unbacked SymInts, which Inductor (torch 2.13) fails to lower.  A fix belongs in the escnn
-#: plugin (expand with Python-int bounds); strict, so that it shows when fixed.
-ESCNN_EXPANSION = pytest.mark.xfail(reason="escnn basis expansion slices with tensor-held bounds", strict=True)
-
-
 def _inductor_params():
     for g in ["matrix-C4", "escnn-C4", "e3nn-O(3)"]:
         for c in CASES:
-            if _grid_case(g, c):
-                continue
-            broken = g == "escnn-C4" and c in ("point_conv_dense", "message_block")
-            yield pytest.param(g, c, marks=ESCNN_EXPANSION if broken else ())
+            if not _grid_case(g, c):
+                yield pytest.param(g, c)
 
 
 @pytest.mark.slow
@@ -127,6 +124,58 @@ def test_layers_compile_with_inductor(request, group_name, case):
     torch.manual_seed(0)
     layer, args = _cases(G, *make_fields(G), torch.float32)[case]
     _compare(layer, args, "inductor", dict(rtol=1e-5, atol=1e-5))
+
+
+#: the cases whose escnn linear layers expand their weights with escnn's ``BlocksBasisExpansion``
+#: (the dense kernel MLP); before, its slice bounds were 0-d tensors and Inductor failed to lower them
+ESCNN_EXPANSION_CASES = ["point_conv_dense", "message_block"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ESCNN_EXPANSION_CASES)
+def test_escnn_expansion_compiles_with_inductor_in_float64(request, case):
+    """Values and gradients of Inductor's code equal eager mode's to float64 round-off (bound 1e-12;
+    fused kernels may reorder sums, which in float64 moves results by ~1e-16 relative)."""
+    G = make_group("escnn-C4", request)
+    torch.manual_seed(0)
+    layer, args = _cases(G, *make_fields(G), torch.float64)[case]
+    _compare(layer, args, "inductor", dict(rtol=1e-12, atol=1e-12))
+
+
+def _data_dependent_nodes(layer, args) -> list[str]:
+    """Nodes of the forward graph AOT autograd traces of ``layer(*args)`` (what Inductor lowers) that
+    read a tensor's value into a size (``aten._local_scalar_dense``) or have a data-dependent
+    (unbacked) size."""
+    from torch._dynamo.backends.common import aot_autograd
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    found: list[str] = []
+
+    def inspect(gm, example_inputs):
+        for node in gm.graph.nodes:
+            value = node.meta.get("val")
+            if node.target is torch.ops.aten._local_scalar_dense.default:
+                found.append(f"{node.name}: reads a value")
+            elif isinstance(value, torch.Tensor) and free_unbacked_symbols(value):
+                found.append(f"{node.name}: shape {tuple(value.shape)}")
+        return gm.forward
+
+    torch._dynamo.reset()
+    try:
+        torch.compile(layer, fullgraph=True, backend=aot_autograd(fw_compiler=inspect))(*args)
+    finally:
+        torch._dynamo.reset()
+    return found
+
+
+@pytest.mark.parametrize("case", ESCNN_EXPANSION_CASES)
+def test_escnn_expansion_has_static_shapes(request, case):
+    """The traced graph of the escnn layers has no data-dependent size, what Inductor failed to
+    lower (before: the expansion's slice bounds were read from 0-d tensors, ``_local_scalar_dense``,
+    and the slices had unbacked sizes)."""
+    G = make_group("escnn-C4", request)
+    layer, args = _cases(G, *make_fields(G), torch.float64)[case]
+    assert _data_dependent_nodes(layer, args) == []
 
 
 def test_layers_run_on_the_meta_device(request):

@@ -6,8 +6,9 @@ Layout under ``out_dir``: ``checkpoints/`` (``last.ckpt`` and the best by ``moni
 Multi-process runs (``devices=2``, Lightning DDP: gloo on CPU, NCCL on GPUs) behave as one process:
 the tasks log their epoch metrics with ``sync_dist=True``, so every rank sees the same ``monitor``
 value and names the best checkpoint alike; the best path is taken from rank 0.  Resuming is exact
-(:func:`train_sampler`, :class:`RandomStateCheckpoint`): a run interrupted after epoch ``k`` and
-resumed ends with the same weights as an uninterrupted run with the same seed.
+(:func:`train_sampler`, :class:`RandomStateCheckpoint`, which keeps every rank's random states): a
+run interrupted after epoch ``k`` and resumed ends with the same weights as an uninterrupted run
+with the same seed, in one process or several.
 """
 
 from __future__ import annotations
@@ -67,34 +68,81 @@ def train_sampler(dataset: Any, trainer: L.Trainer | None, seed: int) -> torch.u
     )
 
 
-class RandomStateCheckpoint(Callback):
-    """Saves the global random states (python, numpy, torch) in checkpoints and restores them when
-    the resumed run starts its first epoch (after Lightning's sanity check), so randomness drawn
-    during training (e.g. point sampling and rotation augmentations) continues as without the
-    interruption.  Per process: in a multi-process run rank 0's states are saved."""
+def _random_states() -> dict[str, Any]:
+    """This process's global random states (python, numpy, torch, and CUDA's current device when CUDA
+    is initialised), as plain types and tensors: checkpoints load with ``torch.load(weights_only=True)``."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
-    def __init__(self) -> None:
-        self._pending: dict[str, Any] | None = None
+
+def _set_random_states(state: dict[str, Any]) -> None:
+    """Restore what :func:`_random_states` saved (the CUDA state only where CUDA is available)."""
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _gathered(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every rank's ``state``, in rank order (a collective: every rank calls it); ``[state]`` in one process."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [state]
+    states: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(states, state)
+    return states
+
+
+def _rank_and_world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class RandomStateCheckpoint(Callback):
+    """Saves the global random states (python, numpy, torch, CUDA) of every process in checkpoints and
+    restores each process's own on resuming, so randomness drawn during training (e.g. point
+    sampling and rotation augmentations, a data loader's worker seeds) continues as without the
+    interruption.
+
+    Multi-process runs: Lightning builds the checkpoint on every rank (rank 0 writes it), so
+    :meth:`state_dict` gathers the ranks' states (``all_gather_object``: a collective, as Lightning's
+    checkpointing already is) and saves them as ``{"ranks": [state of rank 0, rank 1, ...]}``;
+    resuming, rank ``r`` restores entry ``r``.  A resume with another number of processes than the
+    checkpoint's cannot be exact (the data is split differently): ranks without a saved state keep
+    their seeded states, with a warning.  Checkpoints of one-process runs written before (one state,
+    no ``"ranks"``) load as rank 0's.
+
+    When: Lightning loads callback states after setting up the model and right before the fit loop,
+    whose first act is to create the training loader's iterator (which draws its base seed from
+    torch's generator, as the uninterrupted run does after saving); the sanity check in between
+    runs under ``isolate_rng`` (it leaves the states as it found them).
+    """
 
     def state_dict(self) -> dict[str, Any]:
-        # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
-        kind, keys, pos, has_gauss, cached = np.random.get_state()
-        return {
-            "python": random.getstate(),
-            "torch": torch.get_rng_state(),
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        }
+        return {"ranks": _gathered(_random_states())}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = dict(state_dict)
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._pending is not None:
-            random.setstate(self._pending["python"])
-            kind, keys, pos, has_gauss, cached = self._pending["numpy"]
-            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-            torch.set_rng_state(self._pending["torch"])
-            self._pending = None
+        states = list(state_dict["ranks"]) if "ranks" in state_dict else [dict(state_dict)]
+        rank, world = _rank_and_world()
+        if len(states) != world:
+            warnings.warn(
+                f"resuming with {world} process(es) from a checkpoint of {len(states)}: the run cannot be "
+                "exactly that of an uninterrupted one (data split and random states differ)",
+                stacklevel=2,
+            )
+        if rank < len(states):
+            _set_random_states(states[rank])
 
 
 def fit_and_test(

@@ -8,16 +8,32 @@ Importing this module is cheap: escnn is imported only by :func:`load` and by th
 
 See :mod:`.groups` for the exact escnn subgroups and coordinate conventions, and :mod:`.mlp` for
 the kernel MLP and its options.
+
+Interop with escnn (:mod:`.interop`): :func:`to_escnn` and :func:`from_escnn` convert field types
+(the same fields in the same basis: tensors pass unchanged), and ``G.field_type(escnn_field_type)``
+gives ours for a group ``G``:
+
+>>> import steerable as st
+>>> from escnn import gspaces                                       # doctest: +SKIP
+>>> G = st.group("C4", backend="escnn")                             # doctest: +SKIP
+>>> f = G.field_type(gspaces.rot2dOnR2(4).type(*[G.native.regular_representation] * 2))  # doctest: +SKIP
+>>> from_escnn(to_escnn(f, gspaces.rot2dOnR2(4))) == f              # doctest: +SKIP
+True
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steerable.registry import hookimpl
 from steerable.registry.backend import Backend, GroupSpec
 
+if TYPE_CHECKING:  # pragma: no cover
+    from steerable.core.representation import FieldType
+
 NAME = "escnn"
+
+__all__ = ["from_escnn", "load", "steerable_backends", "to_escnn"]
 
 
 def load() -> None:
@@ -33,6 +49,20 @@ def load() -> None:
         cached = getattr(module, name, None)
         if hasattr(cached, "_verbose"):
             cached._verbose = 0
+
+
+def to_escnn(field_type: FieldType, gspace: Any = None) -> Any:
+    """escnn's ``nn.FieldType`` with the fields of our ``field_type`` (see :func:`.interop.to_escnn`)."""
+    from .interop import to_escnn as convert
+
+    return convert(field_type, gspace)
+
+
+def from_escnn(escnn_field_type: Any, dim: int | None = None) -> FieldType:
+    """Our ``FieldType`` with the fields of escnn's ``escnn_field_type`` (see :func:`.interop.from_escnn`)."""
+    from .interop import from_escnn as convert
+
+    return convert(escnn_field_type, dim)
 
 
 def _lazy(builder: str):

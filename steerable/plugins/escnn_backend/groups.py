@@ -45,7 +45,7 @@ import torch
 
 from steerable.core.group import Group, GroupElements, same_group
 from steerable.core.mlp import KernelMLP, KernelMLPSpec
-from steerable.core.representation import Rep
+from steerable.core.representation import FieldType, Rep
 
 BACKEND = "escnn"
 # Maximum frequency escnn's continuous groups are built with.  It only bounds the irreps escnn lists
@@ -189,6 +189,15 @@ class EscnnGroup(Group):
     def portable_reps(self) -> dict[str, EscnnRep]:
         """trivial, standard and ``det``: their matrices are fixed by the action on coordinates."""
         return {"trivial": self._trivial, "standard": self._std, "det": self.det_rep()}
+
+    def field_type(self, spec: Any) -> FieldType:
+        """Our field type for an escnn ``nn.FieldType`` of this group (its gspace, if it has a base
+        space, must act on coordinates as this group does) or a list of escnn ``Representation``\\ s
+        of ``native`` and of our representations; the same fields in the same order and basis.
+        See :mod:`.interop` (``to_escnn`` goes back)."""
+        from .interop import field_type_of
+
+        return field_type_of(self, spec)
 
     def regular_rep(self) -> EscnnRep:
         """The regular representation (finite groups only): a permutation of ``order`` channels."""

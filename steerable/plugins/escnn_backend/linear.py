@@ -7,7 +7,8 @@ model that contains it; :class:`PlainLinear` removes them:
   ``expanded_bias``) and deletes them in train mode, so ``state_dict`` keys depend on the history of
   ``.train()`` / ``.eval()`` calls, and ``deepcopy`` in eval mode fails (the buffers are built with
   autograd on: not graph leaves).  Here nothing is registered by mode; :meth:`PlainLinear.expanded`
-  keeps a cache outside the state dict.
+  keeps a cache outside the state dict, for inference on the CPU only (where checking it needs no
+  host synchronisation).
 * it shares one basis-expansion module per (representations, points) between every ``Linear``, so
   ``.double()`` on one model would change another's buffers: each layer gets private copies.
 * it registers its basis-expansion submodules in the iteration order of a ``set`` of
@@ -62,18 +63,26 @@ class PlainLinear(enn.Linear):
         """The expanded ``(out, in)`` matrix and ``(out,)`` bias (``None`` without bias).
 
         Recomputed on every call whenever autograd may need it (training mode, or gradients on
-        and a parameter that requires them) and under ``torch.compile``.  Otherwise (inference) it
-        is cached and recomputed when a parameter's value changed: values are compared, not
-        version counters, so in-place edits through ``.data``, ``load_state_dict`` and replaced
-        parameters are all seen (the parameters are small next to the matrix they expand to).
+        and a parameter that requires them), under ``torch.compile`` and for parameters off the
+        CPU.  Otherwise (inference on the CPU) it is cached and recomputed when a parameter's value
+        changed.  Values are compared, not version counters or storage pointers: an in-place edit
+        through ``.data`` (Lightning's ``EMAWeightAveraging`` swaps weights with ``p.data.copy_``)
+        changes neither, and a cache keyed on them would silently return the old matrix.  On the
+        CPU the comparison reads host memory (no synchronisation).  On an accelerator it would be
+        one host synchronisation per layer per call, stalling the CPU until the device's queue
+        drains; recomputing instead costs the expansion's few asynchronous kernels (as in
+        training), and nothing can go stale.  ``load_state_dict`` (also with ``assign=True``),
+        replaced parameters and ``p.data = ...`` are followed, as ``self.weights`` / ``self.bias``
+        are read anew on every call.
         """
         params = [self.weights] + ([self.bias] if self.bias is not None else [])
         needs_graph = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-        if self.training or needs_graph or torch.compiler.is_compiling():
+        on_host = all(p.device.type == "cpu" for p in params)
+        if self.training or needs_graph or not on_host or torch.compiler.is_compiling():
             return self.expand_parameters()
-        values = torch.cat([p.reshape(-1) for p in params])
+        values = torch.cat([p.detach().reshape(-1) for p in params])
         cache = self._expansion
-        if cache is None or cache[0].device != values.device or not torch.equal(cache[0], values):
+        if cache is None or cache[0].dtype != values.dtype or not torch.equal(cache[0], values):
             with torch.no_grad():
                 matrix, bias = self.expand_parameters()
             cache = self._expansion = (values.clone(), matrix, bias)
@@ -93,8 +102,10 @@ def _private_sorted_basis(linear: torch.nn.Module) -> None:
 
     escnn caches one ``SingleBlockBasisExpansion`` module per (basis, points) and shares it between
     every ``Linear`` built with the same representations, so ``.double()`` or ``.to(device)`` on one
-    model would silently change the buffers of another.  A shallow copy with its own buffer dict
-    keeps the (read-only) sampled basis tensors shared until one model converts them.
+    model would silently change the buffers of another (and of layers built later: escnn's own
+    ``Linear.double()`` leaves float64 bases in its cache).  A shallow copy with its own buffer dict,
+    in the dtype and device of the layer's weights, keeps the (read-only) sampled basis tensors
+    shared until one model converts them.
     """
     for owner in linear.modules():
         if owner is linear:
@@ -102,9 +113,37 @@ def _private_sorted_basis(linear: torch.nn.Module) -> None:
         for name, child in list(owner._modules.items()):
             if child is not None and type(child).__name__ == "SingleBlockBasisExpansion":
                 private = copy.copy(child)
-                private._buffers = dict(child._buffers)
+                # in the layer's dtype: another model's .double() converts escnn's shared module
+                private._buffers = {k: _like(v, linear.weights) for k, v in child._buffers.items()}
                 private._parameters = dict(child._parameters)
                 private._modules = dict(child._modules)
                 owner._modules[name] = private
         if type(owner).__name__ == "BlocksBasisExpansion":
             owner._modules = dict(sorted(owner._modules.items()))
+            _int_slice_bounds(owner)
+
+
+def _like(buffer: torch.Tensor | None, param: torch.Tensor) -> torch.Tensor | None:
+    """``buffer`` with the dtype (if floating) and device of ``param``."""
+    if buffer is None:
+        return None
+    return buffer.to(device=param.device, dtype=param.dtype if buffer.is_floating_point() else buffer.dtype)
+
+
+def _int_slice_bounds(expansion: torch.nn.Module) -> None:
+    """Store the slice bounds of a ``BlocksBasisExpansion``'s contiguous blocks as Python ints.
+
+    escnn keeps ``[start, stop, length]`` of each contiguous block as 0-d tensors (plain attributes,
+    not buffers) and slices the filter with them: under ``torch.compile`` Dynamo reads them as
+    data-dependent sizes, which Inductor fails to lower.  The values are fixed by the field types;
+    ints give the same slices with static shapes.  Non-contiguous blocks keep their index buffers
+    (advanced indexing compiles).
+    """
+    for pair, contiguous in expansion._contiguous.items():
+        if not contiguous:
+            continue
+        escaped = expansion._escape_pair(pair)
+        for side in ("in", "out"):
+            name = f"{side}_indices_{escaped}"
+            bounds = getattr(expansion, name)
+            setattr(expansion, name, [int(b) for b in bounds])
