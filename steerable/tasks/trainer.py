@@ -200,10 +200,15 @@ def fit_and_test(
         monitor=monitor,
         mode=mode,
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,  # the run folder is this run's (see Task.run): never last-v1.ckpt
     )
-    all_callbacks: list[Any] = [ckpt, RandomStateCheckpoint(), *callbacks]
+    # Lightning's save_last=True writes last.ckpt only when the best checkpoint changes, so after the
+    # last improvement it goes stale and a --resume from it replays epochs.  A second, unmonitored
+    # checkpoint overwritten every epoch is the true last one.
+    last = ModelCheckpoint(
+        dirpath=out / "checkpoints", filename="last", save_top_k=1, monitor=None, enable_version_counter=False
+    )
+    all_callbacks: list[Any] = [ckpt, last, RandomStateCheckpoint(), *callbacks]
     if ema:
         if not 0.0 < ema < 1.0:
             raise ValueError(f"ema decay must be in (0, 1), got {ema}")
