@@ -33,11 +33,11 @@ def _cases(G, f_in, f_out, dtype):
     x = torch.randn(pos.shape[0], f_in.size, dtype=dtype)
     gate = st.Gate(f_out)
     cases = {
-        "kernel": (ImplicitKernel(f_in, f_out, 1), (pos, torch.randn(pos.shape[0], 1, dtype=dtype))),
-        "point_conv_shared": (st.PointConv(f_in, f_out), (x, pos, edge_index)),
-        "point_conv_dense": (st.PointConv(f_in, f_out, basis_size=None), (x, pos, edge_index)),
+        "kernel": (ImplicitKernel(f_in, f_out, 1, max_radius=1.0), (pos, torch.randn(pos.shape[0], 1, dtype=dtype))),
+        "point_conv_shared": (st.PointConv(f_in, f_out, max_radius=1.0), (x, pos, edge_index)),
+        "point_conv_dense": (st.PointConv(f_in, f_out, basis_size=None, max_radius=1.0), (x, pos, edge_index)),
         "gate": (gate, (torch.randn(pos.shape[0], gate.in_type.size, dtype=dtype),)),
-        "message_block": (st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="mean"), (x, pos, edge_index, None)),
+        "message_block": (st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="mean", max_radius=1.0), (x, pos, edge_index, None)),
     }
     if G.dim == 2:
         img = torch.randn(2, f_in.size, 7, 7, dtype=dtype)
@@ -143,7 +143,7 @@ def test_layers_run_on_the_meta_device(request):
 def test_point_conv_exports(request):
     G = make_group("matrix-C4", request)
     f_in, f_out = make_fields(G)
-    conv = st.PointConv(f_in, f_out).double()
+    conv = st.PointConv(f_in, f_out, max_radius=1.0).double()
     pos, edge_index = _graph(G)
     x = torch.randn(pos.shape[0], f_in.size, dtype=torch.float64)
     program = torch.export.export(conv, (x, pos, edge_index))

@@ -41,7 +41,6 @@ field; the output still reaches ``L`` through the last tensor product.  ``origin
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -155,12 +154,7 @@ class E3nnKernelMLP(torch.nn.Module):
         sh_parity = -1 if group.with_inversion else 1
         self.irreps_sh = o3.Irreps([(1, (l, sh_parity**l)) for l in range(self.lmax + 1)])
         self.sh = o3.SphericalHarmonics(self.irreps_sh, normalize=False, normalization="component")
-        default_scale = spec.max_radius / (2 * max(spec.radial_features - 1, 1))
-        self.origin_scale = float(spec.options.get("origin_scale", default_scale))
-        if not (math.isfinite(self.origin_scale) and self.origin_scale > 0):
-            raise ValueError(
-                f"e3nn backend: options['origin_scale'] must be a finite number > 0, got {self.origin_scale}"
-            )
+        self.origin_scale = spec.origin_scale("e3nn backend")
 
         # -- 2. attributes: invariant channels feed the scalar MLP, the rest enter as irreps ---
         inv_channels, eq_channels, eq_irreps, attr_blocks = [], [], [], []
