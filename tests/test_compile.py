@@ -37,7 +37,10 @@ def _cases(G, f_in, f_out, dtype):
         "point_conv_shared": (st.PointConv(f_in, f_out, max_radius=1.0), (x, pos, edge_index)),
         "point_conv_dense": (st.PointConv(f_in, f_out, basis_size=None, max_radius=1.0), (x, pos, edge_index)),
         "gate": (gate, (torch.randn(pos.shape[0], gate.in_type.size, dtype=dtype),)),
-        "message_block": (st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="mean", max_radius=1.0), (x, pos, edge_index, None)),
+        "message_block": (
+            st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="mean", max_radius=1.0),
+            (x, pos, edge_index, None),
+        ),
     }
     if G.dim == 2:
         img = torch.randn(2, f_in.size, 7, 7, dtype=dtype)

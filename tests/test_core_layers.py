@@ -42,7 +42,9 @@ def test_field_type_layout(fields):
 
 def test_dense_kernel_blocks_follow_field_order(fields):
     _, f_in, f_out = fields
-    kernel = st.ImplicitKernel(f_in, f_out, basis_size=None, envelope_width=None, normalize=False, max_radius=1.0).double()
+    kernel = st.ImplicitKernel(
+        f_in, f_out, basis_size=None, envelope_width=None, normalize=False, max_radius=1.0
+    ).double()
     pos = torch.randn(5, 2, dtype=torch.float64)
     flat, full = kernel.mlp(pos, None), kernel(pos)
     start = 0
@@ -83,7 +85,9 @@ def test_point_conv_messages_equal_materialised_kernel(fields, basis_size):
     """mix(sum of responses) equals sum_j K(pos_j - pos_i) x_j with the kernel built in full."""
     _, f_in, f_out = fields
     torch.manual_seed(2)
-    conv = st.PointConv(f_in, f_out, edge_attr=1, basis_size=basis_size, envelope_width=0.8, bias=False, max_radius=1.0).double()
+    conv = st.PointConv(
+        f_in, f_out, edge_attr=1, basis_size=basis_size, envelope_width=0.8, bias=False, max_radius=1.0
+    ).double()
     x = torch.randn(9, f_in.size, dtype=torch.float64)
     pos = torch.randn(9, 2, dtype=torch.float64)
     edge_index = torch.randint(0, 9, (2, 30))
@@ -121,7 +125,10 @@ def test_blocks_are_equivariant(fields, dtype, bound, gate):
     _, f_in, f_out = fields
     torch.manual_seed(0)
     kw = dict(edge_attr=2, basis_size=4)
-    for block in (st.PointConvBlock(f_in, f_out, gate, kw, max_radius=1.0), st.MessageBlock(f_in, f_out, f_in, gate, kw, max_radius=1.0)):
+    for block in (
+        st.PointConvBlock(f_in, f_out, gate, kw, max_radius=1.0),
+        st.MessageBlock(f_in, f_out, f_in, gate, kw, max_radius=1.0),
+    ):
         assert block.in_type is f_in and block.attr_type.size == 2
         assert block.out_type.size == f_out.size
         assert check_equivariance(block, dtype=dtype) < bound

@@ -61,7 +61,10 @@ def test_mixed_backend_model(group_name, dtype, bound):
     assert a_out.group != b_out.group and same_group(a_out.group, b_out.group)
     assert a_in == b_in and hash(a_in) == hash(b_in) and a_out == b_out
     torch.manual_seed(0)
-    first, second = st.PointConv(a_in, a_out, max_radius=1.0).to(dtype), st.PointConv(b_out, b_in, max_radius=1.0).to(dtype)
+    first, second = (
+        st.PointConv(a_in, a_out, max_radius=1.0).to(dtype),
+        st.PointConv(b_out, b_in, max_radius=1.0).to(dtype),
+    )
     third = st.PointConv(a_in, a_out, max_radius=1.0).to(dtype)
     model = lambda x, pos, ei: third(second(first(x, pos, ei), pos, ei), pos, ei)  # noqa: E731
 

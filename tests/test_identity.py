@@ -83,7 +83,9 @@ def test_portable_reps_cross_and_stay_equivariant(two_d4):
     assert hash(mixed) == hash(FieldType(b, [b.standard_rep(), b.trivial_rep(), b.det_rep()]))
     out_b = FieldType(b, [b.trivial_rep(), b.standard_rep()])
     torch.manual_seed(0)
-    conv = st.PointConv(mixed, out_b, hidden_channels=2, max_radius=1.0).double()  # one layer, two backends' field types
+    conv = st.PointConv(
+        mixed, out_b, hidden_channels=2, max_radius=1.0
+    ).double()  # one layer, two backends' field types
     lin = st.FieldLinear(mixed, out_b).double()
     gen = torch.Generator().manual_seed(1)
     pos = torch.randn(6, 2, dtype=torch.float64, generator=gen)

@@ -140,7 +140,9 @@ def _case(fields, basis_size, attr_size, seed=0):
     _, f_in, f_out = fields
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    kernel = st.ImplicitKernel(f_in, f_out, attr_size, basis_size=basis_size, envelope_width=0.9, max_radius=1.0).double()
+    kernel = st.ImplicitKernel(
+        f_in, f_out, attr_size, basis_size=basis_size, envelope_width=0.9, max_radius=1.0
+    ).double()
     _randomise_widths(kernel, gen)
     n_nodes, n_edges = 7, 19
     x = torch.randn(n_nodes, f_in.size, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -194,7 +196,8 @@ def test_operations_agree_with_per_edge_reference(fields, basis_size, attr_size)
             bias=False,
             chunk_size=chunk_size,
             basis_size=basis_size,
-            envelope_width=0.9, max_radius=1.0,
+            envelope_width=0.9,
+            max_radius=1.0,
         ).double()
         conv.kernel.load_state_dict(kernel.state_dict())
         assert chunk_size is None or conv.chunk_size == chunk_size

@@ -325,7 +325,9 @@ def test_low_dimensions_equivariant_and_complete(name):
     for a, b in itertools.product(kinds, repeat=2):
         fin, fout = _types(G, [a]), _types(G, [b])
         span = kernel_span_rank(
-            lambda fin=fin, fout=fout: st.ImplicitKernel(fin, fout, hidden_channels=2, max_radius=1.0), 0.6 * point[None], n_inits=12
+            lambda fin=fin, fout=fout: st.ImplicitKernel(fin, fout, hidden_channels=2, max_radius=1.0),
+            0.6 * point[None],
+            n_inits=12,
         )
         assert span == commutant_dimension(stab, fout, fin), (a, b)
     fin = _types(G, kinds)

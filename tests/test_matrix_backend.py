@@ -239,7 +239,11 @@ def test_layers_equivariant(symbol, dim):
                 st.ImplicitKernel(field, field, 1, max_radius=1.0, **tiny), dtype=dtype, n_elements=4, generator=gen
             ),
             "point": check_equivariance(
-                st.PointConv(field, field, edge_attr=1, max_radius=1.0, **tiny), dtype=dtype, n_elements=3, n_points=8, generator=gen
+                st.PointConv(field, field, edge_attr=1, max_radius=1.0, **tiny),
+                dtype=dtype,
+                n_elements=3,
+                n_points=8,
+                generator=gen,
             ),
         }
         els = lattice_elements(group)
@@ -256,7 +260,10 @@ def test_attributes_in_a_nontrivial_representation():
     attr = st.FieldType(group, [group.standard_rep(), group.det_rep()])  # an edge vector and a pseudo-scalar
     torch.manual_seed(0)
     bound = BOUNDS[torch.float64]  # measured 1.4e-15 and 1.1e-15
-    assert check_equivariance(st.PointConv(field, field, edge_attr=attr, hidden_channels=2, max_radius=1.0), n_points=8) <= bound
+    assert (
+        check_equivariance(st.PointConv(field, field, edge_attr=attr, hidden_channels=2, max_radius=1.0), n_points=8)
+        <= bound
+    )
     assert check_equivariance(st.ImplicitKernel(field, field, attr, hidden_channels=2, max_radius=1.0)) <= bound
 
 
@@ -298,7 +305,9 @@ def test_kernel_complete_mixed_fields_m3m():
         expected = commutant_dimension(finite_stabiliser(group, point), field, field)
         assert (
             kernel_span_rank(
-                lambda: st.ImplicitKernel(field, field, None, hidden_channels=3, max_radius=1.0), point[None], n_inits=expected + 4
+                lambda: st.ImplicitKernel(field, field, None, hidden_channels=3, max_radius=1.0),
+                point[None],
+                n_inits=expected + 4,
             )
             == expected
         )
@@ -401,7 +410,10 @@ def test_group_from_generators_in_4d():
     assert group.order == 24 and group.dim == 4
     field = st.FieldType(group, [group.trivial_rep(), group.standard_rep(), group.det_rep()])
     torch.manual_seed(0)
-    assert check_equivariance(st.PointConv(field, field, hidden_channels=2, max_radius=1.0), n_points=8) <= BOUNDS[torch.float64]
+    assert (
+        check_equivariance(st.PointConv(field, field, hidden_channels=2, max_radius=1.0), n_points=8)
+        <= BOUNDS[torch.float64]
+    )
 
 
 def test_bad_generators():

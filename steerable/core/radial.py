@@ -27,8 +27,12 @@ class RadialBasis(torch.nn.Module):
         super().__init__()
         if num < 1:
             raise ValueError(f"RadialBasis needs at least one feature, got {num}")
-        if not (isinstance(max_radius, (int, float)) and not isinstance(max_radius, bool) and 0 < max_radius < math.inf):
-            raise ValueError(f"RadialBasis needs a finite max_radius > 0 (in the units of the norms), got {max_radius!r}")
+        if not (
+            isinstance(max_radius, (int, float)) and not isinstance(max_radius, bool) and 0 < max_radius < math.inf
+        ):
+            raise ValueError(
+                f"RadialBasis needs a finite max_radius > 0 (in the units of the norms), got {max_radius!r}"
+            )
         self.num, self.max_radius = num, float(max_radius)
         centres = torch.linspace(0.0, max_radius, num) if num > 1 else torch.zeros(1)
         self.centres: torch.Tensor

@@ -40,6 +40,7 @@ def conv_options(who: str, conv_kwargs: dict[str, Any] | None, max_radius: float
     options["max_radius"] = check_max_radius(radius, who, _BLOCK_RADIUS_HINT)
     return options
 
+
 __all__ = ["PointConvBlock", "MessageBlock"]
 
 

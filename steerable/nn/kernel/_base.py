@@ -297,7 +297,8 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
 
     # -- input checks ---------------------------------------------------------------------------
     def _check(self, pos: torch.Tensor, attr: torch.Tensor | None) -> None:
-        """``pos`` ``(E, n)`` floating, of the kernel's dtype; ``attr`` as :func:`~steerable.nn.checks.check_attributes`."""
+        """``pos`` ``(E, n)`` floating, of the kernel's dtype; ``attr`` as in
+        :func:`~steerable.nn.checks.check_attributes`."""
         n = self.group.dim
         if not isinstance(pos, torch.Tensor):
             raise TypeError(f"ImplicitKernel: positions must be a torch.Tensor, got {type(pos).__name__}")

@@ -11,7 +11,7 @@ import torch
 from ...core.representation import FieldType, Rep
 from ...ops.message import message_sum
 from ...ops.permute import permute_columns
-from ._base import EnvelopeWidth, BASIS_SIZE, ImplicitKernel, Segment
+from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
 
 
 class RepPair(NamedTuple):

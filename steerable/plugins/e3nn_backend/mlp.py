@@ -7,7 +7,8 @@ output needs):
    spherical harmonics without normalisation, component normalisation: polynomials, ``Y_l(v) =
    |v|^l Y_l(pos / |pos|)``) of the softened direction ``v = pos / r_s``, ``r_s = sqrt(|pos|^2 +
    s^2)`` with the origin scale ``s`` (``options["origin_scale"]``, default half the spacing of the
-   radial basis centres, ``max_radius / (2 max(radial_features - 1, 1))``).  For ``|pos| >> s`` these
+   radial basis centres, ``max_radius / (2 max(radial_features - 1, 1))``: the one rule,
+   :meth:`~steerable.core.mlp.KernelMLPSpec.origin_scale`).  For ``|pos| >> s`` these
    are the harmonics of the direction; near the origin they fade in as ``(|pos| / s)^l``, and at
    ``pos = 0`` only ``Y_0`` is nonzero.  No division by ``|pos|``: gradients at and near the origin
    are exact and finite (forces with self-loops or coincident points), half precision gives no NaN.
