@@ -12,8 +12,7 @@ from ..core.representation import FieldType, as_field_type
 from ._repr import layer_repr
 from .bias import InvariantBias
 from .checks import check_attributes, check_layer_dtype, parameter_dtype
-from .kernel import ImplicitKernel
-from .kernel._base import EnvelopeWidth
+from .kernel import EnvelopeWidth, ImplicitKernel
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -98,7 +97,7 @@ class GridConv(torch.nn.Module):
             (:class:`~steerable.nn.kernel.ImplicitKernel`).
         envelope_width: initial width of the learnable radial envelope in grid units (the filter
             spans ``[-1, 1]`` per axis); ``"auto"`` (default): ``max_radius``, the rule of every
-            layer (:func:`~steerable.nn.kernel._base.initial_envelope_width`); ``None``: none.
+            layer (:func:`~steerable.nn.kernel.initial_envelope_width`); ``None``: none.
         **mlp: kernel MLP options, see :class:`~steerable.core.mlp.KernelMLPSpec`.  ``max_radius``
             is derived from the filter's extent: ``sqrt(dim)``, the distance of a corner tap from
             the centre in grid units (no tap lies beyond it); it may be overridden.

@@ -19,8 +19,7 @@ from .checks import (
     check_max_radius,
     parameter_dtype,
 )
-from .kernel import ImplicitKernel
-from .kernel._base import EnvelopeWidth
+from .kernel import EnvelopeWidth, ImplicitKernel
 
 #: What a point layer's ``max_radius`` is, for the error message when it is missing.
 RADIUS_HINT = "the cutoff of your radius graph in position units (e.g. max_radius=5.0 for a 5 Å cutoff)"
