@@ -25,7 +25,7 @@ def build():
     G = st.group(name, backend=backend)
     reps = [G.trivial_rep(), G.standard_rep()] * 2
     f = st.FieldType(G, reps)
-    return st.PointConv(f, f) if G.dim == 3 else st.GridConv(f, f, kernel_size=5)
+    return st.PointConv(f, f, max_radius=1.0) if G.dim == 3 else st.GridConv(f, f, kernel_size=5)
 t0 = time.perf_counter(); build(); cold = time.perf_counter() - t0
 warm = []
 for _ in range(3):

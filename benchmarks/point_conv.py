@@ -52,7 +52,7 @@ def build_ours(backend: str, c: int, lmax: int, **kernel) -> Callable:
 
     G = st.group("SO(3)", backend=backend)
     f = st.FieldType(G, [G.irrep(l) for l in range(lmax + 1) for _ in range(c)])
-    conv = st.PointConv(f, f, **kernel)
+    conv = st.PointConv(f, f, **{"max_radius": 2.0, **kernel})  # the graph's scale (make_graph), as e3nn's
     return conv, lambda x, pos, ei: conv(x, pos, ei)
 
 

@@ -41,7 +41,7 @@ def main() -> None:
 
     G = st.group("SO(3)", backend=args.backend)
     f = st.FieldType(G, [G.irrep(l) for l in range(args.lmax + 1) for _ in range(args.channels)])
-    conv = st.PointConv(f, f, basis_size=args.basis_size or None)
+    conv = st.PointConv(f, f, max_radius=2.0, basis_size=args.basis_size or None)  # pos ~ N(0, 1/4)
     d = f.size
     per_edge = conv._values_per_edge()
     print(machine_line())

@@ -32,7 +32,7 @@ def main() -> None:
 
     G = st.group("SO(3)", backend=args.backend)
     f = st.FieldType(G, [G.irrep(l) for l in range(args.lmax + 1) for _ in range(args.channels)])
-    conv = st.PointConv(f, f, basis_size=args.basis_size or None).to(device)
+    conv = st.PointConv(f, f, max_radius=2.0, basis_size=args.basis_size or None).to(device)  # pos ~ N(0, 1/4)
     kern = conv.kernel
 
     def ranged(owner: object, name: str, label: str) -> None:

@@ -41,7 +41,7 @@ def _cases(G, f_in, f_out, dtype):
         "point_conv_dense": (st.PointConv(f_in, f_out, basis_size=None, max_radius=1.0), (x, pos, edge_index)),
         "gate": (gate, (torch.randn(pos.shape[0], gate.in_type.size, dtype=dtype),)),
         "message_block": (
-            st.MessageBlock(f_in, f_out, f_in, True, {"max_radius": 1.0}, aggregation="mean"),
+            st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="mean", max_radius=1.0),
             (x, pos, edge_index, None),
         ),
     }
@@ -192,7 +192,7 @@ def test_layers_run_on_the_meta_device(request):
 def test_point_conv_exports(request):
     G = make_group("matrix-C4", request)
     f_in, f_out = make_fields(G)
-    conv = st.PointConv(f_in, f_out).double()
+    conv = st.PointConv(f_in, f_out, max_radius=1.0).double()
     pos, edge_index = _graph(G)
     x = torch.randn(pos.shape[0], f_in.size, dtype=torch.float64)
     program = torch.export.export(conv, (x, pos, edge_index))

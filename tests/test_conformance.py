@@ -129,7 +129,7 @@ def test_det_times_standard_is_caught():
     assert not report["kernel float64"].passed  # every equivariance check refuses the unverified matrices
     field = st.FieldType(group, [group.trivial_rep(), group.standard_rep()])
     with pytest.raises(ConventionError, match="standard_rep"):
-        check_equivariance(st.PointConv(field, field))
+        check_equivariance(st.PointConv(field, field, max_radius=1.0))
 
 
 def test_a_non_homomorphism_is_caught(toy_group):
@@ -144,7 +144,7 @@ def test_a_non_homomorphism_is_caught(toy_group):
     bad = Scrambled(toy_group, "scrambled", 2, 1)
     field = st.FieldType(toy_group, [bad])
     with pytest.raises(ConventionError, match=r"representation scrambled\[2\] is not a homomorphism"):
-        check_equivariance(st.PointConv(field, field))
+        check_equivariance(st.PointConv(field, field, max_radius=1.0))
 
 
 def test_a_broken_layer_fails_conformance(toy_group, monkeypatch):

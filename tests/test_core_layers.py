@@ -42,7 +42,9 @@ def test_field_type_layout(fields):
 
 def test_dense_kernel_blocks_follow_field_order(fields):
     _, f_in, f_out = fields
-    kernel = st.ImplicitKernel(f_in, f_out, basis_size=None, envelope_width=None, normalize=False).double()
+    kernel = st.ImplicitKernel(
+        f_in, f_out, basis_size=None, envelope_width=None, normalize=False, max_radius=1.0
+    ).double()
     pos = torch.randn(5, 2, dtype=torch.float64)
     flat, full = kernel.mlp(pos, None), kernel(pos)
     start = 0
@@ -57,7 +59,7 @@ def test_shared_basis_kernel_blocks_mix_the_basis(fields):
     """Block (o, i) = sum_m W[o, m, i] phi_m, phi_m the MLP's M blocks of the pair (rep_o, rep_i)."""
     _, f_in, f_out = fields
     M = 3
-    kernel = st.ImplicitKernel(f_in, f_out, basis_size=M, envelope_width=None, normalize=False).double()
+    kernel = st.ImplicitKernel(f_in, f_out, basis_size=M, envelope_width=None, normalize=False, max_radius=1.0).double()
     pos = torch.randn(5, 2, dtype=torch.float64)
     flat, full = kernel.mlp(pos, None), kernel(pos)
     out_groups, in_groups = f_out.by_rep(), f_in.by_rep()
@@ -83,7 +85,9 @@ def test_point_conv_messages_equal_materialised_kernel(fields, basis_size):
     """mix(sum of responses) equals sum_j K(pos_j - pos_i) x_j with the kernel built in full."""
     _, f_in, f_out = fields
     torch.manual_seed(2)
-    conv = st.PointConv(f_in, f_out, edge_attr=1, basis_size=basis_size, envelope_width=0.8, bias=False).double()
+    conv = st.PointConv(
+        f_in, f_out, edge_attr=1, basis_size=basis_size, envelope_width=0.8, bias=False, max_radius=1.0
+    ).double()
     x = torch.randn(9, f_in.size, dtype=torch.float64)
     pos = torch.randn(9, 2, dtype=torch.float64)
     edge_index = torch.randint(0, 9, (2, 30))
@@ -98,7 +102,7 @@ def test_basis_size_is_validated(fields):
     _, f_in, f_out = fields
     for bad in (0, -2, 1.5):
         with pytest.raises(ValueError, match="basis_size must be a positive int or None"):
-            st.ImplicitKernel(f_in, f_out, basis_size=bad)
+            st.ImplicitKernel(f_in, f_out, basis_size=bad, max_radius=1.0)
 
 
 @pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-14), (torch.float32, 2e-6)])
@@ -107,8 +111,8 @@ def test_layers_are_equivariant(fields, dtype, bound, basis_size):
     _, f_in, f_out = fields
     torch.manual_seed(0)
     kw = dict(basis_size=basis_size)
-    assert check_equivariance(st.ImplicitKernel(f_in, f_out, 2, **kw), dtype=dtype) < bound
-    assert check_equivariance(st.PointConv(f_in, f_out, edge_attr=2, **kw), dtype=dtype) < bound
+    assert check_equivariance(st.ImplicitKernel(f_in, f_out, 2, max_radius=1.0, **kw), dtype=dtype) < bound
+    assert check_equivariance(st.PointConv(f_in, f_out, edge_attr=2, max_radius=1.0, **kw), dtype=dtype) < bound
     assert check_equivariance(st.GridConv(f_in, f_out, 5, padding=2, **kw), dtype=dtype) < bound
     std = st.FieldType(f_in.group, [f_in.group.standard_rep()])
     grid_attr = st.GridConv(f_in, f_out, 3, padding=1, kernel_attr=std, **kw)
@@ -121,7 +125,10 @@ def test_blocks_are_equivariant(fields, dtype, bound, gate):
     _, f_in, f_out = fields
     torch.manual_seed(0)
     kw = dict(edge_attr=2, basis_size=4)
-    for block in (st.PointConvBlock(f_in, f_out, gate, kw), st.MessageBlock(f_in, f_out, f_in, gate, kw)):
+    for block in (
+        st.PointConvBlock(f_in, f_out, gate, kw, max_radius=1.0),
+        st.MessageBlock(f_in, f_out, f_in, gate, kw, max_radius=1.0),
+    ):
         assert block.in_type is f_in and block.attr_type.size == 2
         assert block.out_type.size == f_out.size
         assert check_equivariance(block, dtype=dtype) < bound
@@ -130,8 +137,8 @@ def test_blocks_are_equivariant(fields, dtype, bound, gate):
 def test_message_block_bad_input_is_named(fields):
     _, f_in, f_out = fields
     with pytest.raises(ValueError, match="aggregation must be 'sum' or 'mean', got 'max'"):
-        st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="max")
-    block = st.MessageBlock(f_in, f_out, f_in, True, {})
+        st.MessageBlock(f_in, f_out, f_in, True, {}, aggregation="max", max_radius=1.0)
+    block = st.MessageBlock(f_in, f_out, f_in, True, {}, max_radius=1.0)
     x, pos, edges = torch.randn(3, f_in.size), torch.randn(3, 2), torch.tensor([[0, 1], [1, 2]])
     assert block(x, pos, edges, None).shape == (3, f_out.size)
     with pytest.raises(ValueError, match="MessageBlock input x"):
@@ -146,7 +153,7 @@ def test_message_block_sums_per_edge_messages(fields):
     """Each edge's message is gated on its own, from its source and target features through K."""
     G, f_in, f_out = fields
     torch.manual_seed(0)
-    block = st.MessageBlock(f_in, f_out, f_in, True, dict(edge_attr=1, basis_size=4)).double()
+    block = st.MessageBlock(f_in, f_out, f_in, True, dict(edge_attr=1, basis_size=4), max_radius=1.0).double()
     with torch.no_grad():
         block.bias.bias.normal_()  # a bias that shows (it starts at zero)
     x, pos = torch.randn(4, f_in.size, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
@@ -167,8 +174,8 @@ def test_message_block_chunking_is_exact(fields, basis_size):
     _, f_in, f_out = fields
     torch.manual_seed(5)
     kw = dict(edge_attr=1, basis_size=basis_size)
-    whole = st.MessageBlock(f_in, f_out, f_in, True, kw).double()
-    chunked = st.MessageBlock(f_in, f_out, f_in, True, dict(kw, chunk_size=3)).double()
+    whole = st.MessageBlock(f_in, f_out, f_in, True, kw, max_radius=1.0).double()
+    chunked = st.MessageBlock(f_in, f_out, f_in, True, dict(kw, chunk_size=3), max_radius=1.0).double()
     chunked.load_state_dict(whole.state_dict())
     assert chunked.chunk_size == 3 and whole.chunk_size >= 256
     x = torch.randn(6, f_in.size, dtype=torch.float64, requires_grad=True)
@@ -182,7 +189,7 @@ def test_message_block_chunking_is_exact(fields, basis_size):
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="MessageBlock: chunk_size must be positive"):
-        st.MessageBlock(f_in, f_out, f_in, True, dict(kw, chunk_size=0))
+        st.MessageBlock(f_in, f_out, f_in, True, dict(kw, chunk_size=0), max_radius=1.0)
     # checkpoints from when the kernel sat in a PointConv (conv.kernel.*, conv.bias.*) still load
     old_names = {
         k.replace("kernel.", "conv.kernel.", 1)
@@ -193,7 +200,7 @@ def test_message_block_chunking_is_exact(fields, basis_size):
         for k, v in whole.state_dict().items()
     }
     assert "conv.kernel.gain" in old_names and "conv.bias.bias" in old_names
-    again = st.MessageBlock(f_in, f_out, f_in, True, kw).double()
+    again = st.MessageBlock(f_in, f_out, f_in, True, kw, max_radius=1.0).double()
     again.load_state_dict(old_names)
     torch.testing.assert_close(again(x, pos, edge_index, attr), y1, rtol=0, atol=0)
 
@@ -201,7 +208,7 @@ def test_message_block_chunking_is_exact(fields, basis_size):
 def test_equivariance_check_can_fail(fields):
     """A layer that breaks the symmetry is caught: the check is not vacuous."""
     _, f_in, f_out = fields
-    conv = st.PointConv(f_in, f_out).double()
+    conv = st.PointConv(f_in, f_out, max_radius=1.0).double()
     with torch.no_grad():
         conv.kernel.mlp.net[0].weight[:, 0] += 1.0  # still averaged, so still equivariant ...
     assert check_equivariance(conv) < 1e-14
@@ -219,7 +226,7 @@ def test_kernel_is_complete(fields):
     at_origin = commutant_dimension(finite_stabiliser(G, origin[0]), vec, vec)
     assert at_origin == 2
     for basis_size in (None, 1, 8):
-        make = lambda basis_size=basis_size: st.ImplicitKernel(vec, vec, basis_size=basis_size)  # noqa: E731
+        make = lambda basis_size=basis_size: st.ImplicitKernel(vec, vec, basis_size=basis_size, max_radius=1.0)  # noqa: E731
         assert kernel_span_rank(make, x0) == expected
         assert kernel_span_rank(make, origin) == at_origin
 
@@ -238,8 +245,8 @@ def test_transform_grid_matches_rot90(fields):
 def test_point_conv_chunking_is_exact(fields, basis_size):
     _, f_in, f_out = fields
     torch.manual_seed(1)
-    whole = st.PointConv(f_in, f_out, edge_attr=1, basis_size=basis_size).double()
-    chunked = st.PointConv(f_in, f_out, edge_attr=1, chunk_size=7, basis_size=basis_size).double()
+    whole = st.PointConv(f_in, f_out, edge_attr=1, basis_size=basis_size, max_radius=1.0).double()
+    chunked = st.PointConv(f_in, f_out, edge_attr=1, chunk_size=7, basis_size=basis_size, max_radius=1.0).double()
     chunked.load_state_dict(whole.state_dict())
     x = torch.randn(10, f_in.size, dtype=torch.float64, requires_grad=True)
     pos = torch.randn(10, 2, dtype=torch.float64)
@@ -256,7 +263,7 @@ def test_point_conv_chunking_is_exact(fields, basis_size):
 def test_point_conv_conventions(fields):
     """Edge (j -> i) = (edge_index[0], edge_index[1]); kernel at pos[j] - pos[i]; sum at i."""
     _, f_in, f_out = fields
-    conv = st.PointConv(f_in, f_out, bias=False).double()
+    conv = st.PointConv(f_in, f_out, bias=False, max_radius=1.0).double()
     pos = torch.randn(3, 2, dtype=torch.float64)
     x = torch.randn(3, f_in.size, dtype=torch.float64)
     y = conv(x, pos, torch.tensor([[0, 1], [2, 2]]))
@@ -300,7 +307,7 @@ def test_grid_conv_padding_modes_and_stride(fields, mode):
 
 def test_bad_input_is_named(fields, plugin_path):
     G, f_in, f_out = fields
-    conv = st.PointConv(f_in, f_out)
+    conv = st.PointConv(f_in, f_out, max_radius=1.0)
     pos, ei = torch.randn(4, 2), torch.tensor([[0, 1], [1, 2]])
     with pytest.raises(ValueError, match="expected 4 channels"):
         conv(torch.randn(4, 3), pos, ei)
@@ -325,7 +332,7 @@ def test_bad_input_is_named(fields, plugin_path):
 
     other = OtherGroup()
     with pytest.raises(ValueError, match="fields of different groups"):
-        st.PointConv(f_in, st.FieldType(other, [other.trivial_rep()]))
+        st.PointConv(f_in, st.FieldType(other, [other.trivial_rep()]), max_radius=1.0)
     with pytest.raises(ValueError, match="FieldType of ToyC4"):
         st.FieldType(G, [other.trivial_rep()])
 
@@ -335,7 +342,7 @@ def test_point_conv_second_derivatives(fields, basis_size):
     """Forces-style training differentiates through the gradient: gradgradcheck in float64."""
     _, f_in, f_out = fields
     torch.manual_seed(2)
-    conv = st.PointConv(f_in, f_out, edge_attr=1, basis_size=basis_size).double()
+    conv = st.PointConv(f_in, f_out, edge_attr=1, basis_size=basis_size, max_radius=1.0).double()
     pos = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
     x = torch.randn(5, f_in.size, dtype=torch.float64, requires_grad=True)
     edge_index = torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 3, 4, 0, 2]])

@@ -42,7 +42,7 @@ def test_vector_layer_rotates_with_pos(backend, group_name):
     G = st.group(group_name, backend=backend)
     vec = st.FieldType(G, [G.standard_rep()])
     torch.manual_seed(0)
-    conv = st.PointConv(vec, vec).double()
+    conv = st.PointConv(vec, vec, max_radius=1.0).double()
     pos, edge_index, gen = _cloud()
     velocity = torch.randn(pos.shape[0], 3, dtype=torch.float64, generator=gen)
     rot = G.sample(3, generator=gen).matrices
@@ -61,8 +61,11 @@ def test_mixed_backend_model(group_name, dtype, bound):
     assert a_out.group != b_out.group and same_group(a_out.group, b_out.group)
     assert a_in == b_in and hash(a_in) == hash(b_in) and a_out == b_out
     torch.manual_seed(0)
-    first, second = st.PointConv(a_in, a_out).to(dtype), st.PointConv(b_out, b_in).to(dtype)
-    third = st.PointConv(a_in, a_out).to(dtype)
+    first, second = (
+        st.PointConv(a_in, a_out, max_radius=1.0).to(dtype),
+        st.PointConv(b_out, b_in, max_radius=1.0).to(dtype),
+    )
+    third = st.PointConv(a_in, a_out, max_radius=1.0).to(dtype)
     model = lambda x, pos, ei: third(second(first(x, pos, ei), pos, ei), pos, ei)  # noqa: E731
 
     pos, edge_index, gen = _cloud(dtype=dtype)
@@ -94,7 +97,7 @@ def test_one_layer_between_two_backends(group_name):
     _, a_in, _ = _fields(group_name, "escnn")
     G, _, b_out = _fields(group_name, "e3nn")
     torch.manual_seed(0)
-    conv = st.PointConv(a_in, b_out).double()
+    conv = st.PointConv(a_in, b_out, max_radius=1.0).double()
     assert conv.group.backend == "escnn"
     pos, edge_index, gen = _cloud()
     x = torch.randn(pos.shape[0], a_in.size, dtype=torch.float64, generator=gen)
@@ -106,7 +109,7 @@ def test_one_layer_between_two_backends(group_name):
     E = a_in.group
     higher = G.irrep(2)
     with pytest.raises(ValueError, match=r"cannot be used with .*\[escnn\]"):
-        st.PointConv(a_in, st.FieldType(G, [higher]))
+        st.PointConv(a_in, st.FieldType(G, [higher]), max_radius=1.0)
     assert st.FieldType(E, [E.irrep(*((2,) if group_name == "SO(3)" else (0, 2)))]) != st.FieldType(G, [higher])
 
 

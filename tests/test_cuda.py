@@ -44,7 +44,7 @@ def test_point_conv_on_cuda_matches_cpu(backend, name, dim, basis_size):
     G = _group_or_skip(backend, name)
     f = _fields(G)
     torch.manual_seed(0)
-    conv = st.PointConv(f, f, edge_attr=1, basis_size=basis_size).double()
+    conv = st.PointConv(f, f, edge_attr=1, basis_size=basis_size, max_radius=1.0).double()
     gpu = copy.deepcopy(conv).cuda()
     g = torch.Generator().manual_seed(1)
     x = torch.randn(30, f.size, generator=g, dtype=torch.float64, requires_grad=True)

@@ -348,7 +348,7 @@ def test_point_conv_with_mixed_fields_and_edge_attributes(G):
     torch.manual_seed(0)
     f_in, f_out = G.field_type("2x0e + 1o + 2e"), G.field_type("0e + 2x1o + 1e")
     attrs = G.field_type("0e + 1o + 1e") if G.name == "O(3)" else G.field_type("0e + 1o")
-    conv = st.PointConv(f_in, f_out, edge_attr=attrs, hidden_channels=4, hidden_layers=1)
+    conv = st.PointConv(f_in, f_out, edge_attr=attrs, hidden_channels=4, hidden_layers=1, max_radius=1.0)
     grid = st.GridConv(f_in, f_out, 3, padding=1, hidden_channels=4, hidden_layers=1)
     mats = lattice_elements(G).matrices  # 24 (SO(3)) or 48 (O(3)) signed permutations: take a few
     lattice = G.elements_from_matrices(

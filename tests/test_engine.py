@@ -54,11 +54,11 @@ def test_check_equivariance_leaves_the_module_as_it_was(toy_group):
     f = st.FieldType(G, [G.trivial_rep(), G.standard_rep(), G.sign])
     torch.manual_seed(0)
     layers = [
-        st.ImplicitKernel(f, f, 1),
-        st.PointConv(f, f, edge_attr=1),
+        st.ImplicitKernel(f, f, 1, max_radius=1.0),
+        st.PointConv(f, f, edge_attr=1, max_radius=1.0),
         st.GridConv(f, f, 3, padding=1),
-        st.PointConvBlock(f, f, True, dict(edge_attr=1)),
-        st.MessageBlock(f, f, f, True, dict(edge_attr=1)),
+        st.PointConvBlock(f, f, True, dict(edge_attr=1), max_radius=1.0),
+        st.MessageBlock(f, f, f, True, dict(edge_attr=1), max_radius=1.0),
     ]
     for layer in layers:
         layer.train()
@@ -75,7 +75,7 @@ def test_snapshot_detects_changes(toy_group):
     """The comparison above is not vacuous: a dtype change, a training flag or a value change is seen."""
     G = toy_group
     f = st.FieldType(G, [G.standard_rep()])
-    conv = st.PointConv(f, f)
+    conv = st.PointConv(f, f, max_radius=1.0)
     before = _snapshot(conv)
     assert not _same(before, _snapshot(conv.eval()))
     conv.train()
@@ -175,7 +175,7 @@ def test_user_module_declaring_its_types(types):
             super().__init__()
             f = st.FieldType(G, [G.trivial_rep(), G.standard_rep()])
             self.in_type, self.out_type, self.attr_type = f, vector, None
-            self.conv = st.PointConv(f, st.Gate(vector).in_type)
+            self.conv = st.PointConv(f, st.Gate(vector).in_type, max_radius=1.0)
             self.gate = st.Gate(vector)
 
         def forward(self, x, pos, edge_index, edge_attr=None):
@@ -189,7 +189,7 @@ def test_user_module_declaring_its_types(types):
 def test_modules_holding_autograd_tensors_are_copied(types):
     """Backends may cache weights computed with autograd (escnn does in eval mode); deepcopy refuses those."""
     G, scalar, vector = types
-    conv = st.PointConv(vector, vector)
+    conv = st.PointConv(vector, vector, max_radius=1.0)
     conv.cached = next(conv.parameters()) * 2  # a non-leaf tensor attribute
     assert not conv.cached.is_leaf
     before = conv.cached

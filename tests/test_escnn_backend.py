@@ -385,7 +385,7 @@ def test_implicit_kernel_with_core():
     G = G_("D4", 2)
     fin = FieldType(G, [G.trivial_rep(), G.standard_rep()])
     fout = FieldType(G, [G.standard_rep(), G.irrep(1, 0)])
-    k = ImplicitKernel(fin, fout, hidden_channels=2).double()
+    k = ImplicitKernel(fin, fout, hidden_channels=2, max_radius=1.0).double()
     pos = torch.randn(7, 2, dtype=torch.float64)
     g = G.sample(1, torch.Generator().manual_seed(0))
     K, Kg = k(pos), k(pos @ g.matrices[0].T)

@@ -65,7 +65,7 @@ def test_non_portable_reps_of_another_backend_are_refused(two_d4):
     assert "only portable representations" in str(info.value)
     regular_b = FieldType(b, [b.regular_rep()])
     with pytest.raises(ValueError, match="cannot be used with"):
-        st.PointConv(FieldType(a, [a.regular_rep()]), regular_b)
+        st.PointConv(FieldType(a, [a.regular_rep()]), regular_b, max_radius=1.0)
     with pytest.raises(ValueError, match="cannot be used with"):
         st.FieldLinear(FieldType(a, [a.regular_rep()]), regular_b)
     with pytest.raises(ValueError, match="KernelMLPSpec block 0 input"):
@@ -83,7 +83,9 @@ def test_portable_reps_cross_and_stay_equivariant(two_d4):
     assert hash(mixed) == hash(FieldType(b, [b.standard_rep(), b.trivial_rep(), b.det_rep()]))
     out_b = FieldType(b, [b.trivial_rep(), b.standard_rep()])
     torch.manual_seed(0)
-    conv = st.PointConv(mixed, out_b, hidden_channels=2).double()  # one layer, two backends' field types
+    conv = st.PointConv(
+        mixed, out_b, hidden_channels=2, max_radius=1.0
+    ).double()  # one layer, two backends' field types
     lin = st.FieldLinear(mixed, out_b).double()
     gen = torch.Generator().manual_seed(1)
     pos = torch.randn(6, 2, dtype=torch.float64, generator=gen)
@@ -184,7 +186,7 @@ def test_an_impostor_named_so3_is_refused(order):
     with pytest.raises(ValueError, match="fields of different groups"):
         check_same_group([real, fake], "test")
     with pytest.raises(ValueError, match="fields of different groups"):
-        st.PointConv(FieldType(real, [real.standard_rep()]), FieldType(fake, [fake.standard_rep()]))
+        st.PointConv(FieldType(real, [real.standard_rep()]), FieldType(fake, [fake.standard_rep()]), max_radius=1.0)
     assert FieldType(real, [real.trivial_rep()]) != FieldType(fake, [fake.trivial_rep()])
 
 

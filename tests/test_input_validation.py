@@ -30,11 +30,11 @@ def _graph(G, n=5, dtype=torch.float32):
 def test_chunk_size_must_be_a_positive_int(layer_fields, value):
     _, f_in, f_out = layer_fields
     with pytest.raises(ValueError, match=r"chunk_size must be positive \(an int or None\)"):
-        st.PointConv(f_in, f_out, chunk_size=value)
+        st.PointConv(f_in, f_out, chunk_size=value, max_radius=1.0)
     with pytest.raises(ValueError, match=r"chunk_size must be positive \(an int or None\)"):
-        st.MessageBlock(f_in, f_out, f_in, True, dict(chunk_size=value))
+        st.MessageBlock(f_in, f_out, f_in, True, dict(chunk_size=value), max_radius=1.0)
     with pytest.raises(ValueError, match=r"chunk_size must be positive \(an int or None\)"):
-        st.PointConvBlock(f_in, f_out, True, dict(chunk_size=value))
+        st.PointConvBlock(f_in, f_out, True, dict(chunk_size=value), max_radius=1.0)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_grid_conv_refuses_bad_geometry(layer_fields, kwargs, message):
 
 def test_edge_attr_dtype_shape_and_values(layer_fields):
     G, f_in, f_out = layer_fields
-    conv = st.PointConv(f_in, f_out, edge_attr=2)
+    conv = st.PointConv(f_in, f_out, edge_attr=2, max_radius=1.0)
     pos, edge_index = _graph(G)
     x = torch.randn(pos.shape[0], f_in.size)
     attr = torch.randn(edge_index.shape[1], 2)
@@ -74,14 +74,14 @@ def test_edge_attr_dtype_shape_and_values(layer_fields):
         conv(x, pos, edge_index, torch.where(attr > 1, float("nan"), attr))
     with pytest.raises(ValueError, match=r"edge_attr must have shape \(20, 2\)"):
         conv(x, pos, edge_index, attr[:-1])
-    block = st.MessageBlock(f_in, f_out, f_in, True, dict(edge_attr=2))
+    block = st.MessageBlock(f_in, f_out, f_in, True, dict(edge_attr=2), max_radius=1.0)
     with pytest.raises(ValueError, match="MessageBlock: edge_attr contains NaN"):
         block(x, pos, edge_index, attr / 0)
 
 
 def test_point_inputs_name_the_problem(layer_fields):
     G, f_in, f_out = layer_fields
-    conv = st.PointConv(f_in, f_out)
+    conv = st.PointConv(f_in, f_out, max_radius=1.0)
     pos, edge_index = _graph(G)
     x = torch.randn(pos.shape[0], f_in.size)
     cases = [
@@ -105,7 +105,7 @@ def test_point_inputs_name_the_problem(layer_fields):
 
 def test_kernel_operations_check_attributes(layer_fields):
     G, f_in, f_out = layer_fields
-    kernel = ImplicitKernel(f_in, f_out, 2)
+    kernel = ImplicitKernel(f_in, f_out, 2, max_radius=1.0)
     pos = torch.randn(6, G.dim)
     with pytest.raises(TypeError, match="attributes are torch.float64 but positions are torch.float32"):
         kernel(pos, torch.randn(6, 2, dtype=torch.float64))
@@ -143,7 +143,7 @@ def test_value_checks_follow_the_rule(monkeypatch):
 
 def test_kernel_and_grid_name_size_and_dtype_problems(layer_fields):
     G, f_in, f_out = layer_fields
-    kernel = ImplicitKernel(f_in, f_out)
+    kernel = ImplicitKernel(f_in, f_out, max_radius=1.0)
     with pytest.raises(TypeError, match="positions are torch.float64 but the kernel is torch.float32"):
         kernel(torch.randn(4, G.dim, dtype=torch.float64))
     conv = st.GridConv(f_in, f_out, 5, dilation=2)

@@ -79,9 +79,9 @@ def _randomise_widths(kernel: ImplicitKernel, generator: torch.Generator) -> Non
 
 def test_factory_builds_both_layouts(fields):
     _, f_in, f_out = fields
-    dense = st.ImplicitKernel(f_in, f_out, 2, basis_size=None)
-    shared = st.ImplicitKernel(f_in, f_out, 2, basis_size=3)
-    default = st.ImplicitKernel(f_in, f_out)
+    dense = st.ImplicitKernel(f_in, f_out, 2, basis_size=None, max_radius=1.0)
+    shared = st.ImplicitKernel(f_in, f_out, 2, basis_size=3, max_radius=1.0)
+    default = st.ImplicitKernel(f_in, f_out, max_radius=1.0)
     assert type(dense) is DenseKernel and type(shared) is SharedBasisKernel and type(default) is SharedBasisKernel
     for k in (dense, shared, default):
         assert isinstance(k, ImplicitKernel) and k.in_type is f_in and k.out_type is f_out
@@ -91,12 +91,12 @@ def test_factory_builds_both_layouts(fields):
     assert dense.log_width.shape == (len(f_out),) and shared.log_width.shape == (len(shared.pairs), 3)
     assert shared.pairs[1].out_rep is f_out.reps[0] and shared.pairs[1].in_fields == [1, 3]  # (standard, standard)
     # the layouts are public classes too, with the factory's arguments
-    assert type(DenseKernel(f_in, f_out)) is DenseKernel
-    assert SharedBasisKernel(f_in, f_out, basis_size=2).basis_size == 2
+    assert type(DenseKernel(f_in, f_out, max_radius=1.0)) is DenseKernel
+    assert SharedBasisKernel(f_in, f_out, basis_size=2, max_radius=1.0).basis_size == 2
     with pytest.raises(ValueError, match="DenseKernel: basis_size must be None"):
-        DenseKernel(f_in, f_out, basis_size=2)
+        DenseKernel(f_in, f_out, basis_size=2, max_radius=1.0)
     with pytest.raises(ValueError, match="SharedBasisKernel: basis_size must be a positive int"):
-        SharedBasisKernel(f_in, f_out, basis_size=None)
+        SharedBasisKernel(f_in, f_out, basis_size=None, max_radius=1.0)
     with pytest.raises(TypeError, match="abstract"):
         super(ImplicitKernel, ImplicitKernel).__new__(ImplicitKernel)  # the base alone is not a kernel
 
@@ -107,7 +107,7 @@ def test_kernel_values_follow_envelope_and_gain(fields, basis_size):
     _, f_in, f_out = fields
     gen = torch.Generator().manual_seed(3)
     torch.manual_seed(3)
-    kernel = st.ImplicitKernel(f_in, f_out, 1, basis_size=basis_size, envelope_width=0.8).double()
+    kernel = st.ImplicitKernel(f_in, f_out, 1, basis_size=basis_size, envelope_width=0.8, max_radius=1.0).double()
     _randomise_widths(kernel, gen)
     direction = torch.randn(1, 2, generator=gen, dtype=torch.float64)
     pos = direction / direction.norm() * torch.linspace(0.0, 2.5, 11, dtype=torch.float64)[:, None]
@@ -132,7 +132,7 @@ def test_gain_sets_the_initial_rms(fields, basis_size):
     with torch.no_grad():
         rms = float((kernel.gain * kernel.mlp(pos, attr)).pow(2).mean().sqrt())
     assert abs(rms / ImplicitKernel.INIT_RMS - 1) < 0.1
-    plain = st.ImplicitKernel(f_in, f_out, 2, basis_size=basis_size, normalize=False)
+    plain = st.ImplicitKernel(f_in, f_out, 2, basis_size=basis_size, normalize=False, max_radius=1.0)
     assert float(plain.gain) == 1.0
 
 
@@ -140,7 +140,9 @@ def _case(fields, basis_size, attr_size, seed=0):
     _, f_in, f_out = fields
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    kernel = st.ImplicitKernel(f_in, f_out, attr_size, basis_size=basis_size, envelope_width=0.9).double()
+    kernel = st.ImplicitKernel(
+        f_in, f_out, attr_size, basis_size=basis_size, envelope_width=0.9, max_radius=1.0
+    ).double()
     _randomise_widths(kernel, gen)
     n_nodes, n_edges = 7, 19
     x = torch.randn(n_nodes, f_in.size, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -195,6 +197,7 @@ def test_operations_agree_with_per_edge_reference(fields, basis_size, attr_size)
             chunk_size=chunk_size,
             basis_size=basis_size,
             envelope_width=0.9,
+            max_radius=1.0,
         ).double()
         conv.kernel.load_state_dict(kernel.state_dict())
         assert chunk_size is None or conv.chunk_size == chunk_size
@@ -227,7 +230,7 @@ def test_per_node_kernel_is_a_message(fields, basis_size):
     """
     _, f_in, f_out = fields
     torch.manual_seed(4)
-    conv = st.PointConv(f_in, f_out, 1, bias=False, basis_size=basis_size, envelope_width=0.7).double()
+    conv = st.PointConv(f_in, f_out, 1, bias=False, basis_size=basis_size, envelope_width=0.7, max_radius=1.0).double()
     n = 6
     h = torch.randn(n, f_in.size, dtype=torch.float64)
     v = torch.randn(n, 2, dtype=torch.float64)
@@ -235,7 +238,7 @@ def test_per_node_kernel_is_a_message(fields, basis_size):
     nodes = torch.arange(n)
     old = conv(h, (v, torch.zeros_like(v)), torch.stack([nodes, nodes]), q)
     torch.testing.assert_close(conv.kernel.message(v, q, h), old, **TOL)
-    alone = st.ImplicitKernel(f_in, f_out, 1, basis_size=basis_size, envelope_width=0.7).double()
+    alone = st.ImplicitKernel(f_in, f_out, 1, basis_size=basis_size, envelope_width=0.7, max_radius=1.0).double()
     alone.load_state_dict(conv.kernel.state_dict())
     torch.testing.assert_close(alone.message(v, q, h), old, **TOL)
 
@@ -243,7 +246,7 @@ def test_per_node_kernel_is_a_message(fields, basis_size):
 def test_operations_name_bad_input(fields):
     _, f_in, f_out = fields
     for basis_size in (None, 2):
-        kernel = st.ImplicitKernel(f_in, f_out, 1, basis_size=basis_size)
+        kernel = st.ImplicitKernel(f_in, f_out, 1, basis_size=basis_size, max_radius=1.0)
         pos, attr, x = torch.randn(3, 2), torch.randn(3, 1), torch.randn(3, f_in.size)
         with pytest.raises(ValueError, match=r"x_edge must have shape \(3, 6\), got \(2, 6\)"):
             kernel.message(pos, attr, x[:2])

@@ -24,14 +24,14 @@ def _runs(field_type: st.FieldType) -> str:
 def _factories(G, f_in, f_out):
     """One constructor per layer kind."""
     factories = {
-        "kernel_shared": lambda: ImplicitKernel(f_in, f_out, 1),
-        "kernel_dense": lambda: ImplicitKernel(f_in, f_out, basis_size=None),
-        "point_conv": lambda: st.PointConv(f_in, f_out, edge_attr=2),
-        "point_conv_dense": lambda: st.PointConv(f_in, f_out, basis_size=None, bias=False),
+        "kernel_shared": lambda: ImplicitKernel(f_in, f_out, 1, max_radius=1.0),
+        "kernel_dense": lambda: ImplicitKernel(f_in, f_out, basis_size=None, max_radius=1.0),
+        "point_conv": lambda: st.PointConv(f_in, f_out, edge_attr=2, max_radius=1.0),
+        "point_conv_dense": lambda: st.PointConv(f_in, f_out, basis_size=None, bias=False, max_radius=1.0),
         "gate": lambda: st.Gate(f_out),
         "bias": lambda: InvariantBias(f_out),
-        "point_block": lambda: st.PointConvBlock(f_in, f_out, True, {}),
-        "message_block": lambda: st.MessageBlock(f_in, f_out, f_in, True, dict(basis_size=None)),
+        "point_block": lambda: st.PointConvBlock(f_in, f_out, True, {}, max_radius=1.0),
+        "message_block": lambda: st.MessageBlock(f_in, f_out, f_in, True, dict(basis_size=None), max_radius=1.0),
     }
     if G.dim == 2:
         factories["grid_conv"] = lambda: st.GridConv(f_in, f_out, 3, padding=1, stride=2)

@@ -210,8 +210,8 @@ def test_kernel_and_point_conv_equivariance(name, dtype):
     fin, fout = _types(G, kin), _types(G, kout)
     gen = torch.Generator().manual_seed(3)
     torch.manual_seed(0)
-    kernel = st.ImplicitKernel(fin, fout, hidden_channels=2).to(dtype)
-    conv = st.PointConv(fin, fout, hidden_channels=2).to(dtype)
+    kernel = st.ImplicitKernel(fin, fout, hidden_channels=2, max_radius=1.0).to(dtype)
+    conv = st.PointConv(fin, fout, hidden_channels=2, max_radius=1.0).to(dtype)
     mlp = kernel.mlp
     g = samples(G, 3, seed=4)
     rin, rout = field_matrices(kin, g).to(dtype), field_matrices(kout, g).to(dtype)
@@ -273,7 +273,7 @@ def test_completeness_at_e1(name, expected):
         fin, fout = _types(G, [a]), _types(G, [b])
         assert commutant_dimension(stab, fout, fin) == want
         span = kernel_span_rank(
-            lambda fin=fin, fout=fout: st.ImplicitKernel(fin, fout, hidden_channels=2), x0, n_inits=12
+            lambda fin=fin, fout=fout: st.ImplicitKernel(fin, fout, hidden_channels=2, max_radius=1.0), x0, n_inits=12
         )
         assert span == want, (a, b)
 
@@ -286,12 +286,14 @@ def test_low_dimensions_equivariant_and_complete(name):
     for a, b in itertools.product(kinds, repeat=2):
         fin, fout = _types(G, [a]), _types(G, [b])
         span = kernel_span_rank(
-            lambda fin=fin, fout=fout: st.ImplicitKernel(fin, fout, hidden_channels=2), 0.6 * point[None], n_inits=12
+            lambda fin=fin, fout=fout: st.ImplicitKernel(fin, fout, hidden_channels=2, max_radius=1.0),
+            0.6 * point[None],
+            n_inits=12,
         )
         assert span == commutant_dimension(stab, fout, fin), (a, b)
     fin = _types(G, kinds)
     torch.manual_seed(0)
-    kernel = st.ImplicitKernel(fin, fin, hidden_channels=2).double()
+    kernel = st.ImplicitKernel(fin, fin, hidden_channels=2, max_radius=1.0).double()
     g = samples(G, 3)
     r = field_matrices(kinds, g)
     pos = torch.randn(5, G.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -349,4 +351,4 @@ def test_bad_input():
     with pytest.raises(ValueError, match="exterior_power"):
         G4.standard_rep().exterior_power(5)
     with pytest.raises(ValueError, match="unknown kernel MLP options"):
-        st.ImplicitKernel(_types(G4, ["v"]), _types(G4, ["v"]), options={"fourier": 3})
+        st.ImplicitKernel(_types(G4, ["v"]), _types(G4, ["v"]), options={"fourier": 3}, max_radius=1.0)

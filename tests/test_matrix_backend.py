@@ -236,10 +236,14 @@ def test_layers_equivariant(symbol, dim):
     for dtype in (torch.float64, torch.float32):
         errors = {
             "kernel": check_equivariance(
-                st.ImplicitKernel(field, field, 1, **tiny), dtype=dtype, n_elements=4, generator=gen
+                st.ImplicitKernel(field, field, 1, max_radius=1.0, **tiny), dtype=dtype, n_elements=4, generator=gen
             ),
             "point": check_equivariance(
-                st.PointConv(field, field, edge_attr=1, **tiny), dtype=dtype, n_elements=3, n_points=8, generator=gen
+                st.PointConv(field, field, edge_attr=1, max_radius=1.0, **tiny),
+                dtype=dtype,
+                n_elements=3,
+                n_points=8,
+                generator=gen,
             ),
         }
         els = lattice_elements(group)
@@ -256,8 +260,11 @@ def test_attributes_in_a_nontrivial_representation():
     attr = st.FieldType(group, [group.standard_rep(), group.det_rep()])  # an edge vector and a pseudo-scalar
     torch.manual_seed(0)
     bound = BOUNDS[torch.float64]  # measured 1.4e-15 and 1.1e-15
-    assert check_equivariance(st.PointConv(field, field, edge_attr=attr, hidden_channels=2), n_points=8) <= bound
-    assert check_equivariance(st.ImplicitKernel(field, field, attr, hidden_channels=2)) <= bound
+    assert (
+        check_equivariance(st.PointConv(field, field, edge_attr=attr, hidden_channels=2, max_radius=1.0), n_points=8)
+        <= bound
+    )
+    assert check_equivariance(st.ImplicitKernel(field, field, attr, hidden_channels=2, max_radius=1.0)) <= bound
 
 
 def _special_points(group) -> list[torch.Tensor]:
@@ -284,7 +291,7 @@ def test_kernel_complete(symbol, dim):
     group = _group(symbol, dim)
     in_type = st.FieldType(group, [group.trivial_rep(), group.standard_rep()])
     out_type = st.FieldType(group, [group.irreps()[-1], group.standard_rep()])
-    build = lambda: st.ImplicitKernel(in_type, out_type, None, hidden_channels=3, hidden_layers=1)  # noqa: E731
+    build = lambda: st.ImplicitKernel(in_type, out_type, None, hidden_channels=3, hidden_layers=1, max_radius=1.0)  # noqa: E731
     for point in _special_points(group):
         expected = commutant_dimension(finite_stabiliser(group, point), out_type, in_type)
         rank = kernel_span_rank(build, point[None], n_inits=expected + 4)
@@ -298,7 +305,9 @@ def test_kernel_complete_mixed_fields_m3m():
         expected = commutant_dimension(finite_stabiliser(group, point), field, field)
         assert (
             kernel_span_rank(
-                lambda: st.ImplicitKernel(field, field, None, hidden_channels=3), point[None], n_inits=expected + 4
+                lambda: st.ImplicitKernel(field, field, None, hidden_channels=3, max_radius=1.0),
+                point[None],
+                n_inits=expected + 4,
             )
             == expected
         )
@@ -401,7 +410,10 @@ def test_group_from_generators_in_4d():
     assert group.order == 24 and group.dim == 4
     field = st.FieldType(group, [group.trivial_rep(), group.standard_rep(), group.det_rep()])
     torch.manual_seed(0)
-    assert check_equivariance(st.PointConv(field, field, hidden_channels=2), n_points=8) <= BOUNDS[torch.float64]
+    assert (
+        check_equivariance(st.PointConv(field, field, hidden_channels=2, max_radius=1.0), n_points=8)
+        <= BOUNDS[torch.float64]
+    )
 
 
 def test_bad_generators():
@@ -437,9 +449,9 @@ def test_bad_representations():
         group.elements_from_matrices(torch.from_numpy(rot_z(0.3, 2))[None])
     field = _field(group)
     with pytest.raises(ValueError, match="exact"):
-        st.ImplicitKernel(field, field, nonlinearity="fourier")
+        st.ImplicitKernel(field, field, nonlinearity="fourier", max_radius=1.0)
     with pytest.raises(ValueError, match="options"):
-        st.ImplicitKernel(field, field, options={"bogus": 1})
+        st.ImplicitKernel(field, field, options={"bogus": 1}, max_radius=1.0)
 
 
 def test_solver_finds_the_commutant():

@@ -433,11 +433,11 @@ def test_sequential_point_model_equivariant(group) -> None:
     ft = st.FieldType(G, [G.trivial_rep()] * 2 + [G.standard_rep()] * 2)
     torch.manual_seed(0)
     seq = Sequential(
-        st.PointConv(ft, ft),
+        st.PointConv(ft, ft, max_radius=1.0),
         FieldNorm(ft),
         NormNonlinearity(ft),
         FieldDropout(ft, 0.2),
-        st.PointConv(ft, ft),
+        st.PointConv(ft, ft, max_radius=1.0),
         FieldBatchNorm(ft),
     ).double()
     seq.train()

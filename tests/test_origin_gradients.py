@@ -45,7 +45,7 @@ def _layer(backend: str, name: str, dim: int) -> st.PointConv:
     G = st.group(name, dim=dim, backend=backend)
     T, S = G.trivial_rep(), G.standard_rep()
     torch.manual_seed(0)
-    return st.PointConv(st.FieldType(G, [T, S]), st.FieldType(G, [T, S, T]))
+    return st.PointConv(st.FieldType(G, [T, S]), st.FieldType(G, [T, S, T]), max_radius=1.0)
 
 
 def _graph(dim: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -64,7 +64,7 @@ def test_core_and_matrix_backend_work_without_any_extra():
         assert status == {{"escnn": False, "e3nn": False, "matrix": True, "lie": True}}, status
         G = st.group("D4")
         f = st.FieldType(G, [G.trivial_rep(), G.standard_rep(), G.regular_rep()])
-        conv = st.PointConv(f, f)
+        conv = st.PointConv(f, f, max_radius=3.0)  # the longest 6-NN edge of 30 normal points: ~2.2
         pos = torch.randn(30, 2)
         y = conv(torch.randn(30, f.size), pos, st.graph.knn_graph(pos, k=6))
         assert y.shape == (30, f.size)

@@ -47,7 +47,7 @@ def fields(backend: str, name: str, dim: int) -> st.FieldType:
 def build(backend: str, name: str, dim: int, kind: str, seed: int = 0) -> torch.nn.Module:
     f = fields(backend, name, dim)
     torch.manual_seed(seed)
-    return st.PointConv(f, f) if kind == "point" else st.GridConv(f, f, 3)
+    return st.PointConv(f, f, max_radius=1.0) if kind == "point" else st.GridConv(f, f, 3)
 
 
 def inputs(layer: torch.nn.Module, kind: str) -> tuple:

@@ -48,7 +48,7 @@ def test_layers_equivariant(hexlattice):
     irreps = group.irreps()
     field = st.FieldType(group, [group.trivial_rep(), group.standard_rep(), irreps[-1], irreps[1]])
     torch.manual_seed(0)
-    point = st.PointConv(field, field, edge_attr=1, hidden_channels=2)
+    point = st.PointConv(field, field, edge_attr=1, hidden_channels=2, max_radius=1.0)
     assert check_equivariance(point, elements=group.elements(), n_points=10) < 5e-14
     grid = st.GridConv(field, field, 5, padding=2, hidden_channels=2)
     els = lattice_elements(group)  # 1, -1 and the two axis mirrors: the grid's symmetries in 6mm

@@ -39,7 +39,7 @@ def o2():
 def o2_kernel(o2):
     torch.manual_seed(0)
     field = st.FieldType(o2, [o2.trivial_rep(), o2.standard_rep()])
-    return st.ImplicitKernel(field, field, hidden_channels=4, hidden_layers=1)
+    return st.ImplicitKernel(field, field, hidden_channels=4, hidden_layers=1, max_radius=1.0)
 
 
 def rot(deg: float, dim: int = 2) -> torch.Tensor:
@@ -68,7 +68,7 @@ def test_kernel_on_plane_convention_and_steerability(o2, o2_kernel):
 def test_kernel_on_plane_3d_slice():
     group = st.group("SO(2)", dim=3)
     field = st.FieldType(group, [group.trivial_rep(), group.standard_rep()])
-    kernel = st.ImplicitKernel(field, field, hidden_channels=4, hidden_layers=1)
+    kernel = st.ImplicitKernel(field, field, hidden_channels=4, hidden_layers=1, max_radius=1.0)
     axis, values = viz.kernel_on_plane(kernel, resolution=5, plane=(0, 2), slice_at=0.3)
     assert values.shape == (5, 5, 4, 4)
     with torch.no_grad():

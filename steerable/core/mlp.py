@@ -10,6 +10,7 @@ understands with :meth:`KernelMLPSpec.require`.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -104,10 +105,19 @@ class KernelMLPSpec:
         hidden_layers: number of hidden layers.
         radial_features: number of radial basis functions of ``|pos|`` fed to the MLP
             (:class:`steerable.core.radial.RadialBasis`).
-        max_radius: length scale of the radial basis: norms in ``[0, max_radius]`` are resolved.
+        max_radius: length scale of the kernel, in the units of the positions: norms in
+            ``[0, max_radius]`` are resolved (the radial basis spreads its centres over it, and a
+            backend scales its other position features by it), so a kernel built for one scale
+            and evaluated at ``max_radius * x`` equals the kernel built for ``max_radius = 1`` at
+            ``x``.  Beyond ``max_radius`` the radial features decay to zero.  The layers always
+            set it: :class:`~steerable.nn.PointConv` and a standalone
+            :class:`~steerable.nn.ImplicitKernel` require it from the user (the cutoff of the
+            graph), :class:`~steerable.nn.GridConv` derives it from its kernel grid; the default
+            ``1.0`` here serves backends' tests of the contract in unit coordinates.
         nonlinearity: ``"exact"`` (default: gates, norms, or pointwise on regular fields) or a
             backend-specific approximate option such as ``"fourier"``.
-        options: further backend-specific options (documented by each backend).
+        options: further backend-specific options (documented by each backend); the option
+            ``origin_scale`` is read through :meth:`origin_scale`.
 
     Construction validates every generic field and raises a ``ValueError`` (``TypeError`` for
     objects of the wrong kind) naming the problem; representations of another backend's copy of
@@ -212,6 +222,27 @@ class KernelMLPSpec:
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
                 names = " or ".join(t.__name__ for t in allowed)
                 raise ValueError(f"{backend} backend: option {name!r} must be {names}, got {value!r}")
+
+    def origin_scale(self, who: str = "KernelMLPSpec") -> float:
+        """The softening length ``s`` of a harmonic embedding near the origin (``r_s = sqrt(|x|^2 + s^2)``).
+
+        ``options["origin_scale"]`` when given, by default half the spacing of the radial basis
+        centres, ``max_radius / (2 max(radial_features - 1, 1))`` (distances below it are not
+        resolved by the radial basis either).  One rule for every backend that softens the origin
+        (escnn, e3nn); it scales with ``max_radius`` like the rest of the kernel.
+
+        Args:
+            who: the name the error message starts with (e.g. ``"e3nn backend"``).
+
+        Raises:
+            ValueError: the option is not a finite number > 0.
+        """
+        value = self.options.get("origin_scale")
+        if value is None:
+            return self.max_radius / (2 * max(self.radial_features - 1, 1))
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{who}: options['origin_scale'] must be a finite number > 0, got {value!r}")
+        return float(value)
 
     @property
     def out_size(self) -> int:

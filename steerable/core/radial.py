@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -9,16 +11,28 @@ class RadialBasis(torch.nn.Module):
     """Smooth Gaussian features of a norm: ``(E,) -> (E, num)``.
 
     Centres are spread evenly over ``[0, max_radius]`` with widths equal to their spacing; the
-    features are scaled so that their mean square is about one for ``r`` in that range.
-    Norms beyond ``max_radius`` give decaying, never exploding, values.
+    features are scaled so that their mean square is about one for ``r`` in that range.  The
+    features are a function of ``r / max_radius`` alone: ``RadialBasis(num, R)(R r) =
+    RadialBasis(num, 1)(r)``.  ``max_radius`` is in the units of ``r`` (for a point convolution,
+    the cutoff of its graph) and has no default: a range that does not match the data leaves the
+    norms beyond about ``1.5 max_radius`` on features that are all (nearly) zero, where a kernel
+    built on them no longer tells distances apart.
+
+    Beyond ``max_radius`` the features decay like a Gaussian of ``r - max_radius`` (width: the
+    spacing of the centres; about ``1e-2`` of their peak at ``r = max_radius + 3 spacing``),
+    never exploding and never NaN for finite ``r``.
     """
 
-    def __init__(self, num: int, max_radius: float = 1.0) -> None:
+    def __init__(self, num: int, max_radius: float) -> None:
         super().__init__()
         if num < 1:
             raise ValueError(f"RadialBasis needs at least one feature, got {num}")
-        if not max_radius > 0:
-            raise ValueError(f"RadialBasis needs a positive max_radius, got {max_radius}")
+        if not (
+            isinstance(max_radius, (int, float)) and not isinstance(max_radius, bool) and 0 < max_radius < math.inf
+        ):
+            raise ValueError(
+                f"RadialBasis needs a finite max_radius > 0 (in the units of the norms), got {max_radius!r}"
+            )
         self.num, self.max_radius = num, float(max_radius)
         centres = torch.linspace(0.0, max_radius, num) if num > 1 else torch.zeros(1)
         self.centres: torch.Tensor

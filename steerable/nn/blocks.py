@@ -13,24 +13,59 @@ from torch.utils.checkpoint import checkpoint
 from ..core.representation import FieldType, as_field_type
 from ._repr import block_repr
 from .bias import InvariantBias
-from .checks import check_count
+from .checks import check_count, check_max_radius
 from .gate import Gate
 from .kernel import ImplicitKernel
 from .linear import FieldLinear
 from .point_conv import PointConv, auto_chunk_size, check_point_inputs
 
+#: What a block's ``max_radius`` is, for the error message when it is missing.
+_BLOCK_RADIUS_HINT = (
+    "the cutoff of your radius graph in position units, as a keyword or in conv_kwargs "
+    "(e.g. max_radius=5.0 for a 5 Å cutoff)"
+)
+
+
+def conv_options(who: str, conv_kwargs: dict[str, Any] | None, max_radius: float | None) -> dict[str, Any]:
+    """A block's :class:`~steerable.nn.point_conv.PointConv` options: ``conv_kwargs`` with ``max_radius``.
+
+    ``max_radius`` (required) comes as the block's keyword or as ``conv_kwargs["max_radius"]``
+    (both: they must agree).  Raises a ``TypeError`` naming ``max_radius=`` when neither gives it.
+    """
+    options = dict(conv_kwargs or {})
+    given = options.get("max_radius")
+    if max_radius is not None and given is not None and given != max_radius:
+        raise ValueError(f"{who}: max_radius={max_radius!r} and conv_kwargs['max_radius']={given!r} disagree")
+    radius = max_radius if max_radius is not None else given
+    options["max_radius"] = check_max_radius(radius, who, _BLOCK_RADIUS_HINT)
+    return options
+
+
 __all__ = ["PointConvBlock", "MessageBlock"]
 
 
 class PointConvBlock(torch.nn.Module):
-    """``Gate(PointConv(x) + SelfLinear(x))`` (``gate=False``: no gate, plain linear output)."""
+    """``Gate(PointConv(x) + SelfLinear(x))`` (``gate=False``: no gate, plain linear output).
 
-    def __init__(self, in_type: FieldType, out_type: FieldType, gate: bool, conv_kwargs: dict[str, Any]) -> None:
+    ``conv_kwargs`` are :class:`~steerable.nn.point_conv.PointConv`'s options; ``max_radius``
+    (required: the graph's cutoff in the units of ``pos``) is given as a keyword or among them.
+    """
+
+    def __init__(
+        self,
+        in_type: FieldType,
+        out_type: FieldType,
+        gate: bool,
+        conv_kwargs: dict[str, Any] | None = None,
+        *,
+        max_radius: float | None = None,
+    ) -> None:
         super().__init__()
+        options = conv_options("PointConvBlock", conv_kwargs, max_radius)
         self.in_type, self.out_type = in_type, out_type
         self.gate = Gate(out_type) if gate else None
         conv_out = self.gate.in_type if gate else out_type
-        self.conv = PointConv(in_type, conv_out, **conv_kwargs)
+        self.conv = PointConv(in_type, conv_out, **options)
         self.lin = FieldLinear(in_type, conv_out)
         self.attr_type: FieldType | None = self.conv.attr_type
 
@@ -68,9 +103,10 @@ class MessageBlock(torch.nn.Module):
     Equivariant for any group: every map is.
 
     ``conv_kwargs`` are :class:`~steerable.nn.point_conv.PointConv`'s options, with its defaults,
-    for the message kernel: ``edge_attr``, ``bias``, ``chunk_size`` (edges whose messages are
-    computed at once, checkpointed in training; automatic by default), ``basis_size``,
-    ``envelope_width`` and the kernel MLP options.
+    for the message kernel: ``edge_attr``, ``max_radius`` (required, here or as the block's
+    keyword: the graph's cutoff in the units of ``pos``), ``bias``, ``chunk_size`` (edges whose
+    messages are computed at once, checkpointed in training; automatic by default),
+    ``basis_size``, ``envelope_width`` and the kernel MLP options.
 
     Shapes: ``x`` ``(N, in_type.size)``, ``pos`` ``(N, n)``, ``edge_index`` ``(2, E)``,
     ``edge_attr`` ``(E, attr)`` or ``None``; returns ``(N, out_type.size)``.
@@ -82,10 +118,13 @@ class MessageBlock(torch.nn.Module):
         out_type: FieldType,
         message_type: FieldType,
         gate: bool,
-        conv_kwargs: dict[str, Any],
+        conv_kwargs: dict[str, Any] | None = None,
         aggregation: str = "sum",
+        *,
+        max_radius: float | None = None,
     ) -> None:
         super().__init__()
+        conv_kwargs = conv_options("MessageBlock", conv_kwargs, max_radius)
         if aggregation not in ("sum", "mean"):
             raise ValueError(f"MessageBlock: aggregation must be 'sum' or 'mean', got {aggregation!r}")
         self.aggregation = aggregation
@@ -102,6 +141,7 @@ class MessageBlock(torch.nn.Module):
             pre_message,
             self.attr_type,
             basis_size=opt["basis_size"],
+            max_radius=opt["max_radius"],
             envelope_width=opt["envelope_width"],
             **opt["mlp"],
         )

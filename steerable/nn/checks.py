@@ -14,12 +14,27 @@ Without them a bad index on an accelerator surfaces as the device's own error (a
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-__all__ = ["set_debug", "is_debug", "reads_values", "check_count", "check_finite", "check_index"]
+if TYPE_CHECKING:
+    from ..core.representation import FieldType
+
+__all__ = [
+    "set_debug",
+    "is_debug",
+    "reads_values",
+    "check_count",
+    "check_max_radius",
+    "check_finite",
+    "check_index",
+    "parameter_dtype",
+    "check_layer_dtype",
+    "check_attributes",
+]
 
 _debug = os.environ.get("STEERABLE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -53,6 +68,24 @@ def check_count(value: Any, who: str, what: str, minimum: int = 1, allow_none: b
         raise ValueError(f"{who}: {what} must be {bound} ({kind}), got {value!r}")
 
 
+def check_max_radius(value: Any, who: str, hint: str) -> float:
+    """The radial range ``max_radius`` of a layer named ``who``: a finite number > 0, as a float.
+
+    Point layers and standalone kernels have no default (their data's length scale is the user's);
+    ``hint`` says what to pass (e.g. "the cutoff of your radius graph in position units").
+
+    Raises:
+        TypeError: ``value`` is ``None`` (not given): the message names ``max_radius=`` and ``hint``.
+        ValueError: ``value`` is not a finite number > 0.
+    """
+    if value is None:
+        raise TypeError(f"{who} needs max_radius=, {hint}: the kernel resolves distances in [0, max_radius]")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{who}: max_radius must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def check_finite(t: torch.Tensor, who: str, what: str) -> None:
     """``t`` has no NaN or infinite value (only where :func:`reads_values`)."""
     if reads_values(t) and not bool(torch.isfinite(t).all()):
@@ -71,3 +104,68 @@ def check_index(edge_index: torch.Tensor, n_src: int, n_dst: int, who: str) -> N
                 f"{who}: edge_index out of range for {n_src} sources / {n_dst} targets: "
                 f"{name} must lie in [0, {n}), got values in [{low}, {high}]"
             )
+
+
+def parameter_dtype(module: torch.nn.Module) -> torch.dtype | None:
+    """The dtype of ``module``'s first parameter, ``None`` when it has none."""
+    param = next(module.parameters(), None)
+    return None if param is None else param.dtype
+
+
+def _is(name: str) -> str:
+    return "are" if name.endswith("s") else "is"
+
+
+def check_layer_dtype(t: torch.Tensor, dtype: torch.dtype | None, who: str, what: str, layer: str = "layer") -> None:
+    """``t`` (called ``what``) has the layer's floating ``dtype`` (no check when ``dtype`` is ``None``).
+
+    Raises:
+        TypeError: ``"{who}: {what} is <dtype> but the {layer} is <dtype> (use .to(dtype))"``.
+    """
+    if dtype is not None and t.dtype != dtype:
+        raise TypeError(f"{who}: {what} {_is(what)} {t.dtype} but the {layer} is {dtype} (use .to(dtype))")
+
+
+def check_attributes(
+    attr: torch.Tensor | None,
+    attr_type: FieldType | None,
+    who: str,
+    what: str,
+    *,
+    rows: tuple[int, str],
+    like: tuple[torch.Tensor, str],
+    built_without: str,
+    finite: bool = True,
+) -> None:
+    """The attributes ``attr`` (called ``what``) of a layer named ``who`` built with ``attr_type``.
+
+    The one check of kernel attributes for every layer (the kernel's attributes, a grid
+    convolution's per-sample kernel attributes, a point layer's ``edge_attr``):
+
+    * ``attr`` is given exactly when ``attr_type`` is not ``None`` (``built_without`` names the
+      construction argument that was left out);
+    * ``attr`` is ``(rows[0], attr_type.size)``, one row per ``rows[1]`` (``attr_type.check`` on
+      the last axis first, which names a wrong channel count);
+    * of the dtype of ``like[0]`` (called ``like[1]``);
+    * finite, when ``finite`` (only where :func:`reads_values`).
+
+    Raises:
+        ValueError, TypeError: naming ``who``, ``what`` and the problem.
+    """
+    if attr_type is None:
+        if attr is not None:
+            raise ValueError(f"{who}: got {what} but the layer was built without {built_without}")
+        return
+    if attr is None:
+        raise ValueError(f"{who}: {what} of type {attr_type!r} {_is(what)} required")
+    attr_type.check(attr, dim=-1, what=f"{who} {what}")
+    n, per = rows
+    if attr.ndim != 2 or attr.shape[0] != n:
+        raise ValueError(
+            f"{who}: {what} must have shape ({n}, {attr_type.size}) (one row per {per}), got {tuple(attr.shape)}"
+        )
+    other, other_name = like
+    if attr.dtype != other.dtype:
+        raise TypeError(f"{who}: {what} {_is(what)} {attr.dtype} but {other_name} {_is(other_name)} {other.dtype}")
+    if finite:
+        check_finite(attr, who, what)

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from ..core.representation import FieldType, as_field_type
 from ._repr import layer_repr
 from .bias import InvariantBias
-from .checks import check_finite
-from .kernel import ImplicitKernel
+from .checks import check_attributes, check_layer_dtype, parameter_dtype
+from .kernel import EnvelopeWidth, ImplicitKernel
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -95,8 +95,12 @@ class GridConv(torch.nn.Module):
         kernel_attr: field type (or int count of scalars) of per-sample kernel attributes.
         basis_size: basis kernels per representation pair, or ``None`` for a dense kernel
             (:class:`~steerable.nn.kernel.ImplicitKernel`).
-        envelope_width: initial width of the learnable radial envelope (grid units: [-1, 1]).
-        **mlp: kernel MLP options, see :class:`~steerable.core.mlp.KernelMLPSpec`.
+        envelope_width: initial width of the learnable radial envelope in grid units (the filter
+            spans ``[-1, 1]`` per axis); ``"auto"`` (default): ``max_radius``, the rule of every
+            layer (:func:`~steerable.nn.kernel.initial_envelope_width`); ``None``: none.
+        **mlp: kernel MLP options, see :class:`~steerable.core.mlp.KernelMLPSpec`.  ``max_radius``
+            is derived from the filter's extent: ``sqrt(dim)``, the distance of a corner tap from
+            the centre in grid units (no tap lies beyond it); it may be overridden.
     """
 
     def __init__(
@@ -112,7 +116,7 @@ class GridConv(torch.nn.Module):
         bias: bool = True,
         kernel_attr: FieldType | int | None = None,
         basis_size: int | None = ImplicitKernel.BASIS_SIZE,
-        envelope_width: float | None = 1.0,
+        envelope_width: EnvelopeWidth = "auto",
         **mlp: Any,
     ) -> None:
         super().__init__()
@@ -132,9 +136,15 @@ class GridConv(torch.nn.Module):
         self.dilation = _tuple(dilation, dim, "dilation", 1)
         self.padding_mode = padding_mode
         self.attr_type = as_field_type(in_type.group, kernel_attr, "GridConv kernel_attr")
-        mlp.setdefault("max_radius", math.sqrt(dim))
+        max_radius = mlp.pop("max_radius", math.sqrt(dim))  # the corner taps: grid units
         self.kernel = ImplicitKernel(
-            in_type, out_type, self.attr_type, basis_size=basis_size, envelope_width=envelope_width, **mlp
+            in_type,
+            out_type,
+            self.attr_type,
+            basis_size=basis_size,
+            max_radius=max_radius,
+            envelope_width=envelope_width,
+            **mlp,
         )
         self.bias = InvariantBias(out_type) if bias else None
         self.register_buffer("grid", kernel_grid(kernel_size, dim).float(), persistent=False)
@@ -160,8 +170,7 @@ class GridConv(torch.nn.Module):
         return values.permute(0, 2, 3, 1).reshape(batch, self.out_type.size, self.in_type.size, *([k] * d))
 
     def _param_dtype(self) -> torch.dtype:
-        param = next(self.kernel.parameters(), None)
-        return param.dtype if param is not None else torch.get_default_dtype()
+        return parameter_dtype(self.kernel) or torch.get_default_dtype()
 
     def _cached_filter(self) -> torch.Tensor:
         """The filter, recomputed only when a tensor it depends on changed value.
@@ -256,24 +265,16 @@ class GridConv(torch.nn.Module):
                 f"{n + s - excess[axis]} (or change padding / kernel_size)"
             )
         self.in_type.check(x, dim=1, what="GridConv input")
-        dtype = self._param_dtype()
-        if x.dtype != dtype:
-            raise TypeError(f"GridConv: input is {x.dtype} but the layer is {dtype} (use .to(dtype))")
-        if self.attr_type is None:
-            if attr is not None:
-                raise ValueError("GridConv: got kernel attributes but the layer was built without kernel_attr")
-        else:
-            if attr is None:
-                raise ValueError(f"GridConv: kernel attributes of type {self.attr_type!r} are required")
-            self.attr_type.check(attr, dim=-1, what="GridConv kernel attributes")
-            if attr.ndim != 2 or attr.shape[0] != x.shape[0]:
-                raise ValueError(
-                    f"GridConv: kernel attributes must have shape ({x.shape[0]}, {self.attr_type.size}), "
-                    f"got {tuple(attr.shape)}"
-                )
-            if attr.dtype != x.dtype:
-                raise TypeError(f"GridConv: kernel attributes are {attr.dtype} but x is {x.dtype}")
-            check_finite(attr, "GridConv", "kernel attributes")
+        check_layer_dtype(x, self._param_dtype(), "GridConv", "input")
+        check_attributes(
+            attr,
+            self.attr_type,
+            "GridConv",
+            "kernel attributes",
+            rows=(x.shape[0], "sample"),
+            like=(x, "x"),
+            built_without="kernel_attr",
+        )
 
     def reset_parameters(self) -> None:
         """Re-initialise the kernel and the bias as at construction (the filter cache follows)."""

@@ -10,8 +10,19 @@ from torch.utils.checkpoint import checkpoint
 from ..core.representation import FieldType, as_field_type
 from ._repr import layer_repr
 from .bias import InvariantBias
-from .checks import check_count, check_finite, check_index
-from .kernel import ImplicitKernel
+from .checks import (
+    check_attributes,
+    check_count,
+    check_finite,
+    check_index,
+    check_layer_dtype,
+    check_max_radius,
+    parameter_dtype,
+)
+from .kernel import EnvelopeWidth, ImplicitKernel
+
+#: What a point layer's ``max_radius`` is, for the error message when it is missing.
+RADIUS_HINT = "the cutoff of your radius graph in position units (e.g. max_radius=5.0 for a 5 Å cutoff)"
 
 PairTensor = tuple[torch.Tensor, torch.Tensor]
 
@@ -103,16 +114,24 @@ class PointConv(torch.nn.Module):
     wait for the device; they are skipped under ``torch.compile``.  A graph without edges (or
     without nodes) is valid: the output is the bias alone.
 
+    Radial range: ``max_radius`` is required and is the length scale of the data, in the units of
+    ``pos``: pass the cutoff your graph was built with (``radius_graph(pos, r)``: ``max_radius=r``;
+    for a k-NN or fully connected graph, the largest edge length you expect).  The kernel resolves
+    edge lengths in ``[0, max_radius]``; longer edges see a kernel that decays with the default
+    envelope (:class:`~steerable.nn.kernel.ImplicitKernel`, "Radial range").
+
     Args:
         in_type, out_type: input and output field types (same group).
         edge_attr: field type of edge attributes, or an int count of invariant scalars, or ``None``.
+        max_radius: the graph's cutoff in the units of ``pos`` (required, a finite number > 0).
         bias: learnable bias on the invariant output channels.
         chunk_size: edges per chunk, or ``None`` for automatic.
         basis_size: basis kernels per representation pair, or ``None`` for a dense kernel
             (:class:`~steerable.nn.kernel.ImplicitKernel`).
-        envelope_width: initial width of the learnable Gaussian radial envelope, ``None`` for none.
+        envelope_width: initial width of the learnable Gaussian radial envelope in the units of
+            ``pos``; ``"auto"`` (default): ``max_radius``; ``None``: no envelope.
         **mlp: kernel MLP options (``hidden_channels``, ``hidden_layers``, ``radial_features``,
-            ``max_radius``, ``nonlinearity``, ``options``), see :class:`~steerable.core.mlp.KernelMLPSpec`.
+            ``nonlinearity``, ``options``), see :class:`~steerable.core.mlp.KernelMLPSpec`.
     """
 
     def __init__(
@@ -121,19 +140,27 @@ class PointConv(torch.nn.Module):
         out_type: FieldType,
         edge_attr: FieldType | int | None = None,
         *,
+        max_radius: float | None = None,
         bias: bool = True,
         chunk_size: int | None = None,
         basis_size: int | None = ImplicitKernel.BASIS_SIZE,
-        envelope_width: float | None = None,
+        envelope_width: EnvelopeWidth = "auto",
         **mlp: Any,
     ) -> None:
         super().__init__()
         if not isinstance(in_type, FieldType) or not isinstance(out_type, FieldType):
             raise TypeError("PointConv: in_type and out_type must be FieldType instances")
+        max_radius = check_max_radius(max_radius, "PointConv", RADIUS_HINT)
         self.in_type, self.out_type = in_type, out_type
         self.attr_type = as_field_type(in_type.group, edge_attr, "PointConv edge_attr")
         self.kernel = ImplicitKernel(
-            in_type, out_type, self.attr_type, basis_size=basis_size, envelope_width=envelope_width, **mlp
+            in_type,
+            out_type,
+            self.attr_type,
+            basis_size=basis_size,
+            max_radius=max_radius,
+            envelope_width=envelope_width,
+            **mlp,
         )
         self.bias = InvariantBias(out_type) if bias else None
         check_count(chunk_size, "PointConv", "chunk_size", allow_none=True)
@@ -242,27 +269,18 @@ def check_point_inputs(
         raise ValueError(f"{who}: x must have shape (N, {in_type.size}), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{who}: x must be floating point, got {x.dtype}")
-    param = next(kernel.parameters(), None)
-    if param is not None and param.dtype != x.dtype:
-        raise TypeError(f"{who}: input is {x.dtype} but the layer is {param.dtype} (use .to(dtype))")
+    check_layer_dtype(x, parameter_dtype(kernel), who, "input")
     check_graph(who, kernel.group, x, pos_src, pos_dst, edge_index)
     check_finite(x, who, "input x")
-    attr_type = kernel.attr_type
-    if attr_type is None:
-        if edge_attr is not None:
-            raise ValueError(f"{who}: got edge_attr but the layer was built without edge_attr")
-    else:
-        if edge_attr is None:
-            raise ValueError(f"{who}: edge_attr of type {attr_type!r} is required")
-        attr_type.check(edge_attr, dim=-1, what=f"{who} edge_attr")
-        if edge_attr.ndim != 2 or edge_attr.shape[0] != edge_index.shape[1]:
-            raise ValueError(
-                f"{who}: edge_attr must have shape ({edge_index.shape[1]}, {attr_type.size}) "
-                f"(one row per edge), got {tuple(edge_attr.shape)}"
-            )
-        if edge_attr.dtype != x.dtype:
-            raise TypeError(f"{who}: edge_attr is {edge_attr.dtype} but x is {x.dtype}")
-        check_finite(edge_attr, who, "edge_attr")
+    check_attributes(
+        edge_attr,
+        kernel.attr_type,
+        who,
+        "edge_attr",
+        rows=(edge_index.shape[1], "edge"),
+        like=(x, "x"),
+        built_without="edge_attr",
+    )
 
 
 def check_graph(

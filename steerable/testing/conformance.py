@@ -56,7 +56,7 @@ from ..nn.point_conv import PointConv
 from ._completeness import commutant_dimension, kernel_span_rank, stabiliser_on_axis
 from ._engine import copy_module
 from ._equivariance import check_equivariance
-from ._report import mixed_field_type
+from ._report import CHECK_RADIUS, mixed_field_type
 from ._verified import verify_coordinate_action, verify_representation
 
 __all__ = ["CHECKS", "DEFAULT_BOUNDS", "CheckResult", "ConformanceError", "ConformanceReport", "run_conformance"]
@@ -150,7 +150,8 @@ def _build(group: Group, mlp: dict[str, Any], seed: int) -> _Layers:
         grid = GridConv(f, f, 5, padding=2, **mlp)
     elif group.dim == 3:
         grid = GridConv(f, f, 3, padding=1, **mlp)
-    return _Layers(f, ImplicitKernel(f, f, 1, **mlp), PointConv(f, f, edge_attr=1, **mlp), grid)
+    point_mlp = {"max_radius": CHECK_RADIUS, **mlp}  # the grid derives its own unless mlp sets one
+    return _Layers(f, ImplicitKernel(f, f, 1, **point_mlp), PointConv(f, f, edge_attr=1, **point_mlp), grid)
 
 
 def _coordinate_action(group: Group, gen: torch.Generator) -> CheckResult:

@@ -5,16 +5,18 @@
 evaluation) and ``message_and_aggregate`` (products summed at targets, bounded memory).
 """
 
-from ._base import BASIS_SIZE, ImplicitKernel, Segment, matrix_permutation
+from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment, initial_envelope_width, matrix_permutation
 from ._dense import DenseKernel
 from ._shared import RepPair, SharedBasisKernel
 
 __all__ = [
     "BASIS_SIZE",
     "DenseKernel",
+    "EnvelopeWidth",
     "ImplicitKernel",
     "RepPair",
     "Segment",
     "SharedBasisKernel",
+    "initial_envelope_width",
     "matrix_permutation",
 ]

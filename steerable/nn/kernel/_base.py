@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 
@@ -14,9 +14,40 @@ from ...core.group import Group, check_same_group
 from ...core.mlp import KernelMLPSpec
 from ...core.representation import FieldType, Rep, as_field_type
 from .._repr import layer_repr, type_str
+from ..checks import check_attributes, check_layer_dtype, check_max_radius, parameter_dtype
 
 #: Default number of basis kernels per representation pair (shared-basis layout).
 BASIS_SIZE = 8
+
+#: ``envelope_width`` of a layer: a width in position units, ``"auto"`` (the default of every
+#: layer: ``max_radius``, see :func:`initial_envelope_width`) or ``None`` (no envelope).
+EnvelopeWidth = float | Literal["auto"] | None
+
+#: What a standalone kernel's ``max_radius`` is, for the error message when it is missing.
+_KERNEL_RADIUS_HINT = "the largest |pos| you evaluate the kernel at, in position units (e.g. your graph's cutoff)"
+
+
+def initial_envelope_width(width: EnvelopeWidth, max_radius: float, who: str = "ImplicitKernel") -> float | None:
+    """The initial envelope width of a kernel, in position units (``None``: no envelope).
+
+    The one rule of :class:`ImplicitKernel`, :class:`~steerable.nn.PointConv` and
+    :class:`~steerable.nn.GridConv`: ``"auto"`` (their default) is ``max_radius``, so the envelope
+    ``exp(-|x|^2 / w^2)`` starts at ``1/e`` at ``|x| = max_radius`` and at ``exp(-r^2 / max_radius^2)``
+    beyond, whatever the data's units; a number is taken as the width itself.
+
+    Raises:
+        ValueError: ``width`` is not ``"auto"``, ``None`` or a finite number > 0.
+    """
+    if width is None:
+        return None
+    if isinstance(width, str):
+        if width != "auto":
+            raise ValueError(f"{who}: envelope_width must be a number > 0, 'auto' or None, got {width!r}")
+        return float(max_radius)
+    number = isinstance(width, (int, float)) and not isinstance(width, bool)
+    if not number or not (math.isfinite(width) and width > 0):
+        raise ValueError(f"{who}: envelope_width must be positive (a finite number, 'auto' or None), got {width!r}")
+    return float(width)
 
 
 class Segment(NamedTuple):
@@ -48,15 +79,6 @@ def check_basis_size(basis_size: Any) -> None:
         raise ValueError(f"ImplicitKernel: basis_size must be a positive int or None, got {basis_size!r}")
 
 
-def _check_points(pos: torch.Tensor, dim: int, what: str) -> None:
-    if not isinstance(pos, torch.Tensor):
-        raise TypeError(f"{what}: positions must be a torch.Tensor, got {type(pos).__name__}")
-    if pos.ndim != 2 or pos.shape[1] != dim:
-        raise ValueError(f"{what}: positions must have shape (E, {dim}), got {tuple(pos.shape)}")
-    if not pos.is_floating_point():
-        raise TypeError(f"{what}: positions must be floating point, got {pos.dtype}")
-
-
 def form_radius2(pos: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
     """``|x^T eta x|`` ``(E,)`` of positions ``(E, n)``: the envelope's invariant on a non-compact group. [issue 16]
 
@@ -84,8 +106,9 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
 
     Every layout multiplies its MLP's blocks by a learnable Gaussian envelope ``exp(-|x|^2 / w^2)``
     (on a group with an indefinite form ``eta``, ``group.is_euclidean()`` false: ``exp(-|x^T eta x| / w^2)``,
-    see :func:`form_radius2`; invariant, so equivariance is kept; one width per output field (dense) or per basis kernel
-    (shared basis), stored as ``log_width``) and the kernel by the fan-in factor
+    see :func:`form_radius2`; invariant, so equivariance is kept; one width per output field (dense) or
+    per basis kernel (shared basis), stored as ``log_width``; initial width ``max_radius`` by default,
+    :func:`initial_envelope_width`) and the kernel by the fan-in factor
     ``gain / sqrt(in_type.size)``, where the constant ``gain`` (calibrated once at construction)
     gives the MLP output the RMS ``INIT_RMS = 0.1`` on positions ``~ N(0, (max_radius / 2)^2)``
     (and standard normal attributes), whatever the backend.
@@ -103,21 +126,41 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
       ``src``, ``dst`` ``(E,)`` long; no per-edge message tensor is kept
       (:func:`~steerable.ops.message.message_sum`).
 
+    Radial range: ``max_radius`` (required, in the units of the positions) is the largest norm
+    the kernel resolves: the radial basis covers ``[0, max_radius]`` and every backend scales its
+    position features by it, so the kernel built for ``max_radius = R`` at ``R x`` equals the
+    kernel built for ``max_radius = 1`` at ``x`` (same weights), and kernel values at different
+    radii in ``(0, max_radius]`` differ (no flat region; ``tests/test_radial_range.py``).  Beyond
+    ``max_radius`` the radial features fade out (below 1e-2 of their peak past ``max_radius``
+    plus three centre spacings); with the default envelope the kernel then decays like
+    ``exp(-|x|^2 / max_radius^2)`` on every backend.  The MLP never sees a position farther than
+    ``MLP_REACH * max_radius`` (farther ones are pulled back onto that sphere, see
+    :attr:`MLP_REACH`), so the kernel is finite and never NaN at any finite position, and bounded
+    without an envelope too (``envelope_width=None``: the escnn kernels tend to a function of the
+    direction alone, the e3nn kernel to zero, the matrix (linear) and lie (polynomial) kernels grow
+    up to ``MLP_REACH * max_radius`` and stay there).
+
     Args:
         in_type, out_type: field types of the input and output features (one group).
         attr_type: field type of kernel attributes (edge features, conditioning), an int count of
             invariant scalars, or ``None``.
         basis_size: number ``M`` of basis kernels per representation pair, or ``None`` for the
             dense layout.
+        max_radius: the radial range, in the units of the positions (required; for a point
+            convolution the cutoff of its graph).
         envelope_width: initial width ``w`` of the learnable radial envelope (in units of the
-            positions), or ``None`` for no envelope.
+            positions), ``"auto"`` (default) for ``max_radius``, or ``None`` for no envelope.
         normalize: apply the fan-in factor (``gain = 1`` and no ``1 / sqrt(in)`` otherwise).
-        **mlp: :class:`~steerable.core.mlp.KernelMLPSpec` fields (``hidden_channels``,
-            ``hidden_layers``, ``radial_features``, ``max_radius``, ``nonlinearity``, ``options``).
+        **mlp: further :class:`~steerable.core.mlp.KernelMLPSpec` fields (``hidden_channels``,
+            ``hidden_layers``, ``radial_features``, ``nonlinearity``, ``options``).
     """
 
     #: RMS of the MLP output at initialisation, whatever the backend (see ``gain``).
     INIT_RMS = 0.1
+    #: The MLP is evaluated at ``|x| <= MLP_REACH * max_radius``; farther positions are pulled
+    #: back onto that sphere (their kernel is the one there in the same direction, times the
+    #: envelope, which starts at ``exp(-MLP_REACH^2)`` there).
+    MLP_REACH = 16.0
     #: Default number of basis kernels per representation pair.
     BASIS_SIZE = BASIS_SIZE
 
@@ -149,8 +192,9 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         attr_type: FieldType | int | None = None,
         *,
         basis_size: int | None,
+        max_radius: float | None,
     ) -> None:
-        """Check and store the types; a layout's ``__init__`` then calls :meth:`_build`."""
+        """Check and store the types and the radial range; a layout's ``__init__`` then calls :meth:`_build`."""
         super().__init__()
         for t in (in_type, out_type):
             if not isinstance(t, FieldType):
@@ -160,28 +204,28 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         self.attr_type = as_field_type(self.group, attr_type, "ImplicitKernel attr_type")
         check_basis_size(basis_size)
         self.basis_size = basis_size
+        self.max_radius = check_max_radius(max_radius, "ImplicitKernel", _KERNEL_RADIUS_HINT)
 
     def _build(
         self,
         blocks: tuple[tuple[Rep, Rep], ...],
         segments: list[Segment],
         n_envelopes: tuple[int, ...],
-        envelope_width: float | None,
+        envelope: EnvelopeWidth,
         normalize: bool,
         mlp: dict[str, Any],
     ) -> None:
         """The MLP emitting ``blocks``, laid out as ``segments`` of the matrix; ``log_width`` of shape
         ``n_envelopes``; the fan-in factor and the gain."""
-        self.spec = KernelMLPSpec(self.group, blocks, self.attr_type, **mlp)
+        self.spec = KernelMLPSpec(self.group, blocks, self.attr_type, max_radius=self.max_radius, **mlp)
         self.mlp = self.group.build_kernel_mlp(self.spec)
         perm = matrix_permutation(self.out_type, self.in_type, segments)
         self.register_buffer("perm", perm, persistent=False)
         self.register_buffer("inv_perm", torch.argsort(perm), persistent=False)
-        self.envelope_width, self.normalize = envelope_width, normalize
-        if envelope_width is not None:
-            if not envelope_width > 0:
-                raise ValueError(f"envelope_width must be positive, got {envelope_width}")
-            self.log_width = torch.nn.Parameter(torch.full(n_envelopes, math.log(envelope_width)))
+        self.envelope_width = initial_envelope_width(envelope, self.max_radius)
+        self.normalize = normalize
+        if self.envelope_width is not None:
+            self.log_width = torch.nn.Parameter(torch.full(n_envelopes, math.log(self.envelope_width)))
         else:
             self.register_parameter("log_width", None)
         # [issue 16] the envelope's invariant: |x|^2 on a Euclidean group, |x^T eta x| on a non-compact one
@@ -221,7 +265,7 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         """
         if pos.shape[0] == 0:
             return self._empty_rows(pos, attr, self.spec.out_size)
-        return self.mlp(pos, attr)
+        return self.mlp(self._within_reach(pos), attr)
 
     def _mlp_pieces(self, pos: torch.Tensor, attr: torch.Tensor | None, sizes: list[int]) -> Iterable[torch.Tensor]:
         """The MLP's output as consecutive column pieces of widths ``sizes`` (``sum(sizes) = out_size``).
@@ -230,8 +274,22 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         them one at a time (no concatenated output); otherwise the output is split.
         """
         if pos.shape[0] and getattr(self.mlp, "piece_sizes", None) == sizes:
-            return self.mlp.pieces(pos, attr)
+            return self.mlp.pieces(self._within_reach(pos), attr)
         return self._mlp_output(pos, attr).split(sizes, dim=1)
+
+    def _within_reach(self, pos: torch.Tensor) -> torch.Tensor:
+        """``pos`` with the rows beyond ``MLP_REACH * max_radius`` pulled back onto that sphere.
+
+        Rows inside are returned bit for bit (scaled by exactly 1), so is their gradient; the
+        factor is invariant, so equivariance is kept.  Without it a backend whose features grow
+        with ``|x|`` (lie: polynomials, matrix: linear) overflows far away, and ``inf`` times the
+        envelope's 0 is NaN.  The squared norm is taken in float32 at least (half overflows).
+        """
+        limit = self.MLP_REACH * self.max_radius
+        wide = pos if pos.dtype in (torch.float32, torch.float64) else pos.float()
+        r2 = wide.pow(2).sum(-1, keepdim=True)
+        pulled = limit * torch.rsqrt(r2.clamp_min(limit**2))  # finite gradient everywhere
+        return pos * torch.where(r2 > limit**2, pulled, torch.ones_like(r2)).to(pos.dtype)
 
     def _empty_rows(self, pos: torch.Tensor, attr: torch.Tensor | None, width: int) -> torch.Tensor:
         """``(0, width)`` zeros of ``pos``'s dtype and device, depending on the (empty) inputs and on
@@ -257,26 +315,26 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
 
     # -- input checks ---------------------------------------------------------------------------
     def _check(self, pos: torch.Tensor, attr: torch.Tensor | None) -> None:
-        _check_points(pos, self.group.dim, "ImplicitKernel")
-        param = next(self.mlp.parameters(), None)
-        if param is not None and param.dtype != pos.dtype:
-            raise TypeError(
-                f"ImplicitKernel: positions are {pos.dtype} but the kernel is {param.dtype} (use .to(dtype))"
-            )
-        if self.attr_type is None:
-            if attr is not None:
-                raise ValueError("ImplicitKernel: got attributes but was built with attr_type=None")
-        else:
-            if attr is None:
-                raise ValueError(f"ImplicitKernel: attributes of type {self.attr_type!r} are required")
-            self.attr_type.check(attr, dim=-1, what="ImplicitKernel attributes")
-            if attr.ndim != 2 or attr.shape[0] != pos.shape[0]:
-                raise ValueError(
-                    f"ImplicitKernel: attributes must have shape ({pos.shape[0]}, {self.attr_type.size}) "
-                    f"(one row per position), got {tuple(attr.shape)}"
-                )
-            if attr.dtype != pos.dtype:
-                raise TypeError(f"ImplicitKernel: attributes are {attr.dtype} but positions are {pos.dtype}")
+        """``pos`` ``(E, n)`` floating, of the kernel's dtype; ``attr`` as in
+        :func:`~steerable.nn.checks.check_attributes`."""
+        n = self.group.dim
+        if not isinstance(pos, torch.Tensor):
+            raise TypeError(f"ImplicitKernel: positions must be a torch.Tensor, got {type(pos).__name__}")
+        if pos.ndim != 2 or pos.shape[1] != n:
+            raise ValueError(f"ImplicitKernel: positions must have shape (E, {n}), got {tuple(pos.shape)}")
+        if not pos.is_floating_point():
+            raise TypeError(f"ImplicitKernel: positions must be floating point, got {pos.dtype}")
+        check_layer_dtype(pos, parameter_dtype(self.mlp), "ImplicitKernel", "positions", layer="kernel")
+        check_attributes(
+            attr,
+            self.attr_type,
+            "ImplicitKernel",
+            "attributes",
+            rows=(pos.shape[0], "position"),
+            like=(pos, "positions"),
+            built_without="attr_type",
+            finite=False,  # the layers check their attributes; the kernel is called per chunk
+        )
 
     def _check_features(self, x: torch.Tensor, rows: int | None, what: str) -> None:
         """``x`` ``(rows, in)`` (any number of rows when ``rows`` is ``None``) of the kernel's dtype."""
@@ -349,7 +407,7 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         attr = [f"attr={type_str(self.attr_type)}"] if self.attr_type is not None else []
         spec = self.spec
         mlp = f"mlp={type(self.mlp).__name__}({spec.hidden_channels}x{spec.hidden_layers})"
-        return ", ".join([*attr, layout, mlp])
+        return ", ".join([*attr, f"max_radius={spec.max_radius:g}", layout, mlp])
 
     def __repr__(self) -> str:
         return layer_repr(self, self.in_type, self.out_type, [self._details()])

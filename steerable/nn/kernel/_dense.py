@@ -9,7 +9,7 @@ import torch
 from ...core.representation import FieldType
 from ...ops.message import message_sum
 from ...ops.permute import permute_columns
-from ._base import ImplicitKernel, Segment
+from ._base import EnvelopeWidth, ImplicitKernel, Segment
 
 
 class DenseKernel(ImplicitKernel):
@@ -28,13 +28,14 @@ class DenseKernel(ImplicitKernel):
         attr_type: FieldType | int | None = None,
         *,
         basis_size: None = None,
-        envelope_width: float | None = 1.0,
+        max_radius: float | None = None,
+        envelope_width: EnvelopeWidth = "auto",
         normalize: bool = True,
         **mlp: Any,
     ) -> None:
         if basis_size is not None:
             raise ValueError(f"DenseKernel: basis_size must be None (the dense layout has no basis), got {basis_size}")
-        super().__init__(in_type, out_type, attr_type, basis_size=None)
+        super().__init__(in_type, out_type, attr_type, basis_size=None, max_radius=max_radius)
         n_out, n_in = len(out_type), len(in_type)
         segments = [Segment([o], [i]) for o in range(n_out) for i in range(n_in)]
         blocks = tuple((ro, ri) for ro in out_type.reps for ri in in_type.reps)

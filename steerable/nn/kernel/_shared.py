@@ -11,7 +11,7 @@ import torch
 from ...core.representation import FieldType, Rep
 from ...ops.message import message_sum
 from ...ops.permute import permute_columns
-from ._base import BASIS_SIZE, ImplicitKernel, Segment
+from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
 
 
 class RepPair(NamedTuple):
@@ -56,13 +56,14 @@ class SharedBasisKernel(ImplicitKernel):
         attr_type: FieldType | int | None = None,
         *,
         basis_size: int = BASIS_SIZE,
-        envelope_width: float | None = 1.0,
+        max_radius: float | None = None,
+        envelope_width: EnvelopeWidth = "auto",
         normalize: bool = True,
         **mlp: Any,
     ) -> None:
         if basis_size is None:
             raise ValueError("SharedBasisKernel: basis_size must be a positive int (None is the dense layout)")
-        super().__init__(in_type, out_type, attr_type, basis_size=basis_size)
+        super().__init__(in_type, out_type, attr_type, basis_size=basis_size, max_radius=max_radius)
         M = basis_size
         out_groups, in_groups = out_type.by_rep(), in_type.by_rep()
         in_offsets = torch.tensor([0] + [r.size * len(f) for r, f in in_groups]).cumsum(0).tolist()

@@ -7,7 +7,7 @@ reports an ImportError as "unavailable") and by the group builders, which import
 >>> import steerable as st
 >>> G = st.group("O(3)", backend="e3nn")                  # doctest: +SKIP
 >>> f = G.field_type("4x0e + 2x1o + 1e + 2e")               # doctest: +SKIP
->>> conv = st.PointConv(f, G.field_type("0e + 1o"), edge_attr=1)   # doctest: +SKIP
+>>> conv = st.PointConv(f, G.field_type("0e + 1o"), edge_attr=1, max_radius=5.0)   # doctest: +SKIP
 >>> G.irrep(1, -1) is G.standard_rep()                      # doctest: +SKIP
 True
 """

@@ -7,7 +7,8 @@ output needs):
    spherical harmonics without normalisation, component normalisation: polynomials, ``Y_l(v) =
    |v|^l Y_l(pos / |pos|)``) of the softened direction ``v = pos / r_s``, ``r_s = sqrt(|pos|^2 +
    s^2)`` with the origin scale ``s`` (``options["origin_scale"]``, default half the spacing of the
-   radial basis centres, ``max_radius / (2 max(radial_features - 1, 1))``).  For ``|pos| >> s`` these
+   radial basis centres, ``max_radius / (2 max(radial_features - 1, 1))``: the one rule,
+   :meth:`~steerable.core.mlp.KernelMLPSpec.origin_scale`).  For ``|pos| >> s`` these
    are the harmonics of the direction; near the origin they fade in as ``(|pos| / s)^l``, and at
    ``pos = 0`` only ``Y_0`` is nonzero.  No division by ``|pos|``: gradients at and near the origin
    are exact and finite (forces with self-loops or coincident points), half precision gives no NaN.
@@ -41,7 +42,6 @@ field; the output still reaches ``L`` through the last tensor product.  ``origin
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -155,12 +155,7 @@ class E3nnKernelMLP(torch.nn.Module):
         sh_parity = -1 if group.with_inversion else 1
         self.irreps_sh = o3.Irreps([(1, (l, sh_parity**l)) for l in range(self.lmax + 1)])
         self.sh = o3.SphericalHarmonics(self.irreps_sh, normalize=False, normalization="component")
-        default_scale = spec.max_radius / (2 * max(spec.radial_features - 1, 1))
-        self.origin_scale = float(spec.options.get("origin_scale", default_scale))
-        if not (math.isfinite(self.origin_scale) and self.origin_scale > 0):
-            raise ValueError(
-                f"e3nn backend: options['origin_scale'] must be a finite number > 0, got {self.origin_scale}"
-            )
+        self.origin_scale = spec.origin_scale("e3nn backend")
 
         # -- 2. attributes: invariant channels feed the scalar MLP, the rest enter as irreps ---
         inv_channels, eq_channels, eq_irreps, attr_blocks = [], [], [], []

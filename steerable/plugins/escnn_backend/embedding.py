@@ -1,7 +1,8 @@
 """Harmonic embedding of a relative position, smooth at the origin, and the choice of its band limit.
 
 The kernel MLP embeds the *softened direction* ``v = pos / r_s`` with the softened radius
-``r_s = sqrt(|pos|^2 + s^2)`` (``s``: the origin scale, :func:`origin_scale`) as the solid harmonics
+``r_s = sqrt(|pos|^2 + s^2)`` (``s``: the origin scale,
+:meth:`KernelMLPSpec.origin_scale <steerable.core.mlp.KernelMLPSpec.origin_scale>`) as the solid harmonics
 of the *parent* group (``O(2)`` on ``R^2``, ``O(3)`` on ``R^3``): polynomials of ``v``, each block
 transforming under one parent irrep in escnn's basis.  The degree-``l`` block is
 ``|v|^l Y_l(pos / |pos|)`` with ``|v| = |pos| / r_s``: the unit-norm harmonics for ``|pos| >> s``,
@@ -29,8 +30,6 @@ block may be nonzero anyway.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,22 +45,6 @@ from .groups import EscnnGroup
 # reach the remaining irreps through regular fields and pointwise nonlinearities.
 DEFAULT_MAX_BAND = {2: 32, 3: 8}
 FINITE_MAX_BAND = {2: 8, 3: 4}
-
-
-def origin_scale(spec: Any) -> float:
-    """The origin scale ``s`` of a :class:`~steerable.core.mlp.KernelMLPSpec`: ``options["origin_scale"]``,
-    by default half the spacing of the radial basis centres, ``max_radius / (2 max(radial_features - 1, 1))``
-    (distances below it are not resolved by the radial basis either).
-
-    Raises:
-        ValueError: the option is not a finite number > 0.
-    """
-    value = spec.options.get("origin_scale")
-    if value is None:
-        return spec.max_radius / (2 * max(spec.radial_features - 1, 1))
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"escnn backend: options['origin_scale'] must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def parent_irrep(group: EscnnGroup, l: int) -> Any:

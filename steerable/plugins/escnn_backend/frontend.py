@@ -19,7 +19,7 @@ import torch
 from steerable.core.mlp import KernelMLPSpec
 from steerable.core.radial import RadialBasis
 
-from .embedding import HarmonicEmbedding, choose_band_limit, harmonic_reps, origin_scale
+from .embedding import HarmonicEmbedding, choose_band_limit, harmonic_reps
 from .groups import EscnnGroup, EscnnRep
 
 #: options of ``spec.options`` (module docstring of :mod:`steerable.plugins.escnn_backend.mlp`), with the
@@ -131,7 +131,7 @@ class EscnnKernelMLP(torch.nn.Module):
         self.out_type = gs.type(*plan.out_reps)
         self.register_buffer("inv_idx", torch.tensor(plan.inv_channels, dtype=torch.long), persistent=False)
         self.band_limit, self.unreachable = plan.band_limit, plan.unreachable
-        self.embedding = HarmonicEmbedding(group, self.band_limit, origin_scale(spec))
+        self.embedding = HarmonicEmbedding(group, self.band_limit, spec.origin_scale("escnn backend"))
         self.radial = RadialBasis(spec.radial_features, spec.max_radius)
         n_inv = spec.radial_features + len(plan.inv_channels)
         width = int(spec.options.get("invariant_width", 16))
