@@ -284,7 +284,11 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         factor is invariant, so equivariance is kept.  Without it a backend whose features grow
         with ``|x|`` (lie: polynomials, matrix: linear) overflows far away, and ``inf`` times the
         envelope's 0 is NaN.  The squared norm is taken in float32 at least (half overflows).
+        On a non-compact group (``eta`` set) the Euclidean norm is not invariant and no invariant
+        bounds a boost's orbit, so positions pass unchanged (locality comes from the graph there).
         """
+        if self.eta is not None:
+            return pos
         limit = self.MLP_REACH * self.max_radius
         wide = pos if pos.dtype in (torch.float32, torch.float64) else pos.float()
         r2 = wide.pow(2).sum(-1, keepdim=True)
