@@ -6,8 +6,8 @@ output needs):
 1. **Harmonic embedding**, smooth at the origin: the solid harmonics ``Y_0(v) .. Y_L(v)`` (e3nn
    spherical harmonics without normalisation, component normalisation: polynomials, ``Y_l(v) =
    |v|^l Y_l(pos / |pos|)``) of the softened direction ``v = pos / r_s``, ``r_s = sqrt(|pos|^2 +
-   s^2)`` with the origin scale ``s`` (``options["origin_scale"]``, default half the spacing of the
-   radial basis centres, ``max_radius / (2 max(radial_features - 1, 1))``: the one rule,
+   s^2)`` with the origin scale ``s`` (``options["origin_scale"]``, default a tenth of the spacing of the
+   radial basis centres, ``max_radius / (10 max(radial_features - 1, 1))``: the one rule,
    :meth:`~steerable.core.mlp.KernelMLPSpec.origin_scale`).  For ``|pos| >> s`` these
    are the harmonics of the direction; near the origin they fade in as ``(|pos| / s)^l``, and at
    ``pos = 0`` only ``Y_0`` is nonzero.  No division by ``|pos|``: gradients at and near the origin

@@ -62,8 +62,8 @@ keeps no mode-dependent buffers) and buffers are registered in the same order in
 
 Options (``spec.options``, integers): ``max_band`` (cap on ``L``), ``band`` (force a larger ``L``),
 ``fourier_band``, ``grid``, ``invariant_width`` (width of the invariant MLP, default 16); and
-``origin_scale`` (a number > 0, default half the spacing of the radial basis centres,
-``max_radius / (2 max(radial_features - 1, 1))``, :meth:`~steerable.core.mlp.KernelMLPSpec.origin_scale`):
+``origin_scale`` (a number > 0, default a tenth of the spacing of the radial basis centres,
+``max_radius / (10 max(radial_features - 1, 1))``, :meth:`~steerable.core.mlp.KernelMLPSpec.origin_scale`):
 the softening length ``s`` (:mod:`.embedding`).
 """
 
