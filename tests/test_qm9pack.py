@@ -265,8 +265,9 @@ def test_short_training_beats_the_mean_predictor(root: Path, ds, tmp_path: Path)
     mean_mae = float((test_y - dm.mean).abs().mean())
     print(f"test MAE {res['test_mae']:.1f} meV vs mean predictor {mean_mae:.1f} meV, {res['train_seconds']:.1f} s")
     assert res["source"] == "qm9pack" and res["unit"] == "meV"
-    # measured 462 vs 592 meV (ratio 0.78) in 47 s on one loaded CPU thread; bound 0.9
-    assert res["test_mae"] < 0.9 * mean_mae, (res["test_mae"], mean_mae)
+    # measured 321 vs 592 meV (ratio 0.54) in 23 s on one loaded CPU thread (bond graph, bond and atom
+    # attributes; 462 meV, ratio 0.78, with the earlier radius-graph model); bound 0.7
+    assert res["test_mae"] < 0.7 * mean_mae, (res["test_mae"], mean_mae)
     assert math.isfinite(res["test_mae"])
 
 
