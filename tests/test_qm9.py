@@ -75,6 +75,8 @@ def test_invariance(qm9_root: Path, graph: str) -> None:
     dm.setup()
     torch.manual_seed(0)
     net = QM9Net(hidden_scalars=6, hidden_vectors=3, layers=3, kernel_hidden=8, graph=graph).eval()
+    for p in net.head[-1].parameters():  # the head starts at zero; any weights show the invariance
+        torch.nn.init.normal_(p)
     data = [dm._splits["train"][i] for i in range(4)]
     batch = Batch.from_data_list(data)
     ref = net(batch)
@@ -169,3 +171,15 @@ def test_short_training_decreases_loss(qm9_root: Path, tmp_path: Path) -> None:
     )
     res2 = run(resolve(args2))
     assert res2["global_step"] > res["global_step"]
+
+
+def test_prediction_starts_at_the_training_mean_and_bad_options_are_named(qm9_root: Path) -> None:
+    dm = QM9DataModule(str(qm9_root), target="U0", batch_size=4)
+    dm.setup()
+    batch = Batch.from_data_list([dm._splits["train"][i] for i in range(4)])
+    net = QM9Net(hidden_scalars=6, hidden_vectors=3, layers=3, kernel_hidden=8, graph="bond")
+    # the head's last layer starts at zero: the standardised prediction 0 is the training mean
+    assert torch.equal(net(batch), torch.zeros(4))
+    for name, value in (("layer", "dense"), ("readout", "max"), ("pool", "max")):
+        with pytest.raises(ValueError, match=f"{name} must be"):
+            QM9Net(hidden_scalars=6, hidden_vectors=3, layers=3, kernel_hidden=8, **{name: value})
