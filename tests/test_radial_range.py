@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,6 +109,8 @@ def test_point_layers_and_kernels_require_max_radius():
             with pytest.raises(ValueError, match=f"{who}: max_radius must be a finite number > 0, got "):
                 build(max_radius=bad)
         assert build(max_radius=3).__class__.__name__ in (who, "SharedBasisKernel")
+        built = build(max_radius=np.float32(2.5))  # a numpy scalar is a number too
+        assert built.__class__.__name__ in (who, "SharedBasisKernel")
     for layout in (DenseKernel, SharedBasisKernel):
         with pytest.raises(TypeError, match="ImplicitKernel needs max_radius="):
             layout(f, f)

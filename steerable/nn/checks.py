@@ -15,6 +15,7 @@ Without them a bad index on an accelerator surfaces as the device's own error (a
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,7 @@ def check_max_radius(value: Any, who: str, hint: str) -> float:
     """
     if value is None:
         raise TypeError(f"{who} needs max_radius=, {hint}: the kernel resolves distances in [0, max_radius]")
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy scalars too
     if not number or not (math.isfinite(value) and value > 0):
         raise ValueError(f"{who}: max_radius must be a finite number > 0, got {value!r}")
     return float(value)
