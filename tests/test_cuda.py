@@ -82,7 +82,7 @@ def test_grid_conv_on_cuda_matches_cpu_and_caches(backend, name):
     gpu.eval()
     first = gpu(x.cuda())
     _assert_same(conv.eval()(x), first, 1e-10)
-    assert torch.equal(gpu(x.cuda()), first)  # the cached filter
+    assert torch.equal(gpu(x.cuda()), first)  # recomputed (no cache off the CPU), the same values
 
 
 def test_message_sum_on_cuda_in_blocks(monkeypatch):

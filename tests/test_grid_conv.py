@@ -229,3 +229,15 @@ def test_check_equivariance_tries_even_and_odd_grid_sizes():
     assert st.check_equivariance(_OddGridsOnly(field), kind="grid", grid_size=9) > 0.1
     conv = st.GridConv(field, field, 3, stride=2, padding=1)  # accepts odd sizes only: 9 of [9, 11]
     assert st.check_equivariance(conv, grid_size=9) < 1e-13
+
+
+def test_eval_filter_is_not_cached_off_the_cpu():
+    """On the meta device (shapes, no values) an eval-mode GridConv runs and caches nothing: off the
+    CPU the cache's value comparison would cost one host synchronisation per layer per call."""
+    G = st.group("C4", backend="matrix")
+    f = st.FieldType(G, [G.trivial_rep(), G.regular_rep()])
+    conv = st.GridConv(f, f, kernel_size=3, padding=1).eval().to("meta")
+    with torch.no_grad():
+        out = conv(torch.randn(2, f.size, 8, 8, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2, f.size, 8, 8)
+    assert conv._cache is None

@@ -82,9 +82,11 @@ class GridConv(torch.nn.Module):
     ``attr`` (only with ``kernel_attr``) ``(B, kernel_attr.size)``: per-sample conditioning (e.g. a
     time step) fed to the kernel MLP, giving each batch element its own filter.
 
-    In eval mode without attributes the filter is cached and recomputed only when a parameter of
-    the kernel changes value (optimizer step, ``load_state_dict``, any in-place edit), so the
-    layer costs one ``conv2d``/``conv3d``.
+    In eval mode without attributes, on the CPU, the filter is cached and recomputed only when a
+    parameter of the kernel changes value (optimizer step, ``load_state_dict``, any in-place edit),
+    so the layer costs one ``conv2d``/``conv3d``.  On an accelerator the filter is recomputed on
+    every call (an MLP on ``kernel_size^d`` points, queued without waiting): comparing parameter
+    values there would cost a host synchronisation per layer per call.
 
     Args:
         in_type, out_type: field types of a group acting on ``R^2`` or ``R^3``.
@@ -178,7 +180,7 @@ class GridConv(torch.nn.Module):
         Values are compared, not version counters: an in-place edit through ``.data`` (as some
         EMA and weight-surgery code does) leaves the version counter unchanged.  The watched
         tensors (the kernel's parameters and gain) are small next to the filter they make; they
-        are compared at once (one host synchronisation on an accelerator).  They are looked up
+        are compared at once (used on the CPU only, where reading values costs no synchronisation).  They are looked up
         again (walking the MLP's module tree costs ~0.2 ms) only when some tensor or module was
         (re)assigned anywhere (:class:`_Registrations`): a replaced parameter is watched, not the
         old one.
@@ -206,7 +208,12 @@ class GridConv(torch.nn.Module):
     def forward(self, x: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check_inputs(x, attr)
         if attr is None:
-            use_cache = not self.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            use_cache = (
+                x.device.type == "cpu"  # elsewhere the value check would cost a host sync per call
+                and not self.training
+                and not torch.is_grad_enabled()
+                and not torch.compiler.is_compiling()
+            )
             weight = self._cached_filter() if use_cache else self.filter()
             return self._conv(x, weight, groups=1)
         batch = x.shape[0]
