@@ -57,5 +57,3 @@ def definition_elements(name: str) -> torch.Tensor:
         return torch.stack(FINITE[name]).to(torch.float64)
     angles = iter([0.83, 2.41, 4.07, 5.59])
     return torch.stack([component_element(b, s, next(angles)) for b, s in sorted(COMPONENTS[name])])
-
-

@@ -62,7 +62,9 @@ def test_network_is_invariant_exactly_under_its_group(name):
     torch.manual_seed(0)
     net = ModelNetNet(5, group=name, hidden_scalars=4, hidden_vectors=2, k=6, kernel_hidden=4).double().eval()
     gen = torch.Generator().manual_seed(3)
-    pos = torch.randn(2 * 48, 3, dtype=torch.float64, generator=gen) * torch.tensor([1.0, 0.7, 0.5], dtype=torch.float64)
+    pos = torch.randn(2 * 48, 3, dtype=torch.float64, generator=gen) * torch.tensor(
+        [1.0, 0.7, 0.5], dtype=torch.float64
+    )
     batch = torch.arange(2).repeat_interleave(48)
     shift = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
     ref = net(pos, batch)

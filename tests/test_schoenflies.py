@@ -51,7 +51,9 @@ def test_sampled_elements_satisfy_the_definition(case):
         seen = {min(range(2), key=lambda i: float((m - FINITE[name][i].double()).abs().max())) for m in mats}
         assert seen == {0, 1}
         els = group.elements().matrices
-        assert len(els) == 2 and all(min(float((e - m.double()).abs().max()) for e in els) < 1e-12 for m in FINITE[name])
+        assert len(els) == 2 and all(
+            min(float((e - m.double()).abs().max()) for e in els) < 1e-12 for m in FINITE[name]
+        )
         return
     comps = {(round(float(torch.linalg.det(m[:2, :2]))), round(float(m[2, 2]))) for m in mats}
     assert comps == COMPONENTS[name]
@@ -157,7 +159,11 @@ def _stabiliser(name: str, point: torch.Tensor) -> torch.Tensor:
     """
     phi = math.atan2(float(point[1]), float(point[0]))
     eye = torch.eye(3, dtype=torch.float64)
-    mirror = lambda a: eye - 2 * torch.outer(torch.tensor([-math.sin(a), math.cos(a), 0.0], dtype=torch.float64), torch.tensor([-math.sin(a), math.cos(a), 0.0], dtype=torch.float64))  # noqa: E731
+
+    def mirror(angle: float) -> torch.Tensor:  # in the vertical plane at ``angle``
+        normal = torch.tensor([-math.sin(angle), math.cos(angle), 0.0], dtype=torch.float64)
+        return eye - 2 * torch.outer(normal, normal)
+
     axis = torch.tensor([math.cos(phi), math.sin(phi), 0.0], dtype=torch.float64)
     candidates = [rot_z(0.7), rot_z(2.1), mirror(phi), mirror(phi + 0.3)]
     candidates += [torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)), 2 * torch.outer(axis, axis) - eye]

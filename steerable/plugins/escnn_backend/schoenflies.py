@@ -47,7 +47,16 @@ from steerable.core.mlp import KernelMLP, KernelMLPSpec
 
 from .groups import EscnnGroup, EscnnRep, _check_dim, _parent, _registered_group
 
-__all__ = ["AxialGroup", "build_ci", "build_cinf", "build_cinfh", "build_cinfv", "build_cs", "build_dinf", "build_dinfh"]
+__all__ = [
+    "AxialGroup",
+    "build_ci",
+    "build_cinf",
+    "build_cinfh",
+    "build_cinfv",
+    "build_cs",
+    "build_dinf",
+    "build_dinfh",
+]
 
 #: escnn subgroup ids of the continuous axial groups built here, and the kind of their elements
 _CONTINUOUS = {
@@ -144,7 +153,7 @@ class AxialGroup(EscnnGroup):
         """The escnn kernel MLP, after making escnn list the irreps its layers meet.
 
         escnn decomposes tensor products of these groups' irreps numerically, searching only the
-        irreps it has instantiated (up to :data:`~.groups.MAX_FREQUENCY` at first): the linear maps
+        irreps it has instantiated (up to ``groups.MAX_FREQUENCY`` at first): the linear maps
         between hidden irreps of frequency up to ``F`` need frequencies up to ``2 F``, instantiated here
         in order of frequency (the same order in every process)."""
         from .frontend import plan_inputs
