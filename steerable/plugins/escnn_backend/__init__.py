@@ -4,7 +4,9 @@ Importing this module is cheap: escnn is imported only by :func:`load` and by th
 (which import :mod:`.groups` lazily).  Groups offered (names as matched by the registry):
 
 * on ``R^2`` (default) and ``R^3`` (about the z axis): ``SO(2)``, ``O(2)``, ``C{N}``, ``D{N}``;
-* on ``R^3``: ``SO(3)``, ``O(3)``, ``Octa`` (24), ``FullOcta`` (48), ``Ico`` (60), ``FullIco`` (120).
+* on ``R^3``: ``SO(3)``, ``O(3)``, ``Octa`` (24), ``FullOcta`` (48), ``Ico`` (60), ``FullIco`` (120);
+* on ``R^3``, the axial subgroups of ``O(3)`` by Schoenflies name: ``Cs``, ``Ci`` (``Inv``), ``Cinf``,
+  ``Cinfv``, ``Dinf``, ``Cinfh``, ``Dinfh`` (:mod:`.schoenflies`).
 
 See :mod:`.groups` for the exact escnn subgroups and coordinate conventions, and :mod:`.mlp` for
 the kernel MLP and its options.
@@ -23,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from steerable.registry import hookimpl
@@ -65,11 +68,9 @@ def from_escnn(escnn_field_type: Any, dim: int | None = None) -> FieldType:
     return convert(escnn_field_type, dim)
 
 
-def _lazy(builder: str):
+def _lazy(builder: str, module: str = "groups"):
     def build(dim: int, **params: Any):
-        from . import groups
-
-        return getattr(groups, builder)(dim, **params)
+        return getattr(importlib.import_module(f"{__name__}.{module}"), builder)(dim, **params)
 
     build.__name__ = builder
     return build
@@ -100,9 +101,24 @@ def _specs() -> list[GroupSpec]:
         ("Ico", "ICO", (3,), "build_ico", "the 60 rotations of the icosahedron"),
         ("FullIco", "FULLICO", (3,), "build_full_ico", "the 120 symmetries of the icosahedron (with inversion)"),
     ]
-    return [
+    specs = [
         GroupSpec(backend=NAME, display=d, pattern=p, dims=dims, build=_lazy(b), doc=doc) for d, p, dims, b, doc in rows
     ]
+    # the axial subgroups of O(3) by Schoenflies name (module .schoenflies), all on R^3
+    axial = [
+        ("Cs", "CS", "build_cs", "identity and the mirror z -> -z (the paper's M)"),
+        ("Ci", "CI|INV", "build_ci", "identity and the inversion -1 (alias Inv)"),
+        ("Cinf", "CINF", "build_cinf", "rotations about z: SO(2) on R^3"),
+        ("Cinfv", "CINFV", "build_cinfv", "rotations about z and mirror planes through z: O(2) on R^3"),
+        ("Dinf", "DINF", "build_dinf", "rotations about z and half turns about horizontal axes"),
+        ("Cinfh", "CINFH", "build_cinfh", "rotations about z, the inversion and their products"),
+        ("Dinfh", "DINFH", "build_dinfh", "every orthogonal map keeping the z axis"),
+    ]
+    specs += [
+        GroupSpec(backend=NAME, display=d, pattern=p, dims=(3,), build=_lazy(b, "schoenflies"), doc=doc)
+        for d, p, b, doc in axial
+    ]
+    return specs
 
 
 @hookimpl

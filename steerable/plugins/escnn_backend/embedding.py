@@ -72,6 +72,14 @@ def frequency(group: EscnnGroup, irrep_id: tuple) -> int:
     raise ValueError(f"{group} is finite: irreps have no frequency")
 
 
+def band_needed(group: EscnnGroup, irrep_id: tuple) -> int:
+    """The harmonic degree a complete kernel needs to output an irrep of a continuous group: its
+    frequency, unless the group says otherwise (``group.irrep_band(irrep_id)``: the axial groups of
+    :mod:`.schoenflies`, e.g. ``Dinf``, whose generic points need two harmonic copies of an irrep)."""
+    own = getattr(group, "irrep_band", None)
+    return int(own(irrep_id)) if own is not None else frequency(group, irrep_id)
+
+
 def choose_band_limit(
     group: EscnnGroup, needed: Iterable[tuple], max_band: int | None = None
 ) -> tuple[int, list[tuple]]:
@@ -96,10 +104,10 @@ def choose_band_limit(
         cap = DEFAULT_MAX_BAND[group.dim] if max_band is None else max_band
         L, unreachable = 0, []
         for irrep_id in needed:
-            f = frequency(group, irrep_id)
+            f = band_needed(group, irrep_id)
             if f > cap:
                 raise ValueError(
-                    f"{group}: the kernel needs irrep {irrep_id} of frequency {f}, above the band "
+                    f"{group}: the kernel needs harmonics of degree {f} for irrep {irrep_id}, above the band "
                     f"limit cap {cap}; pass options={{'max_band': {f}}} to allow it"
                 )
             ids = {tuple(r) for rep in harmonic_reps(group, f) for r in rep.irreps}

@@ -29,6 +29,9 @@ Ico        3      ``(False, 'ico')``           the 60 rotations of escnn's icosa
 FullIco    3      ``(True, 'ico')``            those and their products with ``-1`` (120)
 ========== ====== ============================ =============================================
 
+The axial subgroups of ``O(3)`` by Schoenflies name (``Cs``, ``Ci``, ``Cinf``, ``Cinfv``, ``Dinf``, ``Cinfh``,
+``Dinfh``) are built in :mod:`.schoenflies` on the same parent.
+
 The ``O(2)``/``D{N}`` groups on ``R^3`` are escnn's *cone* subgroups: their reflections are mirror
 planes containing the z axis, i.e. the planar group acting on ``(x, y)`` and fixing ``z`` (escnn's
 ``(False, True, N)`` ids would instead use 180° rotations about horizontal axes).

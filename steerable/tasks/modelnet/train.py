@@ -48,7 +48,11 @@ _MODEL = section(
     "model",
     **equivariant_model_settings(
         group="SO(3)",
-        group_help='symmetry group on R^3: "SO(2)" (about z), "O(2)", "SO(3)", "O(3)", ...',
+        group_help=(
+            'symmetry group on R^3: "SO(3)", "O(3)" or an axial subgroup by Schoenflies name, "Cs", "Ci", '
+            '"Cinf" (= "SO(2)" about z), "Cinfv" (= "O(2)"), "Dinf", "Cinfh", "Dinfh" (the paper\'s sweep: '
+            "configs/modelnet_groups/); any name st.group knows on R^3"
+        ),
         hidden_scalars=64,
         hidden_vectors=16,
         kernel_hidden=32,
