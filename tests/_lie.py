@@ -78,3 +78,70 @@ def field_matrices(kinds: list[str], g: torch.Tensor) -> torch.Tensor:
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
+
+
+# -- what both lie-backend test files build from those conventions -------------------------------
+KINDS = ("s", "v", "dual", "det", "ext2", "ext3")
+
+
+def backend_rep(G, kind: str):
+    """The backend's representation of ``kind`` (a key of :func:`convention`) of group ``G``."""
+    v = G.standard_rep()
+    named = {"s": G.trivial_rep(), "v": v, "dual": v.dual(), "det": G.det_rep()}
+    return named.get(kind) or v.exterior_power(int(kind[3:]))
+
+
+def field_type(G, kinds: list[str]):
+    """``FieldType`` of ``G`` with one field per kind."""
+    import steerable as st
+
+    return st.FieldType(G, [backend_rep(G, k) for k in kinds])
+
+
+def kind_of(G, rep) -> str:
+    """The kind of the backend representation ``rep``."""
+    for kind in KINDS:
+        if backend_rep(G, kind).key == rep.key:
+            return kind
+    raise KeyError(rep)
+
+
+def layer_equivariance_error(G, kinds_in: list[str], kinds_out: list[str], g: torch.Tensor, dtype) -> float:
+    """The largest relative equivariance error of an ``ImplicitKernel``, its MLP and a ``PointConv``
+    of ``G`` (fields of ``kinds_in`` -> ``kinds_out``, in ``dtype``) under the elements ``g``
+    ``(n, d, d)``, every expected value built in float64 from :func:`convention`:
+    ``K(g x) = rho_out(g) K(x) rho_in(g)^-1``; MLP block ``b`` moves by ``kron(out_b(g), in_b(g)^-T)``;
+    ``conv(rho_in(g) x, g pos + t) = rho_out(g) conv(x, pos)``.  Outputs must not vanish."""
+    import steerable as st
+
+    fin, fout = field_type(G, kinds_in), field_type(G, kinds_out)
+    gen = torch.Generator().manual_seed(3)
+    torch.manual_seed(0)
+    kernel = st.ImplicitKernel(fin, fout, hidden_channels=2, max_radius=1.0).to(dtype)
+    conv = st.PointConv(fin, fout, hidden_channels=2, max_radius=1.0).to(dtype)
+    mlp = kernel.mlp
+    rin, rout = field_matrices(kinds_in, g), field_matrices(kinds_out, g)
+    pos = (torch.randn(6, G.dim, generator=gen, dtype=torch.float64) * 0.6).to(dtype)
+    n_nodes = 7
+    nodes = torch.randn(n_nodes, G.dim, generator=gen, dtype=torch.float64).to(dtype)
+    x = torch.randn(n_nodes, fin.size, generator=gen, dtype=torch.float64).to(dtype)
+    edges = torch.tensor([(i, j) for i in range(n_nodes) for j in range(n_nodes) if i != j]).T
+    worst = 0.0
+    with torch.no_grad():
+        k0, y0, m0 = kernel(pos), conv(x, nodes, edges), mlp(pos)
+        assert float(y0.abs().max()) > 0 and float(k0.abs().max()) > 0
+        for i in range(len(g)):
+            gi = g[i].to(dtype)
+            errs = [rel(kernel(pos @ gi.T), (rout[i] @ k0.double() @ torch.linalg.inv(rin[i])).to(dtype))]
+            start, outs = 0, []
+            for ro, ri in mlp.spec.blocks:
+                a, b = convention(kind_of(G, ro), g[i : i + 1])[0], convention(kind_of(G, ri), g[i : i + 1])[0]
+                size = ro.size * ri.size
+                outs.append(m0[:, start : start + size].double() @ torch.kron(a, torch.linalg.inv(b).T).T)
+                start += size
+            errs.append(rel(mlp(pos @ gi.T), torch.cat(outs, -1).to(dtype)))
+            t = torch.randn(G.dim, generator=gen, dtype=torch.float64).to(dtype)
+            moved = conv(x @ rin[i].T.to(dtype), nodes @ gi.T + t, edges)
+            errs.append(rel(moved, (y0.double() @ rout[i].T).to(dtype)))
+            worst = max(worst, *errs)
+    return worst

@@ -17,7 +17,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from _lie import J, convention, field_matrices, rel
+from _lie import J, backend_rep, convention, field_matrices, layer_equivariance_error, rel
+from _lie import field_type as _types
 
 import steerable as st
 from steerable.plugins import lie_backend
@@ -47,12 +48,6 @@ def group(name: str) -> st.Group:
 
 
 # ------------------------------------------------------------------ the conventions: tests/_lie.py
-def backend_rep(G: st.Group, kind: str):
-    v = G.standard_rep()
-    named = {"s": G.trivial_rep(), "v": v, "dual": v.dual(), "det": G.det_rep()}
-    return named.get(kind) or v.exterior_power(int(kind[3:]))
-
-
 def samples(G: st.Group, n: int = 3, seed: int = 0) -> torch.Tensor:
     return G.sample(n, generator=torch.Generator().manual_seed(seed)).matrices
 
@@ -198,53 +193,12 @@ FIELDS = {
 }
 
 
-def _types(G, kinds):
-    return st.FieldType(G, [backend_rep(G, k) for k in kinds])
-
-
 @pytest.mark.parametrize("name", list(FIELDS))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_kernel_and_point_conv_equivariance(name, dtype):
     G = group(name)
     kin, kout = FIELDS[name]
-    fin, fout = _types(G, kin), _types(G, kout)
-    gen = torch.Generator().manual_seed(3)
-    torch.manual_seed(0)
-    kernel = st.ImplicitKernel(fin, fout, hidden_channels=2, max_radius=1.0).to(dtype)
-    conv = st.PointConv(fin, fout, hidden_channels=2, max_radius=1.0).to(dtype)
-    mlp = kernel.mlp
-    g = samples(G, 3, seed=4)
-    rin, rout = field_matrices(kin, g).to(dtype), field_matrices(kout, g).to(dtype)
-    pos = torch.randn(6, G.dim, generator=gen, dtype=torch.float64).to(dtype) * 0.6
-    n_nodes = 7
-    nodes = torch.randn(n_nodes, G.dim, generator=gen, dtype=torch.float64).to(dtype)
-    x = torch.randn(n_nodes, fin.size, generator=gen, dtype=torch.float64).to(dtype)
-    edges = torch.tensor([(i, j) for i in range(n_nodes) for j in range(n_nodes) if i != j]).T
-    with torch.no_grad():
-        k0, y0, m0 = kernel(pos), conv(x, nodes, edges), mlp(pos)
-        for i in range(len(g)):
-            gi = g[i].to(dtype)
-            # kernel: K(g x) = rho_out(g) K(x) rho_in(g)^-1
-            assert rel(kernel(pos @ gi.T), rout[i] @ k0 @ torch.linalg.inv(rin[i])) <= BOUND[dtype]
-            # the MLP alone: block b moves by kron(out_b(g), in_b(g)^-T)
-            blocks, start, outs = mlp.spec.blocks, 0, []
-            for ro, ri in blocks:
-                a, b = convention(_kind(G, ro), g[i : i + 1])[0], convention(_kind(G, ri), g[i : i + 1])[0]
-                size = ro.size * ri.size
-                outs.append(m0[:, start : start + size] @ torch.kron(a, torch.linalg.inv(b).T).to(dtype).T)
-                start += size
-            assert rel(mlp(pos @ gi.T), torch.cat(outs, -1)) <= BOUND[dtype]
-            # point conv: x -> rho_in(g) x, pos -> g pos + t
-            t = torch.randn(G.dim, generator=gen, dtype=torch.float64).to(dtype)
-            assert rel(conv(x @ rin[i].T, nodes @ gi.T + t, edges), y0 @ rout[i].T) <= BOUND[dtype]
-        assert float(y0.abs().max()) > 0
-
-
-def _kind(G, rep) -> str:
-    for kind in ("s", "v", "dual", "det", "ext2", "ext3"):
-        if backend_rep(G, kind).key == rep.key:
-            return kind
-    raise KeyError(rep)
+    assert layer_equivariance_error(G, kin, kout, samples(G, 3, seed=4), dtype) <= BOUND[dtype]
 
 
 # ------------------------------------------------------------------ completeness

@@ -20,7 +20,17 @@ import math
 import numpy as np
 import pytest
 import torch
-from _lie import boost, convention, eta, field_matrices, flip, rel, rotation
+from _lie import (
+    backend_rep,
+    boost,
+    convention,
+    eta,
+    flip,
+    layer_equivariance_error,
+    rel,
+    rotation,
+)
+from _lie import field_type as _types
 
 import steerable as st
 from steerable.plugins import lie_backend
@@ -83,23 +93,6 @@ def elements(name: str, count: int, seed: int) -> torch.Tensor:
         axes = comps[rng.integers(len(comps))]
         out.append((flip(n, *axes) if axes else torch.eye(n, dtype=torch.float64)) @ g)
     return torch.stack(out)
-
-
-def backend_rep(G: st.Group, kind: str):
-    v = G.standard_rep()
-    named = {"s": G.trivial_rep(), "v": v, "dual": v.dual(), "det": G.det_rep()}
-    return named.get(kind) or v.exterior_power(int(kind[3:]))
-
-
-def _types(G, kinds):
-    return st.FieldType(G, [backend_rep(G, k) for k in kinds])
-
-
-def _kind(G, rep) -> str:
-    for kind in ("s", "v", "dual", "det", "ext2", "ext3"):
-        if backend_rep(G, kind).key == rep.key:
-            return kind
-    raise KeyError(rep)
 
 
 # ------------------------------------------------------------------ names, forms, membership, sampling
@@ -216,43 +209,11 @@ FIELDS = {
 def test_kernel_mlp_and_point_conv_equivariance(name, dtype):
     G = group(name)
     kin, kout = FIELDS[name]
-    fin, fout = _types(G, kin), _types(G, kout)
-    gen = torch.Generator().manual_seed(3)
-    torch.manual_seed(0)
-    kernel = st.ImplicitKernel(fin, fout, hidden_channels=2, max_radius=1.0).to(dtype)
-    conv = st.PointConv(fin, fout, hidden_channels=2, max_radius=1.0).to(dtype)
-    mlp = kernel.mlp
-    g = elements(name, 4, seed=4)
-    rin, rout = field_matrices(kin, g), field_matrices(kout, g)
-    pos = (torch.randn(6, G.dim, generator=gen, dtype=torch.float64) * 0.6).to(dtype)
-    n_nodes = 7
-    nodes = torch.randn(n_nodes, G.dim, generator=gen, dtype=torch.float64).to(dtype)
-    x = torch.randn(n_nodes, fin.size, generator=gen, dtype=torch.float64).to(dtype)
-    edges = torch.tensor([(i, j) for i in range(n_nodes) for j in range(n_nodes) if i != j]).T
-    worst = 0.0
-    with torch.no_grad():
-        k0, y0, m0 = kernel(pos), conv(x, nodes, edges), mlp(pos)
-        for i in range(len(g)):
-            gi = g[i].to(dtype)
-            # kernel: K(g x) = rho_out(g) K(x) rho_in(g)^-1
-            errs = [rel(kernel(pos @ gi.T), (rout[i] @ k0.double() @ torch.linalg.inv(rin[i])).to(dtype))]
-            # the MLP alone: block b moves by kron(out_b(g), in_b(g)^-T)
-            start, outs = 0, []
-            for ro, ri in mlp.spec.blocks:
-                a, b = convention(_kind(G, ro), g[i : i + 1])[0], convention(_kind(G, ri), g[i : i + 1])[0]
-                size = ro.size * ri.size
-                outs.append(m0[:, start : start + size].double() @ torch.kron(a, torch.linalg.inv(b).T).T)
-                start += size
-            errs.append(rel(mlp(pos @ gi.T), torch.cat(outs, -1).to(dtype)))
-            # point conv: x -> rho_in(g) x, pos -> g pos + t
-            t = torch.randn(G.dim, generator=gen, dtype=torch.float64).to(dtype)
-            moved = conv(x @ rin[i].T.to(dtype), nodes @ gi.T + t, edges)
-            errs.append(rel(moved, (y0.double() @ rout[i].T).to(dtype)))
-            worst = max(worst, *errs)
-        assert float(y0.abs().max()) > 0 and float(k0.abs().max()) > 0
+    worst = layer_equivariance_error(G, kin, kout, elements(name, 4, seed=4), dtype)
     assert worst <= BOUND[dtype], worst
     # the library's engine agrees (verified matrices of the backend's own samples, rapidity <= 2)
     if dtype == torch.float64:
+        conv = st.PointConv(_types(G, kin), _types(G, kout), hidden_channels=2, max_radius=1.0).double()
         assert check_equivariance(conv, generator=torch.Generator().manual_seed(5)) <= BOUND[dtype]
 
 
