@@ -233,6 +233,33 @@ def test_envelope_uses_the_invariant_form():
     assert torch.allclose(env, torch.full_like(env, math.exp(-0.64 / 0.25)), rtol=1e-6, atol=0)
 
 
+def test_invariant_blocks_are_bounded_on_the_light_cone_and_the_orbits():
+    """What "bounded on the light cone" can mean.  An invariant (scalar -> scalar) kernel is constant
+    on every orbit: on the forward light cone (one orbit, with 0 in its closure) it equals ``K(0)``
+    at any distance, and along a hyperboloid it keeps its value under boosts of any rapidity; with
+    the envelope it is bounded on all of R^{1,3}.  Blocks into or out of a non-trivial field cannot be
+    bounded: on an orbit ``K(g x0) = rho_out(g) K(x0) rho_in(g)^-1`` grows with the boost as
+    ``rho(g)`` does (equivariance itself, tested above); on the light cone the s -> v block grows
+    linearly, measured here."""
+    L = st.group("Lorentz")
+    torch.manual_seed(0)
+    kernel = st.ImplicitKernel(_types(L, ["s"]), _types(L, ["s"]), hidden_channels=4, max_radius=1.0).double()
+    directions = torch.tensor([[1.0, 1.0, 0, 0], [1.0, -1.0, 0, 0], [1.0, 0, 0, 1.0]], dtype=torch.float64)
+    with torch.no_grad():
+        at_zero = kernel(torch.zeros(1, 4, dtype=torch.float64))
+        for t in (1e-3, 1.0, 10.0, 1e3):
+            # rounding of the degree-2 features ~ eps (t / max_radius)^2: measured 5.6e-12 at t = 1e3
+            assert rel(kernel(t * directions), at_zero.expand(3, 1, 1)) <= 1e-9, t
+        x0 = torch.tensor([[0.5, 0, 0, 0], [0.2, 0, 0.9, 0]], dtype=torch.float64)  # timelike, spacelike
+        for rapidity in (2.0, 5.0, 8.0):
+            assert rel(kernel(x0 @ boost(4, 0, 1, rapidity).T), kernel(x0)) <= 1e-9, rapidity
+        grid = torch.randn(2000, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 5
+        assert float(kernel(grid).abs().max()) <= 10 * float(at_zero.abs().max())  # bounded, measured 0.98x
+        sv = st.ImplicitKernel(_types(L, ["s"]), _types(L, ["v"]), hidden_channels=4, max_radius=1.0).double()
+        growth = float(sv(1e3 * directions[:1]).norm() / sv(directions[:1]).norm())
+    assert 0.5e3 <= growth <= 2e3, growth  # linear growth along the light cone: measured 1000.0
+
+
 # ------------------------------------------------------------------ completeness at stabilisers derived here
 def _stab_timelike(G, reflect: bool):
     """Generators of the stabiliser of (t, 0, 0, 0): rotations of the space coordinates by angles incommensurate
