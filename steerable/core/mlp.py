@@ -242,9 +242,12 @@ class KernelMLPSpec:
         value = self.options.get("origin_scale")
         if value is None:
             return self.max_radius / (10 * max(self.radial_features - 1, 1))
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"{who}: options['origin_scale'] must be a finite number > 0, got {value!r}")
-        return float(value)
+        scale = float(value)
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"{who}: options['origin_scale'] must be a finite number > 0, got {value!r}")
+        return scale
 
     @property
     def out_size(self) -> int:

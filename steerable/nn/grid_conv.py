@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.representation import FieldType, as_field_type
+from ..ops.conv import conv_nd
 from ._repr import layer_repr
 from .bias import InvariantBias
 from .checks import check_attributes, check_layer_dtype, parameter_dtype
@@ -78,7 +79,8 @@ class GridConv(torch.nn.Module):
     ``kernel_size`` and stride 2 the input size must be odd, for an even ``kernel_size`` even
     (with odd dilation).
 
-    Shapes: ``x`` ``(B, in_type.size, X, Y[, Z])`` -> ``(B, out_type.size, X', Y'[, Z'])``;
+    Shapes: ``x`` ``(B, in_type.size, X, Y[, Z[, W]])`` -> ``(B, out_type.size, X', Y'[, Z'[, W']])`` (R^4: a 4D
+    convolution as one 3D convolution per tap of the last axis, :func:`steerable.ops.conv.conv_nd`);
     ``attr`` (only with ``kernel_attr``) ``(B, kernel_attr.size)``: per-sample conditioning (e.g. a
     time step) fed to the kernel MLP, giving each batch element its own filter.
 
@@ -125,12 +127,14 @@ class GridConv(torch.nn.Module):
         if not isinstance(in_type, FieldType) or not isinstance(out_type, FieldType):
             raise TypeError("GridConv: in_type and out_type must be FieldType instances")
         dim = in_type.group.dim
-        if dim not in (2, 3):
-            raise ValueError(f"GridConv supports groups on R^2 or R^3, got {in_type.group!r}")
+        if dim not in (2, 3, 4):
+            raise ValueError(f"GridConv supports groups on R^2, R^3 or R^4, got {in_type.group!r}")
         if not _is_int(kernel_size) or kernel_size < 1:
             raise ValueError(f"GridConv: kernel_size must be a positive int, got {kernel_size!r}")
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"GridConv: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        if dim == 4 and padding_mode != "zeros":
+            raise ValueError(f"GridConv on R^4 supports padding_mode='zeros' only, got {padding_mode!r}")
         self.in_type, self.out_type, self.dim = in_type, out_type, dim
         self.kernel_size = kernel_size
         self.stride = _tuple(stride, dim, "stride", 1)
@@ -230,8 +234,7 @@ class GridConv(torch.nn.Module):
             pad = [p for p in reversed(self.padding) for _ in range(2)]
             x = F.pad(x, pad, mode=self.padding_mode)
             padding = 0
-        conv = F.conv2d if self.dim == 2 else F.conv3d
-        return conv(x, weight, bias, self.stride, padding, self.dilation, groups)
+        return conv_nd(x, weight, bias, self.stride, padding, self.dilation, groups)
 
     def centring_excess(self, spatial: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
         """Per spatial axis ``(size + 2 padding - dilation (kernel_size - 1) - 1) % stride``.
@@ -252,7 +255,7 @@ class GridConv(torch.nn.Module):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(
                 f"GridConv on {self.group!r} expects (B, {self.in_type.size}, "
-                f"{', '.join('XYZ'[: self.dim])}), got {shape}"
+                f"{', '.join('XYZW'[: self.dim])}), got {shape}"
             )
         for axis, (n, p, d) in enumerate(zip(x.shape[2:], self.padding, self.dilation)):
             if n + 2 * p < d * (self.kernel_size - 1) + 1:

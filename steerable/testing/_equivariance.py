@@ -106,7 +106,7 @@ def layer_kind(module: torch.nn.Module) -> str:
         return "point"
     if params and params[0] == "pos":
         return "kernel"
-    if params and params[0] == "x" and module.in_type.group.dim in (2, 3):
+    if params and params[0] == "x" and module.in_type.group.dim in (2, 3, 4):
         return "grid"
     raise TypeError(
         f"check_equivariance: cannot tell how to call {type(module).__name__}.forward{tuple(params)}; pass "
