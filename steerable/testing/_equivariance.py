@@ -8,7 +8,7 @@
 * ``forward(x, pos, edge_index, edge_attr)``: a point convolution or block, positions rotated and
   translated (:class:`~steerable.nn.PointConv`, :class:`~steerable.nn.PointConvBlock`,
   :class:`~steerable.nn.MessageBlock`, or any module called that way);
-* ``forward(x, attr=None)`` on a group of ``R^2`` / ``R^3``: a grid convolution, checked on the
+* ``forward(x, attr=None)`` on a group of ``R^2`` / ``R^3`` / ``R^4``: a grid convolution, checked on the
   lattice symmetries.
 
 Inputs are random; the module is deep-copied (never changed, see :mod:`steerable.testing._engine`).

@@ -38,7 +38,7 @@ def layer_report(group: Group, *, dtype: torch.dtype = torch.float64, seed: int 
         "kernel": check_equivariance(ImplicitKernel(field, field, 1, max_radius=CHECK_RADIUS), dtype=dtype),
         "point conv": check_equivariance(PointConv(field, field, edge_attr=1, max_radius=CHECK_RADIUS), dtype=dtype),
     }
-    if group.dim in (2, 3):
+    if group.dim in (2, 3, 4):
         size = 5 if group.dim == 2 else 3
         report["grid conv"] = check_equivariance(
             GridConv(field, field, size, padding=size // 2), dtype=dtype, grid_size=7 if group.dim == 2 else 5

@@ -23,7 +23,7 @@ The checks, in order (names as in the report):
 * ``representations``: the trivial, standard and ``irreps(max_frequency=2)`` representations are
   homomorphisms (``rho(g h) = rho(g) rho(h)`` on sampled pairs), orthogonal on a Euclidean group and
   invertible on a non-compact one (``O(p,q)``), the trivial one ``1``;
-* ``kernel``, ``point conv``, ``grid conv`` (groups on R^2 / R^3, on the lattice symmetries), in
+* ``kernel``, ``point conv``, ``grid conv`` (groups on R^2 / R^3 / R^4, on the lattice symmetries), in
   float64 and float32: relative equivariance error on a mixed field (trivial + standard + a
   higher irrep, :func:`~steerable.testing.mixed_field_type`) at most the bound of the dtype;
 * ``outputs carry signal``: every output field of the point convolution is non-zero (a zero
@@ -148,7 +148,7 @@ def _build(group: Group, mlp: dict[str, Any], seed: int) -> _Layers:
     grid = None
     if group.dim == 2:
         grid = GridConv(f, f, 5, padding=2, **mlp)
-    elif group.dim == 3:
+    elif group.dim in (3, 4):
         grid = GridConv(f, f, 3, padding=1, **mlp)
     point_mlp = {"max_radius": CHECK_RADIUS, **mlp}  # the grid derives its own unless mlp sets one
     return _Layers(f, ImplicitKernel(f, f, 1, **point_mlp), PointConv(f, f, edge_attr=1, **point_mlp), grid)
@@ -156,7 +156,7 @@ def _build(group: Group, mlp: dict[str, Any], seed: int) -> _Layers:
 
 def _coordinate_action(group: Group, gen: torch.Generator) -> CheckResult:
     verify_coordinate_action(group, group.sample(4, generator=gen))
-    if group.dim in (2, 3):
+    if group.dim in (2, 3, 4):
         verify_coordinate_action(group, lattice_elements(group))
     return CheckResult("coordinate action", True, "standard_rep().matrices(g) == g.matrices")
 
