@@ -1,5 +1,6 @@
-"""``steerable.ops.conv.conv_nd``: the 4D convolution against a direct sum over every tap, and
-``GridConv`` on ``R^4`` equivariant under the lattice symmetries of SO(4), O(4) and the Lorentz group."""
+"""``steerable.ops.conv.conv_nd``: the 4D and 5D convolutions against a direct sum over every tap, and
+``GridConv`` on ``R^4`` / ``R^5`` equivariant under the lattice symmetries of SO(4), O(4), the Lorentz
+group and SO(5)."""
 
 from __future__ import annotations
 
@@ -58,28 +59,56 @@ def test_conv4d_equals_its_definition_values_and_gradients(stride, padding, dila
         torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-12)
 
 
+def test_conv5d_equals_its_definition():
+    """Five axes: the recursion (5D -> 4D -> 3D) against the 4D definition summed over the fifth axis's taps."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 2, 4, 5, 4, 5, 6, generator=gen, dtype=torch.float64)
+    w = torch.randn(3, 2, 2, 3, 2, 3, 3, generator=gen, dtype=torch.float64)
+    stride, padding, dilation = (1, 2, 1, 1, 2), (0, 1, 1, 0, 1), (1, 1, 2, 1, 1)
+    ours = conv_nd(x, w, None, stride, padding, dilation)
+    xp = torch.nn.functional.pad(x, (padding[4], padding[4]))
+    n_out = (xp.shape[-1] - dilation[4] * (w.shape[-1] - 1) - 1) // stride[4] + 1
+    ref = torch.stack(
+        [
+            sum(
+                _reference_conv4d(
+                    xp[..., o * stride[4] + j * dilation[4]], w[..., j], None, stride[:4], padding[:4], dilation[:4], 1
+                )
+                for j in range(w.shape[-1])
+            )
+            for o in range(n_out)
+        ],
+        dim=-1,
+    )
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+
+
 def test_conv_nd_refuses_other_dimensions():
-    with pytest.raises(ValueError, match="2, 3 or 4 spatial axes"):
+    with pytest.raises(ValueError, match="2 or more spatial axes"):
         conv_nd(torch.zeros(1, 1, 3), torch.zeros(1, 1, 3), None, (1,), (0,), (1,))
+    with pytest.raises(ValueError, match="2 or more spatial axes"):
+        conv_nd(torch.zeros(1, 1, 3, 3, 3), torch.zeros(1, 1, 3, 3, 3, 3), None, (1,) * 4, (0,) * 4, (1,) * 4)
 
 
 #: signed permutations of R^4 in each group: det +1 (SO(4)); all (O(4)); fixing the time axis and its
 #: sign with det +1 (SO+(1,3): the rotations of the cube, 24); fixing the time axis (O(1,3): 2 x 48)
-LATTICE = {"SO(4)": 192, "O(4)": 384, "Lorentz": 24, "O(1,3)": 96}
+LATTICE = {"SO(4)": 192, "O(4)": 384, "Lorentz": 24, "O(1,3)": 96, "SO(5)": 1920}
 
 
 @pytest.mark.parametrize("name", list(LATTICE))
-def test_grid_conv_on_r4_is_equivariant_under_the_lattice_symmetries(name):
+def test_grid_conv_beyond_r3_is_equivariant_under_the_lattice_symmetries(name):
     from steerable.nn.grid_action import lattice_elements
 
     G = st.group(name)
-    assert len(lattice_elements(G).matrices) == LATTICE[name]
+    assert len(lattice_elements(G)) == LATTICE[name]
     v = G.standard_rep()
     f_in = st.FieldType(G, [G.trivial_rep(), v])
     f_out = st.FieldType(G, [v, G.trivial_rep()])
     torch.manual_seed(0)
     conv = st.GridConv(f_in, f_out, kernel_size=3, padding=1, hidden_channels=4).double()
-    err = st.check_equivariance(conv, grid_size=5)
+    lattice = lattice_elements(G)
+    some = lattice if G.dim == 4 else lattice[::97]  # R^5: 20 of the 1920 (every one costs a 3^5-tap conv)
+    err = st.check_equivariance(conv, grid_size=5 if G.dim == 4 else 3, elements=some)
     assert err <= 1e-12, err  # exact up to rounding (measured <= 5.4e-16): lattice symmetries permute the grid
 
 

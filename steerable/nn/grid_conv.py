@@ -79,8 +79,9 @@ class GridConv(torch.nn.Module):
     ``kernel_size`` and stride 2 the input size must be odd, for an even ``kernel_size`` even
     (with odd dilation).
 
-    Shapes: ``x`` ``(B, in_type.size, X, Y[, Z[, W]])`` -> ``(B, out_type.size, X', Y'[, Z'[, W']])`` (R^4: a 4D
-    convolution as one 3D convolution per tap of the last axis, :func:`steerable.ops.conv.conv_nd`);
+    Shapes: ``x`` ``(B, in_type.size, X, Y[, Z[, W, ...]])`` -> ``(B, out_type.size, X', Y'[, Z'[, W', ...]])``
+    (R^4 and beyond: one convolution of one dimension less per tap of the last axis,
+    :func:`steerable.ops.conv.conv_nd`);
     ``attr`` (only with ``kernel_attr``) ``(B, kernel_attr.size)``: per-sample conditioning (e.g. a
     time step) fed to the kernel MLP, giving each batch element its own filter.
 
@@ -127,14 +128,14 @@ class GridConv(torch.nn.Module):
         if not isinstance(in_type, FieldType) or not isinstance(out_type, FieldType):
             raise TypeError("GridConv: in_type and out_type must be FieldType instances")
         dim = in_type.group.dim
-        if dim not in (2, 3, 4):
-            raise ValueError(f"GridConv supports groups on R^2, R^3 or R^4, got {in_type.group!r}")
+        if dim < 2:
+            raise ValueError(f"GridConv supports groups on R^d, d >= 2, got {in_type.group!r}")
         if not _is_int(kernel_size) or kernel_size < 1:
             raise ValueError(f"GridConv: kernel_size must be a positive int, got {kernel_size!r}")
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"GridConv: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
-        if dim == 4 and padding_mode != "zeros":
-            raise ValueError(f"GridConv on R^4 supports padding_mode='zeros' only, got {padding_mode!r}")
+        if dim > 3 and padding_mode != "zeros":
+            raise ValueError(f"GridConv on R^{dim} supports padding_mode='zeros' only, got {padding_mode!r}")
         self.in_type, self.out_type, self.dim = in_type, out_type, dim
         self.kernel_size = kernel_size
         self.stride = _tuple(stride, dim, "stride", 1)
@@ -253,9 +254,9 @@ class GridConv(torch.nn.Module):
     def _check_inputs(self, x: torch.Tensor, attr: torch.Tensor | None) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != self.dim + 2:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            axes = "XYZW"[: self.dim] if self.dim <= 4 else [f"X{i}" for i in range(self.dim)]
             raise ValueError(
-                f"GridConv on {self.group!r} expects (B, {self.in_type.size}, "
-                f"{', '.join('XYZW'[: self.dim])}), got {shape}"
+                f"GridConv on {self.group!r} expects (B, {self.in_type.size}, {', '.join(axes)}), got {shape}"
             )
         for axis, (n, p, d) in enumerate(zip(x.shape[2:], self.padding, self.dilation)):
             if n + 2 * p < d * (self.kernel_size - 1) + 1:

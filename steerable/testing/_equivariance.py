@@ -8,7 +8,7 @@
 * ``forward(x, pos, edge_index, edge_attr)``: a point convolution or block, positions rotated and
   translated (:class:`~steerable.nn.PointConv`, :class:`~steerable.nn.PointConvBlock`,
   :class:`~steerable.nn.MessageBlock`, or any module called that way);
-* ``forward(x, attr=None)`` on a group of ``R^2`` / ``R^3`` / ``R^4``: a grid convolution, checked on the
+* ``forward(x, attr=None)`` on a group of ``R^d``, ``d >= 2``: a grid convolution, checked on the
   lattice symmetries.
 
 Inputs are random; the module is deep-copied (never changed, see :mod:`steerable.testing._engine`).
@@ -106,7 +106,7 @@ def layer_kind(module: torch.nn.Module) -> str:
         return "point"
     if params and params[0] == "pos":
         return "kernel"
-    if params and params[0] == "x" and module.in_type.group.dim in (2, 3, 4):
+    if params and params[0] == "x" and module.in_type.group.dim >= 2:
         return "grid"
     raise TypeError(
         f"check_equivariance: cannot tell how to call {type(module).__name__}.forward{tuple(params)}; pass "

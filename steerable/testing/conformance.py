@@ -148,7 +148,7 @@ def _build(group: Group, mlp: dict[str, Any], seed: int) -> _Layers:
     grid = None
     if group.dim == 2:
         grid = GridConv(f, f, 5, padding=2, **mlp)
-    elif group.dim in (3, 4):
+    elif group.dim in (3, 4):  # R^5 and beyond: 3^d taps, too slow for a default check
         grid = GridConv(f, f, 3, padding=1, **mlp)
     point_mlp = {"max_radius": CHECK_RADIUS, **mlp}  # the grid derives its own unless mlp sets one
     return _Layers(f, ImplicitKernel(f, f, 1, **point_mlp), PointConv(f, f, edge_attr=1, **point_mlp), grid)
