@@ -2,8 +2,9 @@
 (issue 15, "the default radial range").
 
 Before, ``max_radius`` defaulted to 1.0, so a ``PointConv`` on molecules in Å saw the same kernel at
-|x| = 2, 3 and 5 (the radial basis is all but zero beyond ~1.5 max_radius); now point layers and a
-standalone kernel require it, and the kernel is a function of ``x / max_radius``.
+|x| = 2, 3 and 5 (the radial basis is all but zero beyond ~1.5 max_radius).  Now the kernel is a
+function of ``x / max_radius`` when the user gives it, and scale-free when not: it sees
+``x / sqrt(1 + |x|^2)``, which differs at every distance (:func:`test_scale_free_default_sees_every_distance`).
 
 Bounds, set near the values measured on the cases below (seed 0, three rays; stated margin):
 
@@ -91,7 +92,7 @@ def _distinctness(K: torch.Tensor) -> tuple[float, float, float]:
 
 
 # -- the argument ----------------------------------------------------------------------------------
-def test_point_layers_and_kernels_require_max_radius():
+def test_point_layers_and_kernels_take_max_radius_or_are_scale_free():
     G = st.group("C4", backend="matrix")
     f = _field(G)
     builders = {
@@ -101,19 +102,15 @@ def test_point_layers_and_kernels_require_max_radius():
         "ImplicitKernel": lambda **kw: st.ImplicitKernel(f, f, **kw),
     }
     for who, build in builders.items():
-        with pytest.raises(TypeError, match=f"^{who} needs max_radius=, ") as info:
-            build()
-        hint = "largest |pos|" if who == "ImplicitKernel" else "cutoff of your radius graph in position units"
-        assert hint in str(info.value)
+        assert "max_radius=None (scale-free)" in repr(build())
         for bad in (0, -1.0, math.nan, math.inf, "5", True):
-            with pytest.raises(ValueError, match=f"{who}: max_radius must be a finite number > 0, got "):
+            with pytest.raises(ValueError, match=f"{who}: max_radius must be a finite number > 0 or None, got "):
                 build(max_radius=bad)
         assert build(max_radius=3).__class__.__name__ in (who, "SharedBasisKernel")
         built = build(max_radius=np.float32(2.5))  # a numpy scalar is a number too
         assert built.__class__.__name__ in (who, "SharedBasisKernel")
     for layout in (DenseKernel, SharedBasisKernel):
-        with pytest.raises(TypeError, match="ImplicitKernel needs max_radius="):
-            layout(f, f)
+        assert layout(f, f).scale_free and not layout(f, f, max_radius=2.0).scale_free
     # blocks: a keyword or an entry of conv_kwargs (the tasks pass it there), never two values
     assert st.PointConvBlock(f, f, True, {"max_radius": 2.0}).conv.kernel.spec.max_radius == 2.0
     assert st.MessageBlock(f, f, f, True, max_radius=4).kernel.spec.max_radius == 4.0
@@ -246,3 +243,27 @@ def test_beyond_the_range_the_kernel_decays_and_stays_finite(backend, name):
         at_reach = _on_ray(plain, ray, torch.tensor([plain.MLP_REACH * R], dtype=torch.float64))
         for value in _on_ray(plain, ray, R * huge):
             torch.testing.assert_close(value, at_reach[0], rtol=1e-12, atol=1e-12 * float(at_reach.abs().max()))
+
+
+@pytest.mark.parametrize("backend,name", CASES, ids=[f"{b}-{n}" for b, n in CASES])
+def test_scale_free_default_sees_every_distance(backend, name):
+    """No cutoff given: the kernel still tells |x| = 0.5, 1, 2, 3, 5, 10, 30 apart (the old default
+    saw the same kernel at 2, 3 and 5: 1.0e-4), stays finite and bounded far away, and is
+    equivariant (the rescaling is invariant).  Measured: the smallest relative distance between two
+    of these radii >= 4.4e-3 (lie SO(3); the compressed norms at 10 and 30 are 0.9950 and 0.9994),
+    bound 1e-3 (4x), 10x above the old trap's 1.0e-4; far values at most 1.00x the largest inside
+    (bound 10x); equivariance <= 9.4e-16 (bound 1e-9)."""
+    G = _group(backend, name)
+    torch.manual_seed(0)
+    kernel = st.ImplicitKernel(_field(G), _field(G), hidden_channels=4).double()
+    assert kernel.scale_free and kernel.log_width is None  # no envelope: it would blind it far away
+    radii = torch.tensor([0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0], dtype=torch.float64)
+    worst = math.inf
+    for ray in _rays(G):
+        K = _on_ray(kernel, ray, radii)
+        pair, _, _ = _distinctness(K)
+        worst = min(worst, pair)
+        far = _on_ray(kernel, ray, torch.tensor([1e3, 1e8], dtype=torch.float64))
+        assert torch.isfinite(far).all() and far.abs().max() <= 10 * K.abs().max()
+    assert worst >= 1e-3, worst
+    assert st.check_equivariance(kernel) <= 1e-9

@@ -19,25 +19,19 @@ from .kernel import ImplicitKernel
 from .linear import FieldLinear
 from .point_conv import PointConv, auto_chunk_size, check_point_inputs
 
-#: What a block's ``max_radius`` is, for the error message when it is missing.
-_BLOCK_RADIUS_HINT = (
-    "the cutoff of your radius graph in position units, as a keyword or in conv_kwargs "
-    "(e.g. max_radius=5.0 for a 5 Å cutoff)"
-)
-
 
 def conv_options(who: str, conv_kwargs: dict[str, Any] | None, max_radius: float | None) -> dict[str, Any]:
     """A block's :class:`~steerable.nn.point_conv.PointConv` options: ``conv_kwargs`` with ``max_radius``.
 
-    ``max_radius`` (required) comes as the block's keyword or as ``conv_kwargs["max_radius"]``
-    (both: they must agree).  Raises a ``TypeError`` naming ``max_radius=`` when neither gives it.
+    ``max_radius`` comes as the block's keyword or as ``conv_kwargs["max_radius"]`` (both: they
+    must agree); neither: ``None``, the scale-free kernel of :class:`~steerable.nn.PointConv`.
     """
     options = dict(conv_kwargs or {})
     given = options.get("max_radius")
     if max_radius is not None and given is not None and given != max_radius:
         raise ValueError(f"{who}: max_radius={max_radius!r} and conv_kwargs['max_radius']={given!r} disagree")
     radius = max_radius if max_radius is not None else given
-    options["max_radius"] = check_max_radius(radius, who, _BLOCK_RADIUS_HINT)
+    options["max_radius"] = check_max_radius(radius, who)
     return options
 
 
@@ -103,8 +97,8 @@ class MessageBlock(torch.nn.Module):
     Equivariant for any group: every map is.
 
     ``conv_kwargs`` are :class:`~steerable.nn.point_conv.PointConv`'s options, with its defaults,
-    for the message kernel: ``edge_attr``, ``max_radius`` (required, here or as the block's
-    keyword: the graph's cutoff in the units of ``pos``), ``bias``, ``chunk_size`` (edges whose
+    for the message kernel: ``edge_attr``, ``max_radius`` (here or as the block's keyword: the
+    graph's cutoff in the units of ``pos``; neither: the scale-free kernel), ``bias``, ``chunk_size`` (edges whose
     messages are computed at once, checkpointed in training; automatic by default),
     ``basis_size``, ``envelope_width`` and the kernel MLP options.
 

@@ -69,21 +69,18 @@ def check_count(value: Any, who: str, what: str, minimum: int = 1, allow_none: b
         raise ValueError(f"{who}: {what} must be {bound} ({kind}), got {value!r}")
 
 
-def check_max_radius(value: Any, who: str, hint: str) -> float:
-    """The radial range ``max_radius`` of a layer named ``who``: a finite number > 0, as a float.
-
-    Point layers and standalone kernels have no default (their data's length scale is the user's);
-    ``hint`` says what to pass (e.g. "the cutoff of your radius graph in position units").
+def check_max_radius(value: Any, who: str) -> float | None:
+    """The radial range ``max_radius`` of a layer named ``who``: ``None`` (scale-free, see
+    :class:`~steerable.nn.kernel.ImplicitKernel`) or a finite number > 0, as a float.
 
     Raises:
-        TypeError: ``value`` is ``None`` (not given): the message names ``max_radius=`` and ``hint``.
-        ValueError: ``value`` is not a finite number > 0.
+        ValueError: ``value`` is neither ``None`` nor a finite number > 0.
     """
     if value is None:
-        raise TypeError(f"{who} needs max_radius=, {hint}: the kernel resolves distances in [0, max_radius]")
+        return None
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy scalars too
     if not number or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{who}: max_radius must be a finite number > 0, got {value!r}")
+        raise ValueError(f"{who}: max_radius must be a finite number > 0 or None, got {value!r}")
     return float(value)
 
 

@@ -21,9 +21,6 @@ from .checks import (
 )
 from .kernel import EnvelopeWidth, ImplicitKernel
 
-#: What a point layer's ``max_radius`` is, for the error message when it is missing.
-RADIUS_HINT = "the cutoff of your radius graph in position units (e.g. max_radius=5.0 for a 5 Å cutoff)"
-
 PairTensor = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -114,22 +111,26 @@ class PointConv(torch.nn.Module):
     wait for the device; they are skipped under ``torch.compile``.  A graph without edges (or
     without nodes) is valid: the output is the bias alone.
 
-    Radial range: ``max_radius`` is required and is the length scale of the data, in the units of
-    ``pos``: pass the cutoff your graph was built with (``radius_graph(pos, r)``: ``max_radius=r``;
-    for a k-NN or fully connected graph, the largest edge length you expect).  The kernel resolves
-    edge lengths in ``[0, max_radius]``; longer edges see a kernel that decays with the default
-    envelope (:class:`~steerable.nn.kernel.ImplicitKernel`, "Radial range").
+    Radial range: ``max_radius`` is the length scale of the data, in the units of ``pos``: pass the
+    cutoff your graph was built with (``radius_graph(pos, r)``: ``max_radius=r``; for a k-NN or
+    fully connected graph, the largest edge length you expect).  The kernel then resolves edge
+    lengths in ``[0, max_radius]``, and longer edges see a kernel that decays with the default
+    envelope.  Without it (``None``) the kernel is scale-free: it sees ``x / sqrt(1 + |x|^2)``,
+    which tells every distance from every other, at a resolution that falls with the distance
+    (:class:`~steerable.nn.kernel.ImplicitKernel`, "Radial range").  Give the cutoff when you know it.
 
     Args:
         in_type, out_type: input and output field types (same group).
         edge_attr: field type of edge attributes, or an int count of invariant scalars, or ``None``.
-        max_radius: the graph's cutoff in the units of ``pos`` (required, a finite number > 0).
+        max_radius: the graph's cutoff in the units of ``pos`` (a finite number > 0), or ``None``
+            (default) for the scale-free kernel.
         bias: learnable bias on the invariant output channels.
         chunk_size: edges per chunk, or ``None`` for automatic.
         basis_size: basis kernels per representation pair, or ``None`` for a dense kernel
             (:class:`~steerable.nn.kernel.ImplicitKernel`).
         envelope_width: initial width of the learnable Gaussian radial envelope in the units of
-            ``pos``; ``"auto"`` (default): ``max_radius``; ``None``: no envelope.
+            ``pos``; ``"auto"`` (default): ``max_radius`` (none when ``max_radius`` is ``None``);
+            ``None``: no envelope.
         **mlp: kernel MLP options (``hidden_channels``, ``hidden_layers``, ``radial_features``,
             ``nonlinearity``, ``options``), see :class:`~steerable.core.mlp.KernelMLPSpec`.
     """
@@ -150,7 +151,7 @@ class PointConv(torch.nn.Module):
         super().__init__()
         if not isinstance(in_type, FieldType) or not isinstance(out_type, FieldType):
             raise TypeError("PointConv: in_type and out_type must be FieldType instances")
-        max_radius = check_max_radius(max_radius, "PointConv", RADIUS_HINT)
+        max_radius = check_max_radius(max_radius, "PointConv")
         self.in_type, self.out_type = in_type, out_type
         self.attr_type = as_field_type(in_type.group, edge_attr, "PointConv edge_attr")
         self.kernel = ImplicitKernel(

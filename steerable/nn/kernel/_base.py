@@ -23,9 +23,6 @@ BASIS_SIZE = 8
 #: layer: ``max_radius``, see :func:`initial_envelope_width`) or ``None`` (no envelope).
 EnvelopeWidth = float | Literal["auto"] | None
 
-#: What a standalone kernel's ``max_radius`` is, for the error message when it is missing.
-_KERNEL_RADIUS_HINT = "the largest |pos| you evaluate the kernel at, in position units (e.g. your graph's cutoff)"
-
 
 def initial_envelope_width(width: EnvelopeWidth, max_radius: float, who: str = "ImplicitKernel") -> float | None:
     """The initial envelope width of a kernel, in position units (``None``: no envelope).
@@ -126,8 +123,8 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
       ``src``, ``dst`` ``(E,)`` long; no per-edge message tensor is kept
       (:func:`~steerable.ops.message.message_sum`).
 
-    Radial range: ``max_radius`` (required, in the units of the positions) is the largest norm
-    the kernel resolves: the radial basis covers ``[0, max_radius]`` and every backend scales its
+    Radial range: ``max_radius`` (in the units of the positions) is the largest norm the kernel
+    resolves: the radial basis covers ``[0, max_radius]`` and every backend scales its
     position features by it, so the kernel built for ``max_radius = R`` at ``R x`` equals the
     kernel built for ``max_radius = 1`` at ``x`` (same weights), and kernel values at different
     radii in ``(0, max_radius]`` differ (no flat region; ``tests/test_radial_range.py``).  Beyond
@@ -140,16 +137,25 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
     direction alone, the e3nn kernel to zero, the matrix (linear) and lie (polynomial) kernels grow
     up to ``MLP_REACH * max_radius`` and stay there).
 
+    Scale-free (``max_radius=None``, the default of the point layers when no cutoff is given): the
+    MLP sees ``x / sqrt(1 + |x|^2)`` (an invariant rescaling, smooth, norm below 1) with
+    ``max_radius = 1`` and, by default, no envelope.  The map is one to one in ``|x|``, so kernels
+    at different distances differ at every scale (at ``|x| = 2, 3, 5`` the compressed norms are
+    0.89, 0.95, 0.98), with a resolution that falls like ``|x|^-3`` far out: give the data's
+    cutoff when you know it.  On a non-compact group (``eta`` set) there is no invariant norm to
+    compress with; there ``None`` means ``max_radius = 1``.
+
     Args:
         in_type, out_type: field types of the input and output features (one group).
         attr_type: field type of kernel attributes (edge features, conditioning), an int count of
             invariant scalars, or ``None``.
         basis_size: number ``M`` of basis kernels per representation pair, or ``None`` for the
             dense layout.
-        max_radius: the radial range, in the units of the positions (required; for a point
-            convolution the cutoff of its graph).
+        max_radius: the radial range, in the units of the positions (for a point convolution the
+            cutoff of its graph), or ``None`` for the scale-free kernel (above).
         envelope_width: initial width ``w`` of the learnable radial envelope (in units of the
-            positions), ``"auto"`` (default) for ``max_radius``, or ``None`` for no envelope.
+            positions), ``"auto"`` (default) for ``max_radius`` (no envelope when scale-free), or
+            ``None`` for no envelope.
         normalize: apply the fan-in factor (``gain = 1`` and no ``1 / sqrt(in)`` otherwise).
         **mlp: further :class:`~steerable.core.mlp.KernelMLPSpec` fields (``hidden_channels``,
             ``hidden_layers``, ``radial_features``, ``nonlinearity``, ``options``).
@@ -204,7 +210,10 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         self.attr_type = as_field_type(self.group, attr_type, "ImplicitKernel attr_type")
         check_basis_size(basis_size)
         self.basis_size = basis_size
-        self.max_radius = check_max_radius(max_radius, "ImplicitKernel", _KERNEL_RADIUS_HINT)
+        radius = check_max_radius(max_radius, "ImplicitKernel")
+        #: no length scale given: the MLP sees ``x / sqrt(1 + |x|^2)`` (class doc, "Radial range")
+        self.scale_free = radius is None
+        self.max_radius = 1.0 if radius is None else radius
 
     def _build(
         self,
@@ -222,6 +231,8 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         perm = matrix_permutation(self.out_type, self.in_type, segments)
         self.register_buffer("perm", perm, persistent=False)
         self.register_buffer("inv_perm", torch.argsort(perm), persistent=False)
+        if self.scale_free and envelope == "auto" and self.group.is_euclidean():
+            envelope = None  # compressed positions are bounded; an envelope would blind it far away
         self.envelope_width = initial_envelope_width(envelope, self.max_radius)
         self.normalize = normalize
         if self.envelope_width is not None:
@@ -253,7 +264,7 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
     @torch.no_grad()
     def _calibrate(self, n_points: int = 256) -> float:
         pos, attr = self.probe_inputs(n_points, torch.Generator().manual_seed(0))
-        rms = float(self.mlp(pos * (self.spec.max_radius / 2), attr).pow(2).mean().sqrt())
+        rms = float(self.mlp(self._within_reach(pos * (self.spec.max_radius / 2)), attr).pow(2).mean().sqrt())
         return self.INIT_RMS / rms if rms > 0 and math.isfinite(rms) else 1.0
 
     def _mlp_output(self, pos: torch.Tensor, attr: torch.Tensor | None) -> torch.Tensor:
@@ -289,6 +300,9 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         """
         if self.eta is not None:
             return pos
+        if self.scale_free:  # invariant factor 1 / sqrt(1 + |x|^2): smooth, and |x'| < 1 always
+            wide = pos if pos.dtype in (torch.float32, torch.float64) else pos.float()
+            return pos * torch.rsqrt(1 + wide.pow(2).sum(-1, keepdim=True)).to(pos.dtype)
         limit = self.MLP_REACH * self.max_radius
         wide = pos if pos.dtype in (torch.float32, torch.float64) else pos.float()
         r2 = wide.pow(2).sum(-1, keepdim=True)
@@ -411,7 +425,8 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         attr = [f"attr={type_str(self.attr_type)}"] if self.attr_type is not None else []
         spec = self.spec
         mlp = f"mlp={type(self.mlp).__name__}({spec.hidden_channels}x{spec.hidden_layers})"
-        return ", ".join([*attr, f"max_radius={spec.max_radius:g}", layout, mlp])
+        radius = "max_radius=None (scale-free)" if self.scale_free else f"max_radius={spec.max_radius:g}"
+        return ", ".join([*attr, radius, layout, mlp])
 
     def __repr__(self) -> str:
         return layer_repr(self, self.in_type, self.out_type, [self._details()])
