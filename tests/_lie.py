@@ -7,6 +7,7 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 import torch
 
 
@@ -145,3 +146,31 @@ def layer_equivariance_error(G, kinds_in: list[str], kinds_out: list[str], g: to
             errs.append(rel(moved, (y0.double() @ rout[i].T).to(dtype)))
             worst = max(worst, *errs)
     return worst
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lie_registered(tmp_path_factory):
+    """The lie backend (registered by entry point once the package is reinstalled), a private cache;
+    a test module imports it to use it for all its tests."""
+    import steerable as st
+    from steerable.plugins import lie_backend
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEERABLE_CACHE", str(tmp_path_factory.mktemp("lie-cache")))
+        if "lie" not in [b.name for b in st.list_backends()]:
+            st.register_plugin(lie_backend, name="lie")
+        yield
+
+
+def torus():
+    """The torus ``T2`` on ``R^4`` given by its Lie algebra: rotations in the (0,1) and (2,3) planes."""
+    import steerable as st
+
+    return st.group_from_generators([], lie_algebra=[J(4, 0, 1), J(4, 2, 3)], dim=4, name="T2")
+
+
+def boost_11():
+    """``SO+(1,1)`` on ``R^2`` given only by its Lie algebra (the boost generator)."""
+    import steerable as st
+
+    return st.group_from_generators([], lie_algebra=[np.array([[0.0, 1.0], [1.0, 0.0]])], dim=2, name="SO+(1,1)x")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
 
@@ -99,13 +98,9 @@ LATTICE = {"SO(4)": 192, "O(4)": 384, "Lorentz": 24, "O(1,3)": 96, "SO(5)": 1920
 
 
 def _named(name: str) -> st.Group:
-    from _lie import J
+    from _lie import boost_11, torus
 
-    if name == "T2":
-        return st.group_from_generators([], lie_algebra=[J(4, 0, 1), J(4, 2, 3)], dim=4, name="T2")
-    if name == "SO+(1,1)x":
-        return st.group_from_generators([], lie_algebra=[np.array([[0.0, 1.0], [1.0, 0.0]])], dim=2, name="SO+(1,1)x")
-    return st.group(name)
+    return {"T2": torus, "SO+(1,1)x": boost_11}.get(name, lambda: st.group(name))()
 
 
 @pytest.mark.parametrize("name", list(LATTICE))

@@ -17,30 +17,24 @@ import math
 import numpy as np
 import pytest
 import torch
-from _lie import J, backend_rep, convention, field_matrices, layer_equivariance_error, rel
+from _lie import (
+    J,
+    backend_rep,
+    convention,
+    field_matrices,
+    layer_equivariance_error,
+    lie_registered,  # noqa: F401 (an autouse fixture: the lie backend, a private cache)
+    rel,
+    torus,
+)
 from _lie import field_type as _types
 
 import steerable as st
-from steerable.plugins import lie_backend
 from steerable.plugins.lie_backend import solver
 from steerable.plugins.lie_backend.reps import multiset_count, symmetric_multisets
 from steerable.testing import commutant_dimension, kernel_span_rank, stabiliser_on_axis
 
 BOUND = {torch.float64: 1e-9, torch.float32: 1e-4}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _lie_registered(tmp_path_factory):
-    """The lie backend (registered by entry point once the package is reinstalled), a private cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STEERABLE_CACHE", str(tmp_path_factory.mktemp("lie-cache")))
-        if "lie" not in [b.name for b in st.list_backends()]:
-            st.register_plugin(lie_backend, name="lie")
-        yield
-
-
-def torus() -> st.Group:
-    return st.group_from_generators([], lie_algebra=[J(4, 0, 1), J(4, 2, 3)], dim=4, name="T2")
 
 
 def group(name: str) -> st.Group:

@@ -23,10 +23,12 @@ import torch
 from _lie import (
     backend_rep,
     boost,
+    boost_11,
     convention,
     eta,
     flip,
     layer_equivariance_error,
+    lie_registered,  # noqa: F401 (an autouse fixture: the lie backend, a private cache)
     rel,
     rotation,
 )
@@ -39,21 +41,6 @@ from steerable.testing import check_equivariance, commutant_dimension, kernel_sp
 BOUND = {torch.float64: 2e-13, torch.float32: 2e-5}
 #: each boost factor of a test element has |rapidity| <= this; two of them: rapidity <= 2
 HALF_RAPIDITY = 1.0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _lie_registered(tmp_path_factory):
-    """The lie backend (registered by entry point once the package is reinstalled), a private cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STEERABLE_CACHE", str(tmp_path_factory.mktemp("lie-cache")))
-        if "lie" not in [b.name for b in st.list_backends()]:
-            st.register_plugin(lie_backend, name="lie")
-        yield
-
-
-def boost_11() -> st.Group:
-    """``SO+(1,1)`` on ``R^2`` given only by its Lie algebra (the boost generator)."""
-    return st.group_from_generators([], lie_algebra=[np.array([[0.0, 1.0], [1.0, 0.0]])], dim=2, name="SO+(1,1)x")
 
 
 def group(name: str) -> st.Group:
