@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _tiny import tiny_nbody_flags
 
 import steerable as st
 from steerable.nn import FieldLinear, Gate
@@ -267,43 +268,11 @@ def test_two_epoch_training_then_resume(tmp_path, capsys):
     from steerable.tasks.nbody.train import build_parser, resolve, run
 
     out = tmp_path / "run"
-    argv = [
-        "--preset",
-        "demo",
-        "--group",
-        "SO(3)",
-        "--backend",
-        "escnn",
-        "--n-train",
-        "60",
-        "--n-val",
-        "30",
-        "--n-test",
-        "30",
-        "--batch-size",
-        "10",
-        "--epochs",
-        "2",
-        "--hidden-scalars",
-        "4",
-        "--hidden-vectors",
-        "4",
-        "--layers",
-        "2",
-        "--kernel-hidden",
-        "4",
-        "--lr",
-        "2e-3",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--out-dir",
-        str(out),
-        "--no-progress",
-        "--equivariance-batches",
-        "1",
-        "--equivariance-elements",
-        "2",
-    ]
+    argv = tiny_nbody_flags(
+        60, 30, 30, preset="demo", group="SO(3)", backend="escnn", hidden_scalars=4, hidden_vectors=4,
+        kernel_hidden=4, lr="2e-3", data_dir=tmp_path / "data", out_dir=out, no_progress=True,
+        equivariance_elements=2,
+    )  # fmt: skip
     cfg = resolve(build_parser().parse_args(argv))
     first = run(cfg)
     assert first["epochs"] == 2 and first["global_step"] == 2 * 6
@@ -320,7 +289,7 @@ def test_two_epoch_training_then_resume(tmp_path, capsys):
     assert last.exists()
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     assert ckpt["epoch"] == 1 and ckpt["global_step"] == 12
-    cfg2 = resolve(build_parser().parse_args(argv[:-4] + ["--epochs", "3", "--resume", str(last)] + argv[-4:]))
+    cfg2 = resolve(build_parser().parse_args(argv + ["--epochs", "3", "--resume", str(last)]))
     second = run(cfg2)
     assert second["epochs"] == 3 and second["global_step"] == 3 * 6
     new_epochs = {int(r["epoch"]) for r in _metrics(out) if r.get("val_mse")} - set(val)
@@ -333,41 +302,16 @@ def test_ema_weights_are_validated_and_checkpointed(tmp_path):
     from steerable.tasks.nbody.train import build_parser, resolve, run
 
     out = tmp_path / "run"
-    argv = [
-        "--preset",
-        "demo",
-        "--group",
-        "SO(3)",
-        "--n-train",
-        "20",
-        "--n-val",
-        "10",
-        "--n-test",
-        "10",
-        "--batch-size",
-        "10",
-        "--epochs",
-        "1",
-        "--hidden-scalars",
-        "2",
-        "--hidden-vectors",
-        "2",
-        "--layers",
-        "2",
-        "--kernel-hidden",
-        "2",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--out-dir",
-        str(out),
-        "--no-progress",
-        "--equivariance-batches",
-        "1",
-        "--equivariance-elements",
-        "1",
-        "--ema",
-        "0.5",
-    ]
+    argv = tiny_nbody_flags(
+        epochs=1,
+        preset="demo",
+        group="SO(3)",
+        data_dir=tmp_path / "data",
+        out_dir=out,
+        no_progress=True,
+        equivariance_elements=1,
+        ema=0.5,
+    )  # fmt: skip  (--ema last: the check below replaces its value)
     result = run(resolve(build_parser().parse_args(argv)))
     assert result["epochs"] == 1 and math.isfinite(result["test_mse"])
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)

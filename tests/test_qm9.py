@@ -107,33 +107,10 @@ def test_invariance(qm9_root: Path, graph: str) -> None:
 def test_short_training_decreases_loss(qm9_root: Path, tmp_path: Path) -> None:
     from steerable.tasks.qm9.train import build_parser, resolve, run
 
-    args = build_parser().parse_args(
-        [
-            "--preset",
-            "demo",
-            "--root",
-            str(qm9_root),
-            "--target",
-            "alpha",
-            "--epochs",
-            "8",
-            "--lr",
-            "3e-3",
-            "--hidden-scalars",
-            "8",
-            "--hidden-vectors",
-            "2",
-            "--layers",
-            "2",
-            "--kernel-hidden",
-            "8",
-            "--out-dir",
-            str(tmp_path),
-            "--no-progress",
-            "--batch-size",
-            "8",
-        ]
-    )
+    common = ["--preset", "demo", "--root", str(qm9_root), "--target", "alpha", "--hidden-scalars", "8"]
+    common += ["--hidden-vectors", "2", "--layers", "2", "--kernel-hidden", "8", "--out-dir", str(tmp_path)]
+    common += ["--no-progress", "--batch-size", "8"]
+    args = build_parser().parse_args(common + ["--epochs", "8", "--lr", "3e-3"])
     res = run(resolve(args))
     import csv
 
@@ -143,31 +120,7 @@ def test_short_training_decreases_loss(qm9_root: Path, tmp_path: Path) -> None:
     assert (tmp_path / "checkpoints" / "last.ckpt").exists() and (tmp_path / "results.json").exists()
     # resume continues from the last checkpoint
     args2 = build_parser().parse_args(
-        [
-            "--preset",
-            "demo",
-            "--root",
-            str(qm9_root),
-            "--target",
-            "alpha",
-            "--epochs",
-            "9",
-            "--hidden-scalars",
-            "8",
-            "--hidden-vectors",
-            "2",
-            "--layers",
-            "2",
-            "--kernel-hidden",
-            "8",
-            "--out-dir",
-            str(tmp_path),
-            "--no-progress",
-            "--batch-size",
-            "8",
-            "--resume",
-            str(tmp_path / "checkpoints" / "last.ckpt"),
-        ]
+        common + ["--epochs", "9", "--resume", str(tmp_path / "checkpoints" / "last.ckpt")]
     )
     res2 = run(resolve(args2))
     assert res2["global_step"] > res["global_step"]
