@@ -13,6 +13,7 @@ from ..ops.conv import conv_nd
 from ._repr import layer_repr
 from .bias import InvariantBias
 from .checks import check_attributes, check_layer_dtype, parameter_dtype
+from .grid_filter import GridFilter, reference_filter
 from .kernel import EnvelopeWidth, ImplicitKernel
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -155,6 +156,8 @@ class GridConv(torch.nn.Module):
         )
         self.bias = InvariantBias(out_type) if bias else None
         self.register_buffer("grid", kernel_grid(kernel_size, dim).float(), persistent=False)
+        # the filter assembled straight into conv layout (None: a layout without one, the reference)
+        self.assembly = GridFilter(self.kernel, kernel_size**dim) if GridFilter.supports(self.kernel) else None
         self._cache: _FilterCache | None = None
         self._watched: list[torch.Tensor] | None = None  # tensors the cached filter depends on
         self._watched_at = -1  # _Registrations.count when _watched was looked up
@@ -164,13 +167,19 @@ class GridConv(torch.nn.Module):
         return self.in_type.group
 
     # -- the filter ------------------------------------------------------------------------
-    def filter(self, attr: torch.Tensor | None = None) -> torch.Tensor:
-        """The sampled filter: ``(out, in, k, ..., k)``, or ``(B, out, in, k, ..., k)`` with ``attr``."""
+    def filter(self, attr: torch.Tensor | None = None, *, reference: bool = False) -> torch.Tensor:
+        """The sampled filter: ``(out, in, k, ..., k)``, or ``(B, out, in, k, ..., k)`` with ``attr``.
+
+        Without attributes it is assembled straight into conv layout (:mod:`~steerable.nn.grid_filter`);
+        ``reference=True`` builds it from the kernel's matrices instead (same values and gradients
+        to round-off; for tests and comparisons).
+        """
         k, d = self.kernel_size, self.dim
         points = self.grid.to(self._param_dtype())
         if attr is None:
-            values = self.kernel(points)  # (k^d, out, in)
-            return values.permute(1, 2, 0).reshape(self.out_type.size, self.in_type.size, *([k] * d))
+            if self.assembly is not None and not reference:
+                return self.assembly(self.kernel, points, k)
+            return reference_filter(self.kernel, points, k)
         batch = attr.shape[0]
         values = self.kernel(points.repeat(batch, 1), attr.repeat_interleave(points.shape[0], dim=0))
         values = values.view(batch, k**d, self.out_type.size, self.in_type.size)

@@ -15,6 +15,11 @@ model that contains it; :class:`PlainLinear` removes them:
   representations, which depends on Python's hash seed: two processes would list the same
   buffers in different orders (Lightning's DDP broadcasts buffers by position).  Here they are
   sorted by name.
+
+The private basis modules also compare and hash by identity (escnn's compare their bases, so every
+walk over a model's modules, e.g. ``zero_grad()``, hashed bases in Python and ran ``allclose`` on
+the equal ones of different layers) and expand a block with one matrix product (escnn: an
+``einsum``, a dozen small ops and autograd nodes per block per step): [issue 18].
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 
 import escnn.nn as enn
 import torch
+from escnn.nn.modules.basismanager.basisexpansion_blocks import BlocksBasisExpansion
+from escnn.nn.modules.basismanager.basisexpansion_singleblock import SingleBlockBasisExpansion
 
 #: escnn's eval-mode buffers, dropped from old state dicts when loading
 _EVAL_BUFFERS = ("matrix", "expanded_bias")
@@ -96,6 +103,28 @@ class PlainLinear(enn.Linear):
         return enn.GeometricTensor(torch.nn.functional.linear(input.tensor, matrix, bias), self.out_type, input.coords)
 
 
+class _PrivateBlockExpansion(SingleBlockBasisExpansion):
+    """A layer's own copy of escnn's block expansion: equal only to itself, and the expansion
+    ``sum_b weights[k, b] basis[b, ...]`` as one matrix product.
+
+    ``weights`` ``(k, b)``, ``sampled_basis`` ``(b, out, in, points)`` -> ``(k, out, in, points)``.
+    """
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+    def forward(self, weights: torch.Tensor) -> torch.Tensor:
+        basis = self.sampled_basis
+        return (weights @ basis.reshape(basis.shape[0], -1)).view(weights.shape[0], *basis.shape[1:])
+
+
+class _PrivateBlocks(BlocksBasisExpansion):
+    """A layer's escnn ``BlocksBasisExpansion``, equal only to itself (escnn's hashes its bases)."""
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
 def _private_sorted_basis(linear: torch.nn.Module) -> None:
     """Give ``linear`` private copies of escnn's cached basis-expansion modules, and register the
     block expansions of every ``BlocksBasisExpansion`` in sorted order.
@@ -113,12 +142,14 @@ def _private_sorted_basis(linear: torch.nn.Module) -> None:
         for name, child in list(owner._modules.items()):
             if child is not None and type(child).__name__ == "SingleBlockBasisExpansion":
                 private = copy.copy(child)
+                private.__class__ = _PrivateBlockExpansion
                 # in the layer's dtype: another model's .double() converts escnn's shared module
                 private._buffers = {k: _like(v, linear.weights) for k, v in child._buffers.items()}
                 private._parameters = dict(child._parameters)
                 private._modules = dict(child._modules)
                 owner._modules[name] = private
         if type(owner).__name__ == "BlocksBasisExpansion":
+            owner.__class__ = _PrivateBlocks
             owner._modules = dict(sorted(owner._modules.items()))
             _int_slice_bounds(owner)
 

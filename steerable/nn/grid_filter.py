@@ -1,0 +1,113 @@
+"""A :class:`~steerable.nn.GridConv` filter: the implicit kernel at the grid's taps, assembled
+straight into the ``(out, in, k, ..., k)`` layout of ``conv2d`` / ``conv3d``.
+
+The reference construction evaluates the whole kernel, ``(k^d, out, in)`` (each layout mixes and
+permutes its MLP output into matrices), and then moves the tap axis last with a second copy.
+:class:`GridFilter` starts from the layout's own products instead and places every value once:
+
+* shared basis (:class:`~steerable.nn.kernel.SharedBasisKernel`): per representation pair, the
+  enveloped basis kernels ``(k^d, M, rho_o, rho_i)`` are mixed by one matrix product
+  ``W (n_out n_in, M) @ basis (M, k^d rho_o rho_i)``; the products of all pairs, concatenated, are
+  put into conv layout by one gather whose index map is built at construction (and which also
+  applies the kernel's constant factor);
+* dense (:class:`~steerable.nn.kernel.DenseKernel`): the MLP output times each column's envelope,
+  put into conv layout by one gather.
+
+The gathers are :func:`~steerable.ops.permute.permute_columns` (a permutation: its backward is the
+inverse gather, not a scatter), so the backward of the whole construction is a few products and
+gathers on tensors of the filter's size.  Values and gradients equal the reference
+(``kernel(points)`` moved to conv layout) to round-off (``tests/test_grid_filter.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..ops.permute import permute_columns
+from .kernel import DenseKernel, ImplicitKernel, SharedBasisKernel
+
+
+def _inverse(perm: torch.Tensor) -> torch.Tensor:
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(len(perm))
+    return inv
+
+
+def reference_filter(kernel: ImplicitKernel, points: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """The filter ``(out, in, k, ..., k)`` from the kernel's matrices ``(k^d, out, in)`` at ``points``."""
+    values = kernel(points)
+    shape = (kernel.out_type.size, kernel.in_type.size, *([kernel_size] * points.shape[1]))
+    return values.permute(1, 2, 0).reshape(shape)
+
+
+class GridFilter(torch.nn.Module):
+    """The filter of ``kernel`` at ``n_points`` fixed points, in conv layout (module docstring).
+
+    Holds only index maps (non-persistent buffers; no parameters): the kernel is passed at each
+    call, so the module follows the kernel's current parameters, dtype and device.
+
+    Args:
+        kernel: a :class:`~steerable.nn.kernel.SharedBasisKernel` or
+            :class:`~steerable.nn.kernel.DenseKernel` (see :meth:`supports`).
+        n_points: number of grid taps ``k^d``, in the order of the points given to :meth:`forward`.
+    """
+
+    def __init__(self, kernel: ImplicitKernel, n_points: int) -> None:
+        super().__init__()
+        if not self.supports(kernel):
+            raise TypeError(f"GridFilter: no assembly for {type(kernel).__name__}")
+        E, d_in = n_points, kernel.in_type.size
+        taps = torch.arange(E)
+        if isinstance(kernel, SharedBasisKernel):
+            # the products of pair t are laid out (out field o, in field i, tap e, a, b)
+            targets = []
+            for p in kernel.pairs:
+                oc = kernel.out_type.channels(p.out_fields).view(len(p.out_fields), p.out_rep.size)
+                ic = kernel.in_type.channels(p.in_fields).view(len(p.in_fields), p.in_rep.size)
+                entry = oc[:, None, None, :, None] * d_in + ic[None, :, None, None, :]  # (o, i, 1, a, b)
+                targets.append((entry * E + taps[None, None, :, None, None]).reshape(-1))
+            target_of_flat = torch.cat(targets)
+            self.sizes = [len(p.out_fields) * len(p.in_fields) * p.out_rep.size * p.in_rep.size * E for p in kernel.pairs]
+        else:
+            # the MLP output (tap e, column c) holds matrix entry entry_of_flat[c] = inv_perm[c]
+            D = len(kernel.perm)
+            target_of_flat = (kernel.inv_perm[None, :] * E + taps[:, None]).reshape(-1)
+            out_field_of_column = kernel.field_of_channel[kernel.inv_perm // d_in]
+            self.register_buffer("out_field_of_column", out_field_of_column, persistent=False)
+            self.sizes = [E * D]
+        perm = _inverse(target_of_flat)  # filter.flatten()[k] = flat[perm[k]]
+        self.register_buffer("perm", perm, persistent=False)
+        self.register_buffer("inv_perm", target_of_flat.clone(), persistent=False)
+
+    @staticmethod
+    def supports(kernel: ImplicitKernel) -> bool:
+        """Whether ``kernel``'s layout has an assembly here (the two built-in layouts)."""
+        return type(kernel) in (SharedBasisKernel, DenseKernel)
+
+    def forward(self, kernel: ImplicitKernel, points: torch.Tensor, kernel_size: int) -> torch.Tensor:
+        """``(out, in, k, ..., k)``: the filter of ``kernel`` at ``points`` ``(k^d, d)`` (no attributes)."""
+        shape = (kernel.out_type.size, kernel.in_type.size, *([kernel_size] * points.shape[1]))
+        flat = self._shared(kernel, points) if isinstance(kernel, SharedBasisKernel) else self._dense(kernel, points)
+        return permute_columns(flat, self.perm, self.inv_perm, kernel._factor(points)).view(shape)
+
+    @staticmethod
+    def _shared(kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
+        E, M = points.shape[0], kernel.basis_size
+        sizes = [M * p.out_rep.size * p.in_rep.size for p in kernel.pairs]
+        env = kernel._envelope(points) if kernel.log_width is not None else None  # (E, pairs, M)
+        products = []
+        for t, (piece, w, p) in enumerate(zip(kernel._mlp_pieces(points, None, sizes), kernel.mixing, kernel.pairs)):
+            basis = piece.view(E, M, -1)  # (E, M, rho_o rho_i)
+            if env is not None:
+                basis = basis * env[:, t, :, None]
+            basis = basis.transpose(0, 1).reshape(M, -1)  # (M, E rho_o rho_i)
+            mix = w.to(basis).transpose(1, 2).reshape(-1, M)  # (n_out n_in, M)
+            products.append((mix @ basis).view(1, -1))
+            del piece, basis  # before the next pair's basis is made
+        return torch.cat(products, dim=1) if len(products) > 1 else products[0]
+
+    def _dense(self, kernel: DenseKernel, points: torch.Tensor) -> torch.Tensor:
+        flat = kernel._mlp_output(points, None)  # (E, D)
+        if kernel.log_width is not None:
+            flat = flat * kernel._envelope(points).index_select(1, self.out_field_of_column)
+        return flat.reshape(1, -1)
