@@ -67,7 +67,9 @@ class GridFilter(torch.nn.Module):
                 entry = oc[:, None, None, :, None] * d_in + ic[None, :, None, None, :]  # (o, i, 1, a, b)
                 targets.append((entry * E + taps[None, None, :, None, None]).reshape(-1))
             target_of_flat = torch.cat(targets)
-            self.sizes = [len(p.out_fields) * len(p.in_fields) * p.out_rep.size * p.in_rep.size * E for p in kernel.pairs]
+            self.sizes = [
+                len(p.out_fields) * len(p.in_fields) * p.out_rep.size * p.in_rep.size * E for p in kernel.pairs
+            ]
         else:
             # the MLP output (tap e, column c) holds matrix entry entry_of_flat[c] = inv_perm[c]
             D = len(kernel.perm)
@@ -96,7 +98,7 @@ class GridFilter(torch.nn.Module):
         sizes = [M * p.out_rep.size * p.in_rep.size for p in kernel.pairs]
         env = kernel._envelope(points) if kernel.log_width is not None else None  # (E, pairs, M)
         products = []
-        for t, (piece, w, p) in enumerate(zip(kernel._mlp_pieces(points, None, sizes), kernel.mixing, kernel.pairs)):
+        for t, (piece, w) in enumerate(zip(kernel._mlp_pieces(points, None, sizes), kernel.mixing)):
             basis = piece.view(E, M, -1)  # (E, M, rho_o rho_i)
             if env is not None:
                 basis = basis * env[:, t, :, None]
