@@ -8,6 +8,13 @@ is cached; the script verifies that the kernel MLP is not called again in eval m
 
     .venv/bin/python benchmarks/grid_conv.py           # default sizes, ~1 min
     .venv/bin/python benchmarks/grid_conv.py --large   # bigger images / channels
+    .venv/bin/python benchmarks/grid_conv.py --clock cpu  # CPU time of this thread, not wall time
+
+``--clock cpu`` times with ``time.thread_time`` (the CPU time of the calling thread) instead of
+``time.perf_counter``: on a machine shared with other jobs, wall time also counts the time the
+thread waited for a core, which moves single ratios by +-30 % between runs; CPU time does not (it
+still sees the other jobs through shared caches).  With ``OMP_NUM_THREADS=1`` every op runs on the
+calling thread, so its CPU time is the work done.
 """
 
 from __future__ import annotations
@@ -15,11 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+import types
 import warnings
 from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
+import _common
 from _common import machine_line, measure, print_table
 
 
@@ -87,7 +97,12 @@ def main() -> None:
     ap.add_argument("--large", action="store_true")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="time.perf_counter or time.thread_time")
     args = ap.parse_args()
+    if args.clock == "cpu":
+        if torch.get_num_threads() != 1:
+            raise SystemExit("--clock cpu counts the calling thread only: run with OMP_NUM_THREADS=1")
+        _common.time = types.SimpleNamespace(perf_counter=time.thread_time)  # the clock of time_interleaved
     if args.large:
         cases = [
             ("2D C8", lambda: build_2d(8, 8, 5), (16, 64, 128, 128)),
@@ -102,7 +117,7 @@ def main() -> None:
         ]
     print(machine_line())
     print(
-        "time = median over interleaved rounds (ms); mem = peak extra RSS of one call (MiB); "
+        f"time = median over interleaved rounds (ms, {args.clock} clock); mem = peak extra RSS of one call (MiB); "
         "ratio = time / plain torch conv time"
     )
     timed, labels = [], []
