@@ -3,8 +3,11 @@
 2D: C_N with regular fields (escnn ``gspaces.rot2dOnR2(N)``).  3D: SO(3) with copies of the irreps
 of degree 0 and 1 (escnn ``gspaces.rot3dOnR3()``).  Plain torch conv: same channel counts and
 kernel size, the floor.  Modes: ``train`` = forward + backward of ``y.sum()`` (the filter is
-re-sampled from the MLP every call), ``eval`` = forward under ``no_grad`` in eval mode (our filter
-is cached; the script verifies that the kernel MLP is not called again in eval mode).
+re-sampled from the MLP every call; the input needs no gradient, as for a network's first layer),
+``train-dx`` (with ``--dx``) = the same with the input's gradient too (any later layer: the
+convolution's backward does twice the work, the filter's is unchanged), ``eval`` = forward under
+``no_grad`` in eval mode (our filter is cached; the script verifies that the kernel MLP is not
+called again in eval mode).
 
     .venv/bin/python benchmarks/grid_conv.py           # default sizes, ~1 min
     .venv/bin/python benchmarks/grid_conv.py --large   # bigger images / channels
@@ -28,8 +31,8 @@ import warnings
 from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch
 import _common
+import torch
 from _common import machine_line, measure, print_table
 
 
@@ -97,6 +100,7 @@ def main() -> None:
     ap.add_argument("--large", action="store_true")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--dx", action="store_true", help="also time training with the input's gradient")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="time.perf_counter or time.thread_time")
     args = ap.parse_args()
     if args.clock == "cpu":
@@ -126,9 +130,10 @@ def main() -> None:
         x = torch.randn(*shape)
         calls = count_mlp_calls_in_eval(mods["ours"][0], x)
         print(f"{name}: kernel MLP calls in 3 eval forwards after the first = {calls} (cached filter)")
-        for mode in ("train", "eval"):
-            step = _train_step if mode == "train" else _no_grad
-            fns = {m: (lambda run=run, mod=mod, step=step, x=x: step(run, mod, x)) for m, (mod, run) in mods.items()}
+        inputs = {"train": x, "train-dx": x.clone().requires_grad_(), "eval": x}
+        for mode in ("train", "train-dx", "eval") if args.dx else ("train", "eval"):
+            step, xm = (_no_grad if mode == "eval" else _train_step), inputs[mode]
+            fns = {m: (lambda run=run, mod=mod, step=step, x=xm: step(run, mod, x)) for m, (mod, run) in mods.items()}
             timed.append((fns, {"repeats": args.repeats}))
             labels.append((f"{name} x={tuple(shape)}", mode))
     rows = []
@@ -142,6 +147,7 @@ def _train_step(run: Callable, mod: torch.nn.Module, x: torch.Tensor) -> None:
     if not mod.training:  # switch only when needed: switching resets caches
         mod.train()
     mod.zero_grad(set_to_none=True)
+    x.grad = None
     run(x).sum().backward()
 
 

@@ -41,10 +41,11 @@ def kernel_grid(kernel_size: int, dim: int) -> torch.Tensor:
 
 
 class _FilterCache(NamedTuple):
-    """The eval-mode filter of a :class:`GridConv` and the values of the tensors it was made from."""
+    """The eval-mode filter and bias of a :class:`GridConv` and copies of the tensors they were made from."""
 
-    values: torch.Tensor  # the watched tensors' values, flattened and concatenated
+    values: tuple[torch.Tensor, ...]  # a copy of each watched tensor, in the order of GridConv._watched
     weight: torch.Tensor
+    bias: torch.Tensor | None
 
 
 class _Registrations:
@@ -60,6 +61,13 @@ class _Registrations:
     @classmethod
     def bump(cls, *args: Any) -> None:
         cls.count += 1
+
+
+def _same_values(copies: tuple[torch.Tensor, ...], tensors: list[torch.Tensor]) -> bool:
+    """Whether every tensor equals its copy (same count, shapes, dtypes and values)."""
+    return len(copies) == len(tensors) and all(
+        c.dtype == t.dtype and c.shape == t.shape and torch.equal(c, t) for c, t in zip(copies, tensors)
+    )
 
 
 torch.nn.modules.module.register_module_parameter_registration_hook(_Registrations.bump)
@@ -86,7 +94,10 @@ class GridConv(torch.nn.Module):
     ``attr`` (only with ``kernel_attr``) ``(B, kernel_attr.size)``: per-sample conditioning (e.g. a
     time step) fed to the kernel MLP, giving each batch element its own filter.
 
-    In eval mode without attributes, on the CPU, the filter is cached and recomputed only when a
+    Without attributes the filter is assembled from the kernel's products straight into conv layout
+    (:class:`~steerable.nn.grid_filter.GridFilter`: one mixing product per representation pair and
+    one gather; ``filter(reference=True)`` gives the kernel's matrices moved to that layout, equal to
+    round-off).  In eval mode without attributes, on the CPU, the filter is cached and recomputed only when a
     parameter of the kernel changes value (optimizer step, ``load_state_dict``, any in-place edit),
     so the layer costs one ``conv2d``/``conv3d``.  On an accelerator the filter is recomputed on
     every call (an MLP on ``kernel_size^d`` points, queued without waiting): comparing parameter
@@ -188,27 +199,29 @@ class GridConv(torch.nn.Module):
     def _param_dtype(self) -> torch.dtype:
         return parameter_dtype(self.kernel) or torch.get_default_dtype()
 
-    def _cached_filter(self) -> torch.Tensor:
-        """The filter, recomputed only when a tensor it depends on changed value.
+    def _cached_filter(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The filter and the bias vector, recomputed only when a tensor they depend on changed value.
 
         Values are compared, not version counters: an in-place edit through ``.data`` (as some
         EMA and weight-surgery code does) leaves the version counter unchanged.  The watched
-        tensors (the kernel's parameters and gain) are small next to the filter they make; they
-        are compared at once (used on the CPU only, where reading values costs no synchronisation).  They are looked up
-        again (walking the MLP's module tree costs ~0.2 ms) only when some tensor or module was
+        tensors (the kernel's parameters and gain, the bias) are small next to the filter they make;
+        each is compared with its copy (``torch.equal``, one call per tensor: used on the CPU only,
+        where reading values costs no synchronisation; ~2 us each).  They are looked up again
+        (walking the MLP's module tree costs ~0.2 ms) only when some tensor or module was
         (re)assigned anywhere (:class:`_Registrations`): a replaced parameter is watched, not the
         old one.
         """
         if self._watched is None or self._watched_at != _Registrations.count:
-            self._watched = list(self.kernel.parameters()) + [self.kernel.gain]
+            bias = [self.bias.bias] if self.bias is not None and self.bias.bias is not None else []
+            self._watched = list(self.kernel.parameters()) + [self.kernel.gain] + bias
             self._watched_at = _Registrations.count
-        with torch.no_grad():
-            dtype = self._param_dtype()  # the gain (float64) too: what the filter is computed in
-            values = torch.cat([t.detach().reshape(-1).to(dtype) for t in self._watched])
-            cache = self._cache
-            if cache is None or cache.values.shape != values.shape or not torch.equal(cache.values, values):
-                cache = self._cache = _FilterCache(values, self.filter())
-        return cache.weight
+        cache = self._cache
+        if cache is None or not _same_values(cache.values, self._watched):
+            with torch.no_grad():
+                values = tuple(t.detach().clone() for t in self._watched)
+                bias_vector = self.bias.vector() if self.bias is not None else None
+                cache = self._cache = _FilterCache(values, self.filter(), bias_vector)
+        return cache.weight, cache.bias
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .double(), ...: may replace tensors
         self._cache, self._watched = None, None
@@ -228,17 +241,22 @@ class GridConv(torch.nn.Module):
                 and not torch.is_grad_enabled()
                 and not torch.compiler.is_compiling()
             )
-            weight = self._cached_filter() if use_cache else self.filter()
-            return self._conv(x, weight, groups=1)
+            if use_cache:
+                weight, bias = self._cached_filter()
+            else:
+                weight, bias = self.filter(), self._bias_vector()
+            return self._conv(x, weight, bias, groups=1)
         batch = x.shape[0]
         weight = self.filter(attr).flatten(0, 1)  # (B*out, in, k..)
-        y = self._conv(x.reshape(1, batch * self.in_type.size, *x.shape[2:]), weight, groups=batch, bias_repeat=batch)
+        bias = self._bias_vector()
+        bias = bias.repeat(batch) if bias is not None else None
+        y = self._conv(x.reshape(1, batch * self.in_type.size, *x.shape[2:]), weight, bias, groups=batch)
         return y.view(batch, self.out_type.size, *y.shape[2:])
 
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor, groups: int, bias_repeat: int = 1) -> torch.Tensor:
-        bias = self.bias.vector() if self.bias is not None else None
-        if bias is not None and bias_repeat > 1:
-            bias = bias.repeat(bias_repeat)
+    def _bias_vector(self) -> torch.Tensor | None:
+        return self.bias.vector() if self.bias is not None else None
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int) -> torch.Tensor:
         padding: Any = self.padding
         if self.padding_mode != "zeros" and any(self.padding):
             pad = [p for p in reversed(self.padding) for _ in range(2)]
