@@ -146,3 +146,21 @@ def test_per_sample_filters_and_the_eval_cache_keep_working(toy_group):
         second = plain(x)
         assert _rel(second, F.conv2d(x, plain.filter(reference=True), plain.bias.vector(), padding=1)) <= BOUND
         assert _rel(second, first) > 1e-3
+
+
+def test_a_kernel_assigned_later_gets_a_correct_filter(toy_group):
+    """Index maps are used only for the kernel they were built for (layout, field types, basis
+    size); another kernel assigned to the layer gets the reference construction."""
+    G = toy_group
+    f_in, f_out = st.FieldType(G, [G.trivial_rep(), G.standard_rep()]), st.FieldType(G, [G.standard_rep()])
+    torch.manual_seed(0)
+    conv = st.GridConv(f_in, f_out, 3, padding=1).double()
+    same = st.nn.kernel.ImplicitKernel(f_in, f_out, basis_size=8, max_radius=conv.kernel.max_radius).double()
+    dense = st.nn.kernel.ImplicitKernel(f_in, f_out, basis_size=None, max_radius=conv.kernel.max_radius).double()
+    other = st.FieldType(G, [G.standard_rep(), G.trivial_rep()])  # equal size, other fields
+    swapped = st.nn.kernel.ImplicitKernel(other, f_out, basis_size=8, max_radius=conv.kernel.max_radius).double()
+    for kernel, assembled in ((same, True), (dense, False), (swapped, False)):
+        conv.kernel = kernel
+        assert conv.assembly.fits(kernel, 9) is assembled
+        ref = kernel(conv.grid.double()).permute(1, 2, 0).reshape(f_out.size, f_in.size, 3, 3)
+        assert _rel(conv.filter(), ref) <= BOUND

@@ -181,14 +181,15 @@ class GridConv(torch.nn.Module):
     def filter(self, attr: torch.Tensor | None = None, *, reference: bool = False) -> torch.Tensor:
         """The sampled filter: ``(out, in, k, ..., k)``, or ``(B, out, in, k, ..., k)`` with ``attr``.
 
-        Without attributes it is assembled straight into conv layout (:mod:`~steerable.nn.grid_filter`);
+        Without attributes it is assembled straight into conv layout (:mod:`~steerable.nn.grid_filter`;
+        a kernel assigned after construction with other field types or layout gets the reference);
         ``reference=True`` builds it from the kernel's matrices instead (same values and gradients
         to round-off; for tests and comparisons).
         """
         k, d = self.kernel_size, self.dim
         points = self.grid.to(self._param_dtype())
         if attr is None:
-            if self.assembly is not None and not reference:
+            if self.assembly is not None and not reference and self.assembly.fits(self.kernel, points.shape[0]):
                 return self.assembly(self.kernel, points, k)
             return reference_filter(self.kernel, points, k)
         batch = attr.shape[0]

@@ -57,6 +57,8 @@ class GridFilter(torch.nn.Module):
         if not self.supports(kernel):
             raise TypeError(f"GridFilter: no assembly for {type(kernel).__name__}")
         E, d_in = n_points, kernel.in_type.size
+        # what the index maps were built for (see fits)
+        self._built_for = (type(kernel), kernel.in_type, kernel.out_type, kernel.basis_size, n_points)
         taps = torch.arange(E)
         if isinstance(kernel, SharedBasisKernel):
             # the products of pair t are laid out (out field o, in field i, tap e, a, b)
@@ -85,6 +87,18 @@ class GridFilter(torch.nn.Module):
     def supports(kernel: ImplicitKernel) -> bool:
         """Whether ``kernel``'s layout has an assembly here (the two built-in layouts)."""
         return type(kernel) in (SharedBasisKernel, DenseKernel)
+
+    def fits(self, kernel: ImplicitKernel, n_points: int) -> bool:
+        """Whether the index maps were built for ``kernel``'s layout, field types (the same objects)
+        and basis size, and for ``n_points`` taps (a kernel assigned later may differ)."""
+        layout, in_type, out_type, basis_size, n = self._built_for
+        return (
+            type(kernel) is layout
+            and kernel.in_type is in_type
+            and kernel.out_type is out_type
+            and kernel.basis_size == basis_size
+            and n_points == n
+        )
 
     def forward(self, kernel: ImplicitKernel, points: torch.Tensor, kernel_size: int) -> torch.Tensor:
         """``(out, in, k, ..., k)``: the filter of ``kernel`` at ``points`` ``(k^d, d)`` (no attributes)."""
