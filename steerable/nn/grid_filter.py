@@ -110,12 +110,13 @@ class GridFilter(torch.nn.Module):
     def _shared(kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
         E, M = points.shape[0], kernel.basis_size
         sizes = [M * p.out_rep.size * p.in_rep.size for p in kernel.pairs]
-        env = kernel._envelope(points) if kernel.log_width is not None else None  # (E, pairs, M)
+        # (E, M) per pair; unbind: one backward node (indexing each would zero-fill the whole gradient)
+        envs = kernel._envelope(points).unbind(1) if kernel.log_width is not None else None
         products = []
         for t, (piece, w) in enumerate(zip(kernel._mlp_pieces(points, None, sizes), kernel.mixing)):
             basis = piece.view(E, M, -1)  # (E, M, rho_o rho_i)
-            if env is not None:
-                basis = basis * env[:, t, :, None]
+            if envs is not None:
+                basis = basis * envs[t][:, :, None]
             basis = basis.transpose(0, 1).reshape(M, -1)  # (M, E rho_o rho_i)
             mix = w.to(basis).transpose(1, 2).reshape(-1, M)  # (n_out n_in, M)
             products.append((mix @ basis).view(1, -1))
