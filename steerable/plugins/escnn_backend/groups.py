@@ -127,6 +127,12 @@ class EscnnGroup(Group):
             self._elements = list(self.native.elements)
             mats = np.stack([np.asarray(self._std.native(e), dtype=np.float64) for e in self._elements])
             self._element_mats = torch.from_numpy(mats)
+        # escnn's slow generic routes, replaced by exact character formulas (same results, :mod:`.characters`)
+        from .characters import install, regular_representation
+
+        install(self)
+        if self.order is not None:
+            regular_representation(self)
 
     def __reduce__(self) -> tuple:
         """Pickled by name: loading gets the registry's escnn group of that name and dimension
