@@ -14,7 +14,10 @@ import, bases, kernel MLP.
   caches as they are.
 * ``warm``: the same construction again in that second process (median of 3).
 
-    .venv/bin/python benchmarks/construction.py [--fresh] [--groups "FullIco:escnn" "SO(3):e3nn" ...]
+With ``--baseline DIR`` each group is measured with the steerable tree ``DIR`` (e.g. an exported
+older commit) and then with this one, interleaved, so that the two rows share the machine's load.
+
+    .venv/bin/python benchmarks/construction.py [--fresh] [--baseline DIR] [--groups "FullIco:escnn" ...]
 """
 
 from __future__ import annotations
@@ -67,15 +70,23 @@ t0 = time.perf_counter(); build(); cold = time.perf_counter() - t0
 warm = []
 for _ in range(3):
     t0 = time.perf_counter(); build(); warm.append(time.perf_counter() - t0)
-import escnn.group
-print(json.dumps({"cold": cold, "warm": sorted(warm)[1], "escnn_cache": escnn.group.__cache_path__}))
+try:
+    import escnn.group
+    where = escnn.group.__cache_path__
+except ImportError:
+    where = None
+print(json.dumps({"cold": cold, "warm": sorted(warm)[1], "escnn_cache": where}))
 """
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class FreshCaches:
     """A temporary copy of the installed escnn package without its cache, and an empty steerable cache.
 
-    ``env()`` gives the environment of a child that uses them; ``clear()`` empties both caches.
+    ``env(root)`` gives the environment of a child that uses them (with the steerable tree ``root``
+    first on the path); ``clear()`` empties both caches.
     """
 
     def __init__(self) -> None:
@@ -95,11 +106,9 @@ class FreshCaches:
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
 
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(self.root / "site"), *filter(None, [env.get("PYTHONPATH", "")]), str(Path(__file__).parents[1])]
-        )
+    def env(self, root: Path) -> dict[str, str]:
+        env = child_env(root)
+        env["PYTHONPATH"] = os.pathsep.join([str(self.root / "site"), env["PYTHONPATH"]])
         env["STEERABLE_CACHE"] = str(self.steerable_cache)
         return env
 
@@ -107,43 +116,63 @@ class FreshCaches:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def run_child(name: str, backend: str, env: dict[str, str] | None) -> dict | str:
-    """The child's measurement, or the last line of its error."""
+def child_env(root: Path) -> dict[str, str]:
+    """The environment of a child that imports steerable from the tree ``root``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH", "")])])
+    return env
+
+
+def run_child(name: str, backend: str, env: dict[str, str]) -> dict | str:
+    """The child's measurement (``note``: whether it printed the first-use note), or its error."""
     r = subprocess.run([sys.executable, "-c", CHILD, name, backend], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         return "failed: " + (r.stderr.strip().splitlines() or ["?"])[-1][:80]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["note"] = "steerable: building" in r.stderr
+    return out
+
+
+def measure(name: str, backend: str, root: Path, fresh: FreshCaches | None) -> str:
+    """The table cells after ``| group | backend |`` for one steerable tree."""
+    first = "-"
+    if fresh is not None:
+        fresh.clear()
+        env = fresh.env(root)
+        r = run_child(name, backend, env)
+        if isinstance(r, str):
+            return f"{r} | | |"
+        if r["escnn_cache"] is not None:
+            assert Path(r["escnn_cache"]).resolve() == fresh.escnn_cache.resolve(), r["escnn_cache"]
+        first = f"{r['cold']:.3f}" + (" (note)" if r["note"] else "")
+    else:
+        env = child_env(root)
+    r = run_child(name, backend, env)
+    if isinstance(r, str):
+        return f"{first} | {r} | |"
+    return f"{first} | {r['cold']:.3f}" + (" (note)" if r["note"] else "") + f" | {r['warm']:.3f} |"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--groups", nargs="*", default=DEFAULT, help="NAME:BACKEND")
     ap.add_argument("--fresh", action="store_true", help="also time the first use with empty escnn/steerable caches")
+    ap.add_argument("--baseline", type=Path, help="another steerable tree, measured before this one for each group")
     args = ap.parse_args()
     fresh = FreshCaches() if args.fresh else None
+    trees = [("baseline", args.baseline.resolve()), ("this", ROOT)] if args.baseline else [("this", ROOT)]
     print("fields: 2 x (trivial + standard) in and out; PointConv for 3D groups, GridConv k=5 for 2D")
+    print("(note): the child printed steerable's first-use note on stderr")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("| group | backend | cold, fresh escnn cache s | cold process, warm cache s | warm s |")
-    print("|---|---|---|---|---|")
+    tree_col = "| tree " if args.baseline else ""
+    print(f"| group | backend {tree_col}| cold, fresh escnn cache s | cold process, warm cache s | warm s |")
+    print("|---|---|" + ("---|" if args.baseline else "") + "---|---|---|")
     try:
         for spec in args.groups:
             name, backend = spec.rsplit(":", 1)
-            first = "-"
-            env = None
-            if fresh is not None:
-                fresh.clear()
-                env = fresh.env()
-                r = run_child(name, backend, env)
-                if isinstance(r, str):
-                    print(f"| {name} | {backend} | {r} | | |", flush=True)
-                    continue
-                assert Path(r["escnn_cache"]).resolve() == fresh.escnn_cache.resolve(), r["escnn_cache"]
-                first = f"{r['cold']:.3f}"
-            r = run_child(name, backend, env)
-            if isinstance(r, str):
-                print(f"| {name} | {backend} | {first} | {r} | |", flush=True)
-                continue
-            print(f"| {name} | {backend} | {first} | {r['cold']:.3f} | {r['warm']:.3f} |", flush=True)
+            for label, root in trees:
+                tree = f"| {label} " if args.baseline else ""
+                print(f"| {name} | {backend} {tree}| {measure(name, backend, root, fresh)}", flush=True)
     finally:
         if fresh is not None:
             fresh.remove()

@@ -28,14 +28,22 @@ identity and zero elsewhere, so the multiplicity of ``ψ_j`` is ``dim ψ_j / c_j
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from .groups import EscnnGroup
 
-__all__ = ["install", "regular_representation", "tensor_product_irreps"]
+__all__ = [
+    "build_regular_representation",
+    "fast_regular_representations",
+    "install",
+    "regular_representation",
+    "tensor_product_irreps",
+]
 
 #: largest distance of a computed multiplicity from an integer accepted (else the quadrature is wrong)
 INTEGRALITY_TOL = 1e-6
@@ -181,22 +189,16 @@ def install(group: EscnnGroup) -> None:
     H._tensor_product_irreps = decompose
 
 
-def regular_representation(group: EscnnGroup) -> Any:
-    """escnn's regular representation of the finite ``group.native`` (stored in its
-    ``representations["regular"]``, where escnn's ``regular_representation`` finds it).
+def build_regular_representation(native: Any) -> tuple[list, np.ndarray, np.ndarray]:
+    """``(irreps, change_of_basis, change_of_basis_inv)`` of the regular representation of a finite
+    escnn group: the same as ``escnn.group.representation.build_regular_representation(native)``
+    (the module docstring), with ``O(|H|)`` evaluations of the irreps instead of ``|H|^2`` products."""
+    from escnn.group import directsum
 
-    Same irreps, change of basis and nonlinearities as
-    ``escnn.group.representation.build_regular_representation`` (module docstring).
-    """
-    from escnn.group import Representation, directsum
-
-    H = group.native
-    if "regular" in H.representations:
-        return H.representations["regular"]
-    elements = list(H.elements)
+    elements = list(native.elements)
     size = len(elements)
     irreps, multiplicities = [], []
-    for irrep in H.irreps():
+    for irrep in native.irreps():
         m = int(round(irrep.size / irrep.sum_of_squares_constituents))
         irreps += [irrep] * m
         multiplicities.append((irrep, m))
@@ -211,12 +213,42 @@ def regular_representation(group: EscnnGroup) -> Any:
     for k, e in enumerate(elements):
         change_of_basis[k, :] = (P(e) @ v).T
     change_of_basis /= np.sqrt(size)
-    H.representations["regular"] = Representation(
-        H,
-        "regular",
-        [r.id for r in irreps],
-        change_of_basis,
-        ["pointwise", "norm", "gated", "concatenated"],
-        change_of_basis_inv=change_of_basis.T,
-    )
+    return irreps, change_of_basis, change_of_basis.T
+
+
+def regular_representation(group: EscnnGroup) -> Any:
+    """escnn's regular representation of the finite ``group.native`` (stored in its
+    ``representations["regular"]``, where escnn's ``regular_representation`` finds it), built by
+    :func:`build_regular_representation` with escnn's arguments (``Group.regular_representation``)."""
+    from escnn.group import Representation
+
+    H = group.native
+    if "regular" not in H.representations:
+        irreps, change_of_basis, change_of_basis_inv = build_regular_representation(H)
+        H.representations["regular"] = Representation(
+            H,
+            "regular",
+            [r.id for r in irreps],
+            change_of_basis,
+            ["pointwise", "norm", "gated", "concatenated"],
+            change_of_basis_inv=change_of_basis_inv,
+        )
     return H.representations["regular"]
+
+
+@contextlib.contextmanager
+def fast_regular_representations() -> Iterator[None]:
+    """While active, escnn builds regular representations with :func:`build_regular_representation`
+    (escnn's finite groups build their own in their constructors: Ico, Octa, their factors).
+
+    escnn's ``Group.regular_representation`` looks ``escnn.group.representation.build_regular_representation``
+    up when it runs; it is replaced for the duration only (and restored on any exit).
+    """
+    import escnn.group.representation as module
+
+    original = module.build_regular_representation
+    module.build_regular_representation = build_regular_representation
+    try:
+        yield
+    finally:
+        module.build_regular_representation = original
