@@ -14,16 +14,19 @@ with ``c_j`` = 1, 2, 4 for escnn's real irreps of real, complex, quaternionic ty
 The integral is a mean over the elements of a finite group, and for the continuous groups (a
 rotation angle ``θ`` about z and one or two bits) a mean over the components and ``N`` equally
 spaced angles, exact since the integrand is a trigonometric polynomial of degree at most
-``k_J + k_l + k_j < N`` in ``θ`` (see :func:`tensor_product_irreps`).  :func:`install` makes escnn use this for one group (the list it
-returns is escnn's: the irreps escnn has instantiated, in escnn's order, with nonzero
-multiplicity; checked against escnn's numerical search in ``tests/test_escnn_construction.py``).
-The Clebsch-Gordan coefficients that are used are still escnn's.
+``k_J + k_l + k_j < N`` in ``θ`` (:func:`tensor_product_irreps`).  :func:`install` makes escnn
+use this for one group; the list returned is escnn's (the irreps escnn has instantiated, in
+escnn's order, with nonzero multiplicity), checked against escnn's numerical search in
+``tests/test_escnn_construction.py``.  The Clebsch-Gordan coefficients that are used are still
+escnn's.
 
-:func:`regular_representation` builds escnn's regular representation of a finite group with
+:func:`build_regular_representation` builds escnn's regular representation of a finite group with
 escnn's own formulas (``escnn.group.representation.build_regular_representation``: the same
-irreps, the same change-of-basis matrix) without its ``|H|^2`` Python loop of group products
-(FullIco: 14,400 products, ~20 s in every process): the regular character is ``|H|`` at the
-identity and zero elsewhere, so the multiplicity of ``ψ_j`` is ``dim ψ_j / c_j``.
+irreps, the same change-of-basis matrix, bit for bit) without its ``|H|^2`` Python loop of group
+products (FullIco: 14,400 products, ~20 s in every process): the regular character is ``|H|`` at
+the identity and zero elsewhere, so the multiplicity of ``ψ_j`` is ``dim ψ_j / c_j``.
+:func:`regular_representation` gives it to our group, and :func:`fast_regular_representations`
+to the finite groups escnn builds inside a subgroup's construction (Ico, Octa).
 """
 
 from __future__ import annotations
@@ -150,7 +153,9 @@ def tensor_product_irreps(group: EscnnGroup, J: Any, l: Any, characters: _Charac
     for psi_j in candidates:
         m = float(np.mean(product * characters(psi_j, n))) / psi_j.sum_of_squares_constituents
         if abs(m - round(m)) > INTEGRALITY_TOL:
-            raise ArithmeticError(f"{group}: multiplicity {m} of {psi_j.id} in {psi_J.id} x {psi_l.id} is not an integer")
+            raise ArithmeticError(
+                f"{group}: multiplicity {m} of {psi_j.id} in {psi_J.id} x {psi_l.id} is not an integer"
+            )
         if round(m) > 0:
             found.append((psi_j.id, int(round(m))))
             size += psi_j.size * int(round(m))

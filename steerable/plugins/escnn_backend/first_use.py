@@ -120,7 +120,9 @@ def record(name: str, dim: int) -> None:
         return
     _RECORDED.add(key)
     path = record_path(name, dim)
-    if identity["cache_id"] is None or read_validated(path, lambda p: _load(p, identity), what="escnn first-use record"):
+    if identity["cache_id"] is None or read_validated(
+        path, lambda p: _load(p, identity), what="escnn first-use record"
+    ):
         return
     try:
         atomic_write(path, lambda fh: json.dump({"group": name, "dim": dim, "identity": identity}, fh), mode="w")
