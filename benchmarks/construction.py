@@ -32,6 +32,17 @@ import tempfile
 from pathlib import Path
 
 DEFAULT = [
+    "FullIco:escnn",
+    "Ico:escnn",
+    "FullOcta:escnn",
+    "Octa:escnn",
+    "Cs:escnn",
+    "Ci:escnn",
+    "Cinf:escnn",
+    "Cinfv:escnn",
+    "Dinf:escnn",
+    "Cinfh:escnn",
+    "Dinfh:escnn",
     "SO(3):escnn",
     "O(3):escnn",
     "SO(3):e3nn",
@@ -40,17 +51,6 @@ DEFAULT = [
     "O(3):lie",
     "432:matrix",
     "m-3m:matrix",
-    "Octa:escnn",
-    "FullOcta:escnn",
-    "Ico:escnn",
-    "FullIco:escnn",
-    "Cs:escnn",
-    "Ci:escnn",
-    "Cinf:escnn",
-    "Cinfv:escnn",
-    "Dinf:escnn",
-    "Cinfh:escnn",
-    "Dinfh:escnn",
     "C8:escnn",
     "D4:escnn",
     "SO(2):escnn",
@@ -123,9 +123,12 @@ def child_env(root: Path) -> dict[str, str]:
     return env
 
 
-def run_child(name: str, backend: str, env: dict[str, str]) -> dict | str:
-    """The child's measurement (``note``: whether it printed the first-use note), or its error."""
-    r = subprocess.run([sys.executable, "-c", CHILD, name, backend], capture_output=True, text=True, env=env)
+def run_child(name: str, backend: str, env: dict[str, str], root: Path) -> dict | str:
+    """The child's measurement (``note``: whether it printed the first-use note), or its error.
+
+    It runs in the folder ``root`` (``python -c`` puts the working directory first on the path)."""
+    cmd = [sys.executable, "-c", CHILD, name, backend]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root)
     if r.returncode != 0:
         return "failed: " + (r.stderr.strip().splitlines() or ["?"])[-1][:80]
     out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -139,7 +142,7 @@ def measure(name: str, backend: str, root: Path, fresh: FreshCaches | None) -> s
     if fresh is not None:
         fresh.clear()
         env = fresh.env(root)
-        r = run_child(name, backend, env)
+        r = run_child(name, backend, env, root)
         if isinstance(r, str):
             return f"{r} | | |"
         if r["escnn_cache"] is not None:
@@ -147,7 +150,7 @@ def measure(name: str, backend: str, root: Path, fresh: FreshCaches | None) -> s
         first = f"{r['cold']:.3f}" + (" (note)" if r["note"] else "")
     else:
         env = child_env(root)
-    r = run_child(name, backend, env)
+    r = run_child(name, backend, env, root)
     if isinstance(r, str):
         return f"{first} | {r} | |"
     return f"{first} | {r['cold']:.3f}" + (" (note)" if r["note"] else "") + f" | {r['warm']:.3f} |"
