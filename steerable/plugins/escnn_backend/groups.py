@@ -114,11 +114,10 @@ class EscnnGroup(Group):
     def __init__(self, name: str, dim: int, kind: str, parent: Any, subgroup_id: Any = None) -> None:
         self.name, self.dim, self.kind = name, dim, kind
         self.parent, self.subgroup_id = parent, subgroup_id
+        from .characters import fast_regular_representations, install, regular_representation
         from .first_use import announce
 
         announce(name, dim)  # a one-line note when escnn's slow first-use computations are due
-        from .characters import fast_regular_representations, install, regular_representation
-
         if subgroup_id is None:
             self.native, self.inclusion = parent, (lambda e: e)
         else:
