@@ -11,6 +11,12 @@ Importing this module is cheap: escnn is imported only by :func:`load` and by th
 See :mod:`.groups` for the exact escnn subgroups and coordinate conventions, and :mod:`.mlp` for
 the kernel MLP and its options.
 
+First use: escnn computes irreps, restrictions and Clebsch-Gordan coefficients numerically the first
+time they are needed and caches them on disk in its package folder.  Two of its generic routes are
+replaced by exact character formulas with the same results (:mod:`.characters`: tensor-product
+multiplicities, regular representations), and the groups that still take more than a few seconds on
+an empty escnn cache print a one-line note on stderr before that build (:mod:`.first_use`).
+
 Interop with escnn (:mod:`.interop`): :func:`to_escnn` and :func:`from_escnn` convert field types
 (the same fields in the same basis: tensors pass unchanged), and ``G.field_type(escnn_field_type)``
 gives ours for a group ``G``:

@@ -114,10 +114,15 @@ class EscnnGroup(Group):
     def __init__(self, name: str, dim: int, kind: str, parent: Any, subgroup_id: Any = None) -> None:
         self.name, self.dim, self.kind = name, dim, kind
         self.parent, self.subgroup_id = parent, subgroup_id
+        from .characters import fast_regular_representations, install, regular_representation
+        from .first_use import announce
+
+        announce(name, dim)  # a one-line note when escnn's slow first-use computations are due
         if subgroup_id is None:
             self.native, self.inclusion = parent, (lambda e: e)
         else:
-            self.native, self.inclusion, _ = parent.subgroup(subgroup_id)
+            with fast_regular_representations():  # escnn's finite groups build theirs when built
+                self.native, self.inclusion, _ = parent.subgroup(subgroup_id)
         order = self.native.order()
         self.order = int(order) if order > 0 else None
         self._reps: dict[Any, EscnnRep] = {}
@@ -127,6 +132,10 @@ class EscnnGroup(Group):
             self._elements = list(self.native.elements)
             mats = np.stack([np.asarray(self._std.native(e), dtype=np.float64) for e in self._elements])
             self._element_mats = torch.from_numpy(mats)
+        # escnn's slow generic routes, replaced by exact character formulas (same results, :mod:`.characters`)
+        install(self)
+        if self.order is not None:
+            regular_representation(self)
 
     def __reduce__(self) -> tuple:
         """Pickled by name: loading gets the registry's escnn group of that name and dimension
@@ -306,9 +315,12 @@ class EscnnGroup(Group):
 
     # -- the equivariant MLP ---------------------------------------------------------------
     def build_kernel_mlp(self, spec: KernelMLPSpec) -> KernelMLP:
+        from .first_use import record
         from .mlp import build_kernel_mlp
 
-        return build_kernel_mlp(self, spec)
+        mlp = build_kernel_mlp(self, spec)
+        record(self.name, self.dim)
+        return mlp
 
 
 # -- unpickling -----------------------------------------------------------------------------
