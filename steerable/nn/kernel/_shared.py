@@ -81,6 +81,9 @@ class SharedBasisKernel(ImplicitKernel):
         self.register_buffer("input_order", input_order, persistent=False)
         grouped_out = out_type.channels([k for _, f in out_groups for k in f])
         self.register_buffer("output_order", torch.argsort(grouped_out), persistent=False)
+        # fields already grouped by representation (e.g. all scalars, then all vectors): no reordering
+        self._inputs_grouped = bool(torch.equal(input_order, torch.arange(in_type.size)))
+        self._outputs_grouped = bool(torch.equal(grouped_out, torch.arange(out_type.size)))
         segments = [Segment(p.out_fields, p.in_fields) for p in self.pairs]
         blocks = tuple((p.out_rep, p.in_rep) for p in self.pairs for _ in range(M))
         self._build(blocks, segments, (len(self.pairs), M), envelope_width, normalize, mlp)
@@ -100,10 +103,12 @@ class SharedBasisKernel(ImplicitKernel):
         n, M = pos.shape[0], self.basis_size
         sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
         parts = self._mlp_pieces(pos, attr, sizes)
-        env = self._envelope(pos) if self.log_width is not None else None
+        # one (E, M) envelope per pair by unbind (its backward is one stack, not a zero-filled
+        # gradient per pair as indexing's)
+        envs = self._envelope(pos).unbind(1) if self.log_width is not None else None
         for t, (part, p) in enumerate(zip(parts, self.pairs)):
             b = part.view(n, M, p.out_rep.size, p.in_rep.size)
-            yield b if env is None else b * env[:, t, :, None, None]
+            yield b if envs is None else b * envs[t][:, :, None, None]
             del part, b  # before the next pair's are made
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
@@ -118,7 +123,7 @@ class SharedBasisKernel(ImplicitKernel):
     def message(self, pos: torch.Tensor, attr: torch.Tensor | None, x_edge: torch.Tensor) -> torch.Tensor:
         self._check(pos, attr)
         self._check_features(x_edge, pos.shape[0], "x_edge")
-        grouped, responses = x_edge.index_select(1, self.input_order), []
+        grouped, responses = self._grouped(x_edge), []
         for b, p in zip(self._basis(pos, attr), self.pairs):
             f = self._pair_features(grouped, p)  # (E, n_in, in_rep)
             phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)  # (E, M out_rep, in_rep)
@@ -139,12 +144,16 @@ class SharedBasisKernel(ImplicitKernel):
         self._check(pos, attr)
         self._check_features(x, None, "x")
         self._check_edges(pos, src, dst, n_dst)
-        grouped, sums = x.index_select(1, self.input_order), []
+        grouped, sums = self._grouped(x), []
         for b, p in zip(self._basis(pos, attr), self.pairs):
             phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)
             sums.append(message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst))
             del b, phi
         return self._mix(sums)
+
+    def _grouped(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(rows, in)`` with its channels grouped by representation (``input_order``)."""
+        return x if self._inputs_grouped else x.index_select(1, self.input_order)
 
     @staticmethod
     def _pair_features(grouped: torch.Tensor, pair: RepPair) -> torch.Tensor:
@@ -156,12 +165,14 @@ class SharedBasisKernel(ImplicitKernel):
     def _mix(self, responses: list[torch.Tensor]) -> torch.Tensor:
         """Responses ``(rows, M out_rep, n_in)``, one per pair -> ``(rows, out)`` in field order, scaled."""
         n, M = responses[0].shape[0], self.basis_size
+        factor = self._factor(responses[0])
         by_out: dict[int, torch.Tensor] = {}
         for part, w, p in zip(responses, self.mixing, self.pairs):
             ro, n_in, n_out = p.out_rep.size, len(p.in_fields), len(p.out_fields)
             g = part.view(n, M, ro, n_in).transpose(1, 2).reshape(n * ro, M * n_in)
-            y = (g @ w.to(g).view(n_out, -1).T).view(n, ro, n_out).transpose(1, 2)
+            # the constant factor on the small weights, not on the (rows, out) output
+            y = (g @ (w.to(g).view(n_out, -1) * factor).T).view(n, ro, n_out).transpose(1, 2)
             key = p.out_fields[0]
             by_out[key] = by_out[key] + y if key in by_out else y
         grouped = torch.cat([y.flatten(1) for y in by_out.values()], dim=1)
-        return grouped.index_select(1, self.output_order) * self._factor(grouped)
+        return grouped if self._outputs_grouped else grouped.index_select(1, self.output_order)
