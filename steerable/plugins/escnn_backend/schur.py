@@ -166,6 +166,7 @@ class SchurLinear(torch.nn.Module):
             row += size
         self.row_sizes = [r1 - r0 for r0, r1, _, _, _ in self.plan]
         self.maps = self._run_maps(H, out_runs)
+        self._cut_weights()
         # runs that escnn's bias reaches (trivial irreps): others get none added
         expansion = getattr(self.linear, "bias_expansion", None)
         self.biased = [
@@ -211,16 +212,40 @@ class SchurLinear(torch.nn.Module):
         """Per output run, ``(coef (c_out, c_in, k), basis (k, d, d))`` with copy ``(o, c)`` of its
         block ``sum_b coef[o, c, b] basis[b]``, read from escnn's weights and sampled basis (the
         same numbers escnn's expansion multiplies); ``None`` where :attr:`maps` has none."""
-        expansion, weights = self.linear._basisexpansion, self.linear.weights
+        expansion = self.linear._basisexpansion
+        # one split of the weights (its backward is one concatenation, not a zero-filled gradient
+        # per slice); each run's copies are one contiguous range of them
+        pieces = self.linear.weights.split(self._cut_sizes)
         out: list[tuple[torch.Tensor, torch.Tensor] | None] = []
-        for m in self.maps:
+        for m, piece in zip(self.maps, self._cut_of_run):
             if m is None:
                 out.append(None)
                 continue
             basis = getattr(expansion, m.expansion).sampled_basis[..., 0]
-            coef = weights[m.start : m.stop].view(m.out_count, m.in_count, -1)[m.first : m.first + m.copies]
-            out.append((coef, basis))
+            out.append((pieces[piece].view(m.copies, m.in_count, -1), basis))
         return out
+
+    def _cut_weights(self) -> None:
+        """``_cut_sizes``: a split of the weights into consecutive ranges, one per run with a map
+        (gaps between them as ranges of their own); ``_cut_of_run``: each run's range index."""
+        spans = []
+        for j, m in enumerate(self.maps):
+            if m is not None:
+                per_copy = (m.stop - m.start) // m.out_count
+                spans.append((m.start + m.first * per_copy, m.start + (m.first + m.copies) * per_copy, j))
+        spans.sort()
+        self._cut_sizes: list[int] = []
+        self._cut_of_run: list[int | None] = [None] * len(self.maps)
+        at = 0
+        for a, b, j in spans:
+            if a > at:
+                self._cut_sizes.append(a - at)
+            self._cut_of_run[j] = len(self._cut_sizes)
+            self._cut_sizes.append(b - a)
+            at = b
+        total = self.linear.weights.shape[0]
+        if total > at:
+            self._cut_sizes.append(total - at)
 
     def forward(self, runs: list[torch.Tensor | ScaledRun]) -> list[torch.Tensor]:
         return list(self.lazy(runs))
@@ -284,15 +309,13 @@ class SchurGate(torch.nn.Module):
 
     def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor]:
         first, s = runs[0], self.n_scalars
-        gates = torch.sigmoid(first[:, s:])
-        out = [torch.nn.functional.elu(first[:, :s])]
-        field = 0
-        for run, (copies, dim) in zip(runs[1:], self.gated):
+        # splits, not slices: their backward is one concatenation (slices zero-fill a gradient each)
+        scalars, *gates = first.split([s] + [copies for copies, _ in self.gated], dim=1)
+        out = [torch.nn.functional.elu(scalars)]
+        for run, gate, (copies, dim) in zip(runs[1:], gates, self.gated):
             # formed here, not kept factored (ScaledRun): each gated run feeds several output runs
             # of the next layer, and recomputing it for each costs more than it saves
-            gate = gates[:, field : field + copies, None]
-            out.append((run.view(-1, copies, dim) * gate).view(run.shape[0], -1))
-            field += copies
+            out.append((run.view(-1, copies, dim) * torch.sigmoid(gate)[:, :, None]).view(run.shape[0], -1))
         return out
 
 
@@ -339,14 +362,16 @@ class BlocksFromIrreps(torch.nn.Module):
         """
         runs = iter(runs)
         for g, (copies, d, columns) in enumerate(self.groups):
-            acc = None
-            for col, dim in columns:
-                irreps = next(runs)
-                q = self.bases.get(f"q{g}", irreps)
-                n = irreps.shape[0]
-                flat = irreps.reshape(n * copies, dim)
-                qt = q[:, col : col + dim].T
-                acc = flat @ qt if acc is None else acc.addmm_(flat, qt)  # in place: acc is not saved
-                del irreps, flat
-            yield acc.view(n, copies * d)
-            del acc
+            irreps = [next(runs) for _ in columns]
+            n = irreps[0].shape[0]
+            q = self.bases.get(f"q{g}", irreps[0])
+            # one product with the whole Q (columns in the irreps' order): the irreps side by side
+            # per copy (one concatenation) instead of one thin product per irrep
+            if len(irreps) == 1:
+                flat = irreps[0].reshape(n * copies, d)
+            else:
+                flat = torch.cat([r.view(n, copies, dim) for r, (_, dim) in zip(irreps, columns)], dim=2)
+                flat = flat.view(n * copies, d)
+            del irreps
+            yield (flat @ q.T).view(n, copies * d)
+            del flat
