@@ -13,6 +13,10 @@ from ...ops.message import message_sum
 from ...ops.permute import permute_columns
 from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
 
+#: Basis values (edges x values per edge) up to which the pairs sharing an input representation
+#: are summed together (:meth:`SharedBasisKernel.message_and_aggregate`): 2 MiB in float32.
+MERGE_VALUES = 1 << 19
+
 
 class RepPair(NamedTuple):
     """One (output representation, input representation) pair of a :class:`SharedBasisKernel`."""
@@ -72,6 +76,14 @@ class SharedBasisKernel(ImplicitKernel):
             for ro, outs in out_groups
             for k, (ri, ins) in enumerate(in_groups)
         ]
+        # pairs sharing an input representation, and their basis values per edge
+        self._by_input: dict[int, list[int]] = {}
+        for t, p in enumerate(self.pairs):
+            self._by_input.setdefault(p.in_offset, []).append(t)
+        self._input_values = {
+            off: M * sum(self.pairs[t].out_rep.size * self.pairs[t].in_rep.size for t in members)
+            for off, members in self._by_input.items()
+        }
         self.mixing = torch.nn.ParameterList(
             torch.nn.Parameter(torch.empty(len(p.out_fields), M, len(p.in_fields))) for p in self.pairs
         )
@@ -144,10 +156,30 @@ class SharedBasisKernel(ImplicitKernel):
         self._check(pos, attr)
         self._check_features(x, None, "x")
         self._check_edges(pos, src, dst, n_dst)
-        grouped, sums = self._grouped(x), []
-        for b, p in zip(self._basis(pos, attr), self.pairs):
-            phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)
-            sums.append(message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst))
+        n, M, grouped = pos.shape[0], self.basis_size, self._grouped(x)
+        # pairs that share an input representation and whose bases are small together are summed
+        # in one message_sum (bases side by side): fewer, larger per-edge products and one gather
+        # of their features; larger ones stream pair by pair (each basis freed once used)
+        merged = {
+            off: members
+            for off, members in self._by_input.items()
+            if len(members) > 1 and n * self._input_values[off] <= MERGE_VALUES
+        }
+        sums: list[torch.Tensor | None] = [None] * len(self.pairs)
+        held: dict[int, list[torch.Tensor]] = {}
+        for t, (b, p) in enumerate(zip(self._basis(pos, attr), self.pairs)):
+            phi = b.view(n, M * p.out_rep.size, p.in_rep.size)
+            members = merged.get(p.in_offset)
+            if members is None:
+                sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
+            else:
+                held.setdefault(p.in_offset, []).append(phi)
+                if t == members[-1]:
+                    phis = held.pop(p.in_offset)
+                    total = message_sum(torch.cat(phis, dim=1), self._pair_features(grouped, p), src, dst, n_dst)
+                    for u, part in zip(members, total.split([f.shape[1] for f in phis], dim=1)):
+                        sums[u] = part
+                    del phis, total
             del b, phi
         return self._mix(sums)
 
