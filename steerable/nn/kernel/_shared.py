@@ -14,7 +14,8 @@ from ...ops.permute import permute_columns
 from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
 
 #: Basis values (edges x values per edge) up to which the pairs sharing an input representation
-#: are summed together (:meth:`SharedBasisKernel.message_and_aggregate`): 2 MiB in float32.
+#: are summed together with autograd on (:meth:`SharedBasisKernel.message_and_aggregate`): 2 MiB
+#: in float32.
 MERGE_VALUES = 1 << 19
 
 
@@ -157,13 +158,14 @@ class SharedBasisKernel(ImplicitKernel):
         self._check_features(x, None, "x")
         self._check_edges(pos, src, dst, n_dst)
         n, M, grouped = pos.shape[0], self.basis_size, self._grouped(x)
-        # pairs that share an input representation and whose bases are small together are summed
-        # in one message_sum (bases side by side): fewer, larger per-edge products and one gather
-        # of their features; larger ones stream pair by pair (each basis freed once used)
+        # with autograd on (which keeps the bases anyway), pairs that share an input representation
+        # and whose bases are small together are summed in one message_sum (bases side by side):
+        # fewer, larger per-edge products and one gather of their features; otherwise (and in
+        # inference, where each basis is freed once used) pair by pair
         merged = {
             off: members
             for off, members in self._by_input.items()
-            if len(members) > 1 and n * self._input_values[off] <= MERGE_VALUES
+            if len(members) > 1 and n * self._input_values[off] <= MERGE_VALUES and torch.is_grad_enabled()
         }
         sums: list[torch.Tensor | None] = [None] * len(self.pairs)
         held: dict[int, list[torch.Tensor]] = {}

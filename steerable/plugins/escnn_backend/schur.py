@@ -361,17 +361,32 @@ class BlocksFromIrreps(torch.nn.Module):
         exist at a time.
         """
         runs = iter(runs)
+        # with autograd on, one product with the whole Q (the irreps side by side per copy, one
+        # concatenation) instead of one thin product per irrep; without it (inference) one irrep
+        # at a time, accumulated in place: no group's irreps exist twice
+        whole = torch.is_grad_enabled()
         for g, (copies, d, columns) in enumerate(self.groups):
-            irreps = [next(runs) for _ in columns]
-            n = irreps[0].shape[0]
-            q = self.bases.get(f"q{g}", irreps[0])
-            # one product with the whole Q (columns in the irreps' order): the irreps side by side
-            # per copy (one concatenation) instead of one thin product per irrep
-            if len(irreps) == 1:
-                flat = irreps[0].reshape(n * copies, d)
-            else:
-                flat = torch.cat([r.view(n, copies, dim) for r, (_, dim) in zip(irreps, columns)], dim=2)
-                flat = flat.view(n * copies, d)
-            del irreps
-            yield (flat @ q.T).view(n, copies * d)
-            del flat
+            if whole:
+                irreps = [next(runs) for _ in columns]
+                n = irreps[0].shape[0]
+                q = self.bases.get(f"q{g}", irreps[0])
+                if len(irreps) == 1:
+                    flat = irreps[0].reshape(n * copies, d)
+                else:
+                    flat = torch.cat([r.view(n, copies, dim) for r, (_, dim) in zip(irreps, columns)], dim=2)
+                    flat = flat.view(n * copies, d)
+                del irreps
+                yield (flat @ q.T).view(n, copies * d)
+                del flat
+                continue
+            acc = None
+            for col, dim in columns:
+                irrep = next(runs)
+                q = self.bases.get(f"q{g}", irrep)
+                n = irrep.shape[0]
+                flat = irrep.reshape(n * copies, dim)
+                qt = q[:, col : col + dim].T
+                acc = flat @ qt if acc is None else acc.addmm_(flat, qt)  # in place: acc is not saved
+                del irrep, flat
+            yield acc.view(n, copies * d)
+            del acc
