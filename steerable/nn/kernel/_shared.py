@@ -77,7 +77,14 @@ class SharedBasisKernel(ImplicitKernel):
             for ro, outs in out_groups
             for k, (ri, ins) in enumerate(in_groups)
         ]
-        # pairs sharing an input representation, and their basis values per edge
+        # pairs of one output representation (consecutive), and pairs sharing an input
+        # representation with their basis values per edge
+        self._by_output: list[list[int]] = []
+        for t, p in enumerate(self.pairs):
+            if t and p.out_fields == self.pairs[t - 1].out_fields:
+                self._by_output[-1].append(t)
+            else:
+                self._by_output.append([t])
         self._by_input: dict[int, list[int]] = {}
         for t, p in enumerate(self.pairs):
             self._by_input.setdefault(p.in_offset, []).append(t)
@@ -197,16 +204,24 @@ class SharedBasisKernel(ImplicitKernel):
         return part.view(grouped.shape[0], len(pair.in_fields), pair.in_rep.size)
 
     def _mix(self, responses: list[torch.Tensor]) -> torch.Tensor:
-        """Responses ``(rows, M out_rep, n_in)``, one per pair -> ``(rows, out)`` in field order, scaled."""
+        """Responses ``(rows, M out_rep, n_in)``, one per pair -> ``(rows, out)`` in field order, scaled.
+
+        The pairs of one output representation are mixed by one product: their responses side by
+        side (one concatenation, which also makes the layout the product needs) times their
+        mixing weights side by side.
+        """
         n, M = responses[0].shape[0], self.basis_size
         factor = self._factor(responses[0])
-        by_out: dict[int, torch.Tensor] = {}
-        for part, w, p in zip(responses, self.mixing, self.pairs):
-            ro, n_in, n_out = p.out_rep.size, len(p.in_fields), len(p.out_fields)
-            g = part.view(n, M, ro, n_in).transpose(1, 2).reshape(n * ro, M * n_in)
+        outs = []
+        for members in self._by_output:
+            p = self.pairs[members[0]]
+            ro, n_out = p.out_rep.size, len(p.out_fields)
+            # (rows, ro, M, n_in) per pair, side by side along the inputs
+            parts = [responses[t].view(n, M, ro, len(self.pairs[t].in_fields)).transpose(1, 2) for t in members]
+            g = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=3)).reshape(n * ro, -1)
+            w = self.mixing[members[0]] if len(members) == 1 else torch.cat([self.mixing[t] for t in members], dim=2)
             # the constant factor on the small weights, not on the (rows, out) output
-            y = (g @ (w.to(g).view(n_out, -1) * factor).T).view(n, ro, n_out).transpose(1, 2)
-            key = p.out_fields[0]
-            by_out[key] = by_out[key] + y if key in by_out else y
-        grouped = torch.cat([y.flatten(1) for y in by_out.values()], dim=1)
+            y = g @ (w.to(g).reshape(n_out, -1) * factor).T
+            outs.append(y.view(n, ro, n_out).transpose(1, 2).flatten(1))
+        grouped = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
         return grouped if self._outputs_grouped else grouped.index_select(1, self.output_order)
