@@ -218,7 +218,8 @@ class SharedBasisKernel(ImplicitKernel):
             ro, n_out = p.out_rep.size, len(p.out_fields)
             # (rows, ro, M, n_in) per pair, side by side along the inputs
             parts = [responses[t].view(n, M, ro, len(self.pairs[t].in_fields)).transpose(1, 2) for t in members]
-            g = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=3)).reshape(n * ro, -1)
+            width = M * sum(len(self.pairs[t].in_fields) for t in members)  # explicit: rows may be 0
+            g = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=3)).reshape(n * ro, width)
             w = self.mixing[members[0]] if len(members) == 1 else torch.cat([self.mixing[t] for t in members], dim=2)
             # the constant factor on the small weights, not on the (rows, out) output
             y = g @ (w.to(g).reshape(n_out, -1) * factor).T
