@@ -15,6 +15,27 @@ Reported per configuration and mode (``fwd`` = forward under ``no_grad`` in eval
 = training-mode forward + backward of ``y.sum()``): median time over interleaved rounds, peak extra
 RSS of one call (see ``benchmarks/_common.py``), and the ratio to the fastest baseline.
 
+**The limit** (columns ``GFLOP/s`` and ``% mm``): every row also shows the floating-point work of
+the contraction no implementation of this layer can avoid, divided by its time, and that rate as a
+fraction of the machine's matrix-multiply throughput measured in the same run.  With ``n_l = C``
+fields of degree ``l`` (size ``|l| = 2l + 1``) on both sides, ``M`` basis kernels per pair of
+degrees (``basis_size``, 8 by default), ``E = N k`` edges and ``N`` targets, one forward is
+
+* the basis kernels applied to the source features, ``2 E M sum_{o,i} |o| |i| n_i``
+  (per edge, per pair of degrees: an ``(M |o|) x |i|`` matrix times an ``|i| x n_i`` one), plus
+* the mixing of the summed responses to the output fields, ``2 N M sum_{o,i} |o| n_i n_o``
+  (per target, per pair: ``|o| x (M n_i)`` times ``(M n_i) x n_o``);
+
+``fwd+bwd`` (``x`` needs no gradient) adds the gradient of the per-edge kernels (once more the
+first term) and those of the mixing weights and of the summed responses (twice the second):
+``2 x first + 3 x second``.  With ``basis_size=None`` (dense kernels) the work is ``2 E d_out d_in``
+forward, twice that for ``fwd+bwd``.  The kernel MLP is not counted (its size is a modelling
+choice).  The same work is used for every method of a configuration (the baselines compute more,
+e.g. escnn's full ``d_out x d_in`` kernel per edge), so the columns compare like with like.  The
+matmul throughput (``mm GFLOP/s`` in the second table) is the median of interleaved rounds of
+``torch.mm`` of an ``(E, d) x (d, d)`` product (the layer's width on every edge, a well-shaped
+GEMM of the graph's size) on the same device and thread count.
+
     .venv/bin/python benchmarks/point_conv.py                 # default sizes, ~1-2 min
     .venv/bin/python benchmarks/point_conv.py --large         # bigger graphs / channels
     .venv/bin/python benchmarks/point_conv.py --configs 500x16x16x1 --repeats 7
@@ -31,7 +52,7 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
-from _common import machine_line, measure, print_table
+from _common import machine_line, measure, print_table, time_interleaved
 
 DEFAULT = ["256x8x8x1", "256x8x16x1", "256x8x8x2", "256x16x16x1"]
 LARGE = ["1000x16x16x1", "1000x16x32x1", "1000x16x16x2", "2000x32x16x1", "1000x16x32x2"]
@@ -119,6 +140,32 @@ def build_e3nn(c: int, lmax: int) -> Callable:
     return conv, lambda x, pos, ei: conv(x, pos, ei)
 
 
+def degree_counts(c: int, lmax: int) -> list[tuple[int, int]]:
+    """``(representation size, field count)`` of each degree of the benchmark's field type."""
+    return [(2 * l + 1, c) for l in range(lmax + 1)]
+
+
+def contraction_flops(n: int, k: int, c: int, lmax: int, basis_size: int | None, mode: str) -> float:
+    """Floating-point work of the unavoidable contraction (module docstring, "The limit")."""
+    edges, degrees = n * k, degree_counts(c, lmax)
+    if basis_size is None:
+        d = sum(size * count for size, count in degrees)
+        fwd = 2.0 * edges * d * d
+        return fwd if mode == "fwd" else 2 * fwd
+    M = basis_size
+    messages = sum(2.0 * edges * M * so * si * ni for so, _ in degrees for si, ni in degrees)
+    mixing = sum(2.0 * n * M * so * ni * no for so, no in degrees for _, ni in degrees)
+    return messages + mixing if mode == "fwd" else 2 * messages + 3 * mixing
+
+
+def matmul_gflops(edges: int, d: int, device: torch.device, repeats: int) -> float:
+    """GFLOP/s of ``torch.mm`` of ``(edges, d) x (d, d)`` on ``device`` (median of interleaved rounds)."""
+    a = torch.randn(edges, d, device=device)
+    b = torch.randn(d, d, device=device)
+    t = time_interleaved({"mm": lambda: _synchronised(torch.mm(a, b))}, repeats=repeats)["mm"]
+    return 2.0 * edges * d * d / t / 1e9
+
+
 def parse(cfg: str) -> tuple[int, int, int, int]:
     """``NxKxCxL`` -> (nodes, neighbours, channels per degree, max degree)."""
     n, k, c, l = (int(v) for v in cfg.split("x"))
@@ -158,7 +205,8 @@ def main() -> None:
         f"device {device}; time = median over interleaved rounds (ms); mem = {memory} of one call (MiB); "
         "ratio = time / fastest baseline time"
     )
-    cases, labels = [], []
+    cases, labels, work, peaks = [], [], [], []
+    basis_size = kernel["basis_size"] if "basis_size" in kernel else _default_basis_size()
     for cfg in configs:
         n, k, c, lmax = parse(cfg)
         pos, ei = (t.to(device) for t in make_graph(n, k))
@@ -175,12 +223,34 @@ def main() -> None:
             }
             cases.append((fns, {"repeats": args.repeats}))
             labels.append((f"N={n} k={k} C={c} L={lmax} (d={size})", mode))
+            work.append(contraction_flops(n, k, c, lmax, basis_size, mode))
     rows = []
-    for (label, mode), (times, mems) in zip(labels, measure(cases, memory=not args.no_memory, device=args.device)):
+    results = measure(cases, memory=not args.no_memory, device=args.device)
+    for cfg in configs:  # after the methods' timings, in the same process and conditions
+        n, k, c, lmax = parse(cfg)
+        size = c * (lmax + 1) ** 2
+        peaks.append((f"N={n} k={k} C={c} L={lmax} (d={size})", f"({n * k}, {size}) x ({size}, {size})"))
+        peaks[-1] += (matmul_gflops(n * k, size, device, args.repeats),)
+    peak_of = {label: gflops for label, _, gflops in peaks}
+    for (label, mode), (times, mems), flops in zip(labels, results, work):
         best = min(times[b] for b in baselines) if baselines else float("nan")
         for m in methods:
-            rows.append([label, mode, m, times[m] * 1e3, mems[m], times[m] / best])
-    print_table(["config", "mode", "method", "time ms", "mem MiB", "ratio"], rows)
+            rate = flops / times[m] / 1e9
+            rows.append([label, mode, m, times[m] * 1e3, mems[m], times[m] / best, rate, 100 * rate / peak_of[label]])
+    print_table(["config", "mode", "method", "time ms", "mem MiB", "ratio", "GFLOP/s", "% mm"], rows)
+    print()
+    print(f"contraction work (MFLOP, basis_size={basis_size}; module docstring) and matmul throughput of this run:")
+    mflop = {(label, mode): f / 1e6 for (label, mode), f in zip(labels, work)}
+    print_table(
+        ["config", "fwd MFLOP", "fwd+bwd MFLOP", "mm shape", "mm GFLOP/s"],
+        [[label, mflop[label, "fwd"], mflop[label, "fwd+bwd"], shape, g] for label, shape, g in peaks],
+    )
+
+
+def _default_basis_size() -> int:
+    from steerable.nn.kernel import ImplicitKernel
+
+    return ImplicitKernel.BASIS_SIZE
 
 
 def _synchronised(result: object) -> object:

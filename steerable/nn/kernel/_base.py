@@ -306,8 +306,11 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         limit = self.MLP_REACH * self.max_radius
         wide = pos if pos.dtype in (torch.float32, torch.float64) else pos.float()
         r2 = wide.pow(2).sum(-1, keepdim=True)
+        outside = r2 > limit**2
+        if pos.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(outside.any()):
+            return pos  # every row inside (a host read, free on the CPU): the same values and gradients
         pulled = limit * torch.rsqrt(r2.clamp_min(limit**2))  # finite gradient everywhere
-        return pos * torch.where(r2 > limit**2, pulled, torch.ones_like(r2)).to(pos.dtype)
+        return pos * torch.where(outside, pulled, torch.ones_like(r2)).to(pos.dtype)
 
     def _empty_rows(self, pos: torch.Tensor, attr: torch.Tensor | None, width: int) -> torch.Tensor:
         """``(0, width)`` zeros of ``pos``'s dtype and device, depending on the (empty) inputs and on

@@ -13,6 +13,11 @@ from ...ops.message import message_sum
 from ...ops.permute import permute_columns
 from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
 
+#: Basis values (edges x values per edge) up to which the pairs sharing an input representation
+#: are summed together with autograd on (:meth:`SharedBasisKernel.message_and_aggregate`): 2 MiB
+#: in float32.
+MERGE_VALUES = 1 << 19
+
 
 class RepPair(NamedTuple):
     """One (output representation, input representation) pair of a :class:`SharedBasisKernel`."""
@@ -72,6 +77,21 @@ class SharedBasisKernel(ImplicitKernel):
             for ro, outs in out_groups
             for k, (ri, ins) in enumerate(in_groups)
         ]
+        # pairs of one output representation (consecutive), and pairs sharing an input
+        # representation with their basis values per edge
+        self._by_output: list[list[int]] = []
+        for t, p in enumerate(self.pairs):
+            if t and p.out_fields == self.pairs[t - 1].out_fields:
+                self._by_output[-1].append(t)
+            else:
+                self._by_output.append([t])
+        self._by_input: dict[int, list[int]] = {}
+        for t, p in enumerate(self.pairs):
+            self._by_input.setdefault(p.in_offset, []).append(t)
+        self._input_values = {
+            off: M * sum(self.pairs[t].out_rep.size * self.pairs[t].in_rep.size for t in members)
+            for off, members in self._by_input.items()
+        }
         self.mixing = torch.nn.ParameterList(
             torch.nn.Parameter(torch.empty(len(p.out_fields), M, len(p.in_fields))) for p in self.pairs
         )
@@ -81,6 +101,9 @@ class SharedBasisKernel(ImplicitKernel):
         self.register_buffer("input_order", input_order, persistent=False)
         grouped_out = out_type.channels([k for _, f in out_groups for k in f])
         self.register_buffer("output_order", torch.argsort(grouped_out), persistent=False)
+        # fields already grouped by representation (e.g. all scalars, then all vectors): no reordering
+        self._inputs_grouped = bool(torch.equal(input_order, torch.arange(in_type.size)))
+        self._outputs_grouped = bool(torch.equal(grouped_out, torch.arange(out_type.size)))
         segments = [Segment(p.out_fields, p.in_fields) for p in self.pairs]
         blocks = tuple((p.out_rep, p.in_rep) for p in self.pairs for _ in range(M))
         self._build(blocks, segments, (len(self.pairs), M), envelope_width, normalize, mlp)
@@ -100,10 +123,12 @@ class SharedBasisKernel(ImplicitKernel):
         n, M = pos.shape[0], self.basis_size
         sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
         parts = self._mlp_pieces(pos, attr, sizes)
-        env = self._envelope(pos) if self.log_width is not None else None
+        # one (E, M) envelope per pair by unbind (its backward is one stack, not a zero-filled
+        # gradient per pair as indexing's)
+        envs = self._envelope(pos).unbind(1) if self.log_width is not None else None
         for t, (part, p) in enumerate(zip(parts, self.pairs)):
             b = part.view(n, M, p.out_rep.size, p.in_rep.size)
-            yield b if env is None else b * env[:, t, :, None, None]
+            yield b if envs is None else b * envs[t][:, :, None, None]
             del part, b  # before the next pair's are made
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
@@ -118,7 +143,7 @@ class SharedBasisKernel(ImplicitKernel):
     def message(self, pos: torch.Tensor, attr: torch.Tensor | None, x_edge: torch.Tensor) -> torch.Tensor:
         self._check(pos, attr)
         self._check_features(x_edge, pos.shape[0], "x_edge")
-        grouped, responses = x_edge.index_select(1, self.input_order), []
+        grouped, responses = self._grouped(x_edge), []
         for b, p in zip(self._basis(pos, attr), self.pairs):
             f = self._pair_features(grouped, p)  # (E, n_in, in_rep)
             phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)  # (E, M out_rep, in_rep)
@@ -139,12 +164,37 @@ class SharedBasisKernel(ImplicitKernel):
         self._check(pos, attr)
         self._check_features(x, None, "x")
         self._check_edges(pos, src, dst, n_dst)
-        grouped, sums = x.index_select(1, self.input_order), []
-        for b, p in zip(self._basis(pos, attr), self.pairs):
-            phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)
-            sums.append(message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst))
+        n, M, grouped = pos.shape[0], self.basis_size, self._grouped(x)
+        # with autograd on (which keeps the bases anyway), pairs that share an input representation
+        # and whose bases are small together are summed in one message_sum (bases side by side):
+        # fewer, larger per-edge products and one gather of their features; otherwise (and in
+        # inference, where each basis is freed once used) pair by pair
+        merged = {
+            off: members
+            for off, members in self._by_input.items()
+            if len(members) > 1 and n * self._input_values[off] <= MERGE_VALUES and torch.is_grad_enabled()
+        }
+        sums: list[torch.Tensor | None] = [None] * len(self.pairs)
+        held: dict[int, list[torch.Tensor]] = {}
+        for t, (b, p) in enumerate(zip(self._basis(pos, attr), self.pairs)):
+            phi = b.view(n, M * p.out_rep.size, p.in_rep.size)
+            members = merged.get(p.in_offset)
+            if members is None:
+                sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
+            else:
+                held.setdefault(p.in_offset, []).append(phi)
+                if t == members[-1]:
+                    phis = held.pop(p.in_offset)
+                    total = message_sum(torch.cat(phis, dim=1), self._pair_features(grouped, p), src, dst, n_dst)
+                    for u, part in zip(members, total.split([f.shape[1] for f in phis], dim=1)):
+                        sums[u] = part
+                    del phis, total
             del b, phi
         return self._mix(sums)
+
+    def _grouped(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(rows, in)`` with its channels grouped by representation (``input_order``)."""
+        return x if self._inputs_grouped else x.index_select(1, self.input_order)
 
     @staticmethod
     def _pair_features(grouped: torch.Tensor, pair: RepPair) -> torch.Tensor:
@@ -154,14 +204,25 @@ class SharedBasisKernel(ImplicitKernel):
         return part.view(grouped.shape[0], len(pair.in_fields), pair.in_rep.size)
 
     def _mix(self, responses: list[torch.Tensor]) -> torch.Tensor:
-        """Responses ``(rows, M out_rep, n_in)``, one per pair -> ``(rows, out)`` in field order, scaled."""
+        """Responses ``(rows, M out_rep, n_in)``, one per pair -> ``(rows, out)`` in field order, scaled.
+
+        The pairs of one output representation are mixed by one product: their responses side by
+        side (one concatenation, which also makes the layout the product needs) times their
+        mixing weights side by side.
+        """
         n, M = responses[0].shape[0], self.basis_size
-        by_out: dict[int, torch.Tensor] = {}
-        for part, w, p in zip(responses, self.mixing, self.pairs):
-            ro, n_in, n_out = p.out_rep.size, len(p.in_fields), len(p.out_fields)
-            g = part.view(n, M, ro, n_in).transpose(1, 2).reshape(n * ro, M * n_in)
-            y = (g @ w.to(g).view(n_out, -1).T).view(n, ro, n_out).transpose(1, 2)
-            key = p.out_fields[0]
-            by_out[key] = by_out[key] + y if key in by_out else y
-        grouped = torch.cat([y.flatten(1) for y in by_out.values()], dim=1)
-        return grouped.index_select(1, self.output_order) * self._factor(grouped)
+        factor = self._factor(responses[0])
+        outs = []
+        for members in self._by_output:
+            p = self.pairs[members[0]]
+            ro, n_out = p.out_rep.size, len(p.out_fields)
+            # (rows, ro, M, n_in) per pair, side by side along the inputs
+            parts = [responses[t].view(n, M, ro, len(self.pairs[t].in_fields)).transpose(1, 2) for t in members]
+            width = M * sum(len(self.pairs[t].in_fields) for t in members)  # explicit: rows may be 0
+            g = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=3)).reshape(n * ro, width)
+            w = self.mixing[members[0]] if len(members) == 1 else torch.cat([self.mixing[t] for t in members], dim=2)
+            # the constant factor on the small weights, not on the (rows, out) output
+            y = g @ (w.to(g).reshape(n_out, -1) * factor).T
+            outs.append(y.view(n, ro, n_out).transpose(1, 2).flatten(1))
+        grouped = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+        return grouped if self._outputs_grouped else grouped.index_select(1, self.output_order)

@@ -84,6 +84,52 @@ def _linear(run: torch.Tensor | ScaledRun, weight: torch.Tensor, bias: torch.Ten
     return torch.nn.functional.linear(run, weight, bias)
 
 
+class RunMap(NamedTuple):
+    """Where one output run's map lives in escnn's parameters (see :meth:`SchurLinear.run_maps`).
+
+    The escnn ``BlocksBasisExpansion`` of the layer expands, for the pair (irrep, irrep), the
+    weights ``weights[start:stop].view(out_count, in_count, k)`` (all output copies of the irrep
+    times all input copies, ``k`` basis maps) against its sampled basis ``(k, d, d)`` (the buffer
+    ``sampled_basis`` of module ``expansion``): copy ``(o, c)`` of the block is
+    ``sum_b W[o, c, b] B_b``.  The run takes output copies ``first .. first + copies``.
+    """
+
+    expansion: str
+    start: int
+    stop: int
+    out_count: int
+    in_count: int
+    first: int
+    copies: int
+    size: int
+    #: whether the basis is one multiple of the identity (real irreps): the factored product is then
+    #: a product of the invariants alone
+    scalar: bool
+
+
+def _factored_linear(
+    run: ScaledRun, coef: torch.Tensor, basis: torch.Tensor, scalar: bool, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``linear(run.tensor(), block, bias)`` for a run of ``c_in`` copies of one irrep given as one
+    vector times ``c_in`` invariants (``values`` ``(E, 1, d)``, ``scales`` ``(E, c_in, 1)``), where
+    copy ``(o, c)`` of ``block`` is ``sum_b coef[o, c, b] basis[b]`` (``coef`` ``(c_out, c_in, k)``,
+    ``basis`` ``(k, d, d)``, :class:`RunMap`).
+
+    The output is factored again: ``out[e, o] = sum_b (w_e @ coef_b^T)[o] (basis_b y_e)``, an
+    ``(E, c_in) x (c_in, c_out)`` product and an outer product, instead of the
+    ``(E, c_in d) x (c_in d, c_out d)`` product of the formed run (``d`` times the work, and a
+    custom backward that forms the run again).
+    """
+    w, y = run.scales[..., 0], run.values[:, 0]  # (E, c_in), (E, d)
+    if scalar:
+        u = torch.nn.functional.linear(w, coef[..., 0] * basis[0, 0, 0])
+        out = u * y if y.shape[1] == 1 else (u[:, :, None] * y[:, None, :]).flatten(1)
+    else:
+        u = torch.einsum("ec,ocb->ebo", w, coef)
+        out = (u[..., None] * torch.einsum("bxy,ey->ebx", basis, y)[:, :, None, :]).sum(1).flatten(1)
+    return out if bias is None else out + bias
+
+
 class SchurLinear(torch.nn.Module):
     """escnn ``nn.Linear`` from runs of input irreps to runs of output irreps, on lists of tensors.
 
@@ -119,15 +165,99 @@ class SchurLinear(torch.nn.Module):
             self.plan.append((row, row + size, k, c0, c1))
             row += size
         self.row_sizes = [r1 - r0 for r0, r1, _, _, _ in self.plan]
+        self.maps = self._run_maps(H, out_runs)
+        self._cut_weights()
+        # runs that escnn's bias reaches (trivial irreps): others get none added
+        expansion = getattr(self.linear, "bias_expansion", None)
+        self.biased = [
+            expansion is not None and bool(expansion[r0:r1].abs().sum() > 0) for r0, r1, _, _, _ in self.plan
+        ]
+
+    #: whether runs given as one vector times invariants are multiplied factored
+    #: (:func:`_factored_linear`); ``False``: formed (the reference path, :class:`_ScaledLinear`)
+    factored: bool = True
+
+    def _run_maps(self, H: Any, out_runs: list[Run]) -> list[RunMap | None]:
+        """The :class:`RunMap` of each output run (``None``: no input run of its irrep, or a layout
+        of escnn's expansion other than the one described there: the run then uses the expanded
+        matrix)."""
+        expansion = self.linear._basisexpansion
+        ranges = getattr(expansion, "_weights_ranges", None)
+        if type(expansion).__name__ != "BlocksBasisExpansion" or ranges is None:
+            return [None] * len(out_runs)
+        maps: list[RunMap | None] = []
+        seen: dict[tuple, int] = {}
+        for (key, copies), (_, _, k, _, _) in zip(out_runs, self.plan):
+            first = seen.get(key, 0)
+            seen[key] = first + copies
+            name = H.irrep(*key).name
+            pair = (name, name)
+            if k is None or pair not in ranges:
+                maps.append(None)
+                continue
+            module = f"block_expansion_{expansion._escape_pair(pair)}"
+            basis = getattr(expansion, module).sampled_basis  # (k, d, d, 1)
+            d, dim = H.irrep(*key).size, basis.shape[0]
+            start, stop = ranges[pair]
+            out_count, in_count = expansion._out_count[name], expansion._in_count[name]
+            if basis.shape != (dim, d, d, 1) or stop - start != out_count * in_count * dim:
+                maps.append(None)
+                continue
+            b = basis[..., 0].double()
+            scalar = dim == 1 and bool(torch.equal(b[0], b[0, 0, 0] * torch.eye(d, dtype=b.dtype)))
+            maps.append(RunMap(module, start, stop, out_count, in_count, first, copies, d, scalar))
+        return maps
+
+    def run_blocks(self) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """Per output run, ``(coef (c_out, c_in, k), basis (k, d, d))`` with copy ``(o, c)`` of its
+        block ``sum_b coef[o, c, b] basis[b]``, read from escnn's weights and sampled basis (the
+        same numbers escnn's expansion multiplies); ``None`` where :attr:`maps` has none."""
+        expansion = self.linear._basisexpansion
+        # one split of the weights (its backward is one concatenation, not a zero-filled gradient
+        # per slice); each run's copies are one contiguous range of them
+        pieces = self.linear.weights.split(self._cut_sizes)
+        out: list[tuple[torch.Tensor, torch.Tensor] | None] = []
+        for m, piece in zip(self.maps, self._cut_of_run):
+            if m is None:
+                out.append(None)
+                continue
+            basis = getattr(expansion, m.expansion).sampled_basis[..., 0]
+            out.append((pieces[piece].view(m.copies, m.in_count, -1), basis))
+        return out
+
+    def _cut_weights(self) -> None:
+        """``_cut_sizes``: a split of the weights into consecutive ranges, one per run with a map
+        (gaps between them as ranges of their own); ``_cut_of_run``: each run's range index."""
+        spans = []
+        for j, m in enumerate(self.maps):
+            if m is not None:
+                per_copy = (m.stop - m.start) // m.out_count
+                spans.append((m.start + m.first * per_copy, m.start + (m.first + m.copies) * per_copy, j))
+        spans.sort()
+        self._cut_sizes: list[int] = []
+        self._cut_of_run: list[int | None] = [None] * len(self.maps)
+        at = 0
+        for a, b, j in spans:
+            if a > at:
+                self._cut_sizes.append(a - at)
+            self._cut_of_run[j] = len(self._cut_sizes)
+            self._cut_sizes.append(b - a)
+            at = b
+        total = self.linear.weights.shape[0]
+        if total > at:
+            self._cut_sizes.append(total - at)
 
     def forward(self, runs: list[torch.Tensor | ScaledRun]) -> list[torch.Tensor]:
         return list(self.lazy(runs))
 
     def lazy(self, runs: list[torch.Tensor | ScaledRun]) -> Iterator[torch.Tensor]:
         """The output runs, each computed when asked for (input runs may be :class:`ScaledRun`)."""
-        matrix, bias = self.linear.expanded()
         first = runs[0]
         n = (first.values if isinstance(first, ScaledRun) else first).shape[0]
+        if self.factored and all(m is not None or k is None for m, (_, _, k, _, _) in zip(self.maps, self.plan)):
+            yield from self._lazy_from_weights(runs, n)
+            return
+        matrix, bias = self.linear.expanded()
         # row blocks by split (its backward assembles one gradient; slicing the whole matrix
         # per run would zero-fill a full-size gradient for each)
         rows = matrix.split(self.row_sizes)
@@ -138,6 +268,30 @@ class SchurLinear(torch.nn.Module):
                 yield zero + b if b is not None else zero
             else:
                 yield _linear(runs[k], block[:, c0:c1], b)
+
+    def _lazy_from_weights(self, runs: list[torch.Tensor | ScaledRun], n: int) -> Iterator[torch.Tensor]:
+        """:meth:`lazy` without escnn's expansion: each run's block from :meth:`run_blocks`
+        (``kron``-structured, formed as one small product), factored runs multiplied factored."""
+        bias = self.linear.bias_expansion @ self.linear.bias if self.linear.bias is not None else None
+        biases = bias.split(self.row_sizes) if bias is not None else [None] * len(self.plan)
+        for m, parts, b, biased, (r0, r1, k, _, _) in zip(self.maps, self.run_blocks(), biases, self.biased, self.plan):
+            b = b if biased else None
+            if parts is None:
+                zero = self.linear.weights.new_zeros(n, r1 - r0)
+                yield zero + b if b is not None else zero
+                continue
+            coef, basis = parts
+            run = runs[k]
+            if _rank_one(run):
+                yield _factored_linear(run, coef, basis, m.scalar, b)
+                continue
+            block = torch.einsum("ocb,bxy->oxcy", coef, basis).reshape(r1 - r0, -1)
+            yield _linear(run, block, b)
+
+
+def _rank_one(run: torch.Tensor | ScaledRun) -> bool:
+    """Whether ``run`` is one vector per row times invariants (a :class:`ScaledRun` of one value copy)."""
+    return isinstance(run, ScaledRun) and run.values.shape[1] == 1
 
 
 class SchurGate(torch.nn.Module):
@@ -155,15 +309,13 @@ class SchurGate(torch.nn.Module):
 
     def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor]:
         first, s = runs[0], self.n_scalars
-        gates = torch.sigmoid(first[:, s:])
-        out = [torch.nn.functional.elu(first[:, :s])]
-        field = 0
-        for run, (copies, dim) in zip(runs[1:], self.gated):
+        # splits, not slices: their backward is one concatenation (slices zero-fill a gradient each)
+        scalars, *gates = first.split([s] + [copies for copies, _ in self.gated], dim=1)
+        out = [torch.nn.functional.elu(scalars)]
+        for run, gate, (copies, dim) in zip(runs[1:], gates, self.gated):
             # formed here, not kept factored (ScaledRun): each gated run feeds several output runs
             # of the next layer, and recomputing it for each costs more than it saves
-            gate = gates[:, field : field + copies, None]
-            out.append((run.view(-1, copies, dim) * gate).view(run.shape[0], -1))
-            field += copies
+            out.append((run.view(-1, copies, dim) * torch.sigmoid(gate)[:, :, None]).view(run.shape[0], -1))
         return out
 
 
@@ -209,15 +361,32 @@ class BlocksFromIrreps(torch.nn.Module):
         exist at a time.
         """
         runs = iter(runs)
+        # with autograd on, one product with the whole Q (the irreps side by side per copy, one
+        # concatenation) instead of one thin product per irrep; without it (inference) one irrep
+        # at a time, accumulated in place: no group's irreps exist twice
+        whole = torch.is_grad_enabled()
         for g, (copies, d, columns) in enumerate(self.groups):
+            if whole:
+                irreps = [next(runs) for _ in columns]
+                n = irreps[0].shape[0]
+                q = self.bases.get(f"q{g}", irreps[0])
+                if len(irreps) == 1:
+                    flat = irreps[0].reshape(n * copies, d)
+                else:
+                    flat = torch.cat([r.view(n, copies, dim) for r, (_, dim) in zip(irreps, columns)], dim=2)
+                    flat = flat.view(n * copies, d)
+                del irreps
+                yield (flat @ q.T).view(n, copies * d)
+                del flat
+                continue
             acc = None
             for col, dim in columns:
-                irreps = next(runs)
-                q = self.bases.get(f"q{g}", irreps)
-                n = irreps.shape[0]
-                flat = irreps.reshape(n * copies, dim)
+                irrep = next(runs)
+                q = self.bases.get(f"q{g}", irrep)
+                n = irrep.shape[0]
+                flat = irrep.reshape(n * copies, dim)
                 qt = q[:, col : col + dim].T
                 acc = flat @ qt if acc is None else acc.addmm_(flat, qt)  # in place: acc is not saved
-                del irreps, flat
+                del irrep, flat
             yield acc.view(n, copies * d)
             del acc
