@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from escnn.nn.modules.basismanager.basisexpansion_blocks import BlocksBasisExpansion
 
 from steerable.core.constants import Float64Constants
 
@@ -183,7 +184,8 @@ class SchurLinear(torch.nn.Module):
         matrix)."""
         expansion = self.linear._basisexpansion
         ranges = getattr(expansion, "_weights_ranges", None)
-        if type(expansion).__name__ != "BlocksBasisExpansion" or ranges is None:
+        # isinstance: linear.py gives each layer a private subclass of escnn's expansion
+        if not isinstance(expansion, BlocksBasisExpansion) or ranges is None:
             return [None] * len(out_runs)
         maps: list[RunMap | None] = []
         seen: dict[tuple, int] = {}
