@@ -92,7 +92,9 @@ def main() -> None:
         for v in variants:
             torch.set_num_threads(v[2])
             v[7].append(batch * args.steps / v[6](args.steps))
-    print(f"N-body model ({args.preset} preset), {args.group} / {args.backend}, batch {batch}, median of {args.rounds} rounds")
+    print(
+        f"N-body model ({args.preset} preset), {args.group} / {args.backend}, batch {batch}, median of {args.rounds} rounds"
+    )
     print("| kernel | mode | parameters | build s | warm-up s | threads | train samples/s | vs dense | vs eager |")
     print("|---|---|---|---|---|---|---|---|---|")
     rate = {(v[0], v[1], v[2]): statistics.median(v[7]) for v in variants}

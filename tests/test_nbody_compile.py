@@ -55,11 +55,11 @@ def test_static_edges_equal_the_masked_construction(n_systems, n):
     assert torch.equal(got, _masked_edges(n_systems, n))  # same edges in the same order
 
 
-def _model_and_batch(dtype=torch.float64, seed=0):
+def _model_and_batch(dtype=torch.float64, seed=0, switches=PRESET_SWITCHES):
     torch.manual_seed(seed)
     model = build_nbody_net(
-        group="O(3)", backend="escnn", hidden_scalars=2, hidden_vectors=2, layers=3, kernel_hidden=4,
-        kernel_basis=4, **PRESET_SWITCHES,
+        group="O(3)", backend="escnn", hidden_scalars=2, hidden_vectors=2, layers=2, kernel_hidden=4,
+        kernel_basis=4, **switches,
     ).to(dtype)  # fmt: skip
     g = torch.Generator().manual_seed(seed + 1)
     pos = (torch.randn(4, 5, 3, generator=g) * 1.5).to(dtype)
@@ -122,8 +122,8 @@ def test_inductor_training_step_equals_eager_float64():
 def test_compiler_runs_evaluation_eagerly_and_copies_without_code():
     _escnn_or_skip()
     torch._dynamo.reset()
-    model, args = _model_and_batch()
-    counting = _Counting()
+    model, args = _model_and_batch(switches={})
+    counting = _Counting("eager")  # capture only: what is checked is which calls compile
     compiler = TrainingCompiler(backend=counting)
     model.eval()
     torch.testing.assert_close(compiler(model, *args), model(*args), rtol=0, atol=0)
@@ -154,7 +154,7 @@ def test_compile_flag_reaches_the_lightning_module(tmp_path):
     module = NBodyModule(model=dict(hidden_scalars=2, hidden_vectors=2, layers=2, kernel_hidden=2), compile=True)
     assert isinstance(module._compiler, TrainingCompiler)
     torch._dynamo.reset()
-    counting = _Counting()
+    counting = _Counting("eager")
     module._compiler = TrainingCompiler(backend=counting)
     _, args = _model_and_batch(torch.float32)
     module.train()
