@@ -93,7 +93,8 @@ def main() -> None:
             torch.set_num_threads(v[2])
             v[7].append(batch * args.steps / v[6](args.steps))
     print(
-        f"N-body model ({args.preset} preset), {args.group} / {args.backend}, batch {batch}, median of {args.rounds} rounds"
+        f"N-body model ({args.preset} preset), {args.group} / {args.backend}, batch {batch}, "
+        f"median of {args.rounds} rounds"
     )
     print("| kernel | mode | parameters | build s | warm-up s | threads | train samples/s | vs dense | vs eager |")
     print("|---|---|---|---|---|---|---|---|---|")
