@@ -48,7 +48,7 @@ def _masked_edges(n_systems: int, n: int) -> torch.Tensor:
     return torch.cat([base + b * n for b in range(n_systems)], dim=1)
 
 
-@pytest.mark.parametrize("n_systems, n", [(1, 1), (1, 2), (3, 5), (2, 7)])
+@pytest.mark.parametrize("n_systems, n", [(2, 0), (1, 1), (1, 2), (3, 5), (2, 7)])
 def test_static_edges_equal_the_masked_construction(n_systems, n):
     got = fully_connected_edges(n_systems, n)
     assert got.dtype == torch.long

@@ -72,8 +72,9 @@ def fully_connected_edges(n_systems: int, n_particles: int, device: torch.device
     """
     # source k, then every target but k in ascending order; no boolean mask, so the shapes are
     # static (torch.compile traces this without a data-dependent size)
-    src = torch.arange(n_particles, device=device).repeat_interleave(n_particles - 1)
-    others = torch.arange(n_particles - 1, device=device).repeat(n_particles)
+    n_others = max(n_particles - 1, 0)
+    src = torch.arange(n_particles, device=device).repeat_interleave(n_others)
+    others = torch.arange(n_others, device=device).repeat(n_particles)
     base = torch.stack([src, others + (others >= src).long()])  # (2, n (n - 1))
     offsets = (torch.arange(n_systems, device=device) * n_particles).repeat_interleave(base.shape[1])
     return base.repeat(1, n_systems) + offsets
