@@ -1,21 +1,28 @@
-"""Training throughput (systems per second) of the default N-body model on CPU.
+"""Training throughput (systems per second) of the N-body model on CPU, eager and compiled.
 
     python benchmarks/nbody_throughput.py [--group O(3)] [--backend escnn] [--preset demo|full]
-                                          [--batch-size 100] [--steps 10] [--threads 1 2]
-                                          [--kernel-basis 0 8]
+                                          [--batch-size 100] [--steps 10] [--rounds 3]
+                                          [--threads 1 2] [--kernel-basis 0 8] [--compile]
 
 One training step = forward + MSE loss + backward + Adam step on a batch of random systems of 5
-particles (the model cost does not depend on the data).  Prints one row per kernel layout and
-thread count; the dense kernel (``--kernel-basis 0``) is the baseline of the ratio column.
+particles (the model cost does not depend on the data).  The variants (kernel layout x thread
+count, each eager and, with ``--compile``, through ``torch.compile`` as ``--compile`` of the task
+runs it) are measured interleaved: ``--rounds`` rounds of ``--steps`` steps of each in turn, so
+all see the same load; each row reports the median round.  Ratio columns: against the dense
+kernel (``--kernel-basis 0``) and, for compiled rows, against the same model eager.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
+from steerable.tasks.nbody.compiled import TrainingCompiler
 from steerable.tasks.nbody.model import NBodyNet, build_nbody_net
 from steerable.tasks.nbody.train import PRESETS, SETTINGS
 
@@ -24,23 +31,32 @@ def _layout(basis: int) -> str:
     return "dense" if basis == 0 else f"basis {basis}"
 
 
-def measure(model: NBodyNet, batch_size: int, steps: int, warmup: int = 2) -> float:
-    """Training samples (systems) per second over ``steps`` steps after ``warmup`` steps."""
+def _batch(batch_size: int) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
     pos = torch.randn(batch_size, 5, 3, generator=g) * 1.5
     vel = torch.randn(batch_size, 5, 3, generator=g) * 0.3
     charges = torch.randint(0, 2, (batch_size, 5, 1), generator=g).float() * 2 - 1
-    target = pos + vel
+    return pos, vel, charges, pos + vel
+
+
+def trainer(model: NBodyNet, batch_size: int, compiled: bool) -> Callable[[int], float]:
+    """``run(steps) -> seconds`` of ``steps`` training steps of ``model`` (compiled on first use)."""
+    pos, vel, charges, target = _batch(batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    compiler = TrainingCompiler() if compiled else None
     model.train()
-    for i in range(warmup + steps):
-        if i == warmup:
-            start = time.perf_counter()
-        loss = torch.nn.functional.mse_loss(model(pos, vel, charges), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return batch_size * steps / (time.perf_counter() - start)
+
+    def run(steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            pred = compiler(model, pos, vel, charges) if compiler else model(pos, vel, charges)
+            loss = torch.nn.functional.mse_loss(pred, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - start
+
+    return run
 
 
 def main() -> None:
@@ -49,15 +65,17 @@ def main() -> None:
     p.add_argument("--backend", default="escnn")
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS))
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=int, default=10, help="steps per variant per round")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the median is reported)")
     p.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     p.add_argument("--kernel-basis", type=int, nargs="+", default=[0, 8], help="basis sizes to compare (0: dense)")
+    p.add_argument("--compile", action="store_true", help="also measure each model through torch.compile")
     args = p.parse_args()
     preset = SETTINGS.preset(args.preset)
     batch = args.batch_size or preset["batch_size"]
     # the preset's model (the kernel basis is this benchmark's own axis)
     model_settings = dict(SETTINGS.select(preset, "model"), group=args.group, backend=args.backend)
-    rows = []
+    variants = []  # (basis, compiled, threads, parameters, build s, warm-up s, run)
     for basis in args.kernel_basis:
         torch.manual_seed(0)
         t0 = time.perf_counter()
@@ -65,15 +83,30 @@ def main() -> None:
         build = time.perf_counter() - t0
         n_params = sum(p.numel() for p in model.parameters())
         for threads in args.threads:
-            torch.set_num_threads(threads)
-            rows.append((basis, n_params, build, threads, measure(model, batch, args.steps)))
-    print(f"N-body model ({args.preset} preset), {args.group} / {args.backend}, batch {batch}")
-    print("| kernel | parameters | build s | threads | train samples/s | vs dense |")
-    print("|---|---|---|---|---|---|")
-    dense = {threads: rate for basis, _, _, threads, rate in rows if basis == 0}
-    for basis, n_params, build, threads, rate in rows:
-        ratio = f"{rate / dense[threads]:.2f}" if threads in dense else "-"
-        print(f"| {_layout(basis)} | {n_params} | {build:.1f} | {threads} | {rate:.1f} | {ratio} |")
+            for compiled in (False, True) if args.compile else (False,):
+                torch.set_num_threads(threads)
+                run = trainer(copy.deepcopy(model), batch, compiled)
+                warm = run(2)  # compiles the compiled variant
+                variants.append([basis, compiled, threads, n_params, build, warm, run, []])
+    for _ in range(args.rounds):
+        for v in variants:
+            torch.set_num_threads(v[2])
+            v[7].append(batch * args.steps / v[6](args.steps))
+    print(
+        f"N-body model ({args.preset} preset), {args.group} / {args.backend}, batch {batch}, "
+        f"median of {args.rounds} rounds"
+    )
+    print("| kernel | mode | parameters | build s | warm-up s | threads | train samples/s | vs dense | vs eager |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rate = {(v[0], v[1], v[2]): statistics.median(v[7]) for v in variants}
+    for basis, compiled, threads, n_params, build, warm, _, _ in variants:
+        r = rate[basis, compiled, threads]
+        dense = rate.get((0, compiled, threads))
+        eager = rate[basis, False, threads]
+        print(
+            f"| {_layout(basis)} | {'compiled' if compiled else 'eager'} | {n_params} | {build:.1f} | {warm:.1f} "
+            f"| {threads} | {r:.1f} | {f'{r / dense:.2f}' if dense else '-'} | {r / eager:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ NBODY_FULL = {
     "lr": 0.002,
     "max_radius": 4.0,
     "model_seed": 0,
+    "compile": False,  # added with --compile (issue 18): off by default, so runs resolve as before
     "n_test": 2000,
     "n_train": 3000,
     "n_val": 2000,

@@ -16,6 +16,7 @@ import lightning as L
 import torch
 
 from ..trainer import train_sampler
+from .compiled import TrainingCompiler
 from .data import DEFAULT_SEED, DEFAULT_SIZES, NBodyDataset, load_npy_split, load_or_generate
 from .model import build_nbody_net, equivariance_error
 from .simulate import SimulationConfig
@@ -125,6 +126,9 @@ class NBodyModule(L.LightningModule):
         equivariance_elements: group elements sampled per measured batch.
         velocity_skip: add ``a * v`` to the displacement, ``a`` learnable and initialised to
             ``horizon`` (see :class:`~.model.NBodyNet`).
+        compile: run the training steps' forward (and so backward) through ``torch.compile``
+            (:class:`~.compiled.TrainingCompiler`; same values up to float round-off); evaluation
+            stays eager.
     """
 
     def __init__(
@@ -136,13 +140,17 @@ class NBodyModule(L.LightningModule):
         equivariance_batches: int = 2,
         equivariance_elements: int = 4,
         velocity_skip: bool = True,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = build_nbody_net(**(model or {}), velocity_skip=horizon if velocity_skip else None)
         self._equiv: dict[str, float] = {}
+        self._compiler = TrainingCompiler() if compile else None
 
     def forward(self, pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
+        if self._compiler is not None:
+            return self._compiler(self.model, pos, vel, charges)
         return self.model(pos, vel, charges)
 
     def _step(self, batch, prefix: str) -> torch.Tensor:

@@ -70,10 +70,12 @@ def fully_connected_edges(n_systems: int, n_particles: int, device: torch.device
 
     Node ``b * n + k`` is particle ``k`` of system ``b``; row 0 holds sources, row 1 targets.
     """
-    idx = torch.arange(n_particles, device=device)
-    src, dst = torch.meshgrid(idx, idx, indexing="ij")
-    keep = src != dst
-    base = torch.stack([src[keep], dst[keep]])  # (2, n (n - 1))
+    # source k, then every target but k in ascending order; no boolean mask, so the shapes are
+    # static (torch.compile traces this without a data-dependent size)
+    n_others = max(n_particles - 1, 0)
+    src = torch.arange(n_particles, device=device).repeat_interleave(n_others)
+    others = torch.arange(n_others, device=device).repeat(n_particles)
+    base = torch.stack([src, others + (others >= src).long()])  # (2, n (n - 1))
     offsets = (torch.arange(n_systems, device=device) * n_particles).repeat_interleave(base.shape[1])
     return base.repeat(1, n_systems) + offsets
 
@@ -335,7 +337,11 @@ class NBodyNet(torch.nn.Module):
         self._edges: dict[tuple[int, int, str], torch.Tensor] = {}
 
     def edges(self, n_systems: int, n_particles: int, device: torch.device) -> torch.Tensor:
-        """Cached :func:`fully_connected_edges`."""
+        """Cached :func:`fully_connected_edges` (built afresh while ``torch.compile`` traces: a few
+        static-shape ops in the graph, where a cache filled during tracing would change the
+        module's state and force a second compilation on the next call)."""
+        if torch.compiler.is_compiling():
+            return fully_connected_edges(n_systems, n_particles, device)
         key = (n_systems, n_particles, str(device))
         if key not in self._edges:
             if len(self._edges) > 8:

@@ -87,6 +87,11 @@ _TRAINING = section(
     lr=Setting(2e-3, "Adam learning rate, cosine-annealed to 0", check=positive),
     weight_decay=Setting(0.0, "Adam weight decay", check=non_negative),
     model_seed=Setting(0, "seed of the weights and of the shuffling"),
+    compile=Setting(
+        False,
+        "compile the training steps with torch.compile (Inductor): ~2x the eager throughput on one CPU "
+        "thread after minutes of compilation (cached on disk); evaluation stays eager",
+    ),
 )
 _EVALUATION = section(
     "evaluation",
@@ -151,6 +156,7 @@ def _module(cfg: dict[str, Any], dm):
         model=SETTINGS.select(cfg, "model"),
         lr=cfg["lr"],
         weight_decay=cfg["weight_decay"],
+        compile=cfg["compile"],
         horizon=dm.horizon,
         **SETTINGS.select(cfg, "evaluation"),
     )
