@@ -25,6 +25,7 @@ import torch
 
 from ..ops.permute import permute_columns
 from .kernel import DenseKernel, ImplicitKernel, SharedBasisKernel
+from .kernel._base import form_radius2
 
 
 def _inverse(perm: torch.Tensor) -> torch.Tensor:
@@ -82,11 +83,42 @@ class GridFilter(torch.nn.Module):
         perm = _inverse(target_of_flat)  # filter.flatten()[k] = flat[perm[k]]
         self.register_buffer("perm", perm, persistent=False)
         self.register_buffer("inv_perm", target_of_flat.clone(), persistent=False)
+        # the MLP at fixed points as one transposed evaluation (a backend's optional hook), then
+        # the envelope and the mixing as one product (see _transposed)
+        make = getattr(kernel.mlp, "fixed_points_mlp", None) if isinstance(kernel, SharedBasisKernel) else None
+        self.transposed = make() if make is not None else None
+        if self.transposed is not None:
+            self._build_mixing_map(kernel)
+        self._constants: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
     def supports(kernel: ImplicitKernel) -> bool:
         """Whether ``kernel``'s layout has an assembly here (the two built-in layouts)."""
         return type(kernel) in (SharedBasisKernel, DenseKernel)
+
+    def _build_mixing_map(self, kernel: SharedBasisKernel) -> None:
+        """Index maps of the mixing as one ``(out * in, D)`` matrix on the MLP's output rows ``D``
+        (pair ``t``, basis kernel ``m``, entry ``(a, b)``): entry ``((o, a), (i, b)), (t, m, a, b)`` is
+        ``mixing[t][o, m, i]``; and the envelope ``(t, m)`` of each output row."""
+        M, d_in = kernel.basis_size, kernel.in_type.size
+        rows, cols, sources, env_rows = [], [], [], []
+        col = src = 0
+        for t, p in enumerate(kernel.pairs):
+            ro, ri, n_o, n_i = p.out_rep.size, p.in_rep.size, len(p.out_fields), len(p.in_fields)
+            shape = (n_o, M, n_i, ro, ri)
+            oc = kernel.out_type.channels(p.out_fields).view(n_o, 1, 1, ro, 1)
+            ic = kernel.in_type.channels(p.in_fields).view(1, 1, n_i, 1, ri)
+            o, m, i, a, b = torch.meshgrid(*(torch.arange(n) for n in shape), indexing="ij")
+            rows.append((oc * d_in + ic).expand(shape).reshape(-1))  # (out channel, in channel)
+            cols.append((col + (m * ro + a) * ri + b).reshape(-1))
+            sources.append((src + (o * M + m) * n_i + i).reshape(-1))
+            env_rows.append(t * M + torch.arange(M).repeat_interleave(ro * ri))
+            col += M * ro * ri
+            src += n_o * M * n_i
+        self.n_rows = col
+        self.register_buffer("mix_entry", torch.cat(rows) * col + torch.cat(cols), persistent=False)
+        self.register_buffer("mix_source", torch.cat(sources), persistent=False)
+        self.register_buffer("env_row", torch.cat(env_rows), persistent=False)
 
     def fits(self, kernel: ImplicitKernel, n_points: int) -> bool:
         """Whether the index maps were built for ``kernel``'s layout, field types (the same objects)
@@ -103,8 +135,38 @@ class GridFilter(torch.nn.Module):
     def forward(self, kernel: ImplicitKernel, points: torch.Tensor, kernel_size: int) -> torch.Tensor:
         """``(out, in, k, ..., k)``: the filter of ``kernel`` at ``points`` ``(k^d, d)`` (no attributes)."""
         shape = (kernel.out_type.size, kernel.in_type.size, *([kernel_size] * points.shape[1]))
+        if self.transposed is not None and self.transposed.fits(kernel.mlp):
+            return self._transposed(kernel, points).view(shape)
         flat = self._shared(kernel, points) if isinstance(kernel, SharedBasisKernel) else self._dense(kernel, points)
         return permute_columns(flat, self.perm, self.inv_perm, kernel._factor(points)).view(shape)
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .double(): the cached constants are of the old kind
+        self._constants = {}
+        return super()._apply(fn, *args, **kwargs)
+
+    def _transposed(self, kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
+        """``(out * in, E)``: the filter from the MLP's transposed output ``(D, E)`` (the backend's
+        fixed-points evaluator), times the envelope rows, by one product with the mixing matrix
+        (assembled from the mixing weights by one ``index_add``, with the kernel's factor)."""
+        basis = self.transposed(kernel.mlp, kernel._within_reach(points))  # (D, E)
+        if kernel.log_width is not None:
+            inv_w2 = torch.exp(-2.0 * kernel.log_width).to(basis).reshape(-1).index_select(0, self.env_row)
+            basis = basis * torch.exp(torch.outer(inv_w2, self._neg_radius2(kernel, points)))
+        weights = torch.cat([w.reshape(-1) for w in kernel.mixing]).to(basis) * kernel._factor(basis)
+        values = weights.index_select(0, self.mix_source)
+        n_out = kernel.out_type.size * kernel.in_type.size
+        mixing = basis.new_zeros(n_out * self.n_rows).index_add(0, self.mix_entry, values).view(n_out, self.n_rows)
+        return mixing @ basis
+
+    def _neg_radius2(self, kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
+        """``-|x|^2`` (``-|x^T eta x|``) of the points ``(E,)``, as the envelope reads it; kept per dtype and device."""
+        key = (points.dtype, points.device)
+        cached = self._constants.get(key)
+        if cached is None or not torch.equal(cached[0], points):
+            with torch.no_grad():
+                r2 = points.pow(2).sum(-1) if kernel.eta is None else form_radius2(points, kernel.eta)
+            cached = self._constants[key] = (points.detach().clone(), -r2)
+        return cached[1]
 
     @staticmethod
     def _shared(kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
