@@ -34,6 +34,21 @@ def _inverse(perm: torch.Tensor) -> torch.Tensor:
     return inv
 
 
+class _PermuteRows(torch.autograd.Function):
+    """``x.index_select(0, perm)`` for a permutation ``perm`` of the rows, whose backward is the
+    inverse gather (``index_select``'s generic backward is an accumulating scatter)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, perm: torch.Tensor, inv_perm: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(perm, inv_perm)
+        return x.index_select(0, perm)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        perm, inv_perm = ctx.saved_tensors
+        return _PermuteRows.apply(grad.contiguous(), inv_perm, perm), None, None
+
+
 def reference_filter(kernel: ImplicitKernel, points: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """The filter ``(out, in, k, ..., k)`` from the kernel's matrices ``(k^d, out, in)`` at ``points``."""
     values = kernel(points)
@@ -89,7 +104,7 @@ class GridFilter(torch.nn.Module):
         self.transposed = make() if make is not None else None
         if self.transposed is not None:
             self._build_mixing_map(kernel)
-        self._constants: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._constants: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
     def supports(kernel: ImplicitKernel) -> bool:
@@ -97,27 +112,28 @@ class GridFilter(torch.nn.Module):
         return type(kernel) in (SharedBasisKernel, DenseKernel)
 
     def _build_mixing_map(self, kernel: SharedBasisKernel) -> None:
-        """Index maps of the mixing as one ``(out * in, D)`` matrix on the MLP's output rows ``D``
-        (pair ``t``, basis kernel ``m``, entry ``(a, b)``): entry ``((o, a), (i, b)), (t, m, a, b)`` is
-        ``mixing[t][o, m, i]``; and the envelope ``(t, m)`` of each output row."""
+        """Index maps for :meth:`_transposed`: the MLP's output rows ``D`` are (pair ``t``, basis
+        kernel ``m``, entry ``(a, b)``); pair ``t``'s product ``W_t (n_o n_i, M) @ basis_t (M, ab E)``
+        gives rows ``(o, i, a, b)``.  ``mix_order``: the mixing weights (``mixing[t][o, m, i]``,
+        concatenated) in ``(t, o, i, m)`` order; ``row_order``: the product row of each filter row
+        ``(out channel, in channel)``; ``env_row``: the envelope ``(t, m)`` of each output row."""
         M, d_in = kernel.basis_size, kernel.in_type.size
-        rows, cols, sources, env_rows = [], [], [], []
-        col = src = 0
+        order, targets, env_rows = [], [], []
+        self.mix_sizes, self.basis_sizes = [], []
+        src = 0
         for t, p in enumerate(kernel.pairs):
             ro, ri, n_o, n_i = p.out_rep.size, p.in_rep.size, len(p.out_fields), len(p.in_fields)
-            shape = (n_o, M, n_i, ro, ri)
-            oc = kernel.out_type.channels(p.out_fields).view(n_o, 1, 1, ro, 1)
-            ic = kernel.in_type.channels(p.in_fields).view(1, 1, n_i, 1, ri)
-            o, m, i, a, b = torch.meshgrid(*(torch.arange(n) for n in shape), indexing="ij")
-            rows.append((oc * d_in + ic).expand(shape).reshape(-1))  # (out channel, in channel)
-            cols.append((col + (m * ro + a) * ri + b).reshape(-1))
-            sources.append((src + (o * M + m) * n_i + i).reshape(-1))
+            order.append((src + torch.arange(n_o * M * n_i).view(n_o, M, n_i)).transpose(1, 2).reshape(-1))
+            oc = kernel.out_type.channels(p.out_fields).view(n_o, 1, ro, 1)
+            ic = kernel.in_type.channels(p.in_fields).view(1, n_i, 1, ri)
+            targets.append((oc * d_in + ic).reshape(-1))  # the filter row of product row (o, i, a, b)
             env_rows.append(t * M + torch.arange(M).repeat_interleave(ro * ri))
-            col += M * ro * ri
+            self.mix_sizes.append(n_o * n_i * M)
+            self.basis_sizes.append(M * ro * ri)
             src += n_o * M * n_i
-        self.n_rows = col
-        self.register_buffer("mix_entry", torch.cat(rows) * col + torch.cat(cols), persistent=False)
-        self.register_buffer("mix_source", torch.cat(sources), persistent=False)
+        self.register_buffer("mix_order", torch.cat(order), persistent=False)
+        self.register_buffer("row_order", _inverse(torch.cat(targets)), persistent=False)
+        self.register_buffer("row_order_inv", torch.cat(targets), persistent=False)
         self.register_buffer("env_row", torch.cat(env_rows), persistent=False)
 
     def fits(self, kernel: ImplicitKernel, n_points: int) -> bool:
@@ -146,27 +162,33 @@ class GridFilter(torch.nn.Module):
 
     def _transposed(self, kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
         """``(out * in, E)``: the filter from the MLP's transposed output ``(D, E)`` (the backend's
-        fixed-points evaluator), times the envelope rows, by one product with the mixing matrix
-        (assembled from the mixing weights by one ``index_add``, with the kernel's factor)."""
-        basis = self.transposed(kernel.mlp, kernel._within_reach(points))  # (D, E)
+        fixed-points evaluator) times the envelope rows, one mixing product per pair (the kernel's
+        factor on the weights) and one gather of rows (taps contiguous: conv layout)."""
+        reach, neg_r2 = self._point_constants(kernel, points)
+        basis = self.transposed(kernel.mlp, reach)  # (D, E)
         if kernel.log_width is not None:
             inv_w2 = torch.exp(-2.0 * kernel.log_width).to(basis).reshape(-1).index_select(0, self.env_row)
-            basis = basis * torch.exp(torch.outer(inv_w2, self._neg_radius2(kernel, points)))
+            basis = basis * torch.exp(torch.outer(inv_w2, neg_r2))
         weights = torch.cat([w.reshape(-1) for w in kernel.mixing]).to(basis) * kernel._factor(basis)
-        values = weights.index_select(0, self.mix_source)
-        n_out = kernel.out_type.size * kernel.in_type.size
-        mixing = basis.new_zeros(n_out * self.n_rows).index_add(0, self.mix_entry, values).view(n_out, self.n_rows)
-        return mixing @ basis
+        weights = weights.index_select(0, self.mix_order).split(self.mix_sizes)
+        M, E = kernel.basis_size, points.shape[0]
+        products = [
+            (w.view(-1, M) @ b.view(M, -1)).view(-1, E) for w, b in zip(weights, basis.split(self.basis_sizes))
+        ]
+        return _PermuteRows.apply(torch.cat(products), self.row_order, self.row_order_inv)
 
-    def _neg_radius2(self, kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
-        """``-|x|^2`` (``-|x^T eta x|``) of the points ``(E,)``, as the envelope reads it; kept per dtype and device."""
+    def _point_constants(self, kernel: SharedBasisKernel, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The points as the MLP sees them (``kernel._within_reach``) and ``-|x|^2``
+        (``-|x^T eta x|``) ``(E,)`` as the envelope reads it; kept per dtype and device while the
+        same points come again."""
         key = (points.dtype, points.device)
         cached = self._constants.get(key)
         if cached is None or not torch.equal(cached[0], points):
             with torch.no_grad():
                 r2 = points.pow(2).sum(-1) if kernel.eta is None else form_radius2(points, kernel.eta)
-            cached = self._constants[key] = (points.detach().clone(), -r2)
-        return cached[1]
+                reach = kernel._within_reach(points)
+            cached = self._constants[key] = (points.detach().clone(), reach, -r2)
+        return cached[1], cached[2]
 
     @staticmethod
     def _shared(kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
