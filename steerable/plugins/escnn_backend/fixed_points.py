@@ -40,11 +40,15 @@ class _LinearIndex:
 
     ``entry`` (N,) flat matrix index, ``weight`` (N,) index into ``linear.weights``, and per entry
     ``(run, b, x, y)``: the value multiplying it is ``basis_run[b, x, y]`` (the run's sampled basis).
+    With ``blocks`` (a float64 ``(D, F_out)`` matrix applied after the layer: the change of basis
+    of :class:`BlocksFromIrreps`), the map is of ``blocks @ matrix``: each entry of row ``s`` is
+    repeated for every ``r`` with ``blocks[r, s] != 0``, its value times ``scale = blocks[r, s]``.
     """
 
-    def __init__(self, layer: SchurLinear) -> None:
+    def __init__(self, layer: SchurLinear, blocks: torch.Tensor | None = None) -> None:
         n_in = layer.linear.in_type.size
-        self.shape = (layer.linear.out_type.size, n_in)
+        self.blocks = blocks
+        self.shape = (layer.linear.out_type.size if blocks is None else blocks.shape[0], n_in)
         offsets = np.concatenate([[0], np.cumsum(layer._cut_sizes)])
         entries, weights, values = [], [], []
         self.modules: list[str] = []
@@ -63,9 +67,27 @@ class _LinearIndex:
             run = len(self.modules)
             self.modules.append(m.expansion)
             values.append(np.stack([np.full(o.size, run), b.ravel(), x.ravel(), y.ravel()], 1))
-        self.entry = torch.as_tensor(np.concatenate(entries) if entries else np.zeros(0), dtype=torch.long)
-        self.weight = torch.as_tensor(np.concatenate(weights) if weights else np.zeros(0), dtype=torch.long)
+        entry = np.concatenate(entries) if entries else np.zeros(0, dtype=np.int64)
+        weight = np.concatenate(weights) if weights else np.zeros(0, dtype=np.int64)
         self.value_of = np.concatenate(values) if values else np.zeros((0, 4), dtype=np.int64)
+        self.scale = None
+        if blocks is not None:
+            b = blocks.numpy()
+            row, col = entry // n_in, entry % n_in
+            k, r = np.nonzero(b.T[row])  # entry k (of row s) -> every row r with blocks[r, s] != 0
+            entry, weight = r * n_in + col[k], weight[k]
+            self.value_of = self.value_of[k]
+            self.scale = torch.as_tensor(b[r, row[k]], dtype=torch.float64)
+        self.entry = torch.as_tensor(entry, dtype=torch.long)
+        self.weight = torch.as_tensor(weight, dtype=torch.long)
+
+    def bias_matrix(self, layer: SchurLinear) -> torch.Tensor | None:
+        """``(rows, n_bias)``: the layer's bias vector is ``bias_matrix @ linear.bias`` (escnn's
+        ``bias_expansion``, with ``blocks`` applied), float64; ``None`` without bias."""
+        if layer.linear.bias is None:
+            return None
+        expansion = layer.linear.bias_expansion.detach().double()
+        return expansion if self.blocks is None else self.blocks @ expansion
 
     def values(self, layer: SchurLinear) -> torch.Tensor:
         """``(N,)``: the basis value of each entry, from the layer's current sampled bases."""
@@ -78,7 +100,8 @@ class _LinearIndex:
         starts = torch.tensor([0] + [basis.numel() for basis in bases[:-1]]).cumsum(0)
         dims = torch.tensor([basis.shape[1] for basis in bases])
         d = dims[run]
-        return flat[starts[run] + (b * d + x) * d + y]
+        values = flat[starts[run] + (b * d + x) * d + y]
+        return values if self.scale is None else values.double() * self.scale
 
 
 class FixedPointsMLP(torch.nn.Module):
@@ -112,7 +135,9 @@ class FixedPointsMLP(torch.nn.Module):
         self._steps: list[tuple[str, Any]] = []
         for j, layer in enumerate(layers):
             if isinstance(layer, SchurLinear):
-                index = _LinearIndex(layer)
+                after = layers[j + 1] if j + 1 < len(layers) else None
+                blocks = _blocks_matrix(after) if isinstance(after, BlocksFromIrreps) else None
+                index = _LinearIndex(layer, blocks)
                 self.register_buffer(f"entry{j}", index.entry, persistent=False)
                 self.register_buffer(f"weight{j}", index.weight, persistent=False)
                 self._steps.append(("linear", index))
@@ -123,8 +148,10 @@ class FixedPointsMLP(torch.nn.Module):
                     at += copies
                 self.register_buffer(f"gate{j}", torch.tensor(rows, dtype=torch.long), persistent=False)
                 self._steps.append(("gate", (layer.n_scalars, at, len(rows))))
-            elif isinstance(layer, BlocksFromIrreps):
-                self._steps.append(("blocks", _blocks_matrix(layer)))
+            elif isinstance(layer, BlocksFromIrreps):  # composed into the layer before
+                if not isinstance(layers[j - 1], SchurLinear):
+                    raise ValueError("BlocksFromIrreps after another layer than SchurLinear")
+                self._steps.append(("blocks", None))
             else:  # pragma: no cover - the pipeline has these three layers only
                 raise TypeError(type(layer).__name__)
         self._cache: dict[tuple[torch.dtype, torch.device], dict[str, Any]] = {}
@@ -151,8 +178,8 @@ class FixedPointsMLP(torch.nn.Module):
             for j, (kind, info) in enumerate(self._steps):
                 if kind == "linear":
                     cached[f"values{j}"] = info.values(layers[j]).to(like)
-                elif kind == "blocks":
-                    cached[f"blocks{j}"] = info.to(like)
+                    bias = info.bias_matrix(layers[j])
+                    cached[f"bias{j}"] = None if bias is None else bias.to(like)
             self._cache[key] = cached
         return cached
 
@@ -167,29 +194,20 @@ class FixedPointsMLP(torch.nn.Module):
         b2 = last.bias.index_select(0, self.w_row)
         h = torch.addmm(b2[:, None], w2, hidden.T) * consts["y_rows"]  # (F0, E)
         layers = list(mlp.schur_layers)
-        pending: torch.Tensor | None = None  # a linear layer's (matrix, bias) waiting for the blocks
         for j, (kind, info) in enumerate(self._steps):
             if kind == "linear":
-                layer = layers[j]
-                weights = layer.linear.weights
+                linear = layers[j].linear
+                weights = linear.weights
                 flat = weights.index_select(0, getattr(self, f"weight{j}")) * consts[f"values{j}"]
                 matrix = weights.new_zeros(info.shape[0] * info.shape[1]).index_add(0, getattr(self, f"entry{j}"), flat)
                 matrix = matrix.view(info.shape)
-                bias = layer.linear.bias_expansion.to(weights) @ layer.linear.bias if layer.linear.bias is not None else None
-                if j + 1 < len(self._steps) and self._steps[j + 1][0] == "blocks":
-                    pending = (matrix, bias)
-                    continue
-                h = matrix @ h if bias is None else torch.addmm(bias[:, None], matrix, h)
+                expansion = consts[f"bias{j}"]
+                h = matrix @ h if expansion is None else torch.addmm((expansion @ linear.bias)[:, None], matrix, h)
             elif kind == "gate":
                 n_scalars, n_gates, n_rows = info
                 scalars, gates, rest = h.split([n_scalars, n_gates, n_rows])
                 factors = torch.sigmoid(gates).index_select(0, getattr(self, f"gate{j}"))
                 h = torch.cat([torch.nn.functional.elu(scalars), rest * factors])
-            else:  # the change of basis, folded into the last layer's weights
-                assert pending is not None
-                q = consts[f"blocks{j}"]
-                matrix, bias = pending
-                h = (q @ matrix) @ h if bias is None else torch.addmm((q @ bias)[:, None], q @ matrix, h)
         return h
 
 
