@@ -209,6 +209,8 @@ def test_the_fixed_points_evaluation_equals_the_reference(group_name, hidden_lay
         for p in conv.parameters():
             p.add_(0.3 * torch.randn_like(p))
     assert conv.assembly.transposed is not None
+    # real irreps (identity Schur maps): the first layer factored; SO(2), O(2): the plain product
+    assert (conv.assembly.transposed.first_rows is not None) == (group_name in ("SO(3)", "O(3)"))
     _compare_with_reference(conv, BOUND)
     # the evaluator alone: the MLP's output, transposed
     points = conv.grid.double()

@@ -64,9 +64,13 @@ class _LinearIndex:
             )
             entries.append(((r0 + o * d + x) * n_in + c0 + c * d + y).ravel())
             weights.append((offsets[piece] + (o * m.in_count + c) * kb + b).ravel())
+            # entries whose basis value is zero are left out (fixed by the group: the bases are constants)
+            basis = getattr(layer.linear._basisexpansion, m.expansion).sampled_basis[..., 0].detach().cpu().numpy()
+            keep = (basis[b, x, y] != 0).ravel()
             run = len(self.modules)
             self.modules.append(m.expansion)
-            values.append(np.stack([np.full(o.size, run), b.ravel(), x.ravel(), y.ravel()], 1))
+            entries[-1], weights[-1] = entries[-1][keep], weights[-1][keep]
+            values.append(np.stack([np.full(o.size, run), b.ravel(), x.ravel(), y.ravel()], 1)[keep])
         entry = np.concatenate(entries) if entries else np.zeros(0, dtype=np.int64)
         weight = np.concatenate(weights) if weights else np.zeros(0, dtype=np.int64)
         self.value_of = np.concatenate(values) if values else np.zeros((0, 4), dtype=np.int64)
@@ -154,7 +158,30 @@ class FixedPointsMLP(torch.nn.Module):
                 self._steps.append(("blocks", None))
             else:  # pragma: no cover - the pipeline has these three layers only
                 raise TypeError(type(layer).__name__)
+        self._factor_first_layer(np.asarray(w_row), np.asarray(y_col), C * n_deg)
         self._cache: dict[tuple[torch.dtype, torch.device], dict[str, Any]] = {}
+
+    def _factor_first_layer(self, w_row: np.ndarray, y_col: np.ndarray, n_weights: int) -> None:
+        """The first layer factored where each of its output rows reads one harmonic component
+        (real irreps: every Schur map a multiple of the identity): ``h1 = (A u) * y_out + bias``
+        with ``u`` the invariant MLP's output ``(C degrees, E)`` and ``A (F1, C degrees)`` the
+        layer's matrix with its columns summed onto the invariant weight they read; the
+        invariant MLP's last layer then folds into ``A`` (products of small matrices only).
+        ``first_rows``: ``None`` where some row mixes components (the unfactored product)."""
+        kind, index = self._steps[0]
+        self.first_rows = None
+        if kind != "linear" or index.blocks is not None:
+            return
+        n_in = index.shape[1]
+        entry = self.get_buffer("entry0").numpy()
+        rows, cols = entry // n_in, entry % n_in
+        component = np.zeros(index.shape[0], dtype=np.int64)
+        component[rows] = y_col[cols]
+        if not np.array_equal(component[rows], y_col[cols]):
+            return
+        self.first_rows = (index.shape[0], n_weights)
+        self.register_buffer("entry0", torch.as_tensor(rows * n_weights + w_row[cols]), persistent=False)
+        self.register_buffer("y_out", torch.as_tensor(component), persistent=False)
 
     def fits(self, mlp: torch.nn.Module) -> bool:
         """Whether this was built for an MLP like ``mlp`` (same pipeline and spec: same structure)."""
@@ -172,8 +199,9 @@ class FixedPointsMLP(torch.nn.Module):
         if cached is None or not torch.equal(cached["points"], pos):
             y = mlp.embedding(pos)  # (E, harmonics)
             radial = mlp.radial(mlp.embedding.soft_radius(pos))  # (E, radial features)
-            y_rows = y.T.index_select(0, self.y_col).contiguous()
-            cached = {"points": pos.detach().clone(), "y_rows": y_rows, "radial": radial}
+            rows = self.y_col if self.first_rows is None else self.y_out
+            y_rows = y.T.index_select(0, rows).contiguous()
+            cached = {"points": pos.detach().clone(), "y_rows": y_rows, "radial_t": radial.T.contiguous()}
             layers = list(mlp.schur_layers)
             for j, (kind, info) in enumerate(self._steps):
                 if kind == "linear":
@@ -188,21 +216,26 @@ class FixedPointsMLP(torch.nn.Module):
         computed from them are kept while the same values come again, per dtype and device)."""
         consts = self._constants(mlp, points.detach())
         first, _, last = mlp.invariant_mlp
-        hidden = torch.nn.functional.silu(torch.nn.functional.linear(consts["radial"], first.weight, first.bias))
-        # rows of the last invariant layer repeated to the harmonic copies they scale
-        w2 = last.weight.index_select(0, self.w_row)
-        b2 = last.bias.index_select(0, self.w_row)
-        h = torch.addmm(b2[:, None], w2, hidden.T) * consts["y_rows"]  # (F0, E)
+        hidden = torch.nn.functional.silu(torch.addmm(first.bias[:, None], first.weight, consts["radial_t"]))
         layers = list(mlp.schur_layers)
         for j, (kind, info) in enumerate(self._steps):
             if kind == "linear":
                 linear = layers[j].linear
                 weights = linear.weights
+                shape = self.first_rows if j == 0 and self.first_rows is not None else info.shape
                 flat = weights.index_select(0, getattr(self, f"weight{j}")) * consts[f"values{j}"]
-                matrix = weights.new_zeros(info.shape[0] * info.shape[1]).index_add(0, getattr(self, f"entry{j}"), flat)
-                matrix = matrix.view(info.shape)
+                matrix = weights.new_zeros(shape[0] * shape[1]).index_add(0, getattr(self, f"entry{j}"), flat)
+                matrix = matrix.view(shape)
                 expansion = consts[f"bias{j}"]
-                h = matrix @ h if expansion is None else torch.addmm((expansion @ linear.bias)[:, None], matrix, h)
+                bias = None if expansion is None else (expansion @ linear.bias)[:, None]
+                if j == 0 and self.first_rows is not None:  # factored (see _factor_first_layer)
+                    u = torch.addmm((matrix @ last.bias)[:, None], matrix @ last.weight, hidden)
+                    h = u * consts["y_rows"] if bias is None else torch.addcmul(bias, u, consts["y_rows"])
+                    continue
+                if j == 0:  # the invariant weights of each harmonic copy, times the copy
+                    w2, b2 = last.weight.index_select(0, self.w_row), last.bias.index_select(0, self.w_row)
+                    h = torch.addmm(b2[:, None], w2, hidden) * consts["y_rows"]  # (F0, E)
+                h = matrix @ h if bias is None else torch.addmm(bias, matrix, h)
             elif kind == "gate":
                 n_scalars, n_gates, n_rows = info
                 scalars, gates, rest = h.split([n_scalars, n_gates, n_rows])
