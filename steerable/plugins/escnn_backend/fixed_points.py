@@ -14,7 +14,7 @@ MLP's runs concatenated (run by run, copy-major within a run):
   one gather and one ``index_add`` (the same ``sum_b W_b basis_b`` the layer multiplies run by run,
   :meth:`~.schur.SchurLinear.run_blocks`), applied by one product; its bias is escnn's
   ``bias_expansion @ bias``;
-* each :class:`~.schur.SchurGate` is one split, ELU, sigmoid, row gather of the gates and product;
+* each :class:`~.schur.SchurGate` is one split, ELU, sigmoid and one broadcast product per gated run;
 * the change of basis of :class:`~.schur.BlocksFromIrreps` is a constant matrix folded into the
   last layer's weights.
 
@@ -90,7 +90,7 @@ class _LinearIndex:
         ``bias_expansion``, with ``blocks`` applied), float64; ``None`` without bias."""
         if layer.linear.bias is None:
             return None
-        expansion = layer.linear.bias_expansion.detach().double()
+        expansion = layer.linear.bias_expansion.detach().cpu().double()
         return expansion if self.blocks is None else self.blocks @ expansion
 
     def values(self, layer: SchurLinear) -> torch.Tensor:
@@ -100,7 +100,7 @@ class _LinearIndex:
         if not bases:
             return layer.linear.weights.new_zeros(0)
         run, b, x, y = (torch.as_tensor(col, dtype=torch.long) for col in self.value_of.T)
-        flat = torch.cat([basis.reshape(-1) for basis in bases])
+        flat = torch.cat([basis.detach().cpu().reshape(-1) for basis in bases])  # index maps on the CPU
         starts = torch.tensor([0] + [basis.numel() for basis in bases[:-1]]).cumsum(0)
         dims = torch.tensor([basis.shape[1] for basis in bases])
         d = dims[run]
@@ -146,12 +146,7 @@ class FixedPointsMLP(torch.nn.Module):
                 self.register_buffer(f"weight{j}", index.weight, persistent=False)
                 self._steps.append(("linear", index))
             elif isinstance(layer, SchurGate):
-                rows, at = [], 0
-                for copies, dim in layer.gated:
-                    rows += [at + c for c in range(copies) for _ in range(dim)]
-                    at += copies
-                self.register_buffer(f"gate{j}", torch.tensor(rows, dtype=torch.long), persistent=False)
-                self._steps.append(("gate", (layer.n_scalars, at, len(rows))))
+                self._steps.append(("gate", (layer.n_scalars, list(layer.gated))))
             elif isinstance(layer, BlocksFromIrreps):  # composed into the layer before
                 if not isinstance(layers[j - 1], SchurLinear):
                     raise ValueError("BlocksFromIrreps after another layer than SchurLinear")
@@ -237,10 +232,13 @@ class FixedPointsMLP(torch.nn.Module):
                     h = torch.addmm(b2[:, None], w2, hidden) * consts["y_rows"]  # (F0, E)
                 h = matrix @ h if bias is None else torch.addmm(bias, matrix, h)
             elif kind == "gate":
-                n_scalars, n_gates, n_rows = info
-                scalars, gates, rest = h.split([n_scalars, n_gates, n_rows])
-                factors = torch.sigmoid(gates).index_select(0, getattr(self, f"gate{j}"))
-                h = torch.cat([torch.nn.functional.elu(scalars), rest * factors])
+                n_scalars, gated = info
+                copies = [c for c, _ in gated]
+                scalars, gates, *runs = h.split([n_scalars, sum(copies)] + [c * d for c, d in gated])
+                gates = torch.sigmoid(gates).split(copies)
+                # each gated copy times its gate, broadcast over the irrep's components
+                parts = [(r.view(c, d, -1) * g[:, None]).view(c * d, -1) for r, g, (c, d) in zip(runs, gates, gated)]
+                h = torch.cat([torch.nn.functional.elu(scalars), *parts])
         return h
 
 
