@@ -230,9 +230,14 @@ def test_the_fixed_points_evaluation_applies_only_where_it_is_built_for():
     torch.manual_seed(0)
     assert st.GridConv(f, f, 3, kernel_attr=1).assembly.transposed is None
     C4 = _escnn("C4")
-    assert st.GridConv(st.FieldType(C4, [C4.regular_rep()]), st.FieldType(C4, [C4.regular_rep()]), 3).assembly.transposed is None
+    assert (
+        st.GridConv(st.FieldType(C4, [C4.regular_rep()]), st.FieldType(C4, [C4.regular_rep()]), 3).assembly.transposed
+        is None
+    )
     conv = st.GridConv(f, f, 3, hidden_channels=3).double()
     assert conv.assembly.transposed is not None
-    conv.kernel = st.nn.kernel.ImplicitKernel(f, f, basis_size=8, max_radius=conv.kernel.max_radius, hidden_channels=2).double()
+    conv.kernel = st.nn.kernel.ImplicitKernel(
+        f, f, basis_size=8, max_radius=conv.kernel.max_radius, hidden_channels=2
+    ).double()
     assert not conv.assembly.transposed.fits(conv.kernel.mlp)
     _compare_with_reference(conv, BOUND)

@@ -12,6 +12,12 @@ permutes its MLP output into matrices), and then moves the tap axis last with a 
   applies the kernel's constant factor);
 * dense (:class:`~steerable.nn.kernel.DenseKernel`): the MLP output times each column's envelope,
   put into conv layout by one gather.
+* shared basis with an MLP that offers ``fixed_points_mlp()`` (the escnn irrep-wise MLP,
+  :mod:`steerable.plugins.escnn_backend.fixed_points`) [issue 18]: the MLP's output transposed,
+  ``(D, k^d)`` in a few dense products, times the envelope rows ``exp(-|x|^2 / w^2)``, one mixing
+  product per pair ``W_t (n_out n_in, M) @ basis_t (M, rho_o rho_i k^d)`` and one permutation of
+  rows (taps contiguous) into conv layout; the points' constants (the MLP's view of them, their
+  squared radii) are kept per dtype and device while the same points come again.
 
 The gathers are :func:`~steerable.ops.permute.permute_columns` (a permutation: its backward is the
 inverse gather, not a scatter), so the backward of the whole construction is a few products and
@@ -172,9 +178,7 @@ class GridFilter(torch.nn.Module):
         weights = torch.cat([w.reshape(-1) for w in kernel.mixing]).to(basis) * kernel._factor(basis)
         weights = weights.index_select(0, self.mix_order).split(self.mix_sizes)
         M, E = kernel.basis_size, points.shape[0]
-        products = [
-            (w.view(-1, M) @ b.view(M, -1)).view(-1, E) for w, b in zip(weights, basis.split(self.basis_sizes))
-        ]
+        products = [(w.view(-1, M) @ b.view(M, -1)).view(-1, E) for w, b in zip(weights, basis.split(self.basis_sizes))]
         return _PermuteRows.apply(torch.cat(products), self.row_order, self.row_order_inv)
 
     def _point_constants(self, kernel: SharedBasisKernel, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

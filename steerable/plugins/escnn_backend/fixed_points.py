@@ -188,7 +188,6 @@ class FixedPointsMLP(torch.nn.Module):
 
     @torch.no_grad()
     def _constants(self, mlp: IrrepwiseKernelMLP, pos: torch.Tensor) -> dict[str, Any]:
-        like = pos
         key = (pos.dtype, pos.device)
         cached = self._cache.get(key)
         if cached is None or not torch.equal(cached["points"], pos):
@@ -200,9 +199,9 @@ class FixedPointsMLP(torch.nn.Module):
             layers = list(mlp.schur_layers)
             for j, (kind, info) in enumerate(self._steps):
                 if kind == "linear":
-                    cached[f"values{j}"] = info.values(layers[j]).to(like)
+                    cached[f"values{j}"] = info.values(layers[j]).to(pos)
                     bias = info.bias_matrix(layers[j])
-                    cached[f"bias{j}"] = None if bias is None else bias.to(like)
+                    cached[f"bias{j}"] = None if bias is None else bias.to(pos)
             self._cache[key] = cached
         return cached
 
