@@ -164,3 +164,80 @@ def test_a_kernel_assigned_later_gets_a_correct_filter(toy_group):
         assert conv.assembly.fits(kernel, 9) is assembled
         ref = kernel(conv.grid.double()).permute(1, 2, 0).reshape(f_out.size, f_in.size, 3, 3)
         assert _rel(conv.filter(), ref) <= BOUND
+
+
+def _escnn(name: str) -> st.Group:
+    pytest.importorskip("escnn")
+    return st.group(name, backend="escnn")
+
+
+def _compare_with_reference(conv: st.GridConv, bound: float) -> None:
+    """Filter values and parameter gradients (a random cotangent) equal the reference construction's."""
+    params = [p for p in conv.parameters() if p.requires_grad]
+    fast, ref = conv.filter(), conv.filter(reference=True)
+    assert _rel(fast, ref) <= bound
+    cotangent = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1)).to(ref)
+    g_fast = torch.autograd.grad((fast * cotangent).sum(), params, allow_unused=True)
+    g_ref = torch.autograd.grad((ref * cotangent).sum(), params, allow_unused=True)
+    for gf, gr in zip(g_fast, g_ref):
+        assert (gf is None) == (gr is None)
+        if gr is not None:
+            assert _rel(gf, gr) <= bound
+
+
+#: escnn groups whose irrep-wise kernel MLP has the fixed-points evaluator (SO(2): complex irreps,
+#: two basis maps per Schur block), and hidden layers
+TRANSPOSED = [("SO(3)", 1, 3), ("SO(3)", 2, 3), ("O(3)", 1, 3), ("SO(2)", 1, 5), ("O(2)", 2, 5)]
+
+
+@pytest.mark.parametrize("envelope", ["auto", None])
+@pytest.mark.parametrize("group_name, hidden_layers, kernel_size", TRANSPOSED)
+def test_the_fixed_points_evaluation_equals_the_reference(group_name, hidden_layers, kernel_size, envelope):
+    """[issue 18] The escnn irrep-wise MLP at the grid's taps as a few dense products
+    (``assembly.transposed``, :mod:`steerable.plugins.escnn_backend.fixed_points`), then the envelope
+    rows and one mixing product: float64 values and gradients equal the reference (measured <= 1e-15;
+    bound 1e-13).  Also after ``.float()`` (float32: measured ~1e-7, bound 1e-5; the constants are
+    recomputed in the new dtype) and back to ``.double()`` (float64 again: the cache follows)."""
+    G = _escnn(group_name)
+    f_in = st.FieldType(G, [G.trivial_rep(), G.standard_rep(), G.trivial_rep()])
+    f_out = st.FieldType(G, [G.standard_rep(), G.trivial_rep(), G.standard_rep()])
+    torch.manual_seed(0)
+    conv = st.GridConv(
+        f_in, f_out, kernel_size, basis_size=3, envelope_width=envelope, hidden_channels=3, hidden_layers=hidden_layers
+    ).double()
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    assert conv.assembly.transposed is not None
+    # real irreps (identity Schur maps): the first layer factored; SO(2), O(2): the plain product
+    assert (conv.assembly.transposed.first_rows is not None) == (group_name in ("SO(3)", "O(3)"))
+    _compare_with_reference(conv, BOUND)
+    # the evaluator alone: the MLP's output, transposed
+    points = conv.grid.double()
+    out = conv.assembly.transposed(conv.kernel.mlp, points)
+    assert _rel(out, conv.kernel.mlp(points).T) <= BOUND
+    conv.float()
+    _compare_with_reference(conv, 1e-5)
+    conv.double()
+    _compare_with_reference(conv, BOUND)
+
+
+def test_the_fixed_points_evaluation_applies_only_where_it_is_built_for():
+    """No evaluator for kernel attributes or the dense escnn pipeline (finite groups); a kernel
+    assigned later with another MLP structure gets the generic assembly (still equal to the reference)."""
+    G = _escnn("SO(3)")
+    f = st.FieldType(G, [G.trivial_rep(), G.standard_rep()])
+    torch.manual_seed(0)
+    assert st.GridConv(f, f, 3, kernel_attr=1).assembly.transposed is None
+    C4 = _escnn("C4")
+    assert (
+        st.GridConv(st.FieldType(C4, [C4.regular_rep()]), st.FieldType(C4, [C4.regular_rep()]), 3).assembly.transposed
+        is None
+    )
+    conv = st.GridConv(f, f, 3, hidden_channels=3).double()
+    assert conv.assembly.transposed is not None
+    conv.kernel = st.nn.kernel.ImplicitKernel(
+        f, f, basis_size=8, max_radius=conv.kernel.max_radius, hidden_channels=2
+    ).double()
+    assert not conv.assembly.transposed.fits(conv.kernel.mlp)
+    _compare_with_reference(conv, BOUND)

@@ -12,6 +12,12 @@ permutes its MLP output into matrices), and then moves the tap axis last with a 
   applies the kernel's constant factor);
 * dense (:class:`~steerable.nn.kernel.DenseKernel`): the MLP output times each column's envelope,
   put into conv layout by one gather.
+* shared basis with an MLP that offers ``fixed_points_mlp()`` (the escnn irrep-wise MLP,
+  :mod:`steerable.plugins.escnn_backend.fixed_points`) [issue 18]: the MLP's output transposed,
+  ``(D, k^d)`` in a few dense products, times the envelope rows ``exp(-|x|^2 / w^2)``, one mixing
+  product per pair ``W_t (n_out n_in, M) @ basis_t (M, rho_o rho_i k^d)`` and one permutation of
+  rows (taps contiguous) into conv layout; the points' constants (the MLP's view of them, their
+  squared radii) are kept per dtype and device while the same points come again.
 
 The gathers are :func:`~steerable.ops.permute.permute_columns` (a permutation: its backward is the
 inverse gather, not a scatter), so the backward of the whole construction is a few products and
@@ -25,12 +31,28 @@ import torch
 
 from ..ops.permute import permute_columns
 from .kernel import DenseKernel, ImplicitKernel, SharedBasisKernel
+from .kernel._base import form_radius2
 
 
 def _inverse(perm: torch.Tensor) -> torch.Tensor:
     inv = torch.empty_like(perm)
     inv[perm] = torch.arange(len(perm))
     return inv
+
+
+class _PermuteRows(torch.autograd.Function):
+    """``x.index_select(0, perm)`` for a permutation ``perm`` of the rows, whose backward is the
+    inverse gather (``index_select``'s generic backward is an accumulating scatter)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, perm: torch.Tensor, inv_perm: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(perm, inv_perm)
+        return x.index_select(0, perm)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        perm, inv_perm = ctx.saved_tensors
+        return _PermuteRows.apply(grad.contiguous(), inv_perm, perm), None, None
 
 
 def reference_filter(kernel: ImplicitKernel, points: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -82,11 +104,43 @@ class GridFilter(torch.nn.Module):
         perm = _inverse(target_of_flat)  # filter.flatten()[k] = flat[perm[k]]
         self.register_buffer("perm", perm, persistent=False)
         self.register_buffer("inv_perm", target_of_flat.clone(), persistent=False)
+        # the MLP at fixed points as one transposed evaluation (a backend's optional hook), then
+        # the envelope and the mixing as one product (see _transposed)
+        make = getattr(kernel.mlp, "fixed_points_mlp", None) if isinstance(kernel, SharedBasisKernel) else None
+        self.transposed = make() if make is not None else None
+        if self.transposed is not None:
+            self._build_mixing_map(kernel)
+        self._constants: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
     def supports(kernel: ImplicitKernel) -> bool:
         """Whether ``kernel``'s layout has an assembly here (the two built-in layouts)."""
         return type(kernel) in (SharedBasisKernel, DenseKernel)
+
+    def _build_mixing_map(self, kernel: SharedBasisKernel) -> None:
+        """Index maps for :meth:`_transposed`: the MLP's output rows ``D`` are (pair ``t``, basis
+        kernel ``m``, entry ``(a, b)``); pair ``t``'s product ``W_t (n_o n_i, M) @ basis_t (M, ab E)``
+        gives rows ``(o, i, a, b)``.  ``mix_order``: the mixing weights (``mixing[t][o, m, i]``,
+        concatenated) in ``(t, o, i, m)`` order; ``row_order``: the product row of each filter row
+        ``(out channel, in channel)``; ``env_row``: the envelope ``(t, m)`` of each output row."""
+        M, d_in = kernel.basis_size, kernel.in_type.size
+        order, targets, env_rows = [], [], []
+        self.mix_sizes, self.basis_sizes = [], []
+        src = 0
+        for t, p in enumerate(kernel.pairs):
+            ro, ri, n_o, n_i = p.out_rep.size, p.in_rep.size, len(p.out_fields), len(p.in_fields)
+            order.append((src + torch.arange(n_o * M * n_i).view(n_o, M, n_i)).transpose(1, 2).reshape(-1))
+            oc = kernel.out_type.channels(p.out_fields).view(n_o, 1, ro, 1)
+            ic = kernel.in_type.channels(p.in_fields).view(1, n_i, 1, ri)
+            targets.append((oc * d_in + ic).reshape(-1))  # the filter row of product row (o, i, a, b)
+            env_rows.append(t * M + torch.arange(M).repeat_interleave(ro * ri))
+            self.mix_sizes.append(n_o * n_i * M)
+            self.basis_sizes.append(M * ro * ri)
+            src += n_o * M * n_i
+        self.register_buffer("mix_order", torch.cat(order), persistent=False)
+        self.register_buffer("row_order", _inverse(torch.cat(targets)), persistent=False)
+        self.register_buffer("row_order_inv", torch.cat(targets), persistent=False)
+        self.register_buffer("env_row", torch.cat(env_rows), persistent=False)
 
     def fits(self, kernel: ImplicitKernel, n_points: int) -> bool:
         """Whether the index maps were built for ``kernel``'s layout, field types (the same objects)
@@ -103,8 +157,42 @@ class GridFilter(torch.nn.Module):
     def forward(self, kernel: ImplicitKernel, points: torch.Tensor, kernel_size: int) -> torch.Tensor:
         """``(out, in, k, ..., k)``: the filter of ``kernel`` at ``points`` ``(k^d, d)`` (no attributes)."""
         shape = (kernel.out_type.size, kernel.in_type.size, *([kernel_size] * points.shape[1]))
+        if self.transposed is not None and self.transposed.fits(kernel.mlp):
+            return self._transposed(kernel, points).view(shape)
         flat = self._shared(kernel, points) if isinstance(kernel, SharedBasisKernel) else self._dense(kernel, points)
         return permute_columns(flat, self.perm, self.inv_perm, kernel._factor(points)).view(shape)
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .double(): the cached constants are of the old kind
+        self._constants = {}
+        return super()._apply(fn, *args, **kwargs)
+
+    def _transposed(self, kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
+        """``(out * in, E)``: the filter from the MLP's transposed output ``(D, E)`` (the backend's
+        fixed-points evaluator) times the envelope rows, one mixing product per pair (the kernel's
+        factor on the weights) and one gather of rows (taps contiguous: conv layout)."""
+        reach, neg_r2 = self._point_constants(kernel, points)
+        basis = self.transposed(kernel.mlp, reach)  # (D, E)
+        if kernel.log_width is not None:
+            inv_w2 = torch.exp(-2.0 * kernel.log_width).to(basis).reshape(-1).index_select(0, self.env_row)
+            basis = basis * torch.exp(torch.outer(inv_w2, neg_r2))
+        weights = torch.cat([w.reshape(-1) for w in kernel.mixing]).to(basis) * kernel._factor(basis)
+        weights = weights.index_select(0, self.mix_order).split(self.mix_sizes)
+        M, E = kernel.basis_size, points.shape[0]
+        products = [(w.view(-1, M) @ b.view(M, -1)).view(-1, E) for w, b in zip(weights, basis.split(self.basis_sizes))]
+        return _PermuteRows.apply(torch.cat(products), self.row_order, self.row_order_inv)
+
+    def _point_constants(self, kernel: SharedBasisKernel, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The points as the MLP sees them (``kernel._within_reach``) and ``-|x|^2``
+        (``-|x^T eta x|``) ``(E,)`` as the envelope reads it; kept per dtype and device while the
+        same points come again."""
+        key = (points.dtype, points.device)
+        cached = self._constants.get(key)
+        if cached is None or not torch.equal(cached[0], points):
+            with torch.no_grad():
+                r2 = points.pow(2).sum(-1) if kernel.eta is None else form_radius2(points, kernel.eta)
+                reach = kernel._within_reach(points)
+            cached = self._constants[key] = (points.detach().clone(), reach, -r2)
+        return cached[1], cached[2]
 
     @staticmethod
     def _shared(kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:

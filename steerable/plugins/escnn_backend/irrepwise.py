@@ -119,3 +119,11 @@ class IrrepwiseKernelMLP(EscnnKernelMLP):
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         return torch.cat(list(self.pieces(pos, attr)), dim=1)
+
+    def fixed_points_mlp(self) -> torch.nn.Module | None:
+        """An evaluator of this MLP's structure at points that come again (a grid's taps):
+        ``evaluator(mlp, points) == mlp(points).T`` ``(D, E)`` in a few dense products, or ``None``
+        where it does not apply (:mod:`.fixed_points`)."""
+        from .fixed_points import fixed_points_mlp
+
+        return fixed_points_mlp(self)

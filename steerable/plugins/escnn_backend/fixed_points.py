@@ -1,0 +1,272 @@
+"""The irrep-wise escnn kernel MLP at a fixed set of points, in a few dense products. [issue 18]
+
+A :class:`~steerable.nn.GridConv` evaluates its kernel MLP at the same ``k^d`` taps on every
+training step.  Run layer by layer (:class:`~.irrepwise.IrrepwiseKernelMLP`), the MLP is a few
+hundred small ops whose cost is their count, not their arithmetic (the taps are ~100 points).  Here
+the same function is computed *transposed*, features as rows ``(F, E)``, in the row order of the
+MLP's runs concatenated (run by run, copy-major within a run):
+
+* everything that depends on the points alone (the harmonic embedding, the radial features of the
+  softened radius) is computed once per dtype and device and kept;
+* the first layer's input rows are ``W2[row] @ silu(W1 @ R^T + b1) + b2[row]`` (the invariant
+  MLP, its last layer's rows repeated to the harmonic copies they scale) times the harmonic rows;
+* each :class:`~.schur.SchurLinear` is one matrix ``(F_out, F_in)`` assembled from escnn's weights by
+  one gather and one ``index_add`` (the same ``sum_b W_b basis_b`` the layer multiplies run by run,
+  :meth:`~.schur.SchurLinear.run_blocks`), applied by one product; its bias is escnn's
+  ``bias_expansion @ bias``;
+* each :class:`~.schur.SchurGate` is one split, ELU, sigmoid and one broadcast product per gated run;
+* the change of basis of :class:`~.schur.BlocksFromIrreps` is a constant matrix folded into the
+  last layer's weights.
+
+:meth:`FixedPointsMLP.forward` returns ``mlp(points).T`` ``(D, E)``; equal to it to round-off in
+values and gradients (``tests/test_grid_filter.py``).  Built by :func:`fixed_points_mlp`, which
+returns ``None`` for an MLP it does not cover (kernel attributes, a Schur layer with a run that
+falls back to escnn's expanded matrix).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .irrepwise import IrrepwiseKernelMLP
+from .schur import BlocksFromIrreps, SchurGate, SchurLinear
+
+
+class _LinearIndex:
+    """Where each weight of a :class:`SchurLinear` lands in its dense ``(F_out, F_in)`` matrix.
+
+    ``entry`` (N,) flat matrix index, ``weight`` (N,) index into ``linear.weights``, and per entry
+    ``(run, b, x, y)``: the value multiplying it is ``basis_run[b, x, y]`` (the run's sampled basis).
+    With ``blocks`` (a float64 ``(D, F_out)`` matrix applied after the layer: the change of basis
+    of :class:`BlocksFromIrreps`), the map is of ``blocks @ matrix``: each entry of row ``s`` is
+    repeated for every ``r`` with ``blocks[r, s] != 0``, its value times ``scale = blocks[r, s]``.
+    """
+
+    def __init__(self, layer: SchurLinear, blocks: torch.Tensor | None = None) -> None:
+        n_in = layer.linear.in_type.size
+        self.blocks = blocks
+        self.shape = (layer.linear.out_type.size if blocks is None else blocks.shape[0], n_in)
+        offsets = np.concatenate([[0], np.cumsum(layer._cut_sizes)])
+        entries, weights, values = [], [], []
+        self.modules: list[str] = []
+        for m, piece, (r0, _, _, c0, c1) in zip(layer.maps, layer._cut_of_run, layer.plan):
+            if m is None:  # no input run of this irrep: zero rows (plus the bias)
+                continue
+            kb = (m.stop - m.start) // (m.out_count * m.in_count)
+            d = m.size
+            if c1 - c0 != m.in_count * d:
+                raise ValueError("SchurLinear run map does not match its input run")
+            o, x, c, y, b = np.meshgrid(
+                np.arange(m.copies), np.arange(d), np.arange(m.in_count), np.arange(d), np.arange(kb), indexing="ij"
+            )
+            entries.append(((r0 + o * d + x) * n_in + c0 + c * d + y).ravel())
+            weights.append((offsets[piece] + (o * m.in_count + c) * kb + b).ravel())
+            # entries whose basis value is zero are left out (fixed by the group: the bases are constants)
+            basis = getattr(layer.linear._basisexpansion, m.expansion).sampled_basis[..., 0].detach().cpu().numpy()
+            keep = (basis[b, x, y] != 0).ravel()
+            run = len(self.modules)
+            self.modules.append(m.expansion)
+            entries[-1], weights[-1] = entries[-1][keep], weights[-1][keep]
+            values.append(np.stack([np.full(o.size, run), b.ravel(), x.ravel(), y.ravel()], 1)[keep])
+        entry = np.concatenate(entries) if entries else np.zeros(0, dtype=np.int64)
+        weight = np.concatenate(weights) if weights else np.zeros(0, dtype=np.int64)
+        self.value_of = np.concatenate(values) if values else np.zeros((0, 4), dtype=np.int64)
+        self.scale = None
+        if blocks is not None:
+            b = blocks.numpy()
+            row, col = entry // n_in, entry % n_in
+            k, r = np.nonzero(b.T[row])  # entry k (of row s) -> every row r with blocks[r, s] != 0
+            entry, weight = r * n_in + col[k], weight[k]
+            self.value_of = self.value_of[k]
+            self.scale = torch.as_tensor(b[r, row[k]], dtype=torch.float64)
+        self.entry = torch.as_tensor(entry, dtype=torch.long)
+        self.weight = torch.as_tensor(weight, dtype=torch.long)
+
+    def bias_matrix(self, layer: SchurLinear) -> torch.Tensor | None:
+        """``(rows, n_bias)``: the layer's bias vector is ``bias_matrix @ linear.bias`` (escnn's
+        ``bias_expansion``, with ``blocks`` applied), float64; ``None`` without bias."""
+        if layer.linear.bias is None:
+            return None
+        expansion = layer.linear.bias_expansion.detach().cpu().double()
+        return expansion if self.blocks is None else self.blocks @ expansion
+
+    def values(self, layer: SchurLinear) -> torch.Tensor:
+        """``(N,)``: the basis value of each entry, from the layer's current sampled bases."""
+        expansion = layer.linear._basisexpansion
+        bases = [getattr(expansion, name).sampled_basis[..., 0] for name in self.modules]
+        if not bases:
+            return layer.linear.weights.new_zeros(0)
+        run, b, x, y = (torch.as_tensor(col, dtype=torch.long) for col in self.value_of.T)
+        flat = torch.cat([basis.detach().cpu().reshape(-1) for basis in bases])  # index maps on the CPU
+        starts = torch.tensor([0] + [basis.numel() for basis in bases[:-1]]).cumsum(0)
+        dims = torch.tensor([basis.shape[1] for basis in bases])
+        d = dims[run]
+        values = flat[starts[run] + (b * d + x) * d + y]
+        return values if self.scale is None else values.double() * self.scale
+
+
+class FixedPointsMLP(torch.nn.Module):
+    """``mlp(points).T`` ``(D, E)`` for points ``(E, n)`` that come again, in a few ops (module docstring).
+
+    Holds index maps only (non-persistent buffers, no parameters): the MLP is passed at each call,
+    so its current parameters, dtype and device are used.  Constants depending on the points and
+    the bases are computed on first use per ``(dtype, device)`` and dropped when the module is
+    moved or converted.
+    """
+
+    def __init__(self, mlp: IrrepwiseKernelMLP) -> None:
+        super().__init__()
+        layers = list(mlp.schur_layers)
+        self._spec = mlp.spec  # what it was built for (see fits): the spec fixes the MLP's structure
+        C = mlp.spec.hidden_channels
+        n_deg = len(mlp.embedding.reps)
+        # first layer's input rows: invariant-weight row and harmonic column of each
+        w_row, y_col = [], []
+        starts = np.concatenate([[0], np.cumsum([rep.size for rep in mlp.embedding.reps])])
+        for parts in mlp._input_sources:
+            for kind, a, b in parts:
+                if kind != "harmonic":
+                    raise ValueError("attribute fields")
+                d = int(starts[a + 1] - starts[a])
+                for c in range(C):
+                    w_row += [c * n_deg + a] * d
+                    y_col += list(range(b, b + d))
+        self.register_buffer("w_row", torch.tensor(w_row, dtype=torch.long), persistent=False)
+        self.register_buffer("y_col", torch.tensor(y_col, dtype=torch.long), persistent=False)
+        self._steps: list[tuple[str, Any]] = []
+        for j, layer in enumerate(layers):
+            if isinstance(layer, SchurLinear):
+                after = layers[j + 1] if j + 1 < len(layers) else None
+                blocks = _blocks_matrix(after) if isinstance(after, BlocksFromIrreps) else None
+                index = _LinearIndex(layer, blocks)
+                self.register_buffer(f"entry{j}", index.entry, persistent=False)
+                self.register_buffer(f"weight{j}", index.weight, persistent=False)
+                self._steps.append(("linear", index))
+            elif isinstance(layer, SchurGate):
+                self._steps.append(("gate", (layer.n_scalars, list(layer.gated))))
+            elif isinstance(layer, BlocksFromIrreps):  # composed into the layer before
+                if not isinstance(layers[j - 1], SchurLinear):
+                    raise ValueError("BlocksFromIrreps after another layer than SchurLinear")
+                self._steps.append(("blocks", None))
+            else:  # pragma: no cover - the pipeline has these three layers only
+                raise TypeError(type(layer).__name__)
+        self._factor_first_layer(np.asarray(w_row), np.asarray(y_col), C * n_deg)
+        self._cache: dict[tuple[torch.dtype, torch.device], dict[str, Any]] = {}
+
+    def _factor_first_layer(self, w_row: np.ndarray, y_col: np.ndarray, n_weights: int) -> None:
+        """The first layer factored where each of its output rows reads one harmonic component
+        (real irreps: every Schur map a multiple of the identity): ``h1 = (A u) * y_out + bias``
+        with ``u`` the invariant MLP's output ``(C degrees, E)`` and ``A (F1, C degrees)`` the
+        layer's matrix with its columns summed onto the invariant weight they read; the
+        invariant MLP's last layer then folds into ``A`` (products of small matrices only).
+        ``first_rows``: ``None`` where some row mixes components (the unfactored product)."""
+        kind, index = self._steps[0]
+        self.first_rows = None
+        if kind != "linear" or index.blocks is not None:
+            return
+        n_in = index.shape[1]
+        entry = self.get_buffer("entry0").numpy()
+        rows, cols = entry // n_in, entry % n_in
+        component = np.zeros(index.shape[0], dtype=np.int64)
+        component[rows] = y_col[cols]
+        if not np.array_equal(component[rows], y_col[cols]):
+            return
+        self.first_rows = (index.shape[0], n_weights)
+        self.register_buffer("entry0", torch.as_tensor(rows * n_weights + w_row[cols]), persistent=False)
+        self.register_buffer("y_out", torch.as_tensor(component), persistent=False)
+
+    def fits(self, mlp: torch.nn.Module) -> bool:
+        """Whether this was built for an MLP like ``mlp`` (same pipeline and spec: same structure)."""
+        return type(mlp) is IrrepwiseKernelMLP and mlp.spec == self._spec
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> FixedPointsMLP:
+        self._cache = {}
+        return super()._apply(fn, *args, **kwargs)
+
+    @torch.no_grad()
+    def _constants(self, mlp: IrrepwiseKernelMLP, pos: torch.Tensor) -> dict[str, Any]:
+        key = (pos.dtype, pos.device)
+        cached = self._cache.get(key)
+        if cached is None or not torch.equal(cached["points"], pos):
+            y = mlp.embedding(pos)  # (E, harmonics)
+            radial = mlp.radial(mlp.embedding.soft_radius(pos))  # (E, radial features)
+            rows = self.y_col if self.first_rows is None else self.y_out
+            y_rows = y.T.index_select(0, rows).contiguous()
+            cached = {"points": pos.detach().clone(), "y_rows": y_rows, "radial_t": radial.T.contiguous()}
+            layers = list(mlp.schur_layers)
+            for j, (kind, info) in enumerate(self._steps):
+                if kind == "linear":
+                    cached[f"values{j}"] = info.values(layers[j]).to(pos)
+                    bias = info.bias_matrix(layers[j])
+                    cached[f"bias{j}"] = None if bias is None else bias.to(pos)
+            self._cache[key] = cached
+        return cached
+
+    def forward(self, mlp: IrrepwiseKernelMLP, points: torch.Tensor) -> torch.Tensor:
+        """``(D, E)``: ``mlp(points).T``, ``points`` ``(E, n)`` (not differentiated; constants
+        computed from them are kept while the same values come again, per dtype and device)."""
+        consts = self._constants(mlp, points.detach())
+        first, _, last = mlp.invariant_mlp
+        hidden = torch.nn.functional.silu(torch.addmm(first.bias[:, None], first.weight, consts["radial_t"]))
+        layers = list(mlp.schur_layers)
+        for j, (kind, info) in enumerate(self._steps):
+            if kind == "linear":
+                linear = layers[j].linear
+                weights = linear.weights
+                shape = self.first_rows if j == 0 and self.first_rows is not None else info.shape
+                flat = weights.index_select(0, getattr(self, f"weight{j}")) * consts[f"values{j}"]
+                matrix = weights.new_zeros(shape[0] * shape[1]).index_add(0, getattr(self, f"entry{j}"), flat)
+                matrix = matrix.view(shape)
+                expansion = consts[f"bias{j}"]
+                bias = None if expansion is None else (expansion @ linear.bias)[:, None]
+                if j == 0 and self.first_rows is not None:  # factored (see _factor_first_layer)
+                    u = torch.addmm((matrix @ last.bias)[:, None], matrix @ last.weight, hidden)
+                    h = u * consts["y_rows"] if bias is None else torch.addcmul(bias, u, consts["y_rows"])
+                    continue
+                if j == 0:  # the invariant weights of each harmonic copy, times the copy
+                    w2, b2 = last.weight.index_select(0, self.w_row), last.bias.index_select(0, self.w_row)
+                    h = torch.addmm(b2[:, None], w2, hidden) * consts["y_rows"]  # (F0, E)
+                h = matrix @ h if bias is None else torch.addmm(bias, matrix, h)
+            elif kind == "gate":
+                n_scalars, gated = info
+                copies = [c for c, _ in gated]
+                scalars, gates, *runs = h.split([n_scalars, sum(copies)] + [c * d for c, d in gated])
+                gates = torch.sigmoid(gates).split(copies)
+                # each gated copy times its gate, broadcast over the irrep's components
+                parts = [(r.view(c, d, -1) * g[:, None]).view(c * d, -1) for r, g, (c, d) in zip(runs, gates, gated)]
+                h = torch.cat([torch.nn.functional.elu(scalars), *parts])
+        return h
+
+
+def _blocks_matrix(layer: BlocksFromIrreps) -> torch.Tensor:
+    """``(D, F)`` float64: :class:`BlocksFromIrreps` as a matrix on its input rows (runs concatenated)."""
+    total_in = sum(copies * d for copies, d, _ in layer.groups)
+    out = torch.zeros(total_in, total_in, dtype=torch.float64)
+    row = col = 0
+    for g, (copies, d, columns) in enumerate(layer.groups):
+        q = layer.bases.master(f"q{g}")
+        for qc, dim in columns:
+            for k in range(copies):
+                out[row + k * d : row + (k + 1) * d, col + k * dim : col + (k + 1) * dim] = q[:, qc : qc + dim]
+            col += copies * dim
+        row += copies * d
+    return out
+
+
+def fixed_points_mlp(mlp: torch.nn.Module) -> FixedPointsMLP | None:
+    """A :class:`FixedPointsMLP` for ``mlp``, or ``None`` where it does not apply
+    (not the irrep-wise pipeline, kernel attributes, a Schur run without a map from escnn's weights)."""
+    if type(mlp) is not IrrepwiseKernelMLP or mlp.spec.attr_type is not None:
+        return None
+    for layer in mlp.schur_layers:
+        if isinstance(layer, SchurLinear) and not all(
+            m is not None or k is None for m, (_, _, k, _, _) in zip(layer.maps, layer.plan)
+        ):
+            return None
+    try:
+        return FixedPointsMLP(mlp)
+    except ValueError:
+        return None
