@@ -52,8 +52,8 @@ Nonlinearities (``spec.nonlinearity``):
 Measured with ``exact`` (``hidden_channels=4``, ``hidden_layers=2``; relative error): float64
 round-off (<= 7e-16) for the continuous groups, D4 and C4 on R^3; 5e-8..2e-7 for the other finite
 groups, whose floor is escnn's float32 bases of regular representations and restrictions; <= 7e-7
-in float32.  Their regular representations are built with the O(|G|) formula of
-:mod:`.characters` (escnn's own loop is O(|G|^2) in Python); the first build on a fresh escnn cache
+in float32.  Their regular representations are built in time linear in the group order by
+:mod:`.characters` (escnn's own loop is quadratic, in Python); the first build on a fresh escnn cache
 still takes tens of seconds for the finite 3D groups and is announced once (:mod:`.first_use`).
 
 Serialisation: ``state_dict()`` keys are the same in train and eval mode (:class:`~.linear.PlainLinear`
