@@ -3,6 +3,8 @@
 * Pairs of representations that share an input representation are summed in one ``message_sum``
   when their bases are small (``MERGE_VALUES``); the reference sums each pair on its own
   (``MERGE_VALUES = 0``).
+  In inference (no autograd) the merged bases are written into one buffer, with and without an
+  envelope; the reference again sums pair by pair.
 * Field types already grouped by representation skip the channel reordering; the reference is
   the same layer on an interleaved field type, its channels permuted by hand.
 """
@@ -51,6 +53,31 @@ def test_merged_message_sums_equal_per_pair(monkeypatch, request, name):
     assert len(fast) == len(reference)
     for a, b in zip(fast, reference):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("envelope", ["auto", None])
+@pytest.mark.parametrize("name", [*GROUPS, "escnn-SO(3)"])
+def test_merged_message_sums_in_inference_equal_per_pair(monkeypatch, request, name, envelope):
+    """The inference path (bases written into one buffer in place) equals pair-by-pair sums."""
+    G = make_group(name, request)
+    f_in, f_out = make_fields(G)
+    torch.manual_seed(0)
+    conv = st.PointConv(f_in, f_out, max_radius=2.0, envelope_width=envelope).double().eval()
+    assert (conv.kernel.log_width is None) == (envelope is None)
+    assert any(len(m) > 1 for m in conv.kernel._by_input.values())  # some pairs share an input
+    n = 12
+    ei = _graph(n, seed=2)
+    x = torch.randn(n, f_in.size, dtype=torch.float64)
+    pos = torch.randn(n, G.dim, dtype=torch.float64)
+    with torch.no_grad():
+        monkeypatch.setattr(shared, "MERGE_VALUES", 1 << 30)
+        fast = conv(x, pos, ei)
+        monkeypatch.setattr(shared, "MERGE_VALUES", 0)
+        reference = conv(x, pos, ei)
+    assert reference.abs().max() > 1e-3  # not a comparison of zeros
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-13)
+    with torch.enable_grad():  # and the training path gives the same values
+        torch.testing.assert_close(conv(x, pos, ei).detach(), reference, rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize("name", [*GROUPS, "escnn-SO(3)"])

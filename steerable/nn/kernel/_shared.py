@@ -120,6 +120,15 @@ class SharedBasisKernel(ImplicitKernel):
         Made one pair at a time where the MLP hands out its output in pieces (``_mlp_pieces``), so
         each pair's basis can be freed once used.
         """
+        for b, env in self._basis_parts(pos, attr):
+            yield b if env is None else b * env
+            del b, env  # before the next pair's are made
+
+    def _basis_parts(
+        self, pos: torch.Tensor, attr: torch.Tensor | None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Per pair the basis kernels ``(E, M, out_rep, in_rep)`` without their envelopes and the
+        envelope ``(E, M, 1, 1)`` (``None`` without one): the product is :meth:`_basis`."""
         n, M = pos.shape[0], self.basis_size
         sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
         parts = self._mlp_pieces(pos, attr, sizes)
@@ -127,9 +136,8 @@ class SharedBasisKernel(ImplicitKernel):
         # gradient per pair as indexing's)
         envs = self._envelope(pos).unbind(1) if self.log_width is not None else None
         for t, (part, p) in enumerate(zip(parts, self.pairs)):
-            b = part.view(n, M, p.out_rep.size, p.in_rep.size)
-            yield b if envs is None else b * envs[t][:, :, None, None]
-            del part, b  # before the next pair's are made
+            yield part.view(n, M, p.out_rep.size, p.in_rep.size), None if envs is None else envs[t][:, :, None, None]
+            del part  # before the next pair's are made
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check(pos, attr)
@@ -165,31 +173,53 @@ class SharedBasisKernel(ImplicitKernel):
         self._check_features(x, None, "x")
         self._check_edges(pos, src, dst, n_dst)
         n, M, grouped = pos.shape[0], self.basis_size, self._grouped(x)
-        # with autograd on (which keeps the bases anyway), pairs that share an input representation
-        # and whose bases are small together are summed in one message_sum (bases side by side):
-        # fewer, larger per-edge products and one gather of their features; otherwise (and in
-        # inference, where each basis is freed once used) pair by pair
+        # pairs that share an input representation and whose bases are small together are summed
+        # in one message_sum (bases side by side): fewer, larger per-edge products and one gather
+        # of their features (a batched matmul of (M |o|) x |i| matrices is much slower for the
+        # small ones than for the merged ones).  With autograd on the bases are concatenated
+        # (autograd keeps them anyway); in inference each is written, envelope applied, into its
+        # place in one buffer (no copy, no second basis alive).  Otherwise pair by pair.
+        training = torch.is_grad_enabled()
         merged = {
             off: members
             for off, members in self._by_input.items()
-            if len(members) > 1 and n * self._input_values[off] <= MERGE_VALUES and torch.is_grad_enabled()
+            if len(members) > 1 and n * self._input_values[off] <= MERGE_VALUES
         }
         sums: list[torch.Tensor | None] = [None] * len(self.pairs)
         held: dict[int, list[torch.Tensor]] = {}
-        for t, (b, p) in enumerate(zip(self._basis(pos, attr), self.pairs)):
-            phi = b.view(n, M * p.out_rep.size, p.in_rep.size)
-            members = merged.get(p.in_offset)
+        buffers: dict[int, torch.Tensor] = {}
+        for t, ((b, env), p) in enumerate(zip(self._basis_parts(pos, attr), self.pairs)):
+            members, phi = merged.get(p.in_offset), None
+            if members is None or training:
+                phi = (b if env is None else b * env).view(n, M * p.out_rep.size, p.in_rep.size)
             if members is None:
                 sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
-            else:
+            elif training:
                 held.setdefault(p.in_offset, []).append(phi)
-                if t == members[-1]:
+            else:
+                buf = buffers.get(p.in_offset)
+                if buf is None:
+                    rows = sum(M * self.pairs[u].out_rep.size for u in members)
+                    buf = buffers[p.in_offset] = b.new_empty(n, rows, p.in_rep.size)
+                start = sum(M * self.pairs[u].out_rep.size for u in members[: members.index(t)])
+                place = buf[:, start : start + M * p.out_rep.size].view(b.shape)
+                if env is None:
+                    place.copy_(b)
+                else:
+                    torch.mul(b, env, out=place)
+            if members is not None and t == members[-1]:
+                if training:
                     phis = held.pop(p.in_offset)
                     total = message_sum(torch.cat(phis, dim=1), self._pair_features(grouped, p), src, dst, n_dst)
-                    for u, part in zip(members, total.split([f.shape[1] for f in phis], dim=1)):
-                        sums[u] = part
-                    del phis, total
-            del b, phi
+                    widths = [f.shape[1] for f in phis]
+                    del phis
+                else:
+                    total = message_sum(buffers.pop(p.in_offset), self._pair_features(grouped, p), src, dst, n_dst)
+                    widths = [M * self.pairs[u].out_rep.size for u in members]
+                for u, part in zip(members, total.split(widths, dim=1)):
+                    sums[u] = part
+                del total
+            del b, env, phi
         return self._mix(sums)
 
     def _grouped(self, x: torch.Tensor) -> torch.Tensor:
