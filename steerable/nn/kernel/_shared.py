@@ -17,6 +17,49 @@ from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
 #: are summed together with autograd on (:meth:`SharedBasisKernel.message_and_aggregate`): 2 MiB
 #: in float32.
 MERGE_VALUES = 1 << 19
+#: The same in inference, where the merged buffer lives from its first pair's basis to its last
+#: one's (the MLP makes the pairs output representation first) beside the other pairs': 1 MiB.
+INFERENCE_MERGE_VALUES = 1 << 18
+
+
+class _EnvelopedBases(torch.autograd.Function):
+    """``torch.cat([(b_t * env_t[..., None]).flatten(1) for t], dim=1)`` of bases ``b_t``
+    ``(E, M, k_t)`` and envelopes ``env_t`` ``(E, M)``, each product written into its place.
+
+    Output ``(E, sum_t M k_t)``: member ``t``'s ``M k_t`` columns after those of the members before
+    it (its rows ``(m, k)`` row-major).  Keeps the bases and envelopes for backward (as the
+    products would), but no per-member products exist beside the buffer, and backward makes each
+    base's gradient from a view of the incoming one (no split copies).  The backward is made of
+    differentiable ops, so higher derivatives work.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, n_members: int, *tensors: torch.Tensor) -> torch.Tensor:
+        bases, envs = tensors[:n_members], tensors[n_members:]
+        ctx.save_for_backward(*tensors)
+        ctx.n_members = n_members
+        n = bases[0].shape[0]
+        out = bases[0].new_empty(n, sum(b.shape[1] * b.shape[2] for b in bases))
+        at = 0
+        for b, env in zip(bases, envs):
+            width = b.shape[1] * b.shape[2]
+            torch.mul(b, env[:, :, None], out=out[:, at : at + width].view(b.shape))
+            at += width
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        tensors = ctx.saved_tensors
+        k = ctx.n_members
+        bases, envs = tensors[:k], tensors[k:]
+        grad_bases, grad_envs, at = [], [], 0
+        for t, (b, env) in enumerate(zip(bases, envs)):
+            width = b.shape[1] * b.shape[2]
+            g = grad[:, at : at + width].reshape(b.shape)
+            at += width
+            grad_bases.append(g * env[:, :, None] if ctx.needs_input_grad[1 + t] else None)
+            grad_envs.append((g * b).sum(-1) if ctx.needs_input_grad[1 + k + t] else None)
+        return None, *grad_bases, *grad_envs
 
 
 class RepPair(NamedTuple):
@@ -181,26 +224,28 @@ class SharedBasisKernel(ImplicitKernel):
         # pairs that share an input representation and whose bases are small together are summed
         # in one message_sum (bases side by side): fewer, larger per-edge products and one gather
         # of their features (a batched matmul of (M |o|) x |i| matrices is much slower for the
-        # small ones than for the merged ones).  With autograd on the bases are concatenated
-        # (autograd keeps them anyway); in inference each is written, envelope applied, into its
-        # place in one buffer (no copy, no second basis alive).  Otherwise pair by pair.
+        # small ones than for the merged ones).  In inference each basis is written, envelope
+        # applied, into its place in one buffer as it is made (no copy, no second basis alive);
+        # with autograd on (which keeps the bases anyway) all at once by _EnvelopedBases (no
+        # per-pair products beside the buffer).  Otherwise pair by pair.
         training = torch.is_grad_enabled()
+        limit = MERGE_VALUES if training else INFERENCE_MERGE_VALUES
         merged = {
             off: members
             for off, members in self._by_input.items()
-            if len(members) > 1 and n * self._input_values[off] <= MERGE_VALUES
+            if len(members) > 1 and n * self._input_values[off] <= limit
         }
         sums: list[torch.Tensor | None] = [None] * len(self.pairs)
         held: dict[int, list[torch.Tensor]] = {}
         buffers: dict[int, torch.Tensor] = {}
         for t, ((b, env), p) in enumerate(zip(self._basis_parts(pos, attr), self.pairs)):
             members, phi = merged.get(p.in_offset), None
-            if members is None or training:
+            if members is None or (training and env is None):
                 phi = (b if env is None else b * env).view(n, M * p.out_rep.size, p.in_rep.size)
             if members is None:
                 sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
             elif training:
-                held.setdefault(p.in_offset, []).append(phi)
+                held.setdefault(p.in_offset, []).append(phi if env is None else (b, env[:, :, 0]))
             else:
                 buf = buffers.get(p.in_offset)
                 if buf is None:
@@ -215,9 +260,14 @@ class SharedBasisKernel(ImplicitKernel):
             if members is not None and t == members[-1]:
                 if training:
                     phis = held.pop(p.in_offset)
-                    total = message_sum(torch.cat(phis, dim=1), self._pair_features(grouped, p), src, dst, n_dst)
-                    widths = [f.shape[1] for f in phis]
-                    del phis
+                    if env is None:
+                        bases = torch.cat(phis, dim=1)
+                    else:  # each enveloped basis written into its place, (E, rows * in_rep)
+                        bases = _EnvelopedBases.apply(len(phis), *(b for b, _ in phis), *(e for _, e in phis))
+                        bases = bases.view(n, -1, p.in_rep.size)
+                    total = message_sum(bases, self._pair_features(grouped, p), src, dst, n_dst)
+                    widths = [M * self.pairs[u].out_rep.size for u in members]
+                    del phis, bases
                 else:
                     total = message_sum(buffers.pop(p.in_offset), self._pair_features(grouped, p), src, dst, n_dst)
                     widths = [M * self.pairs[u].out_rep.size for u in members]
