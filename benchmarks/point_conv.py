@@ -58,8 +58,8 @@ import warnings
 from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch
 import _common
+import torch
 from _common import machine_line, measure, print_table, time_interleaved
 
 DEFAULT = ["256x8x8x1", "256x8x16x1", "256x8x8x2", "256x16x16x1"]

@@ -228,7 +228,10 @@ class SharedBasisKernel(ImplicitKernel):
         # applied, into its place in one buffer as it is made (no copy, no second basis alive);
         # with autograd on (which keeps the bases anyway) all at once by _EnvelopedBases (no
         # per-pair products beside the buffer).  Otherwise pair by pair.
+        # (compiled or exported: the concatenation, as in training without an envelope; neither
+        # writes into a strided out= tensor, which dynamo does not trace)
         training = torch.is_grad_enabled()
+        in_place = not torch.compiler.is_compiling()
         limit = MERGE_VALUES if training else INFERENCE_MERGE_VALUES
         merged = {
             off: members
@@ -236,17 +239,17 @@ class SharedBasisKernel(ImplicitKernel):
             if len(members) > 1 and n * self._input_values[off] <= limit
         }
         sums: list[torch.Tensor | None] = [None] * len(self.pairs)
-        held: dict[int, list[torch.Tensor]] = {}
+        held: dict[int, list] = {}
         buffers: dict[int, torch.Tensor] = {}
         for t, ((b, env), p) in enumerate(zip(self._basis_parts(pos, attr), self.pairs)):
             members, phi = merged.get(p.in_offset), None
-            if members is None or (training and env is None):
+            buffered = members is not None and in_place and not training  # written into one buffer
+            enveloped = members is not None and in_place and training and env is not None  # _EnvelopedBases
+            if not (buffered or enveloped):
                 phi = (b if env is None else b * env).view(n, M * p.out_rep.size, p.in_rep.size)
             if members is None:
                 sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
-            elif training:
-                held.setdefault(p.in_offset, []).append(phi if env is None else (b, env[:, :, 0]))
-            else:
+            elif buffered:
                 buf = buffers.get(p.in_offset)
                 if buf is None:
                     rows = sum(M * self.pairs[u].out_rep.size for u in members)
@@ -257,20 +260,21 @@ class SharedBasisKernel(ImplicitKernel):
                     place.copy_(b)
                 else:
                     torch.mul(b, env, out=place)
+            else:
+                held.setdefault(p.in_offset, []).append((b, env[:, :, 0]) if enveloped else phi)
             if members is not None and t == members[-1]:
-                if training:
+                widths = [M * self.pairs[u].out_rep.size for u in members]
+                if buffered:
+                    bases = buffers.pop(p.in_offset)
+                elif enveloped:  # each enveloped basis written into its place, (E, rows * in_rep)
                     phis = held.pop(p.in_offset)
-                    if env is None:
-                        bases = torch.cat(phis, dim=1)
-                    else:  # each enveloped basis written into its place, (E, rows * in_rep)
-                        bases = _EnvelopedBases.apply(len(phis), *(b for b, _ in phis), *(e for _, e in phis))
-                        bases = bases.view(n, -1, p.in_rep.size)
-                    total = message_sum(bases, self._pair_features(grouped, p), src, dst, n_dst)
-                    widths = [M * self.pairs[u].out_rep.size for u in members]
-                    del phis, bases
+                    bases = _EnvelopedBases.apply(len(phis), *(b for b, _ in phis), *(e for _, e in phis))
+                    bases = bases.view(n, sum(widths), p.in_rep.size)
+                    del phis
                 else:
-                    total = message_sum(buffers.pop(p.in_offset), self._pair_features(grouped, p), src, dst, n_dst)
-                    widths = [M * self.pairs[u].out_rep.size for u in members]
+                    bases = torch.cat(held.pop(p.in_offset), dim=1)
+                total = message_sum(bases, self._pair_features(grouped, p), src, dst, n_dst)
+                del bases
                 for u, part in zip(members, total.split(widths, dim=1)):
                     sums[u] = part
                 del total
