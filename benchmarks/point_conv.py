@@ -215,7 +215,8 @@ def main() -> None:
     print(f"ours: PointConv defaults{' + ' + args.kernel if args.kernel else ''}")
     memory = "peak extra CUDA allocation" if device.type == "cuda" else "peak extra RSS"
     print(
-        f"device {device}; time = median over interleaved rounds (ms, {args.clock} clock); mem = {memory} of one call (MiB); "
+        f"device {device}; time = median over interleaved rounds (ms, {args.clock} clock); "
+        f"mem = {memory} of one call (MiB); "
         "ratio = time / fastest baseline time"
     )
     cases, labels, work, peaks = [], [], [], []

@@ -28,7 +28,8 @@ class _MessageSum(torch.autograd.Function):
     keeps ``phi``, the node features and the indices, and gathers again.  Scalar inputs (``b = 1``)
     use an outer product (a batched matmul of 1-wide matrices is ~10x slower) laid out ``(e, i, P)``
     and sum into an ``(n_dst, i, P)`` buffer returned as its transposed view (strided, not
-    contiguous); the gradients use batched matmuls.  The backward is made of differentiable ops, so higher derivatives work.
+    contiguous); the gradients use batched matmuls.  The backward is made of differentiable ops,
+    so higher derivatives work.
     """
 
     @staticmethod
