@@ -40,6 +40,11 @@ GEMM of the graph's size) on the same device and thread count.
     .venv/bin/python benchmarks/point_conv.py --large         # bigger graphs / channels
     .venv/bin/python benchmarks/point_conv.py --configs 500x16x16x1 --repeats 7
     python benchmarks/point_conv.py --device cuda --methods ours-e3nn,e3nn   # on a GPU (mem: CUDA peak)
+    .venv/bin/python benchmarks/point_conv.py --clock cpu     # CPU time of this thread, not wall time
+
+``--clock cpu`` (CPU only, with ``OMP_NUM_THREADS=1``) times with ``time.thread_time``, as
+``grid_conv.py --clock cpu``: on a machine shared with other jobs wall time also counts the time
+the thread waited for a core; CPU time does not (it still sees the other jobs through caches).
 """
 
 from __future__ import annotations
@@ -47,10 +52,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+import types
 import warnings
 from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common
 import torch
 from _common import machine_line, measure, print_table, time_interleaved
 
@@ -185,8 +193,13 @@ def main() -> None:
     )
     ap.add_argument("--kernel", default="", help='PointConv options of "ours", e.g. "basis_size=4,hidden_layers=1"')
     ap.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda": then mem = peak CUDA allocation')
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="time.perf_counter or time.thread_time")
     args = ap.parse_args()
     device = torch.device(args.device)
+    if args.clock == "cpu":
+        if torch.get_num_threads() != 1 or device.type != "cpu":
+            raise SystemExit("--clock cpu counts the calling thread only: run on the CPU with OMP_NUM_THREADS=1")
+        _common.time = types.SimpleNamespace(perf_counter=time.thread_time)  # the clock of time_interleaved
     configs = args.configs or (LARGE if args.large else DEFAULT)
     methods = args.methods.split(",")
     kernel = parse_kernel_options(args.kernel)
@@ -202,7 +215,8 @@ def main() -> None:
     print(f"ours: PointConv defaults{' + ' + args.kernel if args.kernel else ''}")
     memory = "peak extra CUDA allocation" if device.type == "cuda" else "peak extra RSS"
     print(
-        f"device {device}; time = median over interleaved rounds (ms); mem = {memory} of one call (MiB); "
+        f"device {device}; time = median over interleaved rounds (ms, {args.clock} clock); "
+        f"mem = {memory} of one call (MiB); "
         "ratio = time / fastest baseline time"
     )
     cases, labels, work, peaks = [], [], [], []

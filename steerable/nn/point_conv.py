@@ -312,6 +312,7 @@ def check_graph(
         raise TypeError(f"{who}: edge_index must be torch.long, got {edge_index.dtype}")
     if edge_index.device != x.device:
         raise ValueError(f"{who}: edge_index is on {edge_index.device} but x is on {x.device}")
-    for name, p in (("pos", pos_src), ("target pos", pos_dst)):
-        check_finite(p, who, name)
+    check_finite(pos_src, who, "pos")
+    if pos_dst is not pos_src:  # one tensor (the usual case): checked once
+        check_finite(pos_dst, who, "target pos")
     check_index(edge_index, pos_src.shape[0], pos_dst.shape[0], who)

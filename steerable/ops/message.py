@@ -26,8 +26,10 @@ class _MessageSum(torch.autograd.Function):
     The per-edge products ``(E, P, i)`` (the largest tensors of a message-passing step) exist only
     one block of edges at a time, in the forward and in the backward, and are never kept: backward
     keeps ``phi``, the node features and the indices, and gathers again.  Scalar inputs (``b = 1``)
-    use an outer product (a batched matmul of 1-wide matrices is ~10x slower), the gradients
-    batched matmuls.  The backward is made of differentiable ops, so higher derivatives work.
+    use an outer product (a batched matmul of 1-wide matrices is ~10x slower) laid out ``(e, i, P)``
+    and sum into an ``(n_dst, i, P)`` buffer returned as its transposed view (strided, not
+    contiguous); the gradients use batched matmuls.  The backward is made of differentiable ops,
+    so higher derivatives work.
     """
 
     @staticmethod
@@ -38,13 +40,16 @@ class _MessageSum(torch.autograd.Function):
         ctx.save_for_backward(phi if want_x else None, x if want_phi else None, src, dst)
         ctx.phi_shape, ctx.x_shape = phi.shape, x.shape
         n_edges, width, n_in = phi.shape[0], phi.shape[1], x.shape[1]
-        out = phi.new_zeros(n_dst, width, n_in)
+        scalar = x.shape[2] == 1
+        # scalar inputs: the outer product laid out (e, i, P), the long P innermost (an elementwise
+        # product broadcast over a short inner dimension runs ~4x slower); returned transposed
+        out = phi.new_zeros(n_dst, n_in, width) if scalar else phi.new_zeros(n_dst, width, n_in)
         for block in _blocks(n_edges, width * n_in, phi.device):
-            f = x.index_select(0, src[block]).transpose(1, 2)  # (e, b, i)
-            product = phi[block] * f if f.shape[1] == 1 else torch.bmm(phi[block], f)
+            f = x.index_select(0, src[block])  # (e, i, b)
+            product = f * phi[block].transpose(1, 2) if scalar else torch.bmm(phi[block], f.transpose(1, 2))
             out.index_add_(0, dst[block], product)
             del f, product  # before the next block's are made
-        return out
+        return out.transpose(1, 2) if scalar else out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:

@@ -69,4 +69,4 @@ class DenseKernel(ImplicitKernel):
     ) -> torch.Tensor:
         self._check_features(x, None, "x")
         self._check_edges(pos, src, dst, n_dst)
-        return message_sum(self(pos, attr), x[:, None, :], src, dst, n_dst).view(n_dst, self.out_type.size)
+        return message_sum(self(pos, attr), x[:, None, :], src, dst, n_dst).reshape(n_dst, self.out_type.size)

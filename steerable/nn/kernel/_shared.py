@@ -17,6 +17,49 @@ from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
 #: are summed together with autograd on (:meth:`SharedBasisKernel.message_and_aggregate`): 2 MiB
 #: in float32.
 MERGE_VALUES = 1 << 19
+#: The same in inference, where the merged buffer lives from its first pair's basis to its last
+#: one's (the MLP makes the pairs output representation first) beside the other pairs': 1 MiB.
+INFERENCE_MERGE_VALUES = 1 << 18
+
+
+class _EnvelopedBases(torch.autograd.Function):
+    """``torch.cat([(b_t * env_t[..., None]).flatten(1) for t], dim=1)`` of bases ``b_t``
+    ``(E, M, k_t)`` and envelopes ``env_t`` ``(E, M)``, each product written into its place.
+
+    Output ``(E, sum_t M k_t)``: member ``t``'s ``M k_t`` columns after those of the members before
+    it (its rows ``(m, k)`` row-major).  Keeps the bases and envelopes for backward (as the
+    products would), but no per-member products exist beside the buffer, and backward makes each
+    base's gradient from a view of the incoming one (no split copies).  The backward is made of
+    differentiable ops, so higher derivatives work.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, n_members: int, *tensors: torch.Tensor) -> torch.Tensor:
+        bases, envs = tensors[:n_members], tensors[n_members:]
+        ctx.save_for_backward(*tensors)
+        ctx.n_members = n_members
+        n = bases[0].shape[0]
+        out = bases[0].new_empty(n, sum(b.shape[1] * b.shape[2] for b in bases))
+        at = 0
+        for b, env in zip(bases, envs):
+            width = b.shape[1] * b.shape[2]
+            torch.mul(b, env[:, :, None], out=out[:, at : at + width].view(b.shape))
+            at += width
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        tensors = ctx.saved_tensors
+        k = ctx.n_members
+        bases, envs = tensors[:k], tensors[k:]
+        grad_bases, grad_envs, at = [], [], 0
+        for t, (b, env) in enumerate(zip(bases, envs)):
+            width = b.shape[1] * b.shape[2]
+            g = grad[:, at : at + width].reshape(b.shape)
+            at += width
+            grad_bases.append(g * env[:, :, None] if ctx.needs_input_grad[1 + t] else None)
+            grad_envs.append((g * b).sum(-1) if ctx.needs_input_grad[1 + k + t] else None)
+        return None, *grad_bases, *grad_envs
 
 
 class RepPair(NamedTuple):
@@ -121,15 +164,28 @@ class SharedBasisKernel(ImplicitKernel):
         each pair's basis can be freed once used.
         """
         n, M = pos.shape[0], self.basis_size
+        for (b, env), p in zip(self._basis_parts(pos, attr), self.pairs):
+            yield (b if env is None else b * env).view(n, M, p.out_rep.size, p.in_rep.size)
+            del b, env  # before the next pair's are made
+
+    def _basis_parts(
+        self, pos: torch.Tensor, attr: torch.Tensor | None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Per pair the basis kernels ``(E, M, out_rep.size * in_rep.size)`` without their envelopes
+        and the envelope ``(E, M, 1)`` (``None`` without one): their product is :meth:`_basis`.
+
+        Three dimensions, not ``(E, M, out_rep, in_rep)`` times ``(E, M, 1, 1)``: torch's CPU
+        product broadcast over two short inner dimensions runs ~2x slower than over one.
+        """
+        n, M = pos.shape[0], self.basis_size
         sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
         parts = self._mlp_pieces(pos, attr, sizes)
         # one (E, M) envelope per pair by unbind (its backward is one stack, not a zero-filled
         # gradient per pair as indexing's)
         envs = self._envelope(pos).unbind(1) if self.log_width is not None else None
         for t, (part, p) in enumerate(zip(parts, self.pairs)):
-            b = part.view(n, M, p.out_rep.size, p.in_rep.size)
-            yield b if envs is None else b * envs[t][:, :, None, None]
-            del part, b  # before the next pair's are made
+            yield part.view(n, M, p.out_rep.size * p.in_rep.size), None if envs is None else envs[t][:, :, None]
+            del part  # before the next pair's are made
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check(pos, attr)
@@ -165,31 +221,64 @@ class SharedBasisKernel(ImplicitKernel):
         self._check_features(x, None, "x")
         self._check_edges(pos, src, dst, n_dst)
         n, M, grouped = pos.shape[0], self.basis_size, self._grouped(x)
-        # with autograd on (which keeps the bases anyway), pairs that share an input representation
-        # and whose bases are small together are summed in one message_sum (bases side by side):
-        # fewer, larger per-edge products and one gather of their features; otherwise (and in
-        # inference, where each basis is freed once used) pair by pair
+        # pairs that share an input representation and whose bases are small together are summed
+        # in one message_sum (bases side by side): fewer, larger per-edge products and one gather
+        # of their features (a batched matmul of (M |o|) x |i| matrices is much slower for the
+        # small ones than for the merged ones).  In inference each basis is written, envelope
+        # applied, into its place in one buffer as it is made (no copy, no second basis alive);
+        # with autograd on (which keeps the bases anyway) all at once by _EnvelopedBases (no
+        # per-pair products beside the buffer).  Otherwise pair by pair.
+        # (compiled or exported: the concatenation, as in training without an envelope; neither
+        # writes into a strided out= tensor, which dynamo does not trace)
+        training = torch.is_grad_enabled()
+        in_place = not torch.compiler.is_compiling()
+        limit = MERGE_VALUES if training else INFERENCE_MERGE_VALUES
         merged = {
             off: members
             for off, members in self._by_input.items()
-            if len(members) > 1 and n * self._input_values[off] <= MERGE_VALUES and torch.is_grad_enabled()
+            if len(members) > 1 and n * self._input_values[off] <= limit
         }
         sums: list[torch.Tensor | None] = [None] * len(self.pairs)
-        held: dict[int, list[torch.Tensor]] = {}
-        for t, (b, p) in enumerate(zip(self._basis(pos, attr), self.pairs)):
-            phi = b.view(n, M * p.out_rep.size, p.in_rep.size)
-            members = merged.get(p.in_offset)
+        held: dict[int, list] = {}
+        buffers: dict[int, torch.Tensor] = {}
+        for t, ((b, env), p) in enumerate(zip(self._basis_parts(pos, attr), self.pairs)):
+            members, phi = merged.get(p.in_offset), None
+            buffered = members is not None and in_place and not training  # written into one buffer
+            enveloped = members is not None and in_place and training and env is not None  # _EnvelopedBases
+            if not (buffered or enveloped):
+                phi = (b if env is None else b * env).view(n, M * p.out_rep.size, p.in_rep.size)
             if members is None:
                 sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
+            elif buffered:
+                buf = buffers.get(p.in_offset)
+                if buf is None:
+                    rows = sum(M * self.pairs[u].out_rep.size for u in members)
+                    buf = buffers[p.in_offset] = b.new_empty(n, rows, p.in_rep.size)
+                start = sum(M * self.pairs[u].out_rep.size for u in members[: members.index(t)])
+                place = buf[:, start : start + M * p.out_rep.size].view(b.shape)  # (n, M, out_rep in_rep)
+                if env is None:
+                    place.copy_(b)
+                else:
+                    torch.mul(b, env, out=place)
             else:
-                held.setdefault(p.in_offset, []).append(phi)
-                if t == members[-1]:
+                held.setdefault(p.in_offset, []).append((b, env[:, :, 0]) if enveloped else phi)
+            if members is not None and t == members[-1]:
+                widths = [M * self.pairs[u].out_rep.size for u in members]
+                if buffered:
+                    bases = buffers.pop(p.in_offset)
+                elif enveloped:  # each enveloped basis written into its place, (E, rows * in_rep)
                     phis = held.pop(p.in_offset)
-                    total = message_sum(torch.cat(phis, dim=1), self._pair_features(grouped, p), src, dst, n_dst)
-                    for u, part in zip(members, total.split([f.shape[1] for f in phis], dim=1)):
-                        sums[u] = part
-                    del phis, total
-            del b, phi
+                    bases = _EnvelopedBases.apply(len(phis), *(b for b, _ in phis), *(e for _, e in phis))
+                    bases = bases.view(n, sum(widths), p.in_rep.size)
+                    del phis
+                else:
+                    bases = torch.cat(held.pop(p.in_offset), dim=1)
+                total = message_sum(bases, self._pair_features(grouped, p), src, dst, n_dst)
+                del bases
+                for u, part in zip(members, total.split(widths, dim=1)):
+                    sums[u] = part
+                del total
+            del b, env, phi
         return self._mix(sums)
 
     def _grouped(self, x: torch.Tensor) -> torch.Tensor:
