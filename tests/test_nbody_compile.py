@@ -18,19 +18,17 @@ import torch
 from _tiny import tiny_nbody_flags
 
 import steerable as st
+from steerable.tasks.nbody import train as nbody_train
 from steerable.tasks.nbody.compiled import TrainingCompiler
 from steerable.tasks.nbody.model import build_nbody_net, fully_connected_edges
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-#: the full preset's model switches (steerable/tasks/nbody/train.py), at test widths
-PRESET_SWITCHES = dict(
-    relative_velocity=True,
-    galilean_inputs=True,
-    velocity_kernel=True,
-    nonlinear_messages=True,
-    position_updates=True,
-)
+#: the full preset's model switches, at test widths: the ones the demo preset turns off, as the full
+#: preset resolves them (taken from the task, so a new switch is covered here too)
+_FULL = nbody_train.resolve(nbody_train.build_parser().parse_args(["--preset", "full"]))
+PRESET_SWITCHES = {k: _FULL[k] for k, v in nbody_train.PRESETS["demo"].items() if v is False}
+assert PRESET_SWITCHES and all(PRESET_SWITCHES.values())
 
 
 def _escnn_or_skip() -> None:
