@@ -19,8 +19,9 @@ permutes its MLP output into matrices), and then moves the tap axis last with a 
   rows (taps contiguous) into conv layout; the points' constants (the MLP's view of them, their
   squared radii) are kept per dtype and device while the same points come again.
 
-The gathers are :func:`~steerable.ops.permute.permute_columns` (a permutation: its backward is the
-inverse gather, not a scatter), so the backward of the whole construction is a few products and
+The gathers are :func:`~steerable.ops.permute.permute_columns` and
+:func:`~steerable.ops.permute.permute_rows` (permutations: their backward is the inverse gather, not
+a scatter), so the backward of the whole construction is a few products and
 gathers on tensors of the filter's size.  Values and gradients equal the reference
 (``kernel(points)`` moved to conv layout) to round-off (``tests/test_grid_filter.py``).
 """
@@ -29,30 +30,9 @@ from __future__ import annotations
 
 import torch
 
-from ..ops.permute import permute_columns
+from ..ops.permute import permute_columns, permute_rows
 from .kernel import DenseKernel, ImplicitKernel, SharedBasisKernel
 from .kernel._base import form_radius2
-
-
-def _inverse(perm: torch.Tensor) -> torch.Tensor:
-    inv = torch.empty_like(perm)
-    inv[perm] = torch.arange(len(perm))
-    return inv
-
-
-class _PermuteRows(torch.autograd.Function):
-    """``x.index_select(0, perm)`` for a permutation ``perm`` of the rows, whose backward is the
-    inverse gather (``index_select``'s generic backward is an accumulating scatter)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, perm: torch.Tensor, inv_perm: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(perm, inv_perm)
-        return x.index_select(0, perm)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        perm, inv_perm = ctx.saved_tensors
-        return _PermuteRows.apply(grad.contiguous(), inv_perm, perm), None, None
 
 
 def reference_filter(kernel: ImplicitKernel, points: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -101,7 +81,7 @@ class GridFilter(torch.nn.Module):
             out_field_of_column = kernel.field_of_channel[kernel.inv_perm // d_in]
             self.register_buffer("out_field_of_column", out_field_of_column, persistent=False)
             self.sizes = [E * D]
-        perm = _inverse(target_of_flat)  # filter.flatten()[k] = flat[perm[k]]
+        perm = torch.argsort(target_of_flat)  # filter.flatten()[k] = flat[perm[k]]
         self.register_buffer("perm", perm, persistent=False)
         self.register_buffer("inv_perm", target_of_flat.clone(), persistent=False)
         # the MLP at fixed points as one transposed evaluation (a backend's optional hook), then
@@ -138,8 +118,9 @@ class GridFilter(torch.nn.Module):
             self.basis_sizes.append(M * ro * ri)
             src += n_o * M * n_i
         self.register_buffer("mix_order", torch.cat(order), persistent=False)
-        self.register_buffer("row_order", _inverse(torch.cat(targets)), persistent=False)
-        self.register_buffer("row_order_inv", torch.cat(targets), persistent=False)
+        row_of_product = torch.cat(targets)
+        self.register_buffer("row_order", torch.argsort(row_of_product), persistent=False)
+        self.register_buffer("row_order_inv", row_of_product, persistent=False)
         self.register_buffer("env_row", torch.cat(env_rows), persistent=False)
 
     def fits(self, kernel: ImplicitKernel, n_points: int) -> bool:
@@ -179,7 +160,7 @@ class GridFilter(torch.nn.Module):
         weights = weights.index_select(0, self.mix_order).split(self.mix_sizes)
         M, E = kernel.basis_size, points.shape[0]
         products = [(w.view(-1, M) @ b.view(M, -1)).view(-1, E) for w, b in zip(weights, basis.split(self.basis_sizes))]
-        return _PermuteRows.apply(torch.cat(products), self.row_order, self.row_order_inv)
+        return permute_rows(torch.cat(products), self.row_order, self.row_order_inv)
 
     def _point_constants(self, kernel: SharedBasisKernel, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The points as the MLP sees them (``kernel._within_reach``) and ``-|x|^2``

@@ -1,7 +1,7 @@
-"""Autograd operations with hand-written backward passes: bounded-memory message sums and column
-permutations whose gradient is a gather."""
+"""Autograd operations with hand-written backward passes: bounded-memory message sums and row and
+column permutations whose gradient is a gather."""
 
 from .message import message_sum
-from .permute import permute_columns
+from .permute import permute_columns, permute_rows
 
-__all__ = ["message_sum", "permute_columns"]
+__all__ = ["message_sum", "permute_columns", "permute_rows"]
