@@ -135,6 +135,14 @@ class SharedBasisKernel(ImplicitKernel):
             off: M * sum(self.pairs[t].out_rep.size * self.pairs[t].in_rep.size for t in members)
             for off, members in self._by_input.items()
         }
+        # rows (M out_rep) of each member's basis in its input representation's merged sum, and
+        # where each member's rows start there
+        self._merged_widths = {
+            off: [M * self.pairs[t].out_rep.size for t in members] for off, members in self._by_input.items()
+        }
+        self._merged_start = {
+            t: sum(widths[:k]) for off, widths in self._merged_widths.items() for k, t in enumerate(self._by_input[off])
+        }
         self.mixing = torch.nn.ParameterList(
             torch.nn.Parameter(torch.empty(len(p.out_fields), M, len(p.in_fields))) for p in self.pairs
         )
@@ -252,9 +260,9 @@ class SharedBasisKernel(ImplicitKernel):
             elif buffered:
                 buf = buffers.get(p.in_offset)
                 if buf is None:
-                    rows = sum(M * self.pairs[u].out_rep.size for u in members)
+                    rows = sum(self._merged_widths[p.in_offset])
                     buf = buffers[p.in_offset] = b.new_empty(n, rows, p.in_rep.size)
-                start = sum(M * self.pairs[u].out_rep.size for u in members[: members.index(t)])
+                start = self._merged_start[t]
                 place = buf[:, start : start + M * p.out_rep.size].view(b.shape)  # (n, M, out_rep in_rep)
                 if env is None:
                     place.copy_(b)
@@ -263,7 +271,7 @@ class SharedBasisKernel(ImplicitKernel):
             else:
                 held.setdefault(p.in_offset, []).append((b, env[:, :, 0]) if enveloped else phi)
             if members is not None and t == members[-1]:
-                widths = [M * self.pairs[u].out_rep.size for u in members]
+                widths = self._merged_widths[p.in_offset]
                 if buffered:
                     bases = buffers.pop(p.in_offset)
                 elif enveloped:  # each enveloped basis written into its place, (E, rows * in_rep)
