@@ -141,6 +141,22 @@ def test_dataset_items_and_constant_velocity_baseline():
     assert ds.constant_velocity_mse() == pytest.approx(expected, rel=1e-4)
 
 
+def test_dataset_frame_shifts_keep_the_horizon_and_reject_pairs_outside_the_trajectory():
+    t = simulate(3, seed=6, config=SimulationConfig())
+    ds = NBodyDataset(t, 30, 40, shifts=range(-2, 3))
+    assert len(ds) == 15 and ds.horizon == pytest.approx(1.0)
+    for k, s in enumerate(range(-2, 3)):  # shift-major order, trajectories in order within a shift
+        pos, vel, q, target = ds[3 * k + 2]
+        np.testing.assert_allclose(pos.numpy(), t.loc[2, 30 + s].T, rtol=1e-6)
+        np.testing.assert_allclose(vel.numpy(), t.vel[2, 30 + s].T, rtol=1e-6)
+        np.testing.assert_allclose(target.numpy(), t.loc[2, 40 + s].T, rtol=1e-6)
+        np.testing.assert_array_equal(q.numpy(), t.charges[2])
+    with pytest.raises(ValueError, match=r"frame shifts \[9\] move the pair"):
+        NBodyDataset(t, 30, 40, shifts=[0, 9])
+    with pytest.raises(ValueError, match="shifts is empty"):
+        NBodyDataset(t, 30, 40, shifts=[])
+
+
 # -- model ------------------------------------------------------------------------------------
 def test_fully_connected_edges():
     ei = fully_connected_edges(3, 5)
@@ -350,6 +366,24 @@ def test_datamodule_reads_benchmark_npy_files(tmp_path):
     assert dm.horizon == pytest.approx(0.5)
     pos, vel, q, target = next(iter(dm.train_dataloader()))
     assert pos.shape == (2, 5, 3) and q.shape == (2, 5, 1)
+
+
+def test_datamodule_frame_shift_applies_to_training_only(tmp_path):
+    from steerable.tasks.nbody.lit import NBodyDataModule
+
+    for split, seed in (("train", 1), ("valid", 2), ("test", 3)):
+        write_npy_split(tmp_path, split, simulate(5, seed=seed, config=SHORT), suffix="_x")
+    dm = NBodyDataModule(
+        n_train=4, n_val=5, n_test=3, npy_dir=str(tmp_path), frame_in=2, frame_out=7, train_frame_shift=1
+    )
+    dm.setup("fit")
+    dm.setup("test")
+    assert [len(dm.datasets[s]) for s in ("train", "valid", "test")] == [12, 5, 3]
+    ref = simulate(5, seed=1, config=SHORT)
+    np.testing.assert_allclose(dm.datasets["train"].pos[:4].numpy(), ref.loc[:4, 1].transpose(0, 2, 1), rtol=1e-6)
+    np.testing.assert_allclose(dm.datasets["train"].target[8:].numpy(), ref.loc[:4, 8].transpose(0, 2, 1), rtol=1e-6)
+    valid = simulate(5, seed=2, config=SHORT)
+    np.testing.assert_allclose(dm.datasets["valid"].pos.numpy(), valid.loc[:5, 2].transpose(0, 2, 1), rtol=1e-6)
 
 
 def test_config_file_and_flags_override_preset(tmp_path):

@@ -29,6 +29,7 @@ import dataclasses
 import glob
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -200,24 +201,38 @@ def write_npy_split(
 
 
 class NBodyDataset(torch.utils.data.Dataset):
-    """Samples ``(pos, vel, charges, target)`` for one frame pair of a set of trajectories.
+    """Samples ``(pos, vel, charges, target)`` for frame pairs of a set of trajectories.
 
-    Item shapes (float32): ``pos`` ``(n, 3)`` at ``frame_in``, ``vel`` ``(n, 3)`` at ``frame_in``,
-    ``charges`` ``(n, 1)``, ``target`` ``(n, 3)`` positions at ``frame_out``.
+    Item shapes (float32): ``pos`` ``(n, 3)`` at the input frame, ``vel`` ``(n, 3)`` at the input
+    frame, ``charges`` ``(n, 1)``, ``target`` ``(n, 3)`` positions at the target frame.
+
+    ``shifts`` lists offsets ``s``: every trajectory gives one sample per ``s``, the pair
+    ``(frame_in + s, frame_out + s)`` (same horizon). The default ``(0,)`` is the benchmark's single
+    pair; items are ordered shift by shift, trajectories in order within a shift.
     """
 
-    def __init__(self, traj: Trajectories, frame_in: int = 30, frame_out: int = 40) -> None:
+    def __init__(
+        self, traj: Trajectories, frame_in: int = 30, frame_out: int = 40, shifts: Sequence[int] = (0,)
+    ) -> None:
         n_frames = traj.loc.shape[1]
         if not 0 <= frame_in < frame_out < n_frames:
             raise ValueError(f"need 0 <= frame_in < frame_out < {n_frames}, got {frame_in}, {frame_out}")
+        shifts = list(shifts)
+        if not shifts:
+            raise ValueError("shifts is empty: pass (0,) for the benchmark's frame pair")
+        bad = [s for s in shifts if not 0 <= frame_in + s < frame_out + s < n_frames]
+        if bad:
+            raise ValueError(
+                f"frame shifts {bad} move the pair ({frame_in}, {frame_out}) outside the {n_frames} stored frames"
+            )
 
-        def to(a: np.ndarray) -> torch.Tensor:  # (T, n, 3)
+        def to(a: np.ndarray) -> torch.Tensor:  # (T, 3, n) -> (T, n, 3)
             return torch.from_numpy(np.ascontiguousarray(a.swapaxes(-1, -2))).float()
 
-        self.pos = to(traj.loc[:, frame_in])
-        self.vel = to(traj.vel[:, frame_in])
-        self.target = to(traj.loc[:, frame_out])
-        self.charges = torch.from_numpy(traj.charges).float()
+        self.pos = torch.cat([to(traj.loc[:, frame_in + s]) for s in shifts])
+        self.vel = torch.cat([to(traj.vel[:, frame_in + s]) for s in shifts])
+        self.target = torch.cat([to(traj.loc[:, frame_out + s]) for s in shifts])
+        self.charges = torch.from_numpy(traj.charges).float().repeat(len(shifts), 1, 1)
         self.horizon = traj.config.horizon(frame_in, frame_out)
 
     def __len__(self) -> int:

@@ -39,6 +39,9 @@ class NBodyDataModule(L.LightningDataModule):
         progress: show the simulation progress bar when generating.
         shuffle_seed: seed of the training order (one per ``(shuffle_seed, epoch)``, see
             :func:`~steerable.tasks.trainer.train_sampler`).
+        train_frame_shift: ``k > 0`` also trains on the pairs ``(frame_in + s, frame_out + s)``,
+            ``0 < |s| <= k``, of the same training trajectories (``2k + 1`` samples per trajectory
+            and epoch); validation and test keep the benchmark's single pair.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class NBodyDataModule(L.LightningDataModule):
         num_workers: int = 0,
         progress: bool = False,
         shuffle_seed: int = 0,
+        train_frame_shift: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -77,7 +81,8 @@ class NBodyDataModule(L.LightningDataModule):
             self.generation_seconds += traj.seconds
         if len(traj) < self.sizes[split]:
             raise ValueError(f"{split}: asked for {self.sizes[split]} trajectories, the files hold {len(traj)}")
-        return NBodyDataset(traj, hp.frame_in, hp.frame_out)
+        k = hp.train_frame_shift if split == "train" else 0
+        return NBodyDataset(traj, hp.frame_in, hp.frame_out, shifts=range(-k, k + 1))
 
     def prepare_data(self) -> None:
         if not self.hparams.npy_dir:

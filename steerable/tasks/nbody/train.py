@@ -44,6 +44,12 @@ _DATA = section(
     n_test=Setting(2000, "test trajectories", check=positive),
     frame_in=Setting(30, "input frame; frames are 100 integration steps of dt = 0.001 apart", check=non_negative),
     frame_out=Setting(40, "target frame", check=positive),
+    train_frame_shift=Setting(
+        0,
+        "also train on the frame pairs shifted by up to this many frames (same training trajectories, "
+        "same horizon; 0: the benchmark's single pair)",
+        check=non_negative,
+    ),
     batch_size=Setting(100, "systems per batch", check=positive),
 )
 _EXPORT = section(
