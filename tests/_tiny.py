@@ -8,7 +8,7 @@ def tiny_nbody_flags(n_train: int = 20, n_val: int = 10, n_test: int = 10, **ext
     layers; ``extra`` adds ``--name value`` flags (``_`` becomes ``-``; ``True`` gives a bare switch)."""
     settings: dict[str, object] = dict(
         n_train=n_train, n_val=n_val, n_test=n_test, batch_size=10, epochs=2, layers=2,
-        hidden_scalars=2, hidden_vectors=2, kernel_hidden=2, equivariance_batches=1,
+        hidden_scalars=2, hidden_vectors=2, kernel_hidden=2, equivariance_batches=1, train_frame_shift=0,
     )  # fmt: skip
     settings.update(extra)
     flags: list[str] = []

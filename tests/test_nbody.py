@@ -312,6 +312,22 @@ def test_two_epoch_training_then_resume(tmp_path, capsys):
     assert new_epochs == {2}  # the resumed run trained epoch 2 only
 
 
+def test_train_frame_shift_multiplies_the_training_samples_and_presets_set_it(tmp_path):
+    _backend_or_skip("escnn")
+    from steerable.tasks.nbody.train import build_parser, resolve, run
+
+    assert resolve(build_parser().parse_args(["--preset", "full"]))["train_frame_shift"] == 5
+    assert resolve(build_parser().parse_args(["--preset", "demo"]))["train_frame_shift"] == 0
+    argv = tiny_nbody_flags(
+        20, 10, 10, train_frame_shift=1, data_dir=tmp_path / "data", out_dir=tmp_path / "run", no_progress=True
+    )
+    result = run(resolve(build_parser().parse_args(argv)))
+    assert result["global_step"] == 2 * (3 * 20 // 10)  # 2 epochs of 3 pairs per trajectory, batch 10
+    bad = tiny_nbody_flags(train_frame_shift=9, frame_out=45, data_dir=tmp_path / "data", out_dir=tmp_path / "b")
+    with pytest.raises(ValueError, match=r"lower the shift \(--train-frame-shift\)"):
+        run(resolve(build_parser().parse_args(bad + ["--no-progress"])))
+
+
 def test_ema_weights_are_validated_and_checkpointed(tmp_path):
     """--ema: Lightning's EMA callback runs, its averaged weights are what the checkpoint holds."""
     _backend_or_skip("escnn")

@@ -223,7 +223,8 @@ class NBodyDataset(torch.utils.data.Dataset):
         bad = [s for s in shifts if not 0 <= frame_in + s < frame_out + s < n_frames]
         if bad:
             raise ValueError(
-                f"frame shifts {bad} move the pair ({frame_in}, {frame_out}) outside the {n_frames} stored frames"
+                f"frame shifts {bad} move the pair ({frame_in}, {frame_out}) outside the {n_frames} stored "
+                "frames: lower the shift (--train-frame-shift)"
             )
 
         def to(a: np.ndarray) -> torch.Tensor:  # (T, 3, n) -> (T, n, 3)

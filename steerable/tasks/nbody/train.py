@@ -45,9 +45,10 @@ _DATA = section(
     frame_in=Setting(30, "input frame; frames are 100 integration steps of dt = 0.001 apart", check=non_negative),
     frame_out=Setting(40, "target frame", check=positive),
     train_frame_shift=Setting(
-        0,
-        "also train on the frame pairs shifted by up to this many frames (same training trajectories, "
-        "same horizon; 0: the benchmark's single pair)",
+        5,
+        "also train on the frame pairs shifted by up to this many frames, (frame_in + s, frame_out + s) "
+        "for |s| <= N: the same training trajectories and horizon, 2N + 1 samples per trajectory and "
+        "epoch (0: the benchmark's single pair); validation and test keep the single pair",
         check=non_negative,
     ),
     batch_size=Setting(100, "systems per batch", check=positive),
@@ -89,7 +90,7 @@ _MODEL = section(
 )
 _TRAINING = section(
     "training",
-    epochs=Setting(150, "epochs; with --resume the total, counting the checkpoint's", check=positive),
+    epochs=Setting(14, "epochs; with --resume the total, counting the checkpoint's", check=positive),
     lr=Setting(2e-3, "Adam learning rate, cosine-annealed to 0", check=positive),
     weight_decay=Setting(0.0, "Adam weight decay", check=non_negative),
     model_seed=Setting(0, "seed of the weights and of the shuffling"),
@@ -111,6 +112,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "demo": dict(
         n_train=500,
+        train_frame_shift=0,
         n_val=200,
         n_test=500,
         epochs=100,
