@@ -276,7 +276,9 @@ def _graph_has(t: torch.Tensor, name: str) -> bool:
 @pytest.mark.parametrize("frozen", [(), ("mixing",), ("mlp",), ("log_width", "mixing")])
 @pytest.mark.parametrize("envelope", ["auto", None])
 @pytest.mark.parametrize("group_name, hidden_layers, kernel_size", TRANSPOSED + [("O(2)", 0, 5)])
-def test_the_fused_filter_equals_autograd_through_the_same_ops(group_name, hidden_layers, kernel_size, envelope, frozen):
+def test_the_fused_filter_equals_autograd_through_the_same_ops(
+    group_name, hidden_layers, kernel_size, envelope, frozen
+):
     """[issue 18] The fixed-points filter in training (``assembly.fused``: one autograd node, forward
     without autograd, hand-written backward, :class:`~steerable.nn.grid_filter._FixedTapFilter`)
     equals autograd through the same ops (``fused = False``) and the reference construction in
@@ -370,3 +372,21 @@ def test_the_fixed_points_filter_under_torch_func_and_in_a_gradient_penalty():
         assert (a is None) == (b is None)
         if b is not None and float(b.abs().max()) > 0:
             assert _rel(a, b) <= BOUND
+
+
+def test_the_fixed_points_filter_under_autocast_takes_autograd():
+    """Under CPU autocast (bfloat16 products) the filter is autograd's (no fused node): its forward
+    and parameter gradients are those of the unfused construction under the same autocast."""
+    conv = _transposed_conv("SO(3)", 1, 3, "auto").float()
+    params = list(conv.kernel.parameters())
+    results = []
+    for fused in (True, False):
+        conv.assembly.fused = fused
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv.filter()
+        assert not _graph_has(out, "_FixedTapFilterBackward")
+        results.append((out, torch.autograd.grad(out.float().sum(), params)))
+    (a, ga), (b, gb) = results
+    assert torch.equal(a, b)
+    for x, y in zip(ga, gb):
+        assert torch.equal(x, y)

@@ -159,9 +159,15 @@ class GridFilter(torch.nn.Module):
     def _fixed_taps(self, kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
         """``(out * in, E)``: :meth:`_transposed`, through :class:`_FixedTapFilter` (forward
         without autograd, hand-written backward) where it applies: :attr:`fused`, gradients wanted,
-        every tensor of the points' dtype and device, not under ``torch.compile`` or a ``torch.func``
-        transform (they trace autograd's ops instead)."""
-        if self.fused and torch.is_grad_enabled() and not torch.compiler.is_compiling() and not _transforms_active():
+        every tensor of the points' dtype and device, not under ``torch.compile``, a ``torch.func``
+        transform (they trace autograd's ops instead) or autocast (whose casts autograd undoes)."""
+        if (
+            self.fused
+            and torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+            and not _transforms_active()
+            and not torch.is_autocast_enabled(points.device.type)
+        ):
             tensors = self._tensors(kernel)
             dtype, device = points.dtype, points.device
             if any(t.requires_grad for t in tensors) and all(t.dtype == dtype and t.device == device for t in tensors):
@@ -172,10 +178,13 @@ class GridFilter(torch.nn.Module):
         """What :meth:`_transposed` reads from ``kernel``, in its order: the MLP's tensors
         (``transposed.tensors``), ``log_width`` (with an envelope), the mixing weights."""
         assert self.transposed is not None
-        tensors = self.transposed.tensors(kernel.mlp)
-        if kernel.log_width is not None:
-            tensors.append(kernel.log_width)
-        tensors += list(kernel.mixing)
+        modules, params = kernel._modules, kernel._parameters  # (attribute lookups cost ~1 µs each)
+        tensors = self.transposed.tensors(modules["mlp"])
+        log_width = params.get("log_width")
+        if log_width is not None:
+            tensors.append(log_width)
+        mixing = modules["mixing"]._parameters  # a ParameterList: its parameters, in index order
+        tensors += mixing.values() if len(mixing) == len(self.mix_sizes) else list(kernel.mixing)
         return tensors
 
     def _transposed(
@@ -200,11 +209,11 @@ class GridFilter(torch.nn.Module):
         basis = self.transposed(kernel.mlp, reach, tensors[:n_mlp], mlp_tape)  # (D, E)
         env = inv_w2 = None
         if n_mlp < mixing:  # the envelope exp(-r^2 / w^2) of each row
-            inv_w2 = torch.exp(-2.0 * tensors[n_mlp]).to(basis)
-            env = torch.exp(torch.outer(inv_w2.view(-1).index_select(0, self.env_row), neg_r2))
-            basis = basis * env
+            inv_w2 = _like(torch.exp(-2.0 * tensors[n_mlp]), basis)
+            env = torch.outer(inv_w2.view(-1).index_select(0, self.env_row), neg_r2).exp_()
+            basis = basis.mul_(env) if tape is not None else basis * env  # (no autograd: in place)
         factor = kernel._factor(basis)
-        weights = torch.cat([w.view(-1) for w in tensors[mixing:]]).to(basis) * factor
+        weights = _like(torch.cat([w.view(-1) for w in tensors[mixing:]]), basis) * factor
         weights = weights.index_select(0, self.mix_order).split_with_sizes(self.mix_sizes)
         M, E = kernel.basis_size, points.shape[0]
         weights = [w.view(-1, M) for w in weights]  # (n_o n_i, M)
@@ -333,6 +342,11 @@ class _FixedTapFilter(torch.autograd.Function):
         else:
             grads = ctx.assembly._transposed_backward(ctx.kernel, tensors, ctx.tape, grad, needs)
         return (None, None, None, *grads)
+
+
+def _like(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``t`` in ``like``'s dtype (no op when it is already)."""
+    return t if t.dtype == like.dtype else t.to(like.dtype)
 
 
 def _transforms_active() -> bool:

@@ -327,7 +327,11 @@ class FixedPointsMLP(torch.nn.Module):
                 g_scalars, g_runs = g.split_with_sizes([info[0], g.shape[0] - info[0]])
                 g_sig = torch.zeros_like(sig).index_add_(0, buffers[f"gate_row{j}"], g_runs * runs)
                 g = torch.cat(
-                    [_elu_backward(g_scalars, 1.0, 1, 1, False, scalars), _sigmoid_backward(g_sig, sig), g_runs * per_row]
+                    [
+                        _elu_backward(g_scalars, 1.0, 1, 1, False, scalars),
+                        _sigmoid_backward(g_sig, sig),
+                        g_runs * per_row,
+                    ]
                 )
             elif kind == "linear":
                 matrix, x = tape[at - 2 : at]
@@ -345,7 +349,9 @@ class FixedPointsMLP(torch.nn.Module):
                     return grads
                 g = torch.mm(matrix.t(), g)
                 if j == 0 and self.first_rows is None:  # back through x = v[w_row] * y
-                    g = hidden.new_zeros(tensors[2].shape[0], g.shape[1]).index_add_(0, buffers["w_row"], g * consts["y_rows"])
+                    g = hidden.new_zeros(tensors[2].shape[0], g.shape[1]).index_add_(
+                        0, buffers["w_row"], g * consts["y_rows"]
+                    )
         # the invariant MLP: g is the gradient of v = w2 @ hidden + b2
         if needs[2]:
             grads[2] = torch.mm(g, hidden.t())
