@@ -17,7 +17,12 @@ permutes its MLP output into matrices), and then moves the tap axis last with a 
   ``(D, k^d)`` in a few dense products, times the envelope rows ``exp(-|x|^2 / w^2)``, one mixing
   product per pair ``W_t (n_out n_in, M) @ basis_t (M, rho_o rho_i k^d)`` and one permutation of
   rows (taps contiguous) into conv layout; the points' constants (the MLP's view of them, their
-  squared radii) are kept per dtype and device while the same points come again.
+  squared radii) are kept per dtype and device while the same points come again.  In training this
+  filter is one autograd node (:class:`_FixedTapFilter`, ``GridFilter.fused``): its ~50 ops run
+  without autograd, their intermediates on a tape, and the backward is written by hand (the
+  products' transposes, the gathers' inverses, the backend's ``backward``), so a step pays no
+  per-op autograd bookkeeping; a backward that asks for a graph (``create_graph=True``)
+  differentiates the autograd construction of the same ops instead.
 
 The gathers are :func:`~steerable.ops.permute.permute_columns` and
 :func:`~steerable.ops.permute.permute_rows` (permutations: their backward is the inverse gather, not
@@ -245,7 +250,7 @@ class GridFilter(torch.nn.Module):
         assert self.transposed is not None
         mlp_tape, basis, env, inv_w2, neg_r2, factor, weights, pieces = tape
         n_mlp, mixing = self._tensor_split(kernel, len(tensors))
-        M, E = kernel.basis_size, basis.shape[1]
+        E = basis.shape[1]
         grads: list[torch.Tensor | None] = [None] * len(tensors)
         g_products = grad.reshape(-1, E).index_select(0, self.row_order_inv).split_with_sizes(self.product_rows)
         g_mats = [g.view(w.shape[0], -1) for g, w in zip(g_products, weights)]  # (n_o n_i, rho_o rho_i E)

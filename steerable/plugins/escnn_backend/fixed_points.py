@@ -14,14 +14,17 @@ MLP's runs concatenated (run by run, copy-major within a run):
   one gather and one ``index_add`` (the same ``sum_b W_b basis_b`` the layer multiplies run by run,
   :meth:`~.schur.SchurLinear.run_blocks`), applied by one product; its bias is escnn's
   ``bias_expansion @ bias``;
-* each :class:`~.schur.SchurGate` is one split, ELU, sigmoid and one broadcast product per gated run;
+* each :class:`~.schur.SchurGate` is one split, ELU, sigmoid, one gather of the gates to the rows
+  they scale and one product;
 * the change of basis of :class:`~.schur.BlocksFromIrreps` is a constant matrix folded into the
   last layer's weights.
 
 :meth:`FixedPointsMLP.forward` returns ``mlp(points).T`` ``(D, E)``; equal to it to round-off in
-values and gradients (``tests/test_grid_filter.py``).  Built by :func:`fixed_points_mlp`, which
-returns ``None`` for an MLP it does not cover (kernel attributes, a Schur layer with a run that
-falls back to escnn's expanded matrix).
+values and gradients (``tests/test_grid_filter.py``).  Run with a ``tape``, the forward records
+what :meth:`FixedPointsMLP.backward` needs to give the gradients of the tensors it read by hand
+(no autograd; used by :class:`~steerable.nn.grid_filter.GridFilter`'s fused filter).  Built by
+:func:`fixed_points_mlp`, which returns ``None`` for an MLP it does not cover (kernel attributes,
+a Schur layer with a run that falls back to escnn's expanded matrix).
 """
 
 from __future__ import annotations
