@@ -12,6 +12,7 @@ called again in eval mode).
     .venv/bin/python benchmarks/grid_conv.py           # default sizes, ~1 min
     .venv/bin/python benchmarks/grid_conv.py --large   # bigger images / channels
     .venv/bin/python benchmarks/grid_conv.py --clock cpu  # CPU time of this thread, not wall time
+    .venv/bin/python benchmarks/grid_conv.py --cases 3D --repeats 25  # the 3D case, more rounds
 
 ``--clock cpu`` times with ``time.thread_time`` (the CPU time of the calling thread) instead of
 ``time.perf_counter``: on a machine shared with other jobs, wall time also counts the time the
@@ -102,6 +103,7 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--dx", action="store_true", help="also time training with the input's gradient")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="time.perf_counter or time.thread_time")
+    ap.add_argument("--cases", default="", help="only the cases whose name contains this text (e.g. '3D')")
     args = ap.parse_args()
     if args.clock == "cpu":
         if torch.get_num_threads() != 1:
@@ -119,6 +121,9 @@ def main() -> None:
             ("2D C4 k3", lambda: build_2d(4, 8, 3), (8, 32, 64, 64)),
             ("3D SO(3) k5", lambda: build_3d(4, 5), (2, 16, 16, 16, 16)),
         ]
+    cases = [case for case in cases if args.cases in case[0]]
+    if not cases:
+        raise SystemExit(f"--cases {args.cases!r}: no case name contains it")
     print(machine_line())
     print(
         f"time = median over interleaved rounds (ms, {args.clock} clock); mem = peak extra RSS of one call (MiB); "

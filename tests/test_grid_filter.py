@@ -241,3 +241,152 @@ def test_the_fixed_points_evaluation_applies_only_where_it_is_built_for():
     ).double()
     assert not conv.assembly.transposed.fits(conv.kernel.mlp)
     _compare_with_reference(conv, BOUND)
+
+
+def _transposed_conv(group_name: str, hidden_layers: int, kernel_size: int, envelope: str | None) -> st.GridConv:
+    """A float64 GridConv with the fixed-points evaluator, parameters moved off their initial values."""
+    G = _escnn(group_name)
+    f_in = st.FieldType(G, [G.trivial_rep(), G.standard_rep(), G.trivial_rep()])
+    f_out = st.FieldType(G, [G.standard_rep(), G.trivial_rep(), G.standard_rep()])
+    torch.manual_seed(0)
+    conv = st.GridConv(
+        f_in, f_out, kernel_size, basis_size=3, envelope_width=envelope, hidden_channels=3, hidden_layers=hidden_layers
+    ).double()
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    assert conv.assembly.transposed is not None
+    return conv
+
+
+def _graph_has(t: torch.Tensor, name: str) -> bool:
+    """Whether a node of type ``name`` is in the autograd graph of ``t``."""
+    seen, stack = set(), [t.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == name:
+            return True
+        stack += [n for n, _ in node.next_functions]
+    return False
+
+
+@pytest.mark.parametrize("frozen", [(), ("mixing",), ("mlp",), ("log_width", "mixing")])
+@pytest.mark.parametrize("envelope", ["auto", None])
+@pytest.mark.parametrize("group_name, hidden_layers, kernel_size", TRANSPOSED + [("O(2)", 0, 5)])
+def test_the_fused_filter_equals_autograd_through_the_same_ops(
+    group_name, hidden_layers, kernel_size, envelope, frozen
+):
+    """[issue 18] The fixed-points filter in training (``assembly.fused``: one autograd node, forward
+    without autograd, hand-written backward, :class:`~steerable.nn.grid_filter._FixedTapFilter`)
+    equals autograd through the same ops (``fused = False``) and the reference construction in
+    float64: values and the gradient of every parameter that wants one, also with groups of
+    parameters frozen (the backward skips what is not needed).  Measured <= 1.2e-15; bound 1e-13."""
+    conv = _transposed_conv(group_name, hidden_layers, kernel_size, envelope)
+    for name, p in conv.kernel.named_parameters():
+        if name.split(".")[0] in frozen:
+            p.requires_grad_(False)
+    params = [p for p in conv.kernel.parameters() if p.requires_grad]
+    fused = conv.filter()
+    assert _graph_has(fused, "_FixedTapFilterBackward")
+    conv.assembly.fused = False
+    plain = conv.filter()
+    assert not _graph_has(plain, "_FixedTapFilterBackward")
+    ref = conv.filter(reference=True)
+    assert _rel(fused, plain) <= BOUND and _rel(fused, ref) <= BOUND
+    cotangent = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1), dtype=ref.dtype)
+    g_fused = torch.autograd.grad((fused * cotangent).sum(), params, allow_unused=True)
+    g_plain = torch.autograd.grad((plain * cotangent).sum(), params, allow_unused=True)
+    g_ref = torch.autograd.grad((ref * cotangent).sum(), params, allow_unused=True)
+    for gf, gp, gr in zip(g_fused, g_plain, g_ref):
+        assert gr is not None and gf is not None and gp is not None
+        assert _rel(gf, gr) <= BOUND and _rel(gp, gr) <= BOUND
+
+
+@pytest.mark.parametrize("group_name, hidden_layers, kernel_size", [("SO(3)", 1, 3), ("O(2)", 2, 5)])
+def test_the_fused_filter_passes_gradcheck_and_gradgradcheck(group_name, hidden_layers, kernel_size):
+    """The fused filter as a function of every tensor it reads (float64): finite differences agree
+    with its hand-written backward (``gradcheck``) and with the derivative of that backward
+    (``gradgradcheck``: a backward asked for a graph differentiates the autograd construction)."""
+    from steerable.nn.grid_filter import _FixedTapFilter
+
+    conv = _transposed_conv(group_name, hidden_layers, kernel_size, "auto")
+    assembly, kernel, points = conv.assembly, conv.kernel, conv.grid.double()
+    tensors = [t.detach().clone().requires_grad_() for t in assembly._tensors(kernel)]
+
+    def fn(*ts: torch.Tensor) -> torch.Tensor:
+        return _FixedTapFilter.apply(assembly, kernel, points, *ts)
+
+    assert torch.autograd.gradcheck(fn, tensors)
+    assert torch.autograd.gradgradcheck(fn, tensors)
+
+
+def test_the_fused_filter_refuses_a_parameter_changed_before_backward():
+    """The backward reads its tape: a parameter edited in place between forward and backward makes
+    autograd's usual error (as the unfused graph does), not a gradient of stale values."""
+    conv = _transposed_conv("SO(3)", 1, 3, "auto")
+    out = conv.filter()
+    with torch.no_grad():
+        conv.kernel.mixing[0].mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+class _FilterOf(torch.nn.Module):
+    """``conv.filter()`` as a module's forward (for ``torch.func.functional_call``)."""
+
+    def __init__(self, conv: st.GridConv) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self) -> torch.Tensor:
+        return self.conv.filter()
+
+
+def test_the_fixed_points_filter_under_torch_func_and_in_a_gradient_penalty():
+    """Under a ``torch.func`` transform the filter takes autograd's ops (no custom Function there):
+    ``torch.func.grad`` of the filter through ``functional_call`` equals the fused path's gradients.
+    A second derivative through the fused path (``create_graph=True``) equals the unfused one."""
+    conv = _transposed_conv("SO(3)", 1, 3, "auto")
+    params = dict(conv.kernel.named_parameters())
+    names = list(params)
+    cotangent = torch.randn(conv.filter().shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+    def filter_loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        # the filter with the kernel's parameters replaced by p
+        replaced = {f"conv.kernel.{k}": v for k, v in p.items()}
+        return (torch.func.functional_call(_FilterOf(conv), replaced, ()) * cotangent).sum()
+
+    got = torch.func.grad(filter_loss)({k: v.detach() for k, v in params.items()})
+    want = torch.autograd.grad((conv.filter() * cotangent).sum(), [params[n] for n in names])
+    for n, w in zip(names, want):
+        assert _rel(got[n], w) <= BOUND
+    penalties = []
+    for fused in (True, False):
+        conv.assembly.fused = fused
+        g = torch.autograd.grad((conv.filter() * cotangent).sum(), list(params.values()), create_graph=True)
+        penalties.append(torch.autograd.grad(sum((gi**2).sum() for gi in g), list(params.values()), allow_unused=True))
+    for a, b in zip(*penalties):
+        assert (a is None) == (b is None)
+        if b is not None and float(b.abs().max()) > 0:
+            assert _rel(a, b) <= BOUND
+
+
+def test_the_fixed_points_filter_under_autocast_takes_autograd():
+    """Under CPU autocast (bfloat16 products) the filter is autograd's (no fused node): its forward
+    and parameter gradients are those of the unfused construction under the same autocast."""
+    conv = _transposed_conv("SO(3)", 1, 3, "auto").float()
+    params = list(conv.kernel.parameters())
+    results = []
+    for fused in (True, False):
+        conv.assembly.fused = fused
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv.filter()
+        assert not _graph_has(out, "_FixedTapFilterBackward")
+        results.append((out, torch.autograd.grad(out.float().sum(), params)))
+    (a, ga), (b, gb) = results
+    assert torch.equal(a, b)
+    for x, y in zip(ga, gb):
+        assert torch.equal(x, y)

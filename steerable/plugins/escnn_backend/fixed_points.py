@@ -14,22 +14,27 @@ MLP's runs concatenated (run by run, copy-major within a run):
   one gather and one ``index_add`` (the same ``sum_b W_b basis_b`` the layer multiplies run by run,
   :meth:`~.schur.SchurLinear.run_blocks`), applied by one product; its bias is escnn's
   ``bias_expansion @ bias``;
-* each :class:`~.schur.SchurGate` is one split, ELU, sigmoid and one broadcast product per gated run;
+* each :class:`~.schur.SchurGate` is one split, ELU, sigmoid, one gather of the gates to the rows
+  they scale and one product;
 * the change of basis of :class:`~.schur.BlocksFromIrreps` is a constant matrix folded into the
   last layer's weights.
 
 :meth:`FixedPointsMLP.forward` returns ``mlp(points).T`` ``(D, E)``; equal to it to round-off in
-values and gradients (``tests/test_grid_filter.py``).  Built by :func:`fixed_points_mlp`, which
-returns ``None`` for an MLP it does not cover (kernel attributes, a Schur layer with a run that
-falls back to escnn's expanded matrix).
+values and gradients (``tests/test_grid_filter.py``).  Run with a ``tape``, the forward records
+what :meth:`FixedPointsMLP.backward` needs to give the gradients of the tensors it read by hand
+(no autograd; used by :class:`~steerable.nn.grid_filter.GridFilter`'s fused filter).  Built by
+:func:`fixed_points_mlp`, which returns ``None`` for an MLP it does not cover (kernel attributes,
+a Schur layer with a run that falls back to escnn's expanded matrix).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .irrepwise import IrrepwiseKernelMLP
 from .schur import BlocksFromIrreps, SchurGate, SchurLinear
@@ -137,6 +142,7 @@ class FixedPointsMLP(torch.nn.Module):
         self.register_buffer("w_row", torch.tensor(w_row, dtype=torch.long), persistent=False)
         self.register_buffer("y_col", torch.tensor(y_col, dtype=torch.long), persistent=False)
         self._steps: list[tuple[str, Any]] = []
+        self._has_bias: dict[int, bool] = {}
         for j, layer in enumerate(layers):
             if isinstance(layer, SchurLinear):
                 after = layers[j + 1] if j + 1 < len(layers) else None
@@ -145,8 +151,15 @@ class FixedPointsMLP(torch.nn.Module):
                 self.register_buffer(f"entry{j}", index.entry, persistent=False)
                 self.register_buffer(f"weight{j}", index.weight, persistent=False)
                 self._steps.append(("linear", index))
+                self._has_bias[j] = layer.linear.bias is not None
             elif isinstance(layer, SchurGate):
-                self._steps.append(("gate", (layer.n_scalars, list(layer.gated))))
+                copies = [c for c, _ in layer.gated]
+                # the gate (row of the gates' block) of each gated row: copy-major runs
+                starts = np.concatenate([[0], np.cumsum(copies)])[:-1]
+                rows = [s + np.repeat(np.arange(c), d) for s, (c, d) in zip(starts, layer.gated)]
+                gate_row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+                self.register_buffer(f"gate_row{j}", torch.as_tensor(gate_row, dtype=torch.long), persistent=False)
+                self._steps.append(("gate", (layer.n_scalars, sum(copies))))
             elif isinstance(layer, BlocksFromIrreps):  # composed into the layer before
                 if not isinstance(layers[j - 1], SchurLinear):
                     raise ValueError("BlocksFromIrreps after another layer than SchurLinear")
@@ -154,6 +167,15 @@ class FixedPointsMLP(torch.nn.Module):
             else:  # pragma: no cover - the pipeline has these three layers only
                 raise TypeError(type(layer).__name__)
         self._factor_first_layer(np.asarray(w_row), np.asarray(y_col), C * n_deg)
+        # the module paths of :meth:`tensors`, and where each Schur linear step's tensors start
+        self._paths = [("invariant_mlp", "0", "weight"), ("invariant_mlp", "0", "bias")]
+        self._paths += [("invariant_mlp", "2", "weight"), ("invariant_mlp", "2", "bias")]
+        self._tensor_of_step: dict[int, int] = {}
+        for j, (kind, _) in enumerate(self._steps):
+            if kind == "linear":
+                self._tensor_of_step[j] = len(self._paths)
+                names = ("weights", "bias") if self._has_bias[j] else ("weights",)
+                self._paths += [("schur_layers", str(j), "linear", name) for name in names]
         self._cache: dict[tuple[torch.dtype, torch.device], dict[str, Any]] = {}
 
     def _factor_first_layer(self, w_row: np.ndarray, y_col: np.ndarray, n_weights: int) -> None:
@@ -180,65 +202,176 @@ class FixedPointsMLP(torch.nn.Module):
 
     def fits(self, mlp: torch.nn.Module) -> bool:
         """Whether this was built for an MLP like ``mlp`` (same pipeline and spec: same structure)."""
-        return type(mlp) is IrrepwiseKernelMLP and mlp.spec == self._spec
+        return type(mlp) is IrrepwiseKernelMLP and (mlp.spec is self._spec or mlp.spec == self._spec)
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> FixedPointsMLP:
         self._cache = {}
         return super()._apply(fn, *args, **kwargs)
 
-    @torch.no_grad()
     def _constants(self, mlp: IrrepwiseKernelMLP, pos: torch.Tensor) -> dict[str, Any]:
-        key = (pos.dtype, pos.device)
-        cached = self._cache.get(key)
+        """The constants of ``pos`` and the bases (see the class docstring), made on first use per
+        dtype and device and kept while the same points come again: the same tensor unmodified
+        (its version counter), or equal values."""
+        cached = self._cache.get((pos.dtype, pos.device))
+        if cached is not None and cached["source"] is pos and cached["version"] == pos._version:
+            return cached
         if cached is None or not torch.equal(cached["points"], pos):
-            y = mlp.embedding(pos)  # (E, harmonics)
-            radial = mlp.radial(mlp.embedding.soft_radius(pos))  # (E, radial features)
-            rows = self.y_col if self.first_rows is None else self.y_out
-            y_rows = y.T.index_select(0, rows).contiguous()
-            cached = {"points": pos.detach().clone(), "y_rows": y_rows, "radial_t": radial.T.contiguous()}
-            layers = list(mlp.schur_layers)
-            for j, (kind, info) in enumerate(self._steps):
-                if kind == "linear":
-                    cached[f"values{j}"] = info.values(layers[j]).to(pos)
-                    bias = info.bias_matrix(layers[j])
-                    cached[f"bias{j}"] = None if bias is None else bias.to(pos)
-            self._cache[key] = cached
+            with torch.no_grad():
+                cached = self._make_constants(mlp, pos)
+        cached["source"], cached["version"] = pos, pos._version
         return cached
 
-    def forward(self, mlp: IrrepwiseKernelMLP, points: torch.Tensor) -> torch.Tensor:
-        """``(D, E)``: ``mlp(points).T``, ``points`` ``(E, n)`` (not differentiated; constants
-        computed from them are kept while the same values come again, per dtype and device)."""
-        consts = self._constants(mlp, points.detach())
-        first, _, last = mlp.invariant_mlp
-        hidden = torch.nn.functional.silu(torch.addmm(first.bias[:, None], first.weight, consts["radial_t"]))
+    def _make_constants(self, mlp: IrrepwiseKernelMLP, pos: torch.Tensor) -> dict[str, Any]:
+        """The constants of ``pos`` (made afresh, kept in the cache)."""
+        y = mlp.embedding(pos)  # (E, harmonics)
+        radial = mlp.radial(mlp.embedding.soft_radius(pos))  # (E, radial features)
+        rows = self.y_col if self.first_rows is None else self.y_out
+        y_rows = y.T.index_select(0, rows).contiguous()
+        cached = {"points": pos.detach().clone(), "y_rows": y_rows, "radial_t": radial.T.contiguous(), "radial": radial}
         layers = list(mlp.schur_layers)
         for j, (kind, info) in enumerate(self._steps):
             if kind == "linear":
-                linear = layers[j].linear
-                weights = linear.weights
-                shape = self.first_rows if j == 0 and self.first_rows is not None else info.shape
-                flat = weights.index_select(0, getattr(self, f"weight{j}")) * consts[f"values{j}"]
-                matrix = weights.new_zeros(shape[0] * shape[1]).index_add(0, getattr(self, f"entry{j}"), flat)
-                matrix = matrix.view(shape)
-                expansion = consts[f"bias{j}"]
-                bias = None if expansion is None else (expansion @ linear.bias)[:, None]
+                cached[f"values{j}"] = info.values(layers[j]).to(pos)
+                bias = info.bias_matrix(layers[j])
+                cached[f"bias{j}"] = None if bias is None else bias.to(pos)
+                cached[f"bias_t{j}"] = None if bias is None else cached[f"bias{j}"].t().contiguous()
+        self._cache[(pos.dtype, pos.device)] = cached
+        return cached
+
+    def tensors(self, mlp: IrrepwiseKernelMLP) -> list[torch.Tensor]:
+        """The tensors of ``mlp`` that :meth:`forward` reads, in its order: the invariant MLP's
+        first and last layer (weight, bias each), then per Schur linear layer its weights and, where
+        it has one, its bias.  Read through the module dictionaries (a few µs, called per step);
+        where a name is not a plain parameter (e.g. a parametrization), through attributes."""
+        try:
+            out = []
+            for path in self._paths:
+                module = mlp
+                for name in path[:-1]:
+                    module = module._modules[name]
+                out.append(module._parameters[path[-1]])
+            return out
+        except KeyError:
+            return [functools.reduce(getattr, path, mlp) for path in self._paths]
+
+    def forward(
+        self,
+        mlp: IrrepwiseKernelMLP,
+        points: torch.Tensor,
+        tensors: list[torch.Tensor] | None = None,
+        tape: list[Any] | None = None,
+    ) -> torch.Tensor:
+        """``(D, E)``: ``mlp(points).T``, ``points`` ``(E, n)`` (not differentiated; constants
+        computed from them are kept while the same values come again, per dtype and device).
+
+        ``tensors``: the values of :meth:`tensors` to use (default: ``mlp``'s own).  ``tape``: a
+        list that receives what :meth:`backward` needs (for a forward run without autograd, as in
+        :class:`~steerable.nn.grid_filter.GridFilter`'s fused filter); without it the ops are
+        recorded by autograd as usual."""
+        consts = self._constants(mlp, points)
+        y_rows, buffers = consts["y_rows"], self._buffers
+        tensors = self.tensors(mlp) if tensors is None else tensors
+        w1, b1, w2, b2 = tensors[:4]
+        pre = torch.addmm(b1[:, None], w1, consts["radial_t"])
+        hidden = F.silu(pre)
+        v = torch.addmm(b2[:, None], w2, hidden)  # the invariant weights (C degrees, E)
+        records: list[Any] = [consts, pre, hidden]
+        h, k = v, 4
+        for j, (kind, info) in enumerate(self._steps):
+            if kind == "linear":
+                weights = tensors[k]
+                bias = torch.mv(consts[f"bias{j}"], tensors[k + 1])[:, None] if self._has_bias[j] else None
+                k += 2 if self._has_bias[j] else 1
+                matrix = self._matrix(j, weights, consts)
                 if j == 0 and self.first_rows is not None:  # factored (see _factor_first_layer)
-                    u = torch.addmm((matrix @ last.bias)[:, None], matrix @ last.weight, hidden)
-                    h = u * consts["y_rows"] if bias is None else torch.addcmul(bias, u, consts["y_rows"])
+                    u = torch.mm(matrix, v)
+                    h = u * y_rows if bias is None else torch.addcmul(bias, u, y_rows)
+                    records += (matrix, v)
                     continue
                 if j == 0:  # the invariant weights of each harmonic copy, times the copy
-                    w2, b2 = last.weight.index_select(0, self.w_row), last.bias.index_select(0, self.w_row)
-                    h = torch.addmm(b2[:, None], w2, hidden) * consts["y_rows"]  # (F0, E)
-                h = matrix @ h if bias is None else torch.addmm(bias, matrix, h)
+                    h = v.index_select(0, buffers["w_row"]) * y_rows  # (F0, E)
+                records += (matrix, h)
+                h = torch.mm(matrix, h) if bias is None else torch.addmm(bias, matrix, h)
             elif kind == "gate":
-                n_scalars, gated = info
-                copies = [c for c, _ in gated]
-                scalars, gates, *runs = h.split([n_scalars, sum(copies)] + [c * d for c, d in gated])
-                gates = torch.sigmoid(gates).split(copies)
+                n_scalars, n_gates = info
+                scalars, gates, runs = h.split_with_sizes([n_scalars, n_gates, h.shape[0] - n_scalars - n_gates])
+                sig = torch.sigmoid(gates)
                 # each gated copy times its gate, broadcast over the irrep's components
-                parts = [(r.view(c, d, -1) * g[:, None]).view(c * d, -1) for r, g, (c, d) in zip(runs, gates, gated)]
-                h = torch.cat([torch.nn.functional.elu(scalars), *parts])
+                per_row = sig.index_select(0, buffers[f"gate_row{j}"])
+                h = torch.cat([F.elu(scalars), runs * per_row])
+                records += (scalars, sig, per_row, runs)
+        if tape is not None:
+            tape += records
         return h
+
+    def _matrix(self, j: int, weights: torch.Tensor, consts: dict[str, Any]) -> torch.Tensor:
+        """Schur linear layer ``j``'s dense matrix (see :class:`_LinearIndex`) from its ``weights``."""
+        shape = self.first_rows if j == 0 and self.first_rows is not None else self._steps[j][1].shape
+        flat = weights.index_select(0, self._buffers[f"weight{j}"]) * consts[f"values{j}"]
+        return weights.new_zeros(shape[0] * shape[1]).index_add_(0, self._buffers[f"entry{j}"], flat).view(shape)
+
+    def backward(
+        self, tensors: list[torch.Tensor], tape: list[Any], grad: torch.Tensor, needs: list[bool] | tuple[bool, ...]
+    ) -> list[torch.Tensor | None]:
+        """The gradients of ``(forward(mlp, points, tensors, tape) * grad).sum()`` with respect to
+        each of ``tensors`` (``None`` where ``needs`` is false), from the ``tape`` of that forward
+        run, in a few products per layer (no autograd: a hand-written backward, equal to autograd's
+        to round-off, ``tests/test_grid_filter.py``).  ``grad``: ``(D, E)``."""
+        consts, pre, hidden = tape[:3]
+        at = len(tape)  # the records are read back to front
+        buffers = self._buffers
+        grads: list[torch.Tensor | None] = [None] * len(tensors)
+        g = grad
+        for j in reversed(range(len(self._steps))):
+            kind, info = self._steps[j]
+            if kind == "gate":
+                scalars, sig, per_row, runs = tape[at - 4 : at]
+                at -= 4
+                g_scalars, g_runs = g.split_with_sizes([info[0], g.shape[0] - info[0]])
+                g_sig = torch.zeros_like(sig).index_add_(0, buffers[f"gate_row{j}"], g_runs * runs)
+                g = torch.cat(
+                    [
+                        _elu_backward(g_scalars, 1.0, 1, 1, False, scalars),
+                        _sigmoid_backward(g_sig, sig),
+                        g_runs * per_row,
+                    ]
+                )
+            elif kind == "linear":
+                matrix, x = tape[at - 2 : at]
+                at -= 2
+                s = self._tensor_of_step[j]
+                if self._has_bias[j] and needs[s + 1]:
+                    grads[s + 1] = torch.mv(consts[f"bias_t{j}"], g.sum(1))
+                if j == 0 and self.first_rows is not None:
+                    g = g * consts["y_rows"]  # the gradient of u = matrix @ v
+                if needs[s]:
+                    g_matrix = torch.mm(g, x.t()).view(-1).index_select(0, buffers[f"entry{j}"])
+                    g_matrix *= consts[f"values{j}"]
+                    grads[s] = torch.zeros_like(tensors[s]).index_add_(0, buffers[f"weight{j}"], g_matrix)
+                if not any(needs[:s]):
+                    return grads
+                g = torch.mm(matrix.t(), g)
+                if j == 0 and self.first_rows is None:  # back through x = v[w_row] * y
+                    g = hidden.new_zeros(tensors[2].shape[0], g.shape[1]).index_add_(
+                        0, buffers["w_row"], g * consts["y_rows"]
+                    )
+        # the invariant MLP: g is the gradient of v = w2 @ hidden + b2
+        if needs[2]:
+            grads[2] = torch.mm(g, hidden.t())
+        if needs[3]:
+            grads[3] = g.sum(1)
+        if needs[0] or needs[1]:
+            g_pre = _silu_backward(torch.mm(tensors[2].t(), g), pre)
+            if needs[0]:
+                grads[0] = torch.mm(g_pre, consts["radial"])
+            if needs[1]:
+                grads[1] = g_pre.sum(1)
+        return grads
+
+
+_elu_backward = torch.ops.aten.elu_backward.default
+_sigmoid_backward = torch.ops.aten.sigmoid_backward.default
+_silu_backward = torch.ops.aten.silu_backward.default
 
 
 def _blocks_matrix(layer: BlocksFromIrreps) -> torch.Tensor:
