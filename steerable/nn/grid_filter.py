@@ -226,8 +226,8 @@ class GridFilter(torch.nn.Module):
         products = torch.cat([torch.mm(w, b).view(-1, E) for w, b in zip(weights, pieces)])
         if tape is not None:
             tape += (mlp_tape, basis, env, inv_w2, neg_r2, factor, weights, pieces)
-        if tape is not None or not torch.is_grad_enabled() or _transforms_active():
-            return products.index_select(0, self.row_order)  # (permute_rows has no torch.func support)
+        if tape is not None or not torch.is_grad_enabled():
+            return products.index_select(0, self.row_order)  # no graph to record: the plain gather
         return permute_rows(products, self.row_order, self.row_order_inv)
 
     def _tensor_split(self, kernel: SharedBasisKernel, n_tensors: int) -> tuple[int, int]:

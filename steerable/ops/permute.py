@@ -18,16 +18,23 @@ class _Permute(torch.autograd.Function):
     derivatives work.
     """
 
+    generate_vmap_rule = True  # the forward is plain torch ops: torch.func.vmap batches it as is
+
     @staticmethod
     def forward(
-        ctx: Any, x: torch.Tensor, dim: int, perm: torch.Tensor, inv_perm: torch.Tensor, scale: float | torch.Tensor
+        x: torch.Tensor, dim: int, perm: torch.Tensor, inv_perm: torch.Tensor, scale: float | torch.Tensor
     ) -> torch.Tensor:
+        out = x.index_select(dim, perm)
+        # a tensor scale is always applied: comparing it with 1 would read its value (a host sync)
+        return out.mul_(scale) if isinstance(scale, torch.Tensor) or scale != 1.0 else out
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        # a separate setup_context (not a ctx argument of forward) is what torch.func transforms need
+        _, dim, perm, inv_perm, scale = inputs
         scale_is_tensor = isinstance(scale, torch.Tensor)
         ctx.save_for_backward(perm, inv_perm, scale if scale_is_tensor else None)
         ctx.dim, ctx.scale = dim, None if scale_is_tensor else scale
-        out = x.index_select(dim, perm)
-        # a tensor scale is always applied: comparing it with 1 would read its value (a host sync)
-        return out.mul_(scale) if scale_is_tensor or scale != 1.0 else out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None, None]:
