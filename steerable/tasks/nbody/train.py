@@ -90,7 +90,7 @@ _MODEL = section(
 )
 _TRAINING = section(
     "training",
-    epochs=Setting(14, "epochs; with --resume the total, counting the checkpoint's", check=positive),
+    epochs=Setting(24, "epochs; with --resume the total, counting the checkpoint's", check=positive),
     lr=Setting(2e-3, "Adam learning rate, cosine-annealed to 0", check=positive),
     weight_decay=Setting(0.0, "Adam weight decay", check=non_negative),
     model_seed=Setting(0, "seed of the weights and of the shuffling"),
