@@ -30,7 +30,7 @@ NBODY_FULL = {
     "devices": "auto",
     "ema": None,
     "envelope_width": None,
-    "epochs": 150,
+    "epochs": 24,  # 150 before issue 17's frame shift (session 8): 24 epochs of 11 pairs per trajectory
     "equivariance_batches": 2,
     "equivariance_elements": 4,
     "frame_in": 30,
@@ -65,6 +65,7 @@ NBODY_FULL = {
     "relative_velocity": True,
     "resume": None,
     "seed": 43,
+    "train_frame_shift": 5,  # added with issue 17 (session 8); 0 is the single pair of before
     "velocity_attribute": False,
     "velocity_kernel": True,
     "weight_decay": 0.0,
@@ -87,6 +88,7 @@ NBODY_DEMO = {
     "position_updates": False,
     "preset": "demo",
     "relative_velocity": False,
+    "train_frame_shift": 0,
     "velocity_kernel": False,
 }
 QM9_FULL = {
