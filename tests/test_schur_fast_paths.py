@@ -4,8 +4,6 @@
 weights and sampled basis and multiplies the first layer's factored runs (one harmonic times
 invariants) factored; ``SchurLinear.factored = False`` is the reference (escnn's expanded matrix,
 runs formed).  Values and gradients (parameters, positions, attributes) must agree in float64.
-The gates hand their gated runs on factored (``SchurGate.factored``, the next layer keeps the
-fields and sigmoids, not the product); the reference hands on the formed tensors.
 """
 
 from __future__ import annotations
@@ -18,8 +16,7 @@ from steerable.core.mlp import KernelMLPSpec
 
 pytest.importorskip("escnn")
 
-from steerable.plugins.escnn_backend import schur
-from steerable.plugins.escnn_backend.schur import ScaledRun, SchurGate, SchurLinear
+from steerable.plugins.escnn_backend.schur import ScaledRun, SchurLinear
 
 GROUPS = [("SO(3)", 3), ("O(3)", 3), ("O(2)", 2), ("SO(2)", 2)]
 
@@ -72,54 +69,3 @@ def test_complex_irreps_use_the_general_basis():
         assert all(m.scalar for m in maps if m.size == 1)
         assert any(m.size > 1 for m in maps)
         assert all(m.scalar == scalar for m in maps if m.size > 1)
-
-
-@pytest.mark.parametrize("name,dim", GROUPS)
-@pytest.mark.parametrize("hidden_layers,with_attr", [(1, False), (2, True)])
-def test_factored_gates_equal_the_formed_runs(monkeypatch, name, dim, hidden_layers, with_attr):
-    """Gated runs handed on as ScaledRun (the next layer keeps the fields and sigmoids, not the
-    gated product) give the MLP's values and gradients of the plain gated tensors (float64)."""
-    G = st.group(name, dim=dim, backend="escnn")
-    S, T = G.standard_rep(), G.trivial_rep()
-    attr_type = st.FieldType(G, [T, S]) if with_attr else None
-    torch.manual_seed(1)
-    spec = KernelMLPSpec(G, ((S, S), (T, S), (S, T), (T, T)), attr_type, hidden_channels=3, hidden_layers=hidden_layers)
-    mlp = G.build_kernel_mlp(spec).double()
-    gates = [m for m in mlp.schur_layers if isinstance(m, SchurGate)]
-    assert gates and all(g.factored for g in gates)
-    pos = torch.randn(9, dim, dtype=torch.float64, requires_grad=True)
-    attr = torch.randn(9, attr_type.size, dtype=torch.float64, requires_grad=True) if with_attr else None
-    runs = mlp.input_runs(mlp.invariant_weights(pos, attr), mlp.embedding(pos), attr)
-    hidden = mlp.schur_layers[1](mlp.schur_layers[0](runs))
-    assert any(isinstance(r, ScaledRun) and r.formed is not None for r in hidden)  # the factored gates run
-    with torch.no_grad():  # in inference the gated runs are plain tensors (the fields are freed)
-        assert all(isinstance(r, torch.Tensor) for r in mlp.schur_layers[1](mlp.schur_layers[0](runs)))
-    weights = torch.randn(9, spec.out_size, dtype=torch.float64)
-    fast = _run(mlp, pos, attr, weights)
-    for g in gates:
-        monkeypatch.setattr(g, "factored", False)
-    reference = _run(mlp, pos, attr, weights)
-    torch.testing.assert_close(fast[0], reference[0], rtol=1e-12, atol=1e-13)
-    for g, h in zip(fast[1], reference[1]):
-        torch.testing.assert_close(g, h, rtol=1e-11, atol=1e-12)
-
-
-def test_formed_linear_higher_derivatives():
-    """_FormedLinear (linear of a formed product keeping its factors) equals the plain linear, with
-    first and second derivatives (gradcheck / gradgradcheck, float64)."""
-    g = torch.Generator().manual_seed(0)
-    values = torch.randn(5, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
-    scales = torch.rand(5, 3, 1, generator=g, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(4, 6, generator=g, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
-
-    def fast(v, s, w, b):
-        return schur._linear(ScaledRun(v, s, (v * s).flatten(1)), w, b)
-
-    def reference(v, s, w, b):
-        return torch.nn.functional.linear((v * s).flatten(1), w, b)
-
-    inputs = (values, scales, weight, bias)
-    torch.testing.assert_close(fast(*inputs), reference(*inputs), rtol=0, atol=0)
-    assert torch.autograd.gradcheck(fast, inputs)
-    assert torch.autograd.gradgradcheck(fast, inputs)

@@ -24,14 +24,17 @@ CHUNK_VALUES = 1 << 16
 GPU_CHUNK_VALUES = 1 << 24
 
 
-def _ranges(n: int, per_item: int, budget: int) -> Iterator[slice]:
-    step = max(1, budget // max(1, per_item))
+def _ranges(n: int, step: int) -> Iterator[slice]:
     return (slice(start, min(start + step, n)) for start in range(0, n, step))
 
 
-def _budgets(device: torch.device) -> tuple[int, int]:
-    """``(chunk, block)`` budgets in values: enveloped bases per chunk, per-edge products per block."""
-    return (CHUNK_VALUES, BLOCK_VALUES) if device.type == "cpu" else (GPU_CHUNK_VALUES, GPU_BLOCK_VALUES)
+def _steps(device: torch.device, width: int, product_width: int) -> tuple[int, int]:
+    """``(chunk, block)`` edges: a chunk's enveloped bases (``width`` values per edge) within the
+    chunk budget, a block's per-edge products (``product_width``) within the block budget; a
+    chunk holds whole blocks (at least one)."""
+    chunks, blocks = (CHUNK_VALUES, BLOCK_VALUES) if device.type == "cpu" else (GPU_CHUNK_VALUES, GPU_BLOCK_VALUES)
+    block = max(1, blocks // max(1, product_width))
+    return max(block, max(1, chunks // max(1, width)) // block * block), block
 
 
 def _enveloped(
@@ -87,11 +90,11 @@ class _EnvelopedMessageSum(torch.autograd.Function):
         scalar = b_size == 1
         # scalar inputs: the outer product laid out (e, i, P), the long P innermost (as message_sum)
         out = x.new_zeros(n_dst, n_in, rows) if scalar else x.new_zeros(n_dst, rows, n_in)
-        chunk_budget, block_budget = _budgets(x.device)
-        for chunk in _ranges(n_edges, width, chunk_budget):
+        chunk_step, block_step = _steps(x.device, width, rows * n_in)
+        for chunk in _ranges(n_edges, chunk_step):
             phi = _enveloped(bases, envs, chunk, width).view(-1, rows, b_size)
             s, d = src[chunk], dst[chunk]
-            for block in _ranges(phi.shape[0], rows * n_in, block_budget):
+            for block in _ranges(phi.shape[0], block_step):
                 f = x.index_select(0, s[block])  # (e, i, b)
                 product = f * phi[block].transpose(1, 2) if scalar else torch.bmm(phi[block], f.transpose(1, 2))
                 out.index_add_(0, d[block], product)
@@ -134,13 +137,13 @@ def _chunked_backward(
     grad_bases = [grad.new_empty(shape) if w else None for shape, w in zip(shapes, want_b)]
     grad_envs = [grad.new_empty(shape[:2]) if w else None for shape, w in zip(shapes, want_env)]
     need_phi_grad = any(want_b) or any(want_env)
-    chunk_budget, block_budget = _budgets(grad.device)
-    for chunk in _ranges(n_edges, width, chunk_budget):
+    chunk_step, block_step = _steps(grad.device, width, rows * n_in)
+    for chunk in _ranges(n_edges, chunk_step):
         s, d = src[chunk], dst[chunk]
         n = chunk.stop - chunk.start
         phi = _enveloped(bases, envs, chunk, width).view(n, rows, b_size) if want_x else None
         g_phi = grad.new_empty(n, rows, b_size) if need_phi_grad else None
-        for block in _ranges(n, rows * n_in, block_budget):
+        for block in _ranges(n, block_step):
             g = grad.index_select(0, d[block])  # (e, P, i)
             if need_phi_grad:
                 torch.bmm(g, x.index_select(0, s[block]), out=g_phi[block])

@@ -63,7 +63,7 @@ class IrrepwiseKernelMLP(EscnnKernelMLP):
         gated = [(i, C) for i in sorted(ids, key=str) if i != trivial]
         for _ in range(spec.hidden_layers):
             layers.append(SchurLinear(gs, current, [(trivial, C + C * len(gated))] + gated))
-            layers.append(SchurGate(C, [(C, H.irrep(*i).size) for i, _ in gated], factored=True))
+            layers.append(SchurGate(C, [(C, H.irrep(*i).size) for i, _ in gated]))
             current = [(trivial, C)] + gated
         # last layer: the irreps of each run of equal output blocks, then their change of basis
         runs = run_lengths(zip(spec.blocks, plan.out_reps), key=lambda pair: pair[0])

@@ -32,21 +32,17 @@ class ScaledRun(NamedTuple):
     """A run given as the broadcast product ``values * scales``, formed only when needed.
 
     ``values`` ``(E, copies or 1, dim)``, ``scales`` ``(E, copies, 1)``: the first layer's harmonic
-    copies (one harmonic times ``copies`` learned invariants), or a gated run (its fields times
-    the sigmoids of their gates, :class:`SchurGate`).  A :class:`SchurLinear` consuming it
+    copies (one harmonic times ``copies`` learned invariants).  A :class:`SchurLinear` consuming it
     keeps the two factors for backward, not their ``(E, copies * dim)`` product (the largest
-    activation of the layer), and forms the product again in backward.  ``formed``: the product
-    ``(E, copies * dim)``, already made with autograd (a gated run, used by several output runs
-    of the next layer: formed once, its gradient flows through its own node); ``None``: each
-    consumer forms it (worth it for a run used once).
+    activation of the layer).  Worth it for a run used once: each use forms the product again in
+    backward.
     """
 
     values: torch.Tensor
     scales: torch.Tensor
-    formed: torch.Tensor | None = None
 
     def tensor(self) -> torch.Tensor:
-        return (self.values * self.scales).flatten(1) if self.formed is None else self.formed
+        return (self.values * self.scales).flatten(1)
 
 
 class _ScaledLinear(torch.autograd.Function):
@@ -83,41 +79,8 @@ class _ScaledLinear(torch.autograd.Function):
         return grad_values, grad_scales, grad_weight, grad_bias
 
 
-class _FormedLinear(torch.autograd.Function):
-    """``linear(formed, weight, bias)`` of a product ``formed = (values * scales).flatten(1)`` made
-    (with autograd) by the caller, keeping the factors for the weight's gradient, not ``formed``.
-
-    The gradient of ``formed`` is returned to ``formed``'s own node (none to the factors here);
-    the weight's gradient forms the product again.  The backward is made of differentiable ops,
-    so higher derivatives work.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        formed: torch.Tensor,
-        values: torch.Tensor,
-        scales: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
-    ) -> torch.Tensor:
-        ctx.save_for_backward(values, scales, weight)
-        ctx.has_bias = bias is not None
-        return torch.nn.functional.linear(formed, weight, bias)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        values, scales, weight = ctx.saved_tensors
-        grad_formed = grad @ weight if ctx.needs_input_grad[0] else None
-        grad_weight = grad.T @ (values * scales).flatten(1) if ctx.needs_input_grad[3] else None
-        grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[4] else None
-        return grad_formed, None, None, grad_weight, grad_bias
-
-
 def _linear(run: torch.Tensor | ScaledRun, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     if isinstance(run, ScaledRun):
-        if run.formed is not None:
-            return _FormedLinear.apply(run.formed, run.values, run.scales, weight, bias)
         return _ScaledLinear.apply(run.values, run.scales, weight, bias)
     return torch.nn.functional.linear(run, weight, bias)
 
@@ -339,31 +302,24 @@ class SchurGate(torch.nn.Module):
     The first run holds ``n_scalars`` scalars then one gate per gated field (in run order); each
     gated field is multiplied by the sigmoid of its gate (invariant), which commutes with the
     irrep: exact equivariance.  Shapes: runs ``(E, copies * dim)``.
-
-    With ``factored`` the gated runs are returned as :class:`ScaledRun` (fields times sigmoids,
-    with the product ``formed``): a :class:`SchurLinear` consuming them keeps the factors, which
-    the gate's own product keeps anyway, instead of a third ``(E, copies * dim)`` tensor.
     """
 
-    def __init__(self, n_scalars: int, gated: list[tuple[int, int]], factored: bool = False) -> None:
+    def __init__(self, n_scalars: int, gated: list[tuple[int, int]]) -> None:
         """``gated``: ``(copies, dim)`` of each gated run after the first."""
         super().__init__()
-        self.n_scalars, self.gated, self.factored = n_scalars, gated, factored
+        self.n_scalars, self.gated = n_scalars, gated
 
-    def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor | ScaledRun]:
+    def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor]:
         first, s = runs[0], self.n_scalars
         # splits, not slices: their backward is one concatenation (slices zero-fill a gradient each)
         scalars, *gates = first.split([s] + [copies for copies, _ in self.gated], dim=1)
         # in place on a copy: autograd keeps the ELU's output (which the next layer keeps too),
-        # not its input, a view that would keep the whole first run alive
-        out: list[torch.Tensor | ScaledRun] = [torch.nn.functional.elu_(scalars.clone())]
-        factored = self.factored and torch.is_grad_enabled()  # in inference the fields are freed here
+        # not its input, a view that would keep the whole first run (scalars and gates) alive
+        out = [torch.nn.functional.elu_(scalars.clone())]
         for run, gate, (copies, dim) in zip(runs[1:], gates, self.gated):
-            values, scales = run.view(-1, copies, dim), torch.sigmoid(gate)[:, :, None]
-            # formed once here (not by each consumer: each gated run feeds several output runs
-            # of the next layer, and forming it for each costs more than it saves)
-            formed = (values * scales).view(run.shape[0], -1)
-            out.append(ScaledRun(values, scales, formed) if factored else formed)
+            # formed here, not kept factored (ScaledRun): each gated run feeds several output runs
+            # of the next layer, and recomputing it for each costs more than it saves
+            out.append((run.view(-1, copies, dim) * torch.sigmoid(gate)[:, :, None]).view(run.shape[0], -1))
         return out
 
 
