@@ -222,6 +222,10 @@ def enveloped_message_sum(
     ``phi.view(E, P, b)``.  ``phi`` and its gradient exist only one chunk of edges at a time
     (:data:`CHUNK_VALUES`), the per-edge products one block at a time (``BLOCK_VALUES``).
     """
+    if src.ndim != 1 or dst.shape != src.shape:
+        raise ValueError("enveloped_message_sum: src and dst must be (E,) tensors")
+    if not bases:
+        raise ValueError("enveloped_message_sum: at least one basis expected")
     if x.ndim != 3 or any(b.ndim != 3 or b.shape[0] != src.shape[0] or b.shape[2] % x.shape[2] for b in bases):
         shapes = [tuple(b.shape) for b in bases]
         raise ValueError(
@@ -229,6 +233,4 @@ def enveloped_message_sum(
         )
     if envs is not None and [tuple(e.shape) for e in envs] != [tuple(b.shape[:2]) for b in bases]:
         raise ValueError("enveloped_message_sum: one (E, M) envelope per basis expected")
-    if src.shape != (src.shape[0],) or dst.shape != src.shape:
-        raise ValueError("enveloped_message_sum: src and dst must be (E,) tensors")
     return _EnvelopedMessageSum.apply(len(bases), x, src, dst, n_dst, *bases, *(envs or ()))
