@@ -7,6 +7,9 @@
   envelope; the reference again sums pair by pair.
 * Field types already grouped by representation skip the channel reordering; the reference is
   the same layer on an interleaved field type, its channels permuted by hand.
+* ``enveloped_message_sum`` (enveloped bases formed one chunk of edges at a time, in forward and
+  backward) equals ``message_sum`` of the bases formed whole, with first and second derivatives;
+  the layer's eager path equals its whole-tensor path (``FUSED_SUMS = False``, as compiled).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import pytest
 import torch
 
 import steerable as st
+import steerable.nn.kernel._enveloped as enveloped
 import steerable.nn.kernel._shared as shared
+from steerable.ops.message import message_sum
 from tests._groups import GROUPS, make_fields, make_group
 
 
@@ -77,7 +82,7 @@ def test_merged_message_sums_in_inference_equal_per_pair(monkeypatch, request, n
     assert reference.abs().max() > 1e-3  # not a comparison of zeros
     torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-13)
     monkeypatch.setattr(shared, "MERGE_VALUES", 1 << 30)
-    with torch.enable_grad():  # and the training path (merged by _EnvelopedBases) gives the same values
+    with torch.enable_grad():  # and the training path (merged by enveloped_message_sum) gives the same values
         torch.testing.assert_close(conv(x, pos, ei).detach(), reference, rtol=1e-12, atol=1e-13)
 
 
@@ -112,15 +117,99 @@ def test_grouped_fields_skip_the_reordering(request, name):
         torch.testing.assert_close(g, h, rtol=1e-12, atol=1e-13)
 
 
-def test_enveloped_bases_equal_their_products_with_higher_derivatives():
-    """``_EnvelopedBases`` (the training path's merged bases) equals the concatenated products,
-    with first and second derivatives (gradcheck / gradgradcheck, float64)."""
-    g = torch.Generator().manual_seed(0)
-    bases = [torch.randn(5, 3, k, generator=g, dtype=torch.float64, requires_grad=True) for k in (1, 3, 9)]
-    envs = [torch.rand(5, 3, generator=g, dtype=torch.float64, requires_grad=True) for _ in bases]
-    fast = shared._EnvelopedBases.apply(3, *bases, *envs)
-    reference = torch.cat([(b * e[..., None]).flatten(1) for b, e in zip(bases, envs)], dim=1)
-    torch.testing.assert_close(fast, reference, rtol=0, atol=0)
-    fn = lambda *t: shared._EnvelopedBases.apply(3, *t)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (*bases, *envs))
-    assert torch.autograd.gradgradcheck(fn, (*bases, *envs))
+def _enveloped_inputs(b: int, envelope: bool, seed: int = 0):
+    """Bases of three members (``M = 3``; 1, 2 and 3 rows of ``b`` values), envelopes, features
+    ``(6, 4, b)`` and 17 edges, float64, all requiring gradients."""
+    g = torch.Generator().manual_seed(seed)
+    n_edges, n_nodes = 17, 6
+    bases = [torch.randn(n_edges, 3, r * b, generator=g, dtype=torch.float64) for r in (1, 2, 3)]
+    envs = [torch.rand(n_edges, 3, generator=g, dtype=torch.float64) for _ in bases] if envelope else None
+    x = torch.randn(n_nodes, 4, b, generator=g, dtype=torch.float64)
+    src = torch.randint(0, n_nodes, (n_edges,), generator=g)
+    dst = torch.randint(0, n_nodes - 1, (n_edges,), generator=g)  # the last target gets nothing
+    leaves = [*bases, *(envs or []), x]
+    for t in leaves:
+        t.requires_grad_()
+    return bases, envs, x, src, dst, n_nodes, leaves
+
+
+def _enveloped_reference(bases, envs, x, src, dst, n_dst):
+    """``message_sum`` of the concatenated enveloped bases, formed whole."""
+    phi = torch.cat([(b if e is None else b * e[..., None]).flatten(1) for b, e in zip(bases, envs or [None] * 3)], 1)
+    return message_sum(phi.view(phi.shape[0], -1, x.shape[2]), x, src, dst, n_dst)
+
+
+@pytest.mark.parametrize("budget", [1 << 20, 40])  # one chunk; many chunks and blocks of a few edges
+@pytest.mark.parametrize("envelope", [True, False])
+@pytest.mark.parametrize("b", [1, 3])
+def test_enveloped_message_sum_equals_the_formed_bases(monkeypatch, budget, envelope, b):
+    """enveloped_message_sum (chunks of enveloped bases, never whole) equals message_sum of the
+    enveloped bases formed whole: values and the gradients of bases, envelopes and features."""
+    monkeypatch.setattr(enveloped, "CHUNK_VALUES", budget)
+    monkeypatch.setattr(enveloped, "BLOCK_VALUES", budget)
+    bases, envs, x, src, dst, n, leaves = _enveloped_inputs(b, envelope)
+    w = torch.randn(n, 3 * 6, 4, dtype=torch.float64)
+    fast = enveloped.enveloped_message_sum(bases, envs, x, src, dst, n)
+    ref = _enveloped_reference(bases, envs, x, src, dst, n)
+    assert ref.abs().max() > 1e-2
+    torch.testing.assert_close(fast, ref, rtol=1e-13, atol=1e-13)
+    g_fast = torch.autograd.grad((fast * w).sum(), leaves)
+    g_ref = torch.autograd.grad((ref * w).sum(), leaves)
+    for a, r in zip(g_fast, g_ref):
+        assert r.abs().max() > 1e-3
+        torch.testing.assert_close(a, r, rtol=1e-13, atol=1e-13)
+    # some inputs without a gradient: only the others are computed, the same
+    bases[0].requires_grad_(False)
+    x.requires_grad_(False)
+    rest = [t for t in leaves if t.requires_grad]
+    g_fast = torch.autograd.grad((enveloped.enveloped_message_sum(bases, envs, x, src, dst, n) * w).sum(), rest)
+    g_ref = torch.autograd.grad((_enveloped_reference(bases, envs, x, src, dst, n) * w).sum(), rest)
+    for a, r in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, r, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_enveloped_message_sum_higher_derivatives(monkeypatch, b):
+    """gradcheck and gradgradcheck (the create_graph backward) in float64, over several chunks."""
+    monkeypatch.setattr(enveloped, "CHUNK_VALUES", 40)
+    monkeypatch.setattr(enveloped, "BLOCK_VALUES", 40)
+    bases, envs, x, src, dst, n, leaves = _enveloped_inputs(b, True, seed=1)
+    k = len(bases)
+    fn = lambda *t: enveloped.enveloped_message_sum(t[:k], t[k : 2 * k], t[-1], src, dst, n)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, tuple(leaves))
+    assert torch.autograd.gradgradcheck(fn, tuple(leaves))
+
+
+def test_enveloped_message_sum_rejects_mismatched_shapes():
+    bases, envs, x, src, dst, n, _ = _enveloped_inputs(3, True)
+    with pytest.raises(ValueError, match="bases"):
+        enveloped.enveloped_message_sum([bases[0][:, :, :2]], None, x, src, dst, n)
+    with pytest.raises(ValueError, match="envelope"):
+        enveloped.enveloped_message_sum(bases, [e[:, :2] for e in envs], x, src, dst, n)
+
+
+@pytest.mark.parametrize("envelope", ["auto", None])
+@pytest.mark.parametrize("name", [*GROUPS, "escnn-SO(3)"])
+def test_fused_sums_equal_the_whole_tensor_path(monkeypatch, request, name, envelope):
+    """The layer's eager path (enveloped_message_sum, the inference buffer) equals the whole-tensor
+    path of compiled graphs (``FUSED_SUMS = False``): training values and gradients, and inference."""
+    G = make_group(name, request)
+    f_in, f_out = make_fields(G)
+    torch.manual_seed(0)
+    conv = st.PointConv(f_in, f_out, max_radius=2.0, envelope_width=envelope).double()
+    n = 12
+    ei = _graph(n, seed=3)
+    x = torch.randn(n, f_in.size, dtype=torch.float64)
+    pos = torch.randn(n, G.dim, dtype=torch.float64)
+    w = torch.randn(n, f_out.size, dtype=torch.float64)
+    fast = _step(conv, x, pos, ei, w)
+    with torch.no_grad():
+        fast_eval = conv.eval()(x, pos, ei)
+    monkeypatch.setattr(shared, "FUSED_SUMS", False)
+    with torch.no_grad():
+        ref_eval = conv(x, pos, ei)
+    reference = _step(conv.train(), x, pos, ei, w)
+    assert reference[0].abs().max() > 1e-3
+    torch.testing.assert_close(fast_eval, ref_eval, rtol=1e-12, atol=1e-13)
+    for a, b in zip(fast, reference):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)

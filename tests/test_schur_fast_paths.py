@@ -69,3 +69,29 @@ def test_complex_irreps_use_the_general_basis():
         assert all(m.scalar for m in maps if m.size == 1)
         assert any(m.size > 1 for m in maps)
         assert all(m.scalar == scalar for m in maps if m.size > 1)
+
+
+def test_gate_equals_its_formula_with_gradients():
+    """SchurGate (ELU in place on a copy, so autograd keeps its output) equals ``F.elu`` of the
+    scalars and the fields times the sigmoids of their gates: values, gradients (gradcheck and
+    gradgradcheck, float64), inputs left unchanged."""
+    from steerable.plugins.escnn_backend.schur import SchurGate
+
+    gate = SchurGate(2, [(3, 3), (1, 5)])
+    g = torch.Generator().manual_seed(0)
+    first = (3 * torch.randn(4, 2 + 3 + 1, generator=g, dtype=torch.float64)).requires_grad_()
+    vectors = torch.randn(4, 9, generator=g, dtype=torch.float64, requires_grad=True)
+    fives = torch.randn(4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    before = first.detach().clone()
+
+    def reference(a, v, f):
+        s = torch.sigmoid(a[:, 2:])
+        return torch.cat(
+            [torch.nn.functional.elu(a[:, :2]), (v.view(4, 3, 3) * s[:, :3, None]).flatten(1), f * s[:, 3:]], 1
+        )
+
+    fast = lambda a, v, f: torch.cat(gate([a, v, f]), dim=1)  # noqa: E731
+    torch.testing.assert_close(fast(first, vectors, fives), reference(first, vectors, fives), rtol=0, atol=0)
+    assert torch.equal(first.detach(), before)
+    assert torch.autograd.gradcheck(fast, (first, vectors, fives))
+    assert torch.autograd.gradgradcheck(fast, (first, vectors, fives))

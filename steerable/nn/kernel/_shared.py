@@ -12,6 +12,7 @@ from ...core.representation import FieldType, Rep
 from ...ops.message import message_sum
 from ...ops.permute import permute_columns
 from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
+from ._enveloped import enveloped_message_sum
 
 #: Basis values (edges x values per edge) up to which the pairs sharing an input representation
 #: are summed together with autograd on (:meth:`SharedBasisKernel.message_and_aggregate`): 2 MiB
@@ -20,46 +21,11 @@ MERGE_VALUES = 1 << 19
 #: The same in inference, where the merged buffer lives from its first pair's basis to its last
 #: one's (the MLP makes the pairs output representation first) beside the other pairs': 1 MiB.
 INFERENCE_MERGE_VALUES = 1 << 18
-
-
-class _EnvelopedBases(torch.autograd.Function):
-    """``torch.cat([(b_t * env_t[..., None]).flatten(1) for t], dim=1)`` of bases ``b_t``
-    ``(E, M, k_t)`` and envelopes ``env_t`` ``(E, M)``, each product written into its place.
-
-    Output ``(E, sum_t M k_t)``: member ``t``'s ``M k_t`` columns after those of the members before
-    it (its rows ``(m, k)`` row-major).  Keeps the bases and envelopes for backward (as the
-    products would), but no per-member products exist beside the buffer, and backward makes each
-    base's gradient from a view of the incoming one (no split copies).  The backward is made of
-    differentiable ops, so higher derivatives work.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, n_members: int, *tensors: torch.Tensor) -> torch.Tensor:
-        bases, envs = tensors[:n_members], tensors[n_members:]
-        ctx.save_for_backward(*tensors)
-        ctx.n_members = n_members
-        n = bases[0].shape[0]
-        out = bases[0].new_empty(n, sum(b.shape[1] * b.shape[2] for b in bases))
-        at = 0
-        for b, env in zip(bases, envs):
-            width = b.shape[1] * b.shape[2]
-            torch.mul(b, env[:, :, None], out=out[:, at : at + width].view(b.shape))
-            at += width
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        tensors = ctx.saved_tensors
-        k = ctx.n_members
-        bases, envs = tensors[:k], tensors[k:]
-        grad_bases, grad_envs, at = [], [], 0
-        for t, (b, env) in enumerate(zip(bases, envs)):
-            width = b.shape[1] * b.shape[2]
-            g = grad[:, at : at + width].reshape(b.shape)
-            at += width
-            grad_bases.append(g * env[:, :, None] if ctx.needs_input_grad[1 + t] else None)
-            grad_envs.append((g * b).sum(-1) if ctx.needs_input_grad[1 + k + t] else None)
-        return None, *grad_bases, *grad_envs
+#: Whether eager calls use :func:`~._enveloped.enveloped_message_sum` (training, and the pairs
+#: summed on their own) and the in-place buffer (merged pairs in inference); ``False``: products
+#: and concatenations of whole tensors and ``message_sum``, the path of compiled graphs (and the
+#: reference of the tests).
+FUSED_SUMS = True
 
 
 class RepPair(NamedTuple):
@@ -230,16 +196,17 @@ class SharedBasisKernel(ImplicitKernel):
         self._check_edges(pos, src, dst, n_dst)
         n, M, grouped = pos.shape[0], self.basis_size, self._grouped(x)
         # pairs that share an input representation and whose bases are small together are summed
-        # in one message_sum (bases side by side): fewer, larger per-edge products and one gather
+        # in one message sum (bases side by side): fewer, larger per-edge products and one gather
         # of their features (a batched matmul of (M |o|) x |i| matrices is much slower for the
-        # small ones than for the merged ones).  In inference each basis is written, envelope
-        # applied, into its place in one buffer as it is made (no copy, no second basis alive);
-        # with autograd on (which keeps the bases anyway) all at once by _EnvelopedBases (no
-        # per-pair products beside the buffer).  Otherwise pair by pair.
-        # (compiled or exported: the concatenation, as in training without an envelope; neither
-        # writes into a strided out= tensor, which dynamo does not trace)
+        # small ones than for the merged ones).  With autograd on, and for the pairs summed on
+        # their own, by enveloped_message_sum: the enveloped bases (and their gradients) exist
+        # one chunk of edges at a time, autograd keeps only the bases and the envelopes.  In
+        # inference the merged bases are written, envelope applied, into their place in one
+        # buffer as they are made (no second basis alive).
+        # (compiled or exported: products and concatenations of whole tensors and message_sum;
+        # dynamo does not trace writes into a strided out= tensor)
         training = torch.is_grad_enabled()
-        in_place = not torch.compiler.is_compiling()
+        eager = FUSED_SUMS and not torch.compiler.is_compiling()
         limit = MERGE_VALUES if training else INFERENCE_MERGE_VALUES
         merged = {
             off: members
@@ -250,13 +217,15 @@ class SharedBasisKernel(ImplicitKernel):
         held: dict[int, list] = {}
         buffers: dict[int, torch.Tensor] = {}
         for t, ((b, env), p) in enumerate(zip(self._basis_parts(pos, attr), self.pairs)):
-            members, phi = merged.get(p.in_offset), None
-            buffered = members is not None and in_place and not training  # written into one buffer
-            enveloped = members is not None and in_place and training and env is not None  # _EnvelopedBases
-            if not (buffered or enveloped):
-                phi = (b if env is None else b * env).view(n, M * p.out_rep.size, p.in_rep.size)
-            if members is None:
-                sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
+            members = merged.get(p.in_offset)
+            fused = eager and (training or members is None)  # enveloped_message_sum
+            buffered = eager and not fused  # inference, merged: written into one buffer
+            if fused:
+                part = (b, None if env is None else env[:, :, 0])
+                if members is None:
+                    sums[t] = self._enveloped_sum([part], grouped, p, src, dst, n_dst)
+                else:
+                    held.setdefault(p.in_offset, []).append(part)
             elif buffered:
                 buf = buffers.get(p.in_offset)
                 if buf is None:
@@ -269,25 +238,41 @@ class SharedBasisKernel(ImplicitKernel):
                 else:
                     torch.mul(b, env, out=place)
             else:
-                held.setdefault(p.in_offset, []).append((b, env[:, :, 0]) if enveloped else phi)
+                phi = (b if env is None else b * env).view(n, M * p.out_rep.size, p.in_rep.size)
+                if members is None:
+                    sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
+                else:
+                    held.setdefault(p.in_offset, []).append(phi)
+                del phi
             if members is not None and t == members[-1]:
                 widths = self._merged_widths[p.in_offset]
-                if buffered:
-                    bases = buffers.pop(p.in_offset)
-                elif enveloped:  # each enveloped basis written into its place, (E, rows * in_rep)
-                    phis = held.pop(p.in_offset)
-                    bases = _EnvelopedBases.apply(len(phis), *(b for b, _ in phis), *(e for _, e in phis))
-                    bases = bases.view(n, sum(widths), p.in_rep.size)
-                    del phis
+                if fused:
+                    total = self._enveloped_sum(held.pop(p.in_offset), grouped, p, src, dst, n_dst)
                 else:
-                    bases = torch.cat(held.pop(p.in_offset), dim=1)
-                total = message_sum(bases, self._pair_features(grouped, p), src, dst, n_dst)
-                del bases
+                    bases = buffers.pop(p.in_offset) if buffered else torch.cat(held.pop(p.in_offset), dim=1)
+                    total = message_sum(bases, self._pair_features(grouped, p), src, dst, n_dst)
+                    del bases
                 for u, part in zip(members, total.split(widths, dim=1)):
                     sums[u] = part
                 del total
-            del b, env, phi
+            del b, env
         return self._mix(sums)
+
+    def _enveloped_sum(
+        self,
+        parts: list[tuple[torch.Tensor, torch.Tensor | None]],
+        grouped: torch.Tensor,
+        pair: RepPair,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        n_dst: int,
+    ) -> torch.Tensor:
+        """The message sum of the bases ``(E, M, out_rep in_rep)`` and envelopes ``(E, M)`` (or
+        ``None``) of pairs with ``pair``'s input representation, rows side by side:
+        ``(n_dst, sum M out_rep, len(in_fields))``."""
+        bases = [b for b, _ in parts]
+        envs = None if parts[0][1] is None else [e for _, e in parts]
+        return enveloped_message_sum(bases, envs, self._pair_features(grouped, pair), src, dst, n_dst)
 
     def _grouped(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(rows, in)`` with its channels grouped by representation (``input_order``)."""

@@ -313,7 +313,9 @@ class SchurGate(torch.nn.Module):
         first, s = runs[0], self.n_scalars
         # splits, not slices: their backward is one concatenation (slices zero-fill a gradient each)
         scalars, *gates = first.split([s] + [copies for copies, _ in self.gated], dim=1)
-        out = [torch.nn.functional.elu(scalars)]
+        # in place on a copy: autograd keeps the ELU's output (which the next layer keeps too),
+        # not its input, a view that would keep the whole first run (scalars and gates) alive
+        out = [torch.nn.functional.elu_(scalars.clone())]
         for run, gate, (copies, dim) in zip(runs[1:], gates, self.gated):
             # formed here, not kept factored (ScaledRun): each gated run feeds several output runs
             # of the next layer, and recomputing it for each costs more than it saves
