@@ -198,17 +198,7 @@ def test_the_fixed_points_evaluation_equals_the_reference(group_name, hidden_lay
     rows and one mixing product: float64 values and gradients equal the reference (measured <= 1e-15;
     bound 1e-13).  Also after ``.float()`` (float32: measured ~1e-7, bound 1e-5; the constants are
     recomputed in the new dtype) and back to ``.double()`` (float64 again: the cache follows)."""
-    G = _escnn(group_name)
-    f_in = st.FieldType(G, [G.trivial_rep(), G.standard_rep(), G.trivial_rep()])
-    f_out = st.FieldType(G, [G.standard_rep(), G.trivial_rep(), G.standard_rep()])
-    torch.manual_seed(0)
-    conv = st.GridConv(
-        f_in, f_out, kernel_size, basis_size=3, envelope_width=envelope, hidden_channels=3, hidden_layers=hidden_layers
-    ).double()
-    with torch.no_grad():
-        for p in conv.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    assert conv.assembly.transposed is not None
+    conv = _transposed_conv(group_name, hidden_layers, kernel_size, envelope)
     # real irreps (identity Schur maps): the first layer factored; SO(2), O(2): the plain product
     assert (conv.assembly.transposed.first_rows is not None) == (group_name in ("SO(3)", "O(3)"))
     _compare_with_reference(conv, BOUND)
