@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from ..core.memo import PointsMemo
 from ..ops.permute import permute_columns, permute_rows
 from .kernel import DenseKernel, ImplicitKernel, SharedBasisKernel
 from .kernel._base import form_radius2
@@ -101,7 +102,7 @@ class GridFilter(torch.nn.Module):
         self.fused = True
         if self.transposed is not None:
             self._build_mixing_map(kernel)
-        self._constants: dict[tuple[torch.dtype, torch.device], tuple[Any, ...]] = {}
+        self._constants: PointsMemo[tuple[torch.Tensor, torch.Tensor]] = PointsMemo()
 
     @staticmethod
     def supports(kernel: ImplicitKernel) -> bool:
@@ -158,7 +159,7 @@ class GridFilter(torch.nn.Module):
         return permute_columns(flat, self.perm, self.inv_perm, kernel._factor(points)).view(shape)
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .double(): the cached constants are of the old kind
-        self._constants = {}
+        self._constants.clear()
         return super()._apply(fn, *args, **kwargs)
 
     def _fixed_taps(self, kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:
@@ -277,17 +278,12 @@ class GridFilter(torch.nn.Module):
         """The points as the MLP sees them (``kernel._within_reach``) and ``-|x|^2``
         (``-|x^T eta x|``) ``(E,)`` as the envelope reads it; kept per dtype and device while the
         same points come again (the same tensor unmodified, or equal values)."""
-        key = (points.dtype, points.device)
-        cached = self._constants.get(key)
-        if cached is not None and cached[3] is points and cached[4] == points._version:
-            return cached[1], cached[2]
-        if cached is None or not torch.equal(cached[0], points):
-            with torch.no_grad():
-                r2 = points.pow(2).sum(-1) if kernel.eta is None else form_radius2(points, kernel.eta)
-                reach = kernel._within_reach(points)
-            cached = (points.detach().clone(), reach, -r2)
-        self._constants[key] = (*cached[:3], points, points._version)
-        return cached[1], cached[2]
+
+        def make(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            r2 = points.pow(2).sum(-1) if kernel.eta is None else form_radius2(points, kernel.eta)
+            return kernel._within_reach(points), -r2
+
+        return self._constants.get(points, make)
 
     @staticmethod
     def _shared(kernel: SharedBasisKernel, points: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from steerable.core.memo import PointsMemo
+
 from .irrepwise import IrrepwiseKernelMLP
 from .schur import BlocksFromIrreps, SchurGate, SchurLinear
 
@@ -176,7 +178,7 @@ class FixedPointsMLP(torch.nn.Module):
                 self._tensor_of_step[j] = len(self._paths)
                 names = ("weights", "bias") if self._has_bias[j] else ("weights",)
                 self._paths += [("schur_layers", str(j), "linear", name) for name in names]
-        self._cache: dict[tuple[torch.dtype, torch.device], dict[str, Any]] = {}
+        self._cache: PointsMemo[dict[str, Any]] = PointsMemo()
 
     def _factor_first_layer(self, w_row: np.ndarray, y_col: np.ndarray, n_weights: int) -> None:
         """The first layer factored where each of its output rows reads one harmonic component
@@ -205,29 +207,22 @@ class FixedPointsMLP(torch.nn.Module):
         return type(mlp) is IrrepwiseKernelMLP and (mlp.spec is self._spec or mlp.spec == self._spec)
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> FixedPointsMLP:
-        self._cache = {}
+        self._cache.clear()
         return super()._apply(fn, *args, **kwargs)
 
     def _constants(self, mlp: IrrepwiseKernelMLP, pos: torch.Tensor) -> dict[str, Any]:
         """The constants of ``pos`` and the bases (see the class docstring), made on first use per
         dtype and device and kept while the same points come again: the same tensor unmodified
         (its version counter), or equal values."""
-        cached = self._cache.get((pos.dtype, pos.device))
-        if cached is not None and cached["source"] is pos and cached["version"] == pos._version:
-            return cached
-        if cached is None or not torch.equal(cached["points"], pos):
-            with torch.no_grad():
-                cached = self._make_constants(mlp, pos)
-        cached["source"], cached["version"] = pos, pos._version
-        return cached
+        return self._cache.get(pos, lambda pos: self._make_constants(mlp, pos))
 
     def _make_constants(self, mlp: IrrepwiseKernelMLP, pos: torch.Tensor) -> dict[str, Any]:
-        """The constants of ``pos`` (made afresh, kept in the cache)."""
+        """The constants of ``pos``, made afresh (``_constants`` keeps them)."""
         y = mlp.embedding(pos)  # (E, harmonics)
         radial = mlp.radial(mlp.embedding.soft_radius(pos))  # (E, radial features)
         rows = self.y_col if self.first_rows is None else self.y_out
         y_rows = y.T.index_select(0, rows).contiguous()
-        cached = {"points": pos.detach().clone(), "y_rows": y_rows, "radial_t": radial.T.contiguous(), "radial": radial}
+        cached = {"y_rows": y_rows, "radial_t": radial.T.contiguous(), "radial": radial}
         layers = list(mlp.schur_layers)
         for j, (kind, info) in enumerate(self._steps):
             if kind == "linear":
@@ -235,7 +230,6 @@ class FixedPointsMLP(torch.nn.Module):
                 bias = info.bias_matrix(layers[j])
                 cached[f"bias{j}"] = None if bias is None else bias.to(pos)
                 cached[f"bias_t{j}"] = None if bias is None else cached[f"bias{j}"].t().contiguous()
-        self._cache[(pos.dtype, pos.device)] = cached
         return cached
 
     def tensors(self, mlp: IrrepwiseKernelMLP) -> list[torch.Tensor]:
