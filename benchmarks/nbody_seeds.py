@@ -17,7 +17,6 @@ simulator's).
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -28,6 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from steerable.tasks.curves import read_curves
+
 PUBLISHED = (("Multivector Neurons (mean of 3 runs)", 0.0035), ("SEGNN", 0.0043), ("EGNN", 0.0071))
 
 
@@ -37,11 +38,8 @@ def tag(flags: list[str]) -> str:
 
 
 def best_val(run: Path) -> float | None:
-    """Lowest ``val_mse`` of a run's CSV log (``None`` when there is none)."""
-    values = []
-    for path in sorted(run.glob("csv/version_*/metrics.csv")):
-        with path.open() as f:
-            values += [float(row["val_mse"]) for row in csv.DictReader(f) if row.get("val_mse")]
+    """Lowest ``val_mse`` of a run's CSV logs (``None`` when there is none)."""
+    values = [v for v in read_curves(run / "csv").get("val_mse", []) if v is not None]
     return min(values) if values else None
 
 
@@ -91,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| seed | test MSE | best val MSE | train s | |\n|---|---|---|---|---|")
     for seed, r in zip(args.seeds, results):
         val = best_val(root / f"seed{seed}")
+        shown = "n/a" if val is None else f"{val:.6f}"
         note = "reused" if r["reused"] else ""
-        print(f"| {seed} | {r['test_mse']:.6f} | {val:.6f} | {r['train_seconds']:.0f} | {note} |")
+        print(f"| {seed} | {r['test_mse']:.6f} | {shown} | {r['train_seconds']:.0f} | {note} |")
     mse = [r["test_mse"] for r in results]
     std = statistics.stdev(mse) if len(mse) > 1 else float("nan")
     print(f"\nmean {statistics.fmean(mse):.6f}, sample std {std:.6f}, range {min(mse):.6f} - {max(mse):.6f}")
