@@ -188,7 +188,12 @@ def matmul_gflops(edges: int, d: int, device: torch.device, repeats: int) -> flo
 
 
 def compile_variant(
-    run: Callable, mod: torch.nn.Module, args: tuple, mode: str, backend: str = "inductor", log: Callable = print
+    run: Callable,
+    mod: torch.nn.Module,
+    args: tuple,
+    mode: str,
+    backend: str | Callable = "inductor",
+    log: Callable = print,
 ) -> tuple[str, Callable] | None:
     """``(suffix, compiled run)`` of ``torch.compile(run, mode=mode, fullgraph=True)``, or ``None``.
 
@@ -212,8 +217,7 @@ def compile_variant(
             for step in (_no_grad, _fwd_bwd):
                 _synchronised(step(fn, mod, *args))
         except Exception as exc:  # any compiler failure: report it, try the next way
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            log(f"  torch.compile(mode={mode!r}, fullgraph={fullgraph}) failed: {type(exc).__name__}: {first}")
+            log(f"  torch.compile(mode={mode!r}, fullgraph={fullgraph}) failed: {_reason(exc)}")
             continue
         suffix = f"+{mode}" + ("" if fullgraph else "(split)")
         log(f"  compiled{suffix}: {time.perf_counter() - t0:.1f} s (both modes)")
@@ -289,7 +293,9 @@ def main() -> None:
             print(f"compiling for N={n} k={k} C={c} L={lmax}:", flush=True)
             for m in to_compile:
                 mod, run = mods[m]
-                got = compile_variant(run, mod, (x, pos, ei), args.compile, log=lambda s, m=m: print(f"{m}: {s.strip()}"))
+                got = compile_variant(
+                    run, mod, (x, pos, ei), args.compile, log=lambda s, m=m: print(f"{m}: {s.strip()}")
+                )
                 if got is not None:
                     mods[m + got[0]] = (mod, got[1])
         for mode in ("fwd", "fwd+bwd"):
@@ -323,6 +329,16 @@ def main() -> None:
         ["config", "fwd MFLOP", "fwd+bwd MFLOP", "mm shape", "mm GFLOP/s"],
         [[label, mflop[label, "fwd"], mflop[label, "fwd+bwd"], shape, g] for label, shape, g in peaks],
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: first line`` of an exception and of its causes (a compiler's wrapper names the real error there)."""
+    parts = []
+    while exc is not None and len(parts) < 3:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        parts.append(f"{type(exc).__name__}: {first}")
+        exc = exc.__cause__ or getattr(exc, "inner_exception", None)  # Dynamo keeps a backend's error there
+    return " <- ".join(parts)
 
 
 def _raise_recompile_limit(limit: int = 256) -> None:

@@ -96,7 +96,9 @@ def _max_glibc(libs: list[Path]) -> tuple[int, int]:
 def _edit_metadata(dist_info: Path, glibc: tuple[int, int]) -> None:
     meta = dist_info / "METADATA"
     text = meta.read_text()
-    text = text.replace('Requires-Dist: numpy <2 ; python_version >= "3.0"', 'Requires-Dist: numpy ; python_version >= "3.0"')
+    text = text.replace(
+        'Requires-Dist: numpy <2 ; python_version >= "3.0"', 'Requires-Dist: numpy ; python_version >= "3.0"'
+    )
     meta.write_text(text)
     wheel = dist_info / "WHEEL"
     lines = [ln for ln in wheel.read_text().splitlines() if ln.strip() and not ln.startswith("Tag:")]
@@ -110,7 +112,9 @@ def main(argv: list[str]) -> None:
         raise SystemExit(__doc__)
     src, out = Path(argv[0]).resolve(), Path(argv[1]).resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "wheel", "unpack", "-d", tmp, str(src)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "wheel", "unpack", "-d", tmp, str(src)], check=True, stdout=subprocess.DEVNULL
+        )
         (root,) = Path(tmp).iterdir()
         built, skipped = _build_extensions(root)
         if not built:
