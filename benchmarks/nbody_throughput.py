@@ -53,11 +53,12 @@ def trainer(
     model: NBodyNet,
     batch_size: int,
     compiled: bool,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | str = "cpu",
     mode: str | None = None,
 ) -> Callable[[int], float]:
     """``run(steps) -> seconds`` of ``steps`` training steps of ``model`` on ``device`` (compiled on first
     use, with ``torch.compile``'s ``mode`` when given)."""
+    device = torch.device(device)
     model.to(device)
     pos, vel, charges, target = (t.to(device) for t in _batch(batch_size))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -86,11 +86,12 @@ class _Run:
         budget: float,
         lr: float,
         seed: int,
-        device: torch.device = torch.device("cpu"),
+        device: torch.device | str = "cpu",
     ) -> None:
         from torch_geometric.loader import DataLoader
 
-        self.model, self.dm, self.budget, self.lr, self.device = model.to(device), dm, budget, lr, device
+        self.device = torch.device(device)
+        self.model, self.dm, self.budget, self.lr = model.to(self.device), dm, budget, lr
         self.opt = torch.optim.AdamW(model.parameters(), lr=lr)
         self.loader = DataLoader(
             dm._splits["train"], batch_size=dm.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
@@ -151,7 +152,7 @@ def train_for(
     budget: float,
     lr: float,
     seed: int,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """Train ``model`` alone for ``budget`` seconds; its test MAE, epochs, steps and molecules per second."""
     torch.manual_seed(seed)
