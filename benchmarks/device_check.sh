@@ -5,7 +5,8 @@
 #
 # after `scripts/device_wheels.sh` has filled .whl/ in the checkout the session calls `run` from.
 # Prints (and writes to $OUT/device_check.log, with a summary in $OUT/summary.md):
-#   0 install   the carried wheels into $SITE (offline), the tree on PYTHONPATH
+#   0 install   the carried wheels into $SITE (offline; .whl/optional/ in a second pip call whose
+#               failure costs only those), the tree on PYTHONPATH
 #   1 env       GPU (nvidia-smi), python, torch, numpy, escnn, e3nn versions, the backends found,
 #               and whether escnn's R3PointConv runs on the GPU (then it is a baseline below)
 #   2 pc        benchmarks/point_conv.py at the default sizes: ours-escnn, ours-e3nn, e3nn (+ escnn)
@@ -85,7 +86,7 @@ run_part() {
   say "== $name: $what after $(($(date +%s) - t0))s"
   {
     echo "## $name: $what, $(($(date +%s) - t0)) s"
-    grep -E '^\||^(installed|python|GPU|escnn|backends|ours|N-body|n_train|device|compiling|contraction|torch |homo)|[Ee]rror|failed|compiled' \
+    grep -E '^\||^(installed|optional|py3nj|python|GPU|escnn|backends|ours|N-body|n_train|device|compiling|contraction|torch |homo)|[Ee]rror|failed|compiled' \
       "$OUT/part.txt" | grep -v -i -E 'warn|^[EWI][0-9]{4} ' | cut -c1-220
     [ "$what" != ok ] && tail -n 5 "$OUT/part.txt" | cut -c1-220
     echo
@@ -97,6 +98,8 @@ run_part() {
 install() {  # offline: the wheels into $SITE (writable: escnn caches its bases in its own folder)
   rm -rf "$SITE"
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
+    && { "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/optional/*.whl \
+      || echo "optional wheels (py3nj) not installed: escnn computes SO(3) Clebsch-Gordan coefficients numerically"; } \
     && mkdir -p /tmp/qm9 && cp -r .whl/data/qm9/raw /tmp/qm9/ \
     && echo "installed: $(cd "$SITE" && ls -d ./*.dist-info | tr '\n' ' ')"
 }
@@ -111,7 +114,9 @@ print(f"python {platform.python_version()}, torch {torch.__version__}, numpy {nu
 if dev.type == "cuda":
     print(f"GPU: {torch.cuda.get_device_name(dev)}, CUDA {torch.version.cuda}")
 import e3nn, escnn, steerable as st
+import importlib.util
 print(f"escnn {escnn.__version__} from {escnn.__file__}, e3nn {e3nn.__version__}")
+print("py3nj:", "installed" if importlib.util.find_spec("py3nj") else "missing (escnn: numerical Clebsch-Gordan)")
 print("backends:", ", ".join(f"{b.name} ({'ok' if b.available else 'unavailable'})" for b in st.registry.list_backends()))
 t = time.perf_counter()
 G = st.group("SO(3)", backend="escnn")

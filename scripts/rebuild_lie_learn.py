@@ -4,15 +4,18 @@ Why: the lie_learn 0.0.2 wheels on PyPI hold four Cython modules (``groups/SO3``
 ``representations/SO3/irrep_bases``, ``representations/SO3/pinchon_hoggan/pinchon_hoggan``,
 ``spaces/spherical_quadrature``) that ``cimport numpy`` and were compiled against numpy 1.x headers
 (their binaries name ``numpy.core._multiarray_umath`` and the build's ``numpy/core/include``).  Under
-numpy 2 their import fails ("module compiled against ABI version 0x1000009 but this version of numpy
-is 0x2000000"), and escnn reaches one of them at import (``so3_utils`` -> ``wigner_d`` ->
+numpy 2 their import fails (seen on Python 3.12 with numpy 2.5.2: "numpy.core.multiarray failed to
+import"), and escnn reaches one of them at import (``so3_utils`` -> ``wigner_d`` ->
 ``irrep_bases``).  The GPU machine has numpy 2.5 under its scipy, torch, jax and numba; carrying numpy
 1.26 in front of it would swap numpy under all of them.  Extensions built against numpy 2 headers run
 on numpy 2 (and on 1.x back to numpy's default target version), so this rebuilds the same ``.pyx``
 sources (``language_level=2``: ``groups/SO3.pyx`` has a Python 2 ``print`` statement, so the
 PyPI build must have used it too) against the numpy of the running interpreter and packs
-the wheel again: same files, the four ``.so`` replaced, the stale generated ``.c`` files dropped,
+the wheel again: same files, the ``.so`` files replaced, the stale generated ``.c`` files dropped,
 ``Requires-Dist: numpy <2`` made ``numpy``, build tag ``1`` (so the file name says it is not PyPI's).
+A module whose source no longer compiles against numpy 2 is left out, with the reason printed: with
+lie_learn 0.0.2 that is ``pinchon_hoggan.pyx`` (``np.int_t``; its ``np.int`` already failed under numpy
+>= 1.24, and escnn does not use it).
 
 Run with the Python the wheel is for (3.12 for the GPU machine), with ``cython``, ``numpy``,
 ``setuptools`` and ``wheel`` installed::
