@@ -3,6 +3,7 @@
     python benchmarks/nbody_throughput.py [--group O(3)] [--backend escnn] [--preset demo|full]
                                           [--batch-size 100] [--steps 10] [--rounds 3]
                                           [--threads 1 2] [--kernel-basis 0 8] [--compile]
+                                          [--compile-mode reduce-overhead] [--device cuda]
 
 One training step = forward + MSE loss + backward + Adam step on a batch of random systems of 5
 particles (the model cost does not depend on the data).  The variants (kernel layout x thread
@@ -10,6 +11,10 @@ count, each eager and, with ``--compile``, through ``torch.compile`` as ``--comp
 runs it) are measured interleaved: ``--rounds`` rounds of ``--steps`` steps of each in turn, so
 all see the same load; each row reports the median round.  Ratio columns: against the dense
 kernel (``--kernel-basis 0``) and, for compiled rows, against the same model eager.
+
+``--device cuda`` trains on the GPU (each round ends with a synchronisation, so the time counts the
+queued work); ``--compile-mode`` is ``torch.compile``'s ``mode`` (``reduce-overhead``: CUDA graphs,
+which remove the launch overhead that dominates such small batches on a GPU).
 """
 
 from __future__ import annotations
@@ -39,21 +44,39 @@ def _batch(batch_size: int) -> tuple[torch.Tensor, ...]:
     return pos, vel, charges, pos + vel
 
 
-def trainer(model: NBodyNet, batch_size: int, compiled: bool) -> Callable[[int], float]:
-    """``run(steps) -> seconds`` of ``steps`` training steps of ``model`` (compiled on first use)."""
-    pos, vel, charges, target = _batch(batch_size)
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def trainer(
+    model: NBodyNet,
+    batch_size: int,
+    compiled: bool,
+    device: torch.device | str = "cpu",
+    mode: str | None = None,
+) -> Callable[[int], float]:
+    """``run(steps) -> seconds`` of ``steps`` training steps of ``model`` on ``device`` (compiled on first
+    use, with ``torch.compile``'s ``mode`` when given)."""
+    device = torch.device(device)
+    model.to(device)
+    pos, vel, charges, target = (t.to(device) for t in _batch(batch_size))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    compiler = TrainingCompiler() if compiled else None
+    compiler = (TrainingCompiler(mode=mode) if mode else TrainingCompiler()) if compiled else None
     model.train()
 
     def run(steps: int) -> float:
+        _sync(device)
         start = time.perf_counter()
         for _ in range(steps):
+            if compiler:
+                torch.compiler.cudagraph_mark_step_begin()  # a new step for CUDA graphs (reduce-overhead)
             pred = compiler(model, pos, vel, charges) if compiler else model(pos, vel, charges)
             loss = torch.nn.functional.mse_loss(pred, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        _sync(device)
         return time.perf_counter() - start
 
     return run
@@ -70,7 +93,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     p.add_argument("--kernel-basis", type=int, nargs="+", default=[0, 8], help="basis sizes to compare (0: dense)")
     p.add_argument("--compile", action="store_true", help="also measure each model through torch.compile")
+    p.add_argument("--compile-mode", default=None, help='torch.compile mode of --compile, e.g. "reduce-overhead"')
+    p.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda"')
     args = p.parse_args()
+    device = torch.device(args.device)
     preset = SETTINGS.preset(args.preset)
     batch = args.batch_size or preset["batch_size"]
     # the preset's model (the kernel basis is this benchmark's own axis)
@@ -85,7 +111,7 @@ def main() -> None:
         for threads in args.threads:
             for compiled in (False, True) if args.compile else (False,):
                 torch.set_num_threads(threads)
-                run = trainer(copy.deepcopy(model), batch, compiled)
+                run = trainer(copy.deepcopy(model), batch, compiled, device, args.compile_mode)
                 warm = run(2)  # compiles the compiled variant
                 variants.append([basis, compiled, threads, n_params, build, warm, run, []])
     for _ in range(args.rounds):
@@ -94,7 +120,9 @@ def main() -> None:
             v[7].append(batch * args.steps / v[6](args.steps))
     print(
         f"N-body model ({args.preset} preset), {args.group} / {args.backend}, batch {batch}, "
-        f"median of {args.rounds} rounds"
+        f"median of {args.rounds} rounds, on {device}"
+        + (f" ({torch.cuda.get_device_name(device)}, torch {torch.__version__})" if device.type == "cuda" else "")
+        + (f", compile mode {args.compile_mode}" if args.compile and args.compile_mode else "")
     )
     print("| kernel | mode | parameters | build s | warm-up s | threads | train samples/s | vs dense | vs eager |")
     print("|---|---|---|---|---|---|---|---|---|")

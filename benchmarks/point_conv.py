@@ -41,6 +41,17 @@ GEMM of the graph's size) on the same device and thread count.
     .venv/bin/python benchmarks/point_conv.py --configs 500x16x16x1 --repeats 7
     python benchmarks/point_conv.py --device cuda --methods ours-e3nn,e3nn   # on a GPU (mem: CUDA peak)
     .venv/bin/python benchmarks/point_conv.py --clock cpu     # CPU time of this thread, not wall time
+    python benchmarks/point_conv.py --device cuda --compile reduce-overhead --compile-methods ours-escnn,e3nn
+
+**Compiled variants** (``--compile MODE``): each method in ``--compile-methods`` (default: all
+selected) is also measured through ``torch.compile(run, mode=MODE, fullgraph=True)`` as the row
+``METHOD+MODE`` (e.g. ``ours-escnn+reduce-overhead``: CUDA graphs on a GPU, removing the launch
+overhead; Inductor alone on the CPU), interleaved with the eager rows.  Each variant is compiled in
+both modes (eval without gradients, training with backward) before timing; the compile seconds are
+printed.  A method that fails with ``fullgraph=True`` is compiled again with graph breaks allowed
+(row ``METHOD+MODE(split)``); one that fails again is left out; either way the reason is printed.
+Compiled rows count as baselines when their method is one.  On the CPU the memory child (see
+``_common.py``) compiles again: use ``--no-memory`` there to save the time.
 
 ``--clock cpu`` (CPU only, with ``OMP_NUM_THREADS=1``) times with ``time.thread_time``, as
 ``grid_conv.py --clock cpu``: on a machine shared with other jobs wall time also counts the time
@@ -124,6 +135,8 @@ class E3nnConv(torch.nn.Module):
         self.tp = o3.FullyConnectedTensorProduct(self.irreps, self.irreps_sh, self.irreps, shared_weights=False)
         self.fc = FullyConnectedNet([n_basis, 16, self.tp.weight_numel], torch.relu)
         self.n_basis, self.max_radius = n_basis, max_radius
+        # the harmonics' degrees as plain ints for forward: Dynamo cannot guard on e3nn's Irreps (torch.compile)
+        self.sh_degrees = [ir.l for _, ir in self.irreps_sh]
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:
         from e3nn import o3
@@ -131,7 +144,7 @@ class E3nnConv(torch.nn.Module):
 
         src, dst = ei
         vec = pos[src] - pos[dst]
-        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
+        sh = o3.spherical_harmonics(self.sh_degrees, vec, normalize=True, normalization="component")
         emb = (
             soft_one_hot_linspace(
                 vec.norm(dim=1), 0.0, self.max_radius, self.n_basis, basis="smooth_finite", cutoff=True
@@ -174,6 +187,44 @@ def matmul_gflops(edges: int, d: int, device: torch.device, repeats: int) -> flo
     return 2.0 * edges * d * d / t / 1e9
 
 
+def compile_variant(
+    run: Callable,
+    mod: torch.nn.Module,
+    args: tuple,
+    mode: str,
+    backend: str | Callable = "inductor",
+    log: Callable = print,
+) -> tuple[str, Callable] | None:
+    """``(suffix, compiled run)`` of ``torch.compile(run, mode=mode, fullgraph=True)``, or ``None``.
+
+    The compiled callable is run once in each timed mode (``_no_grad`` and ``_fwd_bwd`` on ``args`` =
+    ``(x, pos, edge_index)``), so that compilation happens here and not in the timings.  If that
+    fails, it is compiled again with graph breaks allowed (suffix ``"+MODE(split)"``), and if that
+    fails too ``None`` is returned; each failure's reason and the compile seconds go to ``log``.
+    ``backend`` is :func:`torch.compile`'s (``"inductor"``; the tests use a cheaper one).
+    """
+    options = {"mode": mode} if backend == "inductor" else {}
+    for fullgraph in (True, False):
+        compiled = torch.compile(run, fullgraph=fullgraph, backend=backend, **options)
+
+        def fn(*a, compiled=compiled):
+            # a new step for CUDA graphs (reduce-overhead): the previous call's outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
+            return compiled(*a)
+
+        t0 = time.perf_counter()
+        try:
+            for step in (_no_grad, _fwd_bwd):
+                _synchronised(step(fn, mod, *args))
+        except Exception as exc:  # any compiler failure: report it, try the next way
+            log(f"  torch.compile(mode={mode!r}, fullgraph={fullgraph}) failed: {_reason(exc)}")
+            continue
+        suffix = f"+{mode}" + ("" if fullgraph else "(split)")
+        log(f"  compiled{suffix}: {time.perf_counter() - t0:.1f} s (both modes)")
+        return suffix, fn
+    return None
+
+
 def parse(cfg: str) -> tuple[int, int, int, int]:
     """``NxKxCxL`` -> (nodes, neighbours, channels per degree, max degree)."""
     n, k, c, l = (int(v) for v in cfg.split("x"))
@@ -194,6 +245,12 @@ def main() -> None:
     ap.add_argument("--kernel", default="", help='PointConv options of "ours", e.g. "basis_size=4,hidden_layers=1"')
     ap.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda": then mem = peak CUDA allocation')
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="time.perf_counter or time.thread_time")
+    ap.add_argument(
+        "--compile",
+        metavar="MODE",
+        help='also time each method through torch.compile(mode=MODE, fullgraph=True), e.g. "reduce-overhead"',
+    )
+    ap.add_argument("--compile-methods", help="the methods to compile (default: all of --methods)")
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.clock == "cpu":
@@ -202,6 +259,9 @@ def main() -> None:
         _common.time = types.SimpleNamespace(perf_counter=time.thread_time)  # the clock of time_interleaved
     configs = args.configs or (LARGE if args.large else DEFAULT)
     methods = args.methods.split(",")
+    to_compile = args.compile_methods.split(",") if args.compile_methods else methods
+    if args.compile and not set(to_compile) <= set(methods):
+        raise SystemExit(f"--compile-methods {sorted(set(to_compile) - set(methods))} are not in --methods")
     kernel = parse_kernel_options(args.kernel)
     builders = {
         "ours-escnn": lambda c, l: build_ours("escnn", c, l, **kernel),
@@ -210,7 +270,6 @@ def main() -> None:
         "escnn": build_escnn,
         "e3nn": build_e3nn,
     }
-    baselines = [m for m in methods if not m.startswith("ours")]
     print(machine_line())
     print(f"ours: PointConv defaults{' + ' + args.kernel if args.kernel else ''}")
     memory = "peak extra CUDA allocation" if device.type == "cuda" else "peak extra RSS"
@@ -229,6 +288,16 @@ def main() -> None:
             mod.to(device)
         size = c * (lmax + 1) ** 2
         x = torch.randn(n, size, device=device)
+        if args.compile:
+            _raise_recompile_limit()
+            print(f"compiling for N={n} k={k} C={c} L={lmax}:", flush=True)
+            for m in to_compile:
+                mod, run = mods[m]
+                got = compile_variant(
+                    run, mod, (x, pos, ei), args.compile, log=lambda s, m=m: print(f"{m}: {s.strip()}")
+                )
+                if got is not None:
+                    mods[m + got[0]] = (mod, got[1])
         for mode in ("fwd", "fwd+bwd"):
             step = _no_grad if mode == "fwd" else _fwd_bwd
             fns = {
@@ -247,8 +316,9 @@ def main() -> None:
         peaks[-1] += (matmul_gflops(n * k, size, device, args.repeats),)
     peak_of = {label: gflops for label, _, gflops in peaks}
     for (label, mode), (times, mems), flops in zip(labels, results, work):
+        baselines = [m for m in times if not m.startswith("ours")]
         best = min(times[b] for b in baselines) if baselines else float("nan")
-        for m in methods:
+        for m in times:  # the methods, then their compiled variants of this configuration
             rate = flops / times[m] / 1e9
             rows.append([label, mode, m, times[m] * 1e3, mems[m], times[m] / best, rate, 100 * rate / peak_of[label]])
     print_table(["config", "mode", "method", "time ms", "mem MiB", "ratio", "GFLOP/s", "% mm"], rows)
@@ -259,6 +329,24 @@ def main() -> None:
         ["config", "fwd MFLOP", "fwd+bwd MFLOP", "mm shape", "mm GFLOP/s"],
         [[label, mflop[label, "fwd"], mflop[label, "fwd+bwd"], shape, g] for label, shape, g in peaks],
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: first line`` of an exception and of its causes (a compiler's wrapper names the real error there)."""
+    parts = []
+    while exc is not None and len(parts) < 3:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        parts.append(f"{type(exc).__name__}: {first}")
+        exc = exc.__cause__ or getattr(exc, "inner_exception", None)  # Dynamo keeps a backend's error there
+    return " <- ".join(parts)
+
+
+def _raise_recompile_limit(limit: int = 256) -> None:
+    """Let Dynamo keep many compiled versions of one function: the builders' ``run`` lambdas share their code
+    object across configurations and methods, two versions (eval and training) each."""
+    for name in ("recompile_limit", "cache_size_limit"):  # the name of torch >= 2.6, the older one
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(limit, getattr(torch._dynamo.config, name)))
 
 
 def _default_basis_size() -> int:
