@@ -50,6 +50,16 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width * scale, height * scale), layout="constrained")
 
 
+def _extent(layer: torch.nn.Module, kernel: ImplicitKernel, extent: float | None) -> float:
+    """The half-width of the square a kernel is drawn on: ``extent`` if given (a positive number),
+    else ``1`` for a ``GridConv`` (grid units) and the kernel's ``max_radius`` otherwise."""
+    if extent is None:
+        return 1.0 if isinstance(layer, GridConv) else float(kernel.max_radius)
+    if isinstance(extent, bool) or not (isinstance(extent, (int, float)) and math.isfinite(extent) and extent > 0):
+        raise ValueError(f"extent must be a finite number > 0 or None, got {extent!r}")
+    return float(extent)
+
+
 def _as_kernel(module: torch.nn.Module) -> ImplicitKernel:
     if isinstance(module, ImplicitKernel):
         return module
@@ -94,7 +104,7 @@ def _wrap(text: str, width_inches: float, fontsize: float) -> str:
 def kernel_on_plane(
     kernel: torch.nn.Module,
     *,
-    extent: float = 1.0,
+    extent: float | None = None,
     resolution: int = 41,
     plane: tuple[int, int] = (0, 1),
     slice_at: float = 0.0,
@@ -105,7 +115,8 @@ def kernel_on_plane(
     Args:
         kernel: an :class:`ImplicitKernel`, or a layer holding one as ``.kernel`` (``GridConv``,
             ``PointConv``).
-        extent: the square is ``[-extent, extent]^2`` (a ``GridConv``'s kernel lives on ``[-1, 1]``).
+        extent: the square is ``[-extent, extent]^2``; by default the kernel's reach: ``1`` for a
+            ``GridConv`` (its taps span ``[-1, 1]`` per axis), else the kernel's ``max_radius``.
         resolution: samples per side.
         plane: the two coordinates spanning the plane, e.g. ``(0, 1)`` for the ``xy`` plane.
         slice_at: value of the remaining coordinate (3D only), e.g. ``z = slice_at``.
@@ -118,6 +129,7 @@ def kernel_on_plane(
     """
     module = _as_kernel(kernel)
     dim = module.group.dim
+    extent = _extent(kernel, module, extent)
     if len(plane) != 2 or plane[0] == plane[1] or not all(0 <= a < dim for a in plane):
         raise ValueError(f"plane must name two different coordinates of R^{dim}, got {plane}")
     axis = torch.linspace(-extent, extent, resolution, dtype=torch.float64)
@@ -138,7 +150,7 @@ def kernel_on_plane(
 def plot_kernel(
     kernel: torch.nn.Module,
     *,
-    extent: float = 1.0,
+    extent: float | None = None,
     resolution: int = 41,
     plane: tuple[int, int] = (0, 1),
     slice_at: float = 0.0,
@@ -183,8 +195,9 @@ def plot_kernel(
         elif plane == (1, 0):
             weight = weight.transpose(2, 3)
         values = weight.permute(2, 3, 0, 1)  # (k, k, out, in)
-        extent = 1.0
+        extent = 1.0  # the taps' span
     else:
+        extent = _extent(kernel, module, extent)
         _, values = kernel_on_plane(
             module, extent=extent, resolution=resolution, plane=plane, slice_at=slice_at, attr=attr
         )

@@ -273,3 +273,18 @@ def test_kernel_figures_say_the_extent_and_label_the_colour_bar(o2_kernel):
     fig = viz.plot_kernel(o2_kernel, extent=1.5, resolution=9)
     assert "x, y in [-1.5, 1.5]" in fig.get_suptitle()
     assert viz.figure_problems(fig) == []
+
+
+def test_default_extent_is_the_kernels_reach(o2):
+    """A point kernel is drawn out to its max_radius, a GridConv's on its taps' span [-1, 1]."""
+    field = st.FieldType(o2, [o2.trivial_rep(), o2.standard_rep()])
+    wide = st.ImplicitKernel(field, field, hidden_channels=4, hidden_layers=1, max_radius=2.5)
+    axis, _ = viz.kernel_on_plane(wide, resolution=5)
+    assert axis.tolist() == pytest.approx([-2.5, -1.25, 0.0, 1.25, 2.5])
+    conv = st.GridConv(field, field, kernel_size=3, padding=1, hidden_channels=4, hidden_layers=1)
+    axis, _ = viz.kernel_on_plane(conv, resolution=3)
+    assert axis.tolist() == pytest.approx([-1.0, 0.0, 1.0])
+    assert "x, y in [-2.5, 2.5]" in viz.plot_kernel(wide, resolution=5).get_suptitle()
+    for bad in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="extent"):
+            viz.kernel_on_plane(wide, extent=bad)
