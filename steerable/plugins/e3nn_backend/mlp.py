@@ -56,6 +56,7 @@ from steerable.core.radial import RadialBasis
 from steerable.ops.permute import permute_columns
 
 from .group import E3nnGroup, E3nnRep, float64_default
+from .radial import RadialForm
 
 
 def _ir(rep: E3nnRep) -> o3.Irrep:
@@ -197,7 +198,7 @@ class E3nnKernelMLP(torch.nn.Module):
         n_scalars = spec.radial_features + len(inv_channels)
 
         # -- output irreps, sorted, and the map from them to the core's block layout -----------
-        irreps_out, gather, scatter, cob = self._plan_output(blocks, allowed)
+        irreps_out, gather, scatter, cob, columns = self._plan_output(blocks, allowed)
         if irreps_out.dim == 0:
             raise ValueError(
                 f"E3nnKernelMLP: every block of {[(o.name, i.name) for o, i in blocks]} is forced to zero by "
@@ -212,6 +213,7 @@ class E3nnKernelMLP(torch.nn.Module):
         order = torch.cat([s.reshape(-1) for s in scatter])
         self.register_buffer("unscatter", torch.argsort(order), persistent=False)
         self.register_buffer("scatter_order", order, persistent=False)  # its inverse
+        self._in_order = bool(torch.equal(order, torch.arange(order.numel())))  # types already in output order
 
         # -- 3.-5. the equivariant layers ----------------------------------------------------
         hidden_lmax = int(spec.options.get("hidden_lmax", 2))
@@ -253,13 +255,18 @@ class E3nnKernelMLP(torch.nn.Module):
             self.out_tp = None
         if self.first_tp.weight_numel == 0:
             raise ValueError("E3nnKernelMLP: no tensor-product path reaches the requested output")
+        # -- 7. the scalar form, used without non-invariant attributes (same values, see .radial) ---
+        self.radial_form = RadialForm(self, list(zip(gather, columns, cob))) if not eq_irreps else None
+        #: evaluate through the scalar form when there is one (``False``: e3nn's modules, the reference)
+        self.scalar_form = self.radial_form is not None
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
     def _plan_output(
         blocks: Sequence[tuple[E3nnRep, E3nnRep]], allowed: Callable[[int, int], bool]
-    ) -> tuple[o3.Irreps, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """Sorted output irreps, and per block type: gather indices, core positions, change of basis.
+    ) -> tuple[o3.Irreps, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[list[tuple[int, int]]]]:
+        """Sorted output irreps, and per block type: gather indices, core positions, change of basis,
+        and ``(l, first column)`` of each produced irrep in the change of basis.
 
         The last layer outputs ``irreps_out = ⊕_(l,p) M_(l,p) x (l,p)`` (e3nn layout: copy-major).
         Blocks of the same type ``(l1, p1, l2, p2)`` share one change of basis ``C_t``; for type ``t``
@@ -287,9 +294,11 @@ class E3nnKernelMLP(torch.nn.Module):
             base[ir] = run
             run += mult[ir] * (2 * ir[0] + 1)
         used: dict[tuple[int, int], int] = defaultdict(int)  # copies of each irrep handed out so far
-        gather, scatter, cob = [], [], []
+        gather, scatter, cob, columns = [], [], [], []
         for key, bs in types.items():
             irs, cmat = decomp[key]
+            starts = [sum(2 * ir.l + 1 for ir in irs[:k]) for k in range(len(irs))]
+            columns.append([(ir.l, c) for ir, c in zip(irs, starts) if allowed(ir.l, ir.p)])
             size = cmat.shape[0]
             g = torch.empty(len(bs), size, dtype=torch.long)
             for n, _b in enumerate(bs):
@@ -307,7 +316,7 @@ class E3nnKernelMLP(torch.nn.Module):
             gather.append(g)
             scatter.append(torch.tensor([offsets[b] for b in bs])[:, None] + torch.arange(size)[None, :])
             cob.append(cmat)
-        return irreps_out, gather, scatter, cob
+        return irreps_out, gather, scatter, cob, columns
 
     # ------------------------------------------------------------------------------------------
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
@@ -322,13 +331,18 @@ class E3nnKernelMLP(torch.nn.Module):
         n = pos.shape[0]
         # e3nn's spherical harmonics take (x, y, z) vectors with D_from_matrix(R) for R on (x, y, z).
         soft_radius = (pos.pow(2).sum(-1) + self.origin_scale**2).sqrt()  # >= s: smooth, no 0/0
-        e = self.sh(pos / soft_radius[:, None])  # solid harmonics of the softened direction
+        v = pos / soft_radius[:, None]  # the softened direction
         scalars = self.radial(soft_radius)
+        if attr is not None and len(self.inv_channels):
+            scalars = torch.cat([scalars, attr.to(pos.dtype)[:, self.inv_channels]], dim=-1)
+        if self.scalar_form:
+            parts = self.radial_form(self, v, scalars)
+            flat = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+            return flat if self._in_order else permute_columns(flat, self.unscatter, self.scatter_order)
+        e = self.sh(v)  # solid harmonics of the softened direction
         x0 = pos.new_ones(n, 1)
         if attr is not None:
             attr = attr.to(pos.dtype)
-            if len(self.inv_channels):
-                scalars = torch.cat([scalars, attr[:, self.inv_channels]], dim=-1)
             if len(self.eq_channels):
                 eq = attr[:, self.eq_channels] @ self.attr_to_e3nn.T
                 x0 = torch.cat([x0, eq], dim=-1)
@@ -349,7 +363,7 @@ class E3nnKernelMLP(torch.nn.Module):
             picked = h.index_select(1, gather.reshape(-1)).view(n, *gather.shape)
             parts.append((picked @ basis.T).reshape(n, -1))  # (E, n_t, d_t) in core layout
         flat = torch.cat(parts, dim=-1)
-        return permute_columns(flat, self.unscatter, self.scatter_order)
+        return flat if self._in_order else permute_columns(flat, self.unscatter, self.scatter_order)
 
     def extra_repr(self) -> str:
         return f"x0={self.irreps_x0}, e={self.irreps_e}, out={self.irreps_out}"
