@@ -223,22 +223,20 @@ class RadialForm(torch.nn.Module):
         last = owner.out_tp if owner.out_tp is not None else owner.first_tp
         out_slots = _slots(last.irreps_out)
         slot_at = {off: i for i, (_, off) in enumerate(out_slots)}
-        order, per_type = [], []
-        bmat_cols = []
-        for gather, allowed, cmat in types:
+        order, self.per_type = [], []
+        for t, (gather, allowed, cmat) in enumerate(types):
             n_t, d_t = gather.shape
             for n in range(n_t):
                 for _l3, col in allowed:
                     order.append(slot_at[int(gather[n, col])])
-            q_t = len(allowed)
-            per_type.append((n_t, q_t, d_t))
-            for l3, col in allowed:
-                # B[(l, m), d] = C_t[d, col + m]: the block's basis for l3 from Y_l3
-                b = torch.zeros((lmax + 1) ** 2, d_t, dtype=torch.float64)
-                b[l3 * l3 : (l3 + 1) * (l3 + 1)] = cmat[:, col : col + 2 * l3 + 1].T
-                bmat_cols.append(b)
-        self.per_type = per_type
-        self.register_buffer("bases", torch.cat(bmat_cols, dim=1), persistent=False)
+            self.per_type.append((n_t, len(allowed), d_t))
+            # the allowed columns of C_t, the harmonic component and the scalar each one takes
+            cols = [col + m for _l, col in allowed for m in range(2 * _l + 1)]
+            y_index = [l3 * l3 + m for l3, _c in allowed for m in range(2 * l3 + 1)]
+            q_index = [q for q, (l3, _c) in enumerate(allowed) for _m in range(2 * l3 + 1)]
+            self.register_buffer(f"cob_{t}", cmat[:, cols].T.contiguous(), persistent=False)  # (d', d_t)
+            self.register_buffer(f"y_index_{t}", torch.tensor(y_index, dtype=torch.long), persistent=False)
+            self.register_buffer(f"q_index_{t}", torch.tensor(q_index, dtype=torch.long), persistent=False)
         self.first = _Layer(
             _single_layer(owner.first_tp, _slots(owner.irreps_x0), _slots(owner.first_tp.irreps_out), ys, True),
             1,
@@ -277,19 +275,17 @@ class RadialForm(torch.nn.Module):
             for layer, gate, tp in zip(self.layers, self.gates[1:], owner.tps):
                 s = gate(layer(s, powers, tp.weight))
             s = self.layers[-1](s, powers, owner.out_tp.weight)
-        per_edge = y @ self.bases  # (E, sum_t q_t d_t)
-        parts, at, bt = [], 0, 0
+        parts, at = [], 0
         n_edges = v.shape[0]
-        for n_t, q_t, d_t in self.per_type:
-            f = s[:, at : at + n_t * q_t].reshape(n_edges, n_t, q_t)
-            b = per_edge[:, bt : bt + q_t * d_t].reshape(n_edges, q_t, d_t)
+        for t, (n_t, q_t, d_t) in enumerate(self.per_type):
             if q_t == 0:  # every irrep of the type forbidden (O(3), unnatural parity): exact zeros
                 parts.append(v.new_zeros(n_edges, n_t * d_t))
-            elif q_t == 1:
-                parts.append((f * b).reshape(n_edges, n_t * d_t))
-            else:
-                parts.append(torch.bmm(f, b).reshape(n_edges, n_t * d_t))
+                continue
+            f = s[:, at : at + n_t * q_t].reshape(n_edges, n_t, q_t)
             at += n_t * q_t
-            bt += q_t * d_t
+            cob, y_index, q_index = (getattr(self, f"{name}_{t}") for name in ("cob", "y_index", "q_index"))
+            # the blocks' irreps vectors s_(n,l3) Y_l3(v), then each block's change of basis
+            irreps = f.index_select(2, q_index) * y.index_select(1, y_index)[:, None, :]
+            parts.append((irreps.view(n_edges * n_t, -1) @ cob).view(n_edges, n_t * d_t))
         return parts
 
