@@ -35,6 +35,17 @@ output needs):
    orthogonal matrix, and e3nn's ordering of ``(x, y, z)`` for degree 1) takes each block from
    irreps to the core's row-major ``out x in`` matrix layout.
 
+Evaluation.  With non-invariant attributes the layers run as e3nn's modules (``o3.Irreps``
+features, e3nn's generated tensor-product code).  Without them (invariant attributes only, or
+none: the common case) every irrep copy of degree ``l`` of every feature is a scalar function times
+``Y_l(v)``, and the same network runs in **scalar form** (:class:`~.radial.RadialForm`): each tensor
+product is one matrix product of the per-copy scalars and their multiples by ``|v|^2, |v|^4, ...``
+with a matrix assembled from the layer's weights and fixed path constants, the gate acts on the
+scalars, and each block type's output is ``(scalars x gathered harmonics) @ C^T``.  Same parameters,
+same values and gradients (float64 round-off; the tests compare both); the path constants are read
+off the e3nn modules at construction.  ``mlp.scalar_form = False`` runs e3nn's modules instead (the
+reference).
+
 Options (``spec.options``): ``hidden_lmax`` (int, default 2): the highest degree kept in the hidden
 field; the output still reaches ``L`` through the last tensor product.  ``origin_scale`` (a number
 > 0): ``s`` of step 1.
@@ -132,6 +143,7 @@ class E3nnKernelMLP(torch.nn.Module):
             if not param.requires_grad:
                 new.get_parameter(name).requires_grad_(False)
         new.train(self.training)
+        new.scalar_form = self.scalar_form
         memo[id(self)] = new
         return new
 
@@ -229,7 +241,7 @@ class E3nnKernelMLP(torch.nn.Module):
                 o3.Irreps([(c, (0, 1))]),
                 [torch.nn.functional.silu],
                 o3.Irreps([(gated.num_irreps, (0, 1))]) if gated.num_irreps else o3.Irreps(""),
-                [torch.sigmoid],
+                [torch.sigmoid] if gated.num_irreps else [],  # hidden_lmax = 0: scalars only
                 gated,
             )
 
