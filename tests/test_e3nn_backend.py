@@ -342,6 +342,36 @@ def test_scalar_form_equals_the_e3nn_modules(G, hidden_layers, hidden_lmax, inva
     assert with_vector.radial_form is None and not with_vector.scalar_form
 
 
+def test_pieces_equal_the_whole_output(G):
+    """The streaming protocol: one piece per block type, lined up with a shared-basis kernel's pairs
+    (so the core uses them), whose concatenation has the values and gradients of ``mlp(pos)``
+    (float64, exactly: the same operations), in the scalar form and through e3nn's modules."""
+    from steerable.core.mlp import StreamingKernelMLP
+
+    reps = [G.irrep(0, 1), G.irrep(1, -1), G.irrep(2, 1)]
+    pairs = [(o, i) for o in reps for i in reps]
+    spec = KernelMLPSpec(G, tuple(p for p in pairs for _ in range(3)), hidden_layers=1)  # 3 basis kernels a pair
+    mlp = G.build_kernel_mlp(spec).double()
+    assert isinstance(mlp, StreamingKernelMLP)
+    assert mlp.piece_sizes == [3 * o.size * i.size for o, i in pairs]
+    pos = torch.randn(9, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    for scalar_form in (True, False):
+        mlp.scalar_form = scalar_form
+        whole = mlp(pos)
+        pieces = list(mlp.pieces(pos))
+        assert [p.shape[1] for p in pieces] == mlp.piece_sizes
+        assert torch.equal(torch.cat(pieces, dim=1), whole)
+        weights = torch.randn(whole.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(14))
+        params = list(mlp.parameters())
+        g_whole = torch.autograd.grad((whole * weights).sum(), params, allow_unused=True)
+        g_pieces = torch.autograd.grad((torch.cat(pieces, dim=1) * weights).sum(), params, allow_unused=True)
+        for a, b in zip(g_whole, g_pieces):
+            assert (a is None and b is None) or torch.allclose(a, b, rtol=1e-14, atol=0)
+    conv = st.PointConv(G.field_type("0e + 1o"), G.field_type("0e + 1o"), max_radius=1.0)
+    inner = next(m for m in conv.modules() if hasattr(m, "piece_sizes"))
+    assert inner.piece_sizes == [conv.kernel.basis_size * p.out_rep.size * p.in_rep.size for p in conv.kernel.pairs]
+
+
 def test_scalar_form_refuses_a_layer_it_cannot_read(G):
     """The read-off of a tensor product's constants checks its assumptions: a second operand with two
     copies of a degree has no scalar form."""

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import numbers
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from e3nn import nn as e3nn_nn
@@ -226,6 +226,7 @@ class E3nnKernelMLP(torch.nn.Module):
         self.register_buffer("unscatter", torch.argsort(order), persistent=False)
         self.register_buffer("scatter_order", order, persistent=False)  # its inverse
         self._in_order = bool(torch.equal(order, torch.arange(order.numel())))  # types already in output order
+        self._type_sizes = [g.numel() for g in gather]
 
         # -- 3.-5. the equivariant layers ----------------------------------------------------
         hidden_lmax = int(spec.options.get("hidden_lmax", 2))
@@ -331,8 +332,21 @@ class E3nnKernelMLP(torch.nn.Module):
         return irreps_out, gather, scatter, cob, columns
 
     # ------------------------------------------------------------------------------------------
-    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
-        """``pos`` ``(E, 3)`` in ``(x, y, z)``, ``attr`` ``(E, attr_size)`` or ``None`` -> ``(E, out_size)``."""
+    @property
+    def piece_sizes(self) -> list[int] | None:
+        """Widths of :meth:`pieces`: one piece per block type (``None`` when the types are not in
+        output order: then the core asks for the whole output)."""
+        return list(self._type_sizes) if self._in_order else None
+
+    def pieces(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """The output one block type at a time (:class:`~steerable.core.mlp.StreamingKernelMLP`):
+        ``(E, piece_sizes[k])`` each, made when asked for in the scalar form."""
+        if self.scalar_form and self._in_order:
+            return self.radial_form(self, *self._inputs(pos, attr))
+        return iter(self.forward(pos, attr).split(self._type_sizes, dim=1))
+
+    def _inputs(self, pos: torch.Tensor, attr: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked inputs -> the softened direction ``v`` ``(E, 3)`` and the scalar MLP's input."""
         if pos.ndim != 2 or pos.shape[1] != 3:
             raise ValueError(f"E3nnKernelMLP: positions must have shape (E, 3), got {tuple(pos.shape)}")
         if (attr is None) != (self.spec.attr_type is None):
@@ -340,15 +354,19 @@ class E3nnKernelMLP(torch.nn.Module):
                 f"E3nnKernelMLP: built for attr_type={self.spec.attr_type!r} but got "
                 f"{'no attributes' if attr is None else 'attributes'}"
             )
-        n = pos.shape[0]
         # e3nn's spherical harmonics take (x, y, z) vectors with D_from_matrix(R) for R on (x, y, z).
         soft_radius = (pos.pow(2).sum(-1) + self.origin_scale**2).sqrt()  # >= s: smooth, no 0/0
-        v = pos / soft_radius[:, None]  # the softened direction
         scalars = self.radial(soft_radius)
         if attr is not None and len(self.inv_channels):
             scalars = torch.cat([scalars, attr.to(pos.dtype)[:, self.inv_channels]], dim=-1)
+        return pos / soft_radius[:, None], scalars
+
+    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+        """``pos`` ``(E, 3)`` in ``(x, y, z)``, ``attr`` ``(E, attr_size)`` or ``None`` -> ``(E, out_size)``."""
+        v, scalars = self._inputs(pos, attr)
+        n = pos.shape[0]
         if self.scalar_form:
-            parts = self.radial_form(self, v, scalars)
+            parts = list(self.radial_form(self, v, scalars))
             flat = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
             return flat if self._in_order else permute_columns(flat, self.unscatter, self.scatter_order)
         e = self.sh(v)  # solid harmonics of the softened direction

@@ -28,6 +28,8 @@ products instead of e3nn's per-path Clebsch-Gordan contractions of ``(E, C, 2l+1
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from e3nn import o3
 
@@ -259,9 +261,10 @@ class RadialForm(torch.nn.Module):
             )
         self.ks = sorted({k for layer in self.layers for k in layer.ks} - {0})
 
-    def forward(self, owner, v: torch.Tensor, scalars: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, owner, v: torch.Tensor, scalars: torch.Tensor) -> Iterator[torch.Tensor]:
         """The blocks of each type, ``(E, n_t d_t)`` each, in the owner's type order, from the softened
-        direction ``v`` ``(E, 3)`` and the scalar MLP's input ``scalars``."""
+        direction ``v`` ``(E, 3)`` and the scalar MLP's input ``scalars``; each type's blocks are made
+        only when asked for (the layers before them once, at the first)."""
         y = owner.sh(v)  # solid harmonics of the softened direction
         rho = v.pow(2).sum(-1, keepdim=True)  # |v|^2
         powers = {1: rho}
@@ -275,17 +278,13 @@ class RadialForm(torch.nn.Module):
             for layer, gate, tp in zip(self.layers, self.gates[1:], owner.tps):
                 s = gate(layer(s, powers, tp.weight))
             s = self.layers[-1](s, powers, owner.out_tp.weight)
-        parts, at = [], 0
         n_edges = v.shape[0]
-        for t, (n_t, q_t, d_t) in enumerate(self.per_type):
+        per_type = s.split([n_t * q_t for n_t, q_t, _ in self.per_type], dim=1)
+        for t, (f, (n_t, q_t, d_t)) in enumerate(zip(per_type, self.per_type)):
             if q_t == 0:  # every irrep of the type forbidden (O(3), unnatural parity): exact zeros
-                parts.append(v.new_zeros(n_edges, n_t * d_t))
+                yield v.new_zeros(n_edges, n_t * d_t)
                 continue
-            f = s[:, at : at + n_t * q_t].reshape(n_edges, n_t, q_t)
-            at += n_t * q_t
             cob, y_index, q_index = (getattr(self, f"{name}_{t}") for name in ("cob", "y_index", "q_index"))
             # the blocks' irreps vectors s_(n,l3) Y_l3(v), then each block's change of basis
-            irreps = f.index_select(2, q_index) * y.index_select(1, y_index)[:, None, :]
-            parts.append((irreps.view(n_edges * n_t, -1) @ cob).view(n_edges, n_t * d_t))
-        return parts
-
+            irreps = f.view(n_edges, n_t, q_t).index_select(2, q_index) * y.index_select(1, y_index)[:, None, :]
+            yield (irreps.view(n_edges * n_t, -1) @ cob).view(n_edges, n_t * d_t)
