@@ -278,13 +278,17 @@ class RadialForm(torch.nn.Module):
             for layer, gate, tp in zip(self.layers, self.gates[1:], owner.tps):
                 s = gate(layer(s, powers, tp.weight))
             s = self.layers[-1](s, powers, owner.out_tp.weight)
-        n_edges = v.shape[0]
+        del v, scalars, rho, powers, w  # the pieces below need only s and y: free the rest first
         per_type = s.split([n_t * q_t for n_t, q_t, _ in self.per_type], dim=1)
-        for t, (f, (n_t, q_t, d_t)) in enumerate(zip(per_type, self.per_type)):
-            if q_t == 0:  # every irrep of the type forbidden (O(3), unnatural parity): exact zeros
-                yield v.new_zeros(n_edges, n_t * d_t)
-                continue
-            cob, y_index, q_index = (getattr(self, f"{name}_{t}") for name in ("cob", "y_index", "q_index"))
-            # the blocks' irreps vectors s_(n,l3) Y_l3(v), then each block's change of basis
-            irreps = f.view(n_edges, n_t, q_t).index_select(2, q_index) * y.index_select(1, y_index)[:, None, :]
-            yield (irreps.view(n_edges * n_t, -1) @ cob).view(n_edges, n_t * d_t)
+        for t, f in enumerate(per_type):
+            yield self._blocks(t, f, y)  # not bound here: the consumer's reference is the only one
+
+    def _blocks(self, t: int, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Type ``t``'s blocks ``(E, n_t d_t)`` from its scalars ``f`` ``(E, n_t q_t)`` and the harmonics."""
+        (n_t, q_t, d_t), n_edges = self.per_type[t], y.shape[0]
+        if q_t == 0:  # every irrep of the type forbidden (O(3), unnatural parity): exact zeros
+            return y.new_zeros(n_edges, n_t * d_t)
+        cob, y_index, q_index = (getattr(self, f"{name}_{t}") for name in ("cob", "y_index", "q_index"))
+        # the blocks' irreps vectors s_(n,l3) Y_l3(v), then each block's change of basis
+        irreps = f.view(n_edges, n_t, q_t).index_select(2, q_index) * y.index_select(1, y_index)[:, None, :]
+        return (irreps.view(n_edges * n_t, -1) @ cob).view(n_edges, n_t * d_t)
