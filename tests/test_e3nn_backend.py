@@ -310,7 +310,8 @@ def _values_and_gradients(mlp, pos, attr, scalar_form: bool):
 
 
 @pytest.mark.parametrize(
-    "hidden_layers,hidden_lmax,invariant_attr", [(0, 2, False), (1, 2, False), (1, 2, True), (2, 0, False), (3, 3, True)]
+    "hidden_layers,hidden_lmax,invariant_attr",
+    [(0, 2, False), (1, 2, False), (1, 2, True), (2, 0, False), (3, 3, True)],
 )
 def test_scalar_form_equals_the_e3nn_modules(G, hidden_layers, hidden_lmax, invariant_attr):
     """Without non-invariant attributes the MLP runs in scalar form (``.radial``); it must give the
