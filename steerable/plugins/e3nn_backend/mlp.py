@@ -44,10 +44,13 @@ with a matrix assembled from the layer's weights and fixed path constants, the g
 scalars, and each block type's output is ``(scalars x gathered harmonics) @ C^T``.  Same parameters,
 same values and gradients (float64 round-off; the tests compare both); the path constants are read
 off the e3nn modules at construction.  ``mlp.scalar_form = False`` runs e3nn's modules instead (the
-reference).
+reference).  The output is also handed out one block type at a time (``piece_sizes`` / ``pieces``,
+:class:`~steerable.core.mlp.StreamingKernelMLP`; made lazily in the scalar form), which the
+shared-basis kernel uses pair by pair.
 
-Options (``spec.options``): ``hidden_lmax`` (int, default 2): the highest degree kept in the hidden
-field; the output still reaches ``L`` through the last tensor product.  ``origin_scale`` (a number
+Options (``spec.options``): ``hidden_lmax`` (int >= 0, default 2): the highest degree kept in the
+hidden field (0: scalars only, no gates); the output still reaches ``L`` through the last tensor
+product.  ``origin_scale`` (a number
 > 0): ``s`` of step 1.
 """
 

@@ -16,7 +16,12 @@ rest) and by every tensor product with ``e = Y``: the coupling of ``Y_l1(v) ⊗ 
 one matrix product ``[s, |v|^2 s, |v|^4 s, ...] @ W_big`` with ``W_big`` assembled from the layer's
 weights and the constants ``kappa``; the output block of type ``(l_out, l_in)`` at copy ``n`` is
 ``sum_l3 s_(n,l3) C_(l3) Y_l3(v)``, with ``C_(l3)`` the columns of the block's change of basis for
-``l3``: one small batched product per block type with the per-edge bases ``Y @ B``.
+``l3``: per block type, the irreps vectors ``s_(n,l3) Y_l3(v)`` (one gather of the scalars times one
+gather of the harmonics) times ``C^T`` in one matrix product over all edges and copies.  (torch's
+batched product of the per-edge ``(n, q) x (q, d)`` matrices instead ran its slow per-matrix path on
+the CPU: 21 ms vs 5.5 ms fwd+bwd for ``8 x 5 x 25`` at 2048 edges.)  The blocks are handed out one
+type at a time (:meth:`RadialForm.forward` is a generator), so the core can use each piece and free
+it before the next is made.
 
 The constants (``kappa`` per path, the gates' normalisation constants) are read off the e3nn modules
 themselves, by evaluating each of them once at a fixed unit direction in float64 (linear in the
@@ -208,9 +213,9 @@ class RadialForm(torch.nn.Module):
     """:class:`~.mlp.E3nnKernelMLP`'s layers in scalar form (see the module docstring).
 
     Holds constants only (float64 buffers, tracked by the owner's
-    :class:`~steerable.core.constants.Float64Constants`); the weights are the e3nn modules'.
-    ``forward(owner, pos, scalars)`` gives the owner's output ``(E, out_size)`` from the positions and
-    the scalar MLP's input.
+    :class:`~steerable.core.constants.Float64Constants`); the weights are the owner's e3nn modules'.
+    ``forward(owner, v, scalars)`` yields the owner's blocks one type at a time (``(E, n_t d_t)``,
+    in the owner's type order) from the softened direction and the scalar MLP's input.
     """
 
     def __init__(self, owner, types: list[tuple[torch.Tensor, list[tuple[int, int]], torch.Tensor]]) -> None:
