@@ -50,8 +50,7 @@ shared-basis kernel uses pair by pair.
 
 Options (``spec.options``): ``hidden_lmax`` (int >= 0, default 2): the highest degree kept in the
 hidden field (0: scalars only, no gates); the output still reaches ``L`` through the last tensor
-product.  ``origin_scale`` (a number
-> 0): ``s`` of step 1.
+product.  ``origin_scale`` (a number > 0): ``s`` of step 1.
 """
 
 from __future__ import annotations

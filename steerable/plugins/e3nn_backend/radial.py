@@ -124,9 +124,13 @@ def _single_layer(tp: o3.TensorProduct, slots_in, slots_out, ys, with_batch: boo
 class _Layer(torch.nn.Module):
     """One tensor product with ``e = Y`` in scalar form: ``s (E, n_in) -> s' (E, n_out)``.
 
-    ``forward(s, rho_powers, weight)``: ``rho_powers[k]`` = ``|v|^(2k)`` ``(E, 1)``; ``weight``: the
-    e3nn module's flat weights (shared, ``(numel,)``) or per-edge ``(E, numel)`` (then ``s`` is
-    ignored: the first layer, whose first operand is the constant ``1x0e``).
+    ``entries``: ``(weight index, in slot, k, out slot, kappa)`` from :func:`_single_layer`;
+    ``out_order``: the output slots to keep, in the order to give them (the last layer: the order
+    the block types read them), or ``None`` for all in e3nn's order.
+
+    ``forward(s, rho_powers, weight)``: ``rho_powers[k]`` = ``|v|^(2k)`` ``(E, 1)``, ``weight``: the
+    e3nn module's flat shared weights ``(numel,)``.  The first layer (first operand the constant
+    ``1x0e``, per-edge weights ``(E, numel)``) is :meth:`big_weight` of those weights itself.
     """
 
     def __init__(self, entries, n_in: int, n_out: int, out_order: list[int] | None = None) -> None:
