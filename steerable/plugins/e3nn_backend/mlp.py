@@ -35,16 +35,29 @@ output needs):
    orthogonal matrix, and e3nn's ordering of ``(x, y, z)`` for degree 1) takes each block from
    irreps to the core's row-major ``out x in`` matrix layout.
 
-Options (``spec.options``): ``hidden_lmax`` (int, default 2): the highest degree kept in the hidden
-field; the output still reaches ``L`` through the last tensor product.  ``origin_scale`` (a number
-> 0): ``s`` of step 1.
+Evaluation.  With non-invariant attributes the layers run as e3nn's modules (``o3.Irreps``
+features, e3nn's generated tensor-product code).  Without them (invariant attributes only, or
+none: the common case) every irrep copy of degree ``l`` of every feature is a scalar function times
+``Y_l(v)``, and the same network runs in **scalar form** (:class:`~.radial.RadialForm`): each tensor
+product is one matrix product of the per-copy scalars and their multiples by ``|v|^2, |v|^4, ...``
+with a matrix assembled from the layer's weights and fixed path constants, the gate acts on the
+scalars, and each block type's output is ``(scalars x gathered harmonics) @ C^T``.  Same parameters,
+same values and gradients (float64 round-off; the tests compare both); the path constants are read
+off the e3nn modules at construction.  ``mlp.scalar_form = False`` runs e3nn's modules instead (the
+reference).  The output is also handed out one block type at a time (``piece_sizes`` / ``pieces``,
+:class:`~steerable.core.mlp.StreamingKernelMLP`; made lazily in the scalar form), which the
+shared-basis kernel uses pair by pair.
+
+Options (``spec.options``): ``hidden_lmax`` (int >= 0, default 2): the highest degree kept in the
+hidden field (0: scalars only, no gates); the output still reaches ``L`` through the last tensor
+product.  ``origin_scale`` (a number > 0): ``s`` of step 1.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from e3nn import nn as e3nn_nn
@@ -56,6 +69,7 @@ from steerable.core.radial import RadialBasis
 from steerable.ops.permute import permute_columns
 
 from .group import E3nnGroup, E3nnRep, float64_default
+from .radial import RadialForm
 
 
 def _ir(rep: E3nnRep) -> o3.Irrep:
@@ -131,6 +145,7 @@ class E3nnKernelMLP(torch.nn.Module):
             if not param.requires_grad:
                 new.get_parameter(name).requires_grad_(False)
         new.train(self.training)
+        new.scalar_form = self.scalar_form
         memo[id(self)] = new
         return new
 
@@ -197,7 +212,7 @@ class E3nnKernelMLP(torch.nn.Module):
         n_scalars = spec.radial_features + len(inv_channels)
 
         # -- output irreps, sorted, and the map from them to the core's block layout -----------
-        irreps_out, gather, scatter, cob = self._plan_output(blocks, allowed)
+        irreps_out, gather, scatter, cob, columns = self._plan_output(blocks, allowed)
         if irreps_out.dim == 0:
             raise ValueError(
                 f"E3nnKernelMLP: every block of {[(o.name, i.name) for o, i in blocks]} is forced to zero by "
@@ -212,6 +227,8 @@ class E3nnKernelMLP(torch.nn.Module):
         order = torch.cat([s.reshape(-1) for s in scatter])
         self.register_buffer("unscatter", torch.argsort(order), persistent=False)
         self.register_buffer("scatter_order", order, persistent=False)  # its inverse
+        self._in_order = bool(torch.equal(order, torch.arange(order.numel())))  # types already in output order
+        self._type_sizes = [g.numel() for g in gather]
 
         # -- 3.-5. the equivariant layers ----------------------------------------------------
         hidden_lmax = int(spec.options.get("hidden_lmax", 2))
@@ -227,7 +244,7 @@ class E3nnKernelMLP(torch.nn.Module):
                 o3.Irreps([(c, (0, 1))]),
                 [torch.nn.functional.silu],
                 o3.Irreps([(gated.num_irreps, (0, 1))]) if gated.num_irreps else o3.Irreps(""),
-                [torch.sigmoid],
+                [torch.sigmoid] if gated.num_irreps else [],  # hidden_lmax = 0: scalars only
                 gated,
             )
 
@@ -253,13 +270,18 @@ class E3nnKernelMLP(torch.nn.Module):
             self.out_tp = None
         if self.first_tp.weight_numel == 0:
             raise ValueError("E3nnKernelMLP: no tensor-product path reaches the requested output")
+        # -- 7. the scalar form, used without non-invariant attributes (same values, see .radial) ---
+        self.radial_form = RadialForm(self, list(zip(gather, columns, cob))) if not eq_irreps else None
+        #: evaluate through the scalar form when there is one (``False``: e3nn's modules, the reference)
+        self.scalar_form = self.radial_form is not None
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
     def _plan_output(
         blocks: Sequence[tuple[E3nnRep, E3nnRep]], allowed: Callable[[int, int], bool]
-    ) -> tuple[o3.Irreps, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """Sorted output irreps, and per block type: gather indices, core positions, change of basis.
+    ) -> tuple[o3.Irreps, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[list[tuple[int, int]]]]:
+        """Sorted output irreps, and per block type: gather indices, core positions, change of basis,
+        and ``(l, first column)`` of each produced irrep in the change of basis.
 
         The last layer outputs ``irreps_out = ⊕_(l,p) M_(l,p) x (l,p)`` (e3nn layout: copy-major).
         Blocks of the same type ``(l1, p1, l2, p2)`` share one change of basis ``C_t``; for type ``t``
@@ -287,9 +309,11 @@ class E3nnKernelMLP(torch.nn.Module):
             base[ir] = run
             run += mult[ir] * (2 * ir[0] + 1)
         used: dict[tuple[int, int], int] = defaultdict(int)  # copies of each irrep handed out so far
-        gather, scatter, cob = [], [], []
+        gather, scatter, cob, columns = [], [], [], []
         for key, bs in types.items():
             irs, cmat = decomp[key]
+            starts = [sum(2 * ir.l + 1 for ir in irs[:k]) for k in range(len(irs))]
+            columns.append([(ir.l, c) for ir, c in zip(irs, starts) if allowed(ir.l, ir.p)])
             size = cmat.shape[0]
             g = torch.empty(len(bs), size, dtype=torch.long)
             for n, _b in enumerate(bs):
@@ -307,11 +331,24 @@ class E3nnKernelMLP(torch.nn.Module):
             gather.append(g)
             scatter.append(torch.tensor([offsets[b] for b in bs])[:, None] + torch.arange(size)[None, :])
             cob.append(cmat)
-        return irreps_out, gather, scatter, cob
+        return irreps_out, gather, scatter, cob, columns
 
     # ------------------------------------------------------------------------------------------
-    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
-        """``pos`` ``(E, 3)`` in ``(x, y, z)``, ``attr`` ``(E, attr_size)`` or ``None`` -> ``(E, out_size)``."""
+    @property
+    def piece_sizes(self) -> list[int] | None:
+        """Widths of :meth:`pieces`: one piece per block type (``None`` when the types are not in
+        output order: then the core asks for the whole output)."""
+        return list(self._type_sizes) if self._in_order else None
+
+    def pieces(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """The output one block type at a time (:class:`~steerable.core.mlp.StreamingKernelMLP`):
+        ``(E, piece_sizes[k])`` each, made when asked for in the scalar form."""
+        if self.scalar_form and self._in_order:
+            return self.radial_form(self, *self._inputs(pos, attr))
+        return iter(self.forward(pos, attr).split(self._type_sizes, dim=1))
+
+    def _inputs(self, pos: torch.Tensor, attr: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked inputs -> the softened direction ``v`` ``(E, 3)`` and the scalar MLP's input."""
         if pos.ndim != 2 or pos.shape[1] != 3:
             raise ValueError(f"E3nnKernelMLP: positions must have shape (E, 3), got {tuple(pos.shape)}")
         if (attr is None) != (self.spec.attr_type is None):
@@ -319,16 +356,25 @@ class E3nnKernelMLP(torch.nn.Module):
                 f"E3nnKernelMLP: built for attr_type={self.spec.attr_type!r} but got "
                 f"{'no attributes' if attr is None else 'attributes'}"
             )
-        n = pos.shape[0]
         # e3nn's spherical harmonics take (x, y, z) vectors with D_from_matrix(R) for R on (x, y, z).
         soft_radius = (pos.pow(2).sum(-1) + self.origin_scale**2).sqrt()  # >= s: smooth, no 0/0
-        e = self.sh(pos / soft_radius[:, None])  # solid harmonics of the softened direction
         scalars = self.radial(soft_radius)
+        if attr is not None and len(self.inv_channels):
+            scalars = torch.cat([scalars, attr.to(pos.dtype)[:, self.inv_channels]], dim=-1)
+        return pos / soft_radius[:, None], scalars
+
+    def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
+        """``pos`` ``(E, 3)`` in ``(x, y, z)``, ``attr`` ``(E, attr_size)`` or ``None`` -> ``(E, out_size)``."""
+        v, scalars = self._inputs(pos, attr)
+        n = pos.shape[0]
+        if self.scalar_form:
+            parts = list(self.radial_form(self, v, scalars))
+            flat = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+            return flat if self._in_order else permute_columns(flat, self.unscatter, self.scatter_order)
+        e = self.sh(v)  # solid harmonics of the softened direction
         x0 = pos.new_ones(n, 1)
         if attr is not None:
             attr = attr.to(pos.dtype)
-            if len(self.inv_channels):
-                scalars = torch.cat([scalars, attr[:, self.inv_channels]], dim=-1)
             if len(self.eq_channels):
                 eq = attr[:, self.eq_channels] @ self.attr_to_e3nn.T
                 x0 = torch.cat([x0, eq], dim=-1)
@@ -349,7 +395,7 @@ class E3nnKernelMLP(torch.nn.Module):
             picked = h.index_select(1, gather.reshape(-1)).view(n, *gather.shape)
             parts.append((picked @ basis.T).reshape(n, -1))  # (E, n_t, d_t) in core layout
         flat = torch.cat(parts, dim=-1)
-        return permute_columns(flat, self.unscatter, self.scatter_order)
+        return flat if self._in_order else permute_columns(flat, self.unscatter, self.scatter_order)
 
     def extra_repr(self) -> str:
         return f"x0={self.irreps_x0}, e={self.irreps_e}, out={self.irreps_out}"
