@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -138,7 +139,9 @@ class SharedBasisKernel(ImplicitKernel):
         each pair's basis can be freed once used.
         """
         n, M = pos.shape[0], self.basis_size
-        for (b, env), p in zip(self._basis_parts(pos, attr), self.pairs):
+        parts = self._basis_parts(pos, attr)
+        for p in self.pairs:  # next(), not zip(): its result tuple would keep the last pair's basis
+            b, env = next(parts)
             yield (b if env is None else b * env).view(n, M, p.out_rep.size, p.in_rep.size)
             del b, env  # before the next pair's are made
 
@@ -153,13 +156,12 @@ class SharedBasisKernel(ImplicitKernel):
         """
         n, M = pos.shape[0], self.basis_size
         sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
-        parts = self._mlp_pieces(pos, attr, sizes)
+        parts = iter(self._mlp_pieces(pos, attr, sizes))
         # one (E, M) envelope per pair by unbind (its backward is one stack, not a zero-filled
         # gradient per pair as indexing's)
         envs = self._envelope(pos).unbind(1) if self.log_width is not None else None
-        for t, (part, p) in enumerate(zip(parts, self.pairs)):
-            yield part.view(n, M, p.out_rep.size * p.in_rep.size), None if envs is None else envs[t][:, :, None]
-            del part  # before the next pair's are made
+        for t, p in enumerate(self.pairs):  # next(), not zip(): its result tuple keeps the last part
+            yield next(parts).view(n, M, p.out_rep.size * p.in_rep.size), None if envs is None else envs[t][:, :, None]
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check(pos, attr)
@@ -174,7 +176,9 @@ class SharedBasisKernel(ImplicitKernel):
         self._check(pos, attr)
         self._check_features(x_edge, pos.shape[0], "x_edge")
         grouped, responses = self._grouped(x_edge), []
-        for b, p in zip(self._basis(pos, attr), self.pairs):
+        bases = self._basis(pos, attr)
+        for p in self.pairs:
+            b = next(bases)
             f = self._pair_features(grouped, p)  # (E, n_in, in_rep)
             phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)  # (E, M out_rep, in_rep)
             # scalar inputs: an outer product (a batched matmul of 1-wide matrices is much slower)
@@ -214,18 +218,32 @@ class SharedBasisKernel(ImplicitKernel):
             if len(members) > 1 and n * self._input_values[off] <= limit
         }
         sums: list[torch.Tensor | None] = [None] * len(self.pairs)
-        held: dict[int, list] = {}
+        held: dict[int, list[tuple[int, torch.Tensor]]] = {}
         buffers: dict[int, torch.Tensor] = {}
-        for t, ((b, env), p) in enumerate(zip(self._basis_parts(pos, attr), self.pairs)):
+        # the envelopes as (r2, 1 / w^2): enveloped_message_sum forms them chunk by chunk; the
+        # other paths take one (E, M, 1) envelope per pair, made on first use
+        factors = self._envelope_factors(pos) if self.log_width is not None else None
+        envs: tuple[torch.Tensor, ...] | None = None
+        sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
+        # next(), not zip(): zip's result tuple would keep the last pair's basis alive while the
+        # MLP makes the next one
+        pieces = iter(self._mlp_pieces(pos, attr, sizes))
+        for t, p in enumerate(self.pairs):
+            b = next(pieces).view(n, M, p.out_rep.size * p.in_rep.size)
             members = merged.get(p.in_offset)
             fused = eager and (training or members is None)  # enveloped_message_sum
             buffered = eager and not fused  # inference, merged: written into one buffer
+            env = None
+            if factors is not None and not fused:
+                if envs is None:  # one exp, then unbind (its backward is one stack)
+                    r2, inv_w2 = factors
+                    envs = torch.exp(-r2.view(-1, 1, 1) * inv_w2).unbind(1)
+                env = envs[t][:, :, None]
             if fused:
-                part = (b, None if env is None else env[:, :, 0])
                 if members is None:
-                    sums[t] = self._enveloped_sum([part], grouped, p, src, dst, n_dst)
+                    sums[t] = self._enveloped_sum([(t, b)], factors, grouped, pos, attr, src, dst, n_dst)
                 else:
-                    held.setdefault(p.in_offset, []).append(part)
+                    held.setdefault(p.in_offset, []).append((t, b))
             elif buffered:
                 buf = buffers.get(p.in_offset)
                 if buf is None:
@@ -242,14 +260,14 @@ class SharedBasisKernel(ImplicitKernel):
                 if members is None:
                     sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
                 else:
-                    held.setdefault(p.in_offset, []).append(phi)
+                    held.setdefault(p.in_offset, []).append((t, phi))
                 del phi
             if members is not None and t == members[-1]:
                 widths = self._merged_widths[p.in_offset]
                 if fused:
-                    total = self._enveloped_sum(held.pop(p.in_offset), grouped, p, src, dst, n_dst)
+                    total = self._enveloped_sum(held.pop(p.in_offset), factors, grouped, pos, attr, src, dst, n_dst)
                 else:
-                    bases = buffers.pop(p.in_offset) if buffered else torch.cat(held.pop(p.in_offset), dim=1)
+                    bases = buffers.pop(p.in_offset) if buffered else torch.cat([h for _, h in held.pop(p.in_offset)], 1)
                     total = message_sum(bases, self._pair_features(grouped, p), src, dst, n_dst)
                     del bases
                 for u, part in zip(members, total.split(widths, dim=1)):
@@ -260,19 +278,33 @@ class SharedBasisKernel(ImplicitKernel):
 
     def _enveloped_sum(
         self,
-        parts: list[tuple[torch.Tensor, torch.Tensor | None]],
+        parts: list[tuple[int, torch.Tensor]],
+        factors: tuple[torch.Tensor, torch.Tensor] | None,
         grouped: torch.Tensor,
-        pair: RepPair,
+        pos: torch.Tensor,
+        attr: torch.Tensor | None,
         src: torch.Tensor,
         dst: torch.Tensor,
         n_dst: int,
     ) -> torch.Tensor:
-        """The message sum of the bases ``(E, M, out_rep in_rep)`` and envelopes ``(E, M)`` (or
-        ``None``) of pairs with ``pair``'s input representation, rows side by side:
-        ``(n_dst, sum M out_rep, len(in_fields))``."""
-        bases = [b for b, _ in parts]
-        envs = None if parts[0][1] is None else [e for _, e in parts]
-        return enveloped_message_sum(bases, envs, self._pair_features(grouped, pair), src, dst, n_dst)
+        """The message sum of the bases ``(E, M, out_rep in_rep)`` of pairs ``t`` (``parts``: ``(t,
+        basis)``, one input representation), enveloped with ``factors`` (``(r2, 1 / w^2)`` or
+        ``None``), rows side by side: ``(n_dst, sum M out_rep, len(in_fields))``."""
+        pairs = [t for t, _ in parts]
+        envelope = None
+        if factors is not None:
+            r2, inv_w2 = factors
+            envelope = (r2, inv_w2[pairs[0] : pairs[0] + 1] if len(pairs) == 1 else inv_w2[pairs])
+        features = self._pair_features(grouped, self.pairs[pairs[0]])
+        recompute = functools.partial(self._recompute_bases, pos, attr, pairs)  # create_graph without the bases
+        return enveloped_message_sum([b for _, b in parts], envelope, features, src, dst, n_dst, recompute)
+
+    def _recompute_bases(self, pos: torch.Tensor, attr: torch.Tensor | None, pairs: list[int]) -> list[torch.Tensor]:
+        """The bases ``(E, M, out_rep in_rep)`` of ``pairs``, made again by the MLP (the same values)."""
+        n, M = pos.shape[0], self.basis_size
+        sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
+        pieces = list(self._mlp_pieces(pos, attr, sizes))
+        return [pieces[t].view(n, M, sizes[t] // M) for t in pairs]
 
     def _grouped(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(rows, in)`` with its channels grouped by representation (``input_order``)."""

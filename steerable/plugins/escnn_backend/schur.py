@@ -296,13 +296,62 @@ def _rank_one(run: torch.Tensor | ScaledRun) -> bool:
     return isinstance(run, ScaledRun) and run.values.shape[1] == 1
 
 
+class _GatedRuns(torch.autograd.Function):
+    """:class:`SchurGate`'s forward, keeping for backward its first input run and its outputs.
+
+    ``y = run * σ(a)`` has ``dy/da = y (1 - σ(a))``: the gates' gradient needs the output (which the
+    next layer keeps anyway), not the gated input, so the gated runs' inputs (the largest
+    activations of a hidden layer) are not kept; ``σ`` is recomputed from the first run (scalars
+    and gates, ``copies`` values per gated run instead of ``copies * dim``), and the ELU's
+    derivative is ``elu(x) + 1`` for ``x <= 0``.  The backward is made of differentiable ops on the
+    saved input and outputs, so higher derivatives work.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, n_scalars: int, shapes: list[tuple[int, int]], first: torch.Tensor, *runs: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        sig = torch.sigmoid(first[:, n_scalars:])
+        out = [torch.nn.functional.elu(first[:, :n_scalars])]
+        at = 0
+        for run, (copies, dim) in zip(runs, shapes):
+            y = run.new_empty(run.shape)
+            torch.mul(run.view(-1, copies, dim), sig[:, at : at + copies, None], out=y.view(-1, copies, dim))
+            out.append(y)
+            at += copies
+        ctx.save_for_backward(first, *out)
+        ctx.n_scalars, ctx.shapes = n_scalars, shapes
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx: Any, g_scalars: torch.Tensor, *g_runs: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        first, elu, *ys = ctx.saved_tensors
+        s = ctx.n_scalars
+        sig = torch.sigmoid(first[:, s:])
+        grads_first = [torch.where(first[:, :s] > 0, g_scalars, g_scalars * (elu + 1))]
+        grad_runs: list[torch.Tensor | None] = []
+        at = 0
+        for g, y, (copies, dim) in zip(g_runs, ys, ctx.shapes):
+            g3, sig_j = g.view(-1, copies, dim), sig[:, at : at + copies]
+            grads_first.append((g3 * y.view(-1, copies, dim)).sum(-1) * (1 - sig_j))
+            grad_runs.append((g3 * sig_j[:, :, None]).view(g.shape) if ctx.needs_input_grad[3 + len(grad_runs)] else None)
+            at += copies
+        grad_first = torch.cat(grads_first, dim=1) if ctx.needs_input_grad[2] else None
+        return None, None, grad_first, *grad_runs
+
+
 class SchurGate(torch.nn.Module):
     """Gated nonlinearity on runs: ``[scalars + gates, gated irrep runs...] -> [ELU(scalars), gated...]``.
 
     The first run holds ``n_scalars`` scalars then one gate per gated field (in run order); each
     gated field is multiplied by the sigmoid of its gate (invariant), which commutes with the
-    irrep: exact equivariance.  Shapes: runs ``(E, copies * dim)``.
+    irrep: exact equivariance.  Shapes: runs ``(E, copies * dim)``.  With autograd on, one
+    :class:`_GatedRuns` node that keeps the first run and the outputs only (:attr:`lean`).
     """
+
+    #: whether training uses :class:`_GatedRuns`; ``False``: torch's ops, which keep the gated
+    #: runs' inputs too (the reference path of the tests)
+    lean: bool = True
 
     def __init__(self, n_scalars: int, gated: list[tuple[int, int]]) -> None:
         """``gated``: ``(copies, dim)`` of each gated run after the first."""
@@ -311,6 +360,8 @@ class SchurGate(torch.nn.Module):
 
     def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor]:
         first, s = runs[0], self.n_scalars
+        if self.lean and torch.is_grad_enabled() and any(r.requires_grad for r in runs):
+            return list(_GatedRuns.apply(s, self.gated, first, *runs[1:]))
         # splits, not slices: their backward is one concatenation (slices zero-fill a gradient each)
         scalars, *gates = first.split([s] + [copies for copies, _ in self.gated], dim=1)
         # in place on a copy: autograd keeps the ELU's output (which the next layer keeps too),
