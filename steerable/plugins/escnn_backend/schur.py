@@ -14,7 +14,7 @@ products per block type, whose results are the kernel's blocks in their final or
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -303,41 +303,37 @@ class _GatedRuns(torch.autograd.Function):
     next layer keeps anyway), not the gated input, so the gated runs' inputs (the largest
     activations of a hidden layer) are not kept; ``σ`` is recomputed from the first run (scalars
     and gates, ``copies`` values per gated run instead of ``copies * dim``), and the ELU's
-    derivative is ``elu(x) + 1`` for ``x <= 0``.  The backward is made of differentiable ops on the
-    saved input and outputs, so higher derivatives work.
+    derivative comes from its output.  The backward is made of differentiable ops on the saved
+    input and outputs, so higher derivatives work.
     """
 
     @staticmethod
-    def forward(
-        ctx: Any, n_scalars: int, shapes: list[tuple[int, int]], first: torch.Tensor, *runs: torch.Tensor
-    ) -> tuple[torch.Tensor, ...]:
-        sig = torch.sigmoid(first[:, n_scalars:])
-        out = [torch.nn.functional.elu(first[:, :n_scalars])]
-        at = 0
-        for run, (copies, dim) in zip(runs, shapes):
-            y = run.new_empty(run.shape)
-            torch.mul(run.view(-1, copies, dim), sig[:, at : at + copies, None], out=y.view(-1, copies, dim))
-            out.append(y)
-            at += copies
+    def forward(ctx: Any, gate: SchurGate, first: torch.Tensor, *runs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = gate.gated_runs(first, runs)
         ctx.save_for_backward(first, *out)
-        ctx.n_scalars, ctx.shapes = n_scalars, shapes
+        ctx.gate = gate
         return tuple(out)
 
     @staticmethod
     def backward(ctx: Any, g_scalars: torch.Tensor, *g_runs: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         first, elu, *ys = ctx.saved_tensors
-        s = ctx.n_scalars
-        sig = torch.sigmoid(first[:, s:])
-        grads_first = [torch.where(first[:, :s] > 0, g_scalars, g_scalars * (elu + 1))]
+        gate = ctx.gate
+        sig = torch.sigmoid(first)  # whole: on column slices torch's CPU kernels run 3-6x slower
+        grads_first = [_elu_backward(g_scalars, 1.0, 1, 1, True, elu)]  # from the output: elu(x) + 1 for x <= 0
         grad_runs: list[torch.Tensor | None] = []
-        at = 0
-        for g, y, (copies, dim) in zip(g_runs, ys, ctx.shapes):
-            g3, sig_j = g.view(-1, copies, dim), sig[:, at : at + copies]
-            grads_first.append((g3 * y.view(-1, copies, dim)).sum(-1) * (1 - sig_j))
-            grad_runs.append((g3 * sig_j[:, :, None]).view(g.shape) if ctx.needs_input_grad[3 + len(grad_runs)] else None)
-            at += copies
-        grad_first = torch.cat(grads_first, dim=1) if ctx.needs_input_grad[2] else None
-        return None, None, grad_first, *grad_runs
+        for j, (g, y) in enumerate(zip(g_runs, ys)):
+            spread = gate.spread(j, g)
+            # each gate's sum over its field's components, as one product with the 0/1 matrix (a
+            # reduction over a short inner dimension runs ~5x slower)
+            grads_first.append((g * y) @ spread.T)
+            grad_runs.append(g * gate.gate_values(sig, j, spread) if ctx.needs_input_grad[2 + j] else None)
+        grad_gates = torch.cat(grads_first[1:], dim=1)
+        gates = sig[:, gate.n_scalars :]
+        grad_first = torch.cat([grads_first[0], grad_gates - grad_gates * gates], dim=1)  # dy/da = y (1 - σ)
+        return None, grad_first if ctx.needs_input_grad[1] else None, *grad_runs
+
+
+_elu_backward = torch.ops.aten.elu_backward.default
 
 
 class SchurGate(torch.nn.Module):
@@ -345,23 +341,50 @@ class SchurGate(torch.nn.Module):
 
     The first run holds ``n_scalars`` scalars then one gate per gated field (in run order); each
     gated field is multiplied by the sigmoid of its gate (invariant), which commutes with the
-    irrep: exact equivariance.  Shapes: runs ``(E, copies * dim)``.  With autograd on, one
-    :class:`_GatedRuns` node that keeps the first run and the outputs only (:attr:`lean`).
+    irrep: exact equivariance.  Shapes: runs ``(E, copies * dim)``.
+
+    Each gate's sigmoid is spread over its field's values by a product with a 0/1 matrix
+    (:meth:`gate_values`), so every product is of two ``(E, copies * dim)`` tensors (a product
+    broadcast over the short ``dim`` runs several times slower, a gather too).  With autograd on,
+    one :class:`_GatedRuns` node that keeps the first run and the outputs only (:attr:`lean`).
     """
 
-    #: whether training uses :class:`_GatedRuns`; ``False``: torch's ops, which keep the gated
-    #: runs' inputs too (the reference path of the tests)
+    #: whether the spread sigmoids and, in training, :class:`_GatedRuns` are used; ``False``:
+    #: torch's broadcast ops, which keep the gated runs' inputs too (the reference path of the tests)
     lean: bool = True
 
     def __init__(self, n_scalars: int, gated: list[tuple[int, int]]) -> None:
         """``gated``: ``(copies, dim)`` of each gated run after the first."""
         super().__init__()
         self.n_scalars, self.gated = n_scalars, gated
+        # first run's columns of each gated run's gates
+        self.gate_columns = [n_scalars + sum(c for c, _ in gated[:j]) for j in range(len(gated))]
+        # per gated run, (copies, copies * dim): 1 where a value belongs to a copy
+        for j, (copies, dim) in enumerate(gated):
+            self.register_buffer(f"spread{j}", torch.eye(copies).repeat_interleave(dim, 1), persistent=False)
+
+    def spread(self, j: int, like: torch.Tensor) -> torch.Tensor:
+        """Gated run ``j``'s ``(copies, copies * dim)`` 0/1 matrix, in ``like``'s dtype."""
+        return getattr(self, f"spread{j}").to(like)
+
+    def gate_values(self, sig: torch.Tensor, j: int, spread: torch.Tensor) -> torch.Tensor:
+        """``(E, copies * dim)``: each value of gated run ``j`` its gate's entry of ``sig`` (the first
+        run's sigmoids), exactly (a product with the 0/1 ``spread``)."""
+        col = self.gate_columns[j]
+        return sig[:, col : col + spread.shape[0]] @ spread
+
+    def gated_runs(self, first: torch.Tensor, runs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``[ELU(scalars), run_j * σ(gate_j) ...]`` (no autograd bookkeeping of its own)."""
+        sig = torch.sigmoid(first)  # whole: on column slices torch's CPU kernels run 3-6x slower
+        out = [torch.nn.functional.elu_(first[:, : self.n_scalars].clone())]  # contiguous, then in place
+        return out + [run * self.gate_values(sig, j, self.spread(j, run)) for j, run in enumerate(runs)]
 
     def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor]:
         first, s = runs[0], self.n_scalars
-        if self.lean and torch.is_grad_enabled() and any(r.requires_grad for r in runs):
-            return list(_GatedRuns.apply(s, self.gated, first, *runs[1:]))
+        if self.lean:
+            if torch.is_grad_enabled() and any(r.requires_grad for r in runs):
+                return list(_GatedRuns.apply(self, first, *runs[1:]))
+            return self.gated_runs(first, runs[1:])
         # splits, not slices: their backward is one concatenation (slices zero-fill a gradient each)
         scalars, *gates = first.split([s] + [copies for copies, _ in self.gated], dim=1)
         # in place on a copy: autograd keeps the ELU's output (which the next layer keeps too),
