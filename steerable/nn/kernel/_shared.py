@@ -235,26 +235,20 @@ class SharedBasisKernel(ImplicitKernel):
             buffered = eager and not fused  # inference, merged: written into one buffer
             env = None
             if factors is not None and not fused:
-                if envs is None:  # one exp, then unbind (its backward is one stack)
-                    r2, inv_w2 = factors
-                    envs = torch.exp(-r2.view(-1, 1, 1) * inv_w2).unbind(1)
-                env = envs[t][:, :, None]
+                r2, inv_w2 = factors
+                if not training:  # this pair's alone: no (E, pairs, M) tensor alive
+                    env = torch.exp(-r2[:, None] * inv_w2[t])[:, :, None]
+                else:
+                    if envs is None:  # one exp, then unbind (its backward is one stack)
+                        envs = torch.exp(-r2.view(-1, 1, 1) * inv_w2).unbind(1)
+                    env = envs[t][:, :, None]
             if fused:
                 if members is None:
                     sums[t] = self._enveloped_sum([(t, b)], factors, grouped, pos, attr, src, dst, n_dst)
                 else:
                     held.setdefault(p.in_offset, []).append((t, b))
             elif buffered:
-                buf = buffers.get(p.in_offset)
-                if buf is None:
-                    rows = sum(self._merged_widths[p.in_offset])
-                    buf = buffers[p.in_offset] = b.new_empty(n, rows, p.in_rep.size)
-                start = self._merged_start[t]
-                place = buf[:, start : start + M * p.out_rep.size].view(b.shape)  # (n, M, out_rep in_rep)
-                if env is None:
-                    place.copy_(b)
-                else:
-                    torch.mul(b, env, out=place)
+                self._write_enveloped(buffers, t, b, env)
             else:
                 phi = (b if env is None else b * env).view(n, M * p.out_rep.size, p.in_rep.size)
                 if members is None:
@@ -275,6 +269,24 @@ class SharedBasisKernel(ImplicitKernel):
                 del total
             del b, env
         return self._mix(sums)
+
+    def _write_enveloped(
+        self, buffers: dict[int, torch.Tensor], t: int, b: torch.Tensor, env: torch.Tensor | None
+    ) -> None:
+        """Write pair ``t``'s basis ``b`` ``(E, M, out_rep in_rep)`` times ``env`` ``(E, M, 1)`` (or
+        ``None``) into its rows of its input representation's merged buffer in ``buffers`` (made
+        by the first member).  A method: no view of the buffer outlives the call."""
+        p, (n, M, _) = self.pairs[t], b.shape
+        buf = buffers.get(p.in_offset)
+        if buf is None:
+            rows = sum(self._merged_widths[p.in_offset])
+            buf = buffers[p.in_offset] = b.new_empty(n, rows, p.in_rep.size)
+        start = self._merged_start[t]
+        place = buf[:, start : start + M * p.out_rep.size].view(b.shape)  # (n, M, out_rep in_rep)
+        if env is None:
+            place.copy_(b)
+        else:
+            torch.mul(b, env, out=place)
 
     def _enveloped_sum(
         self,

@@ -439,32 +439,39 @@ class BlocksFromIrreps(torch.nn.Module):
         exist at a time.
         """
         runs = iter(runs)
-        # with autograd on, one product with the whole Q (the irreps side by side per copy, one
-        # concatenation) instead of one thin product per irrep; without it (inference) one irrep
-        # at a time, accumulated in place: no group's irreps exist twice
         whole = torch.is_grad_enabled()
-        for g, (copies, d, columns) in enumerate(self.groups):
-            if whole:
-                irreps = [next(runs) for _ in columns]
-                n = irreps[0].shape[0]
-                q = self.bases.get(f"q{g}", irreps[0])
-                if len(irreps) == 1:
-                    flat = irreps[0].reshape(n * copies, d)
-                else:
-                    flat = torch.cat([r.view(n, copies, dim) for r, (_, dim) in zip(irreps, columns)], dim=2)
-                    flat = flat.view(n * copies, d)
-                del irreps
-                yield (flat @ q.T).view(n, copies * d)
-                del flat
-                continue
-            acc = None
-            for col, dim in columns:
-                irrep = next(runs)
-                q = self.bases.get(f"q{g}", irrep)
-                n = irrep.shape[0]
-                flat = irrep.reshape(n * copies, dim)
-                qt = q[:, col : col + dim].T
-                acc = flat @ qt if acc is None else acc.addmm_(flat, qt)  # in place: acc is not saved
-                del irrep, flat
-            yield acc.view(n, copies * d)
-            del acc
+        for g in range(len(self.groups)):
+            # made by a function: its temporaries die when it returns (a generator's locals would
+            # live across the yield, keeping this piece's concatenation or this piece alive while
+            # the caller uses it and the next is made)
+            yield self._piece(g, runs, whole)
+
+    def _piece(self, g: int, runs: Iterator[torch.Tensor], whole: bool) -> torch.Tensor:
+        """Group ``g``'s ``(E, copies * d)`` output from its irreps, the next runs of ``runs``.
+
+        ``whole``: one product with the whole Q (the irreps side by side per copy, one
+        concatenation) instead of one thin product per irrep; otherwise one irrep at a time,
+        accumulated in place, so that no group's irreps exist twice.
+        """
+        copies, d, columns = self.groups[g]
+        if whole:
+            irreps = [next(runs) for _ in columns]
+            n = irreps[0].shape[0]
+            q = self.bases.get(f"q{g}", irreps[0])
+            if len(irreps) == 1:
+                flat = irreps[0].reshape(n * copies, d)
+            else:
+                flat = torch.cat([r.view(n, copies, dim) for r, (_, dim) in zip(irreps, columns)], dim=2)
+                flat = flat.view(n * copies, d)
+            del irreps
+            return (flat @ q.T).view(n, copies * d)
+        acc = None
+        for col, dim in columns:
+            irrep = next(runs)
+            q = self.bases.get(f"q{g}", irrep)
+            n = irrep.shape[0]
+            flat = irrep.reshape(n * copies, dim)
+            qt = q[:, col : col + dim].T
+            acc = flat @ qt if acc is None else acc.addmm_(flat, qt)  # in place: acc is not saved
+            del irrep, flat
+        return acc.view(n, copies * d)
