@@ -230,14 +230,18 @@ def _chunked_backward(
                 torch.neg(torch.einsum("tem,tm->e", dots, c), out=grad_r2[chunk])
         del dots, env
     if want_c and s2 is not None:
-        grad_c = -_member_sums(grad * s2, shapes)
+        grad_c = -_member_sums(grad, s2, shapes)
     return grad_x, grad_bases, grad_r2, grad_c
 
 
-def _member_sums(values: torch.Tensor, shapes: Sequence[torch.Size]) -> torch.Tensor:
-    """``(members, M)``: the sums of ``values`` ``(n_dst, P, i)`` over the targets, the inputs and
-    each basis kernel's rows (member ``t`` has ``M r_t`` rows, basis-major)."""
-    per_row = values.sum((0, 2))  # (P,)
+def _member_sums(grad: torch.Tensor, s2: torch.Tensor, shapes: Sequence[torch.Size]) -> torch.Tensor:
+    """``(members, M)``: the sums of ``grad * s2`` ``(n_dst, P, i)`` over the targets, the inputs
+    and each basis kernel's rows (member ``t`` has ``M r_t`` rows, basis-major); the product
+    formed a chunk of targets at a time."""
+    n_dst, rows, n_in = grad.shape
+    per_row = grad.new_zeros(rows)
+    for chunk in _ranges(n_dst, max(1, CHUNK_VALUES // max(1, rows * n_in))):
+        per_row += (grad[chunk] * s2[chunk]).sum((0, 2))
     b_size = sum(s[1] * s[2] for s in shapes) // per_row.shape[0]
     parts = per_row.split([s[1] * s[2] // b_size for s in shapes])
     return torch.stack([p.view(s[1], -1).sum(1) for p, s in zip(parts, shapes)])
