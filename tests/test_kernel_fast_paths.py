@@ -125,7 +125,10 @@ def _enveloped_inputs(b: int, envelope: bool, seed: int = 0):
     bases = [torch.randn(n_edges, 3, r * b, generator=g, dtype=torch.float64) for r in (1, 2, 3)]
     env = None
     if envelope:  # envelopes exp(-r2 c) between ~0.1 and 1
-        env = (2 * torch.rand(n_edges, generator=g, dtype=torch.float64), torch.rand(3, 3, generator=g, dtype=torch.float64))
+        env = (
+            2 * torch.rand(n_edges, generator=g, dtype=torch.float64),
+            torch.rand(3, 3, generator=g, dtype=torch.float64),
+        )
     x = torch.randn(n_nodes, 4, b, generator=g, dtype=torch.float64)
     src = torch.randint(0, n_nodes, (n_edges,), generator=g)
     dst = torch.randint(0, n_nodes - 1, (n_edges,), generator=g)  # the last target gets nothing

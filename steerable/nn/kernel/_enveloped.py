@@ -134,7 +134,7 @@ class _EnvelopedMessageSum(torch.autograd.Function):
                     s2.index_add_(0, d[block], product.mul_(r[block, None, None]))
                 del f, product
             del phi
-        view = (lambda t: t.transpose(1, 2)) if scalar else (lambda t: t)  # noqa: E731
+        view = (lambda t: t.transpose(1, 2)) if scalar else (lambda t: t)
         ctx.save_for_backward(x, src, dst, r2, c, *(bases if keep_bases else ()), *((s2,) if from_sums else ()))
         ctx.layout = (n_members, keep_bases, from_sums, view)
         ctx.shapes = [b.shape for b in bases]

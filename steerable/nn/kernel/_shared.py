@@ -261,7 +261,9 @@ class SharedBasisKernel(ImplicitKernel):
                 if fused:
                     total = self._enveloped_sum(held.pop(p.in_offset), factors, grouped, pos, attr, src, dst, n_dst)
                 else:
-                    bases = buffers.pop(p.in_offset) if buffered else torch.cat([h for _, h in held.pop(p.in_offset)], 1)
+                    bases = (
+                        buffers.pop(p.in_offset) if buffered else torch.cat([h for _, h in held.pop(p.in_offset)], 1)
+                    )
                     total = message_sum(bases, self._pair_features(grouped, p), src, dst, n_dst)
                     del bases
                 for u, part in zip(members, total.split(widths, dim=1)):
