@@ -204,8 +204,9 @@ class SharedBasisKernel(ImplicitKernel):
         # of their features (a batched matmul of (M |o|) x |i| matrices is much slower for the
         # small ones than for the merged ones).  With autograd on, and for the pairs summed on
         # their own, by enveloped_message_sum: the enveloped bases (and their gradients) exist
-        # one chunk of edges at a time, autograd keeps only the bases and the envelopes.  In
-        # inference the merged bases are written, envelope applied, into their place in one
+        # one chunk of edges at a time, autograd keeps the bases and (r2, 1 / w^2), or, where
+        # neither x nor the positions need a gradient, not the bases but the targets' sums the
+        # widths' gradient needs (enveloped_message_sum's docstring).  In inference the merged bases are written, envelope applied, into their place in one
         # buffer as they are made (no second basis alive).
         # (compiled or exported: products and concatenations of whole tensors and message_sum;
         # dynamo does not trace writes into a strided out= tensor)
