@@ -345,18 +345,21 @@ class SchurGate(torch.nn.Module):
 
     Each gate's sigmoid is spread over its field's values by a product with a 0/1 matrix
     (:meth:`gate_values`), so every product is of two ``(E, copies * dim)`` tensors (a product
-    broadcast over the short ``dim`` runs several times slower, a gather too).  With autograd on,
-    one :class:`_GatedRuns` node that keeps the first run and the outputs only (:attr:`lean`).
+    broadcast over the short ``dim`` runs several times slower, a gather too).  With autograd on
+    and ``outputs_kept``, one :class:`_GatedRuns` node that keeps the first run and the outputs
+    only (:attr:`lean`).
     """
 
     #: whether the spread sigmoids and, in training, :class:`_GatedRuns` are used; ``False``:
     #: torch's broadcast ops, which keep the gated runs' inputs too (the reference path of the tests)
     lean: bool = True
 
-    def __init__(self, n_scalars: int, gated: list[tuple[int, int]]) -> None:
-        """``gated``: ``(copies, dim)`` of each gated run after the first."""
+    def __init__(self, n_scalars: int, gated: list[tuple[int, int]], outputs_kept: bool = True) -> None:
+        """``gated``: ``(copies, dim)`` of each gated run after the first; ``outputs_kept``: whether
+        the next layer keeps the output runs themselves for its backward (then training keeps them,
+        not the inputs, :class:`_GatedRuns`; otherwise, e.g. outputs concatenated next, torch's ops)."""
         super().__init__()
-        self.n_scalars, self.gated = n_scalars, gated
+        self.n_scalars, self.gated, self.outputs_kept = n_scalars, gated, outputs_kept
         # first run's columns of each gated run's gates
         self.gate_columns = [n_scalars + sum(c for c, _ in gated[:j]) for j in range(len(gated))]
         # per gated run, (copies, copies * dim): 1 where a value belongs to a copy
@@ -382,9 +385,10 @@ class SchurGate(torch.nn.Module):
     def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor]:
         first, s = runs[0], self.n_scalars
         if self.lean:
-            if torch.is_grad_enabled() and any(r.requires_grad for r in runs):
+            if not (torch.is_grad_enabled() and any(r.requires_grad for r in runs)):
+                return self.gated_runs(first, runs[1:])
+            if self.outputs_kept:
                 return list(_GatedRuns.apply(self, first, *runs[1:]))
-            return self.gated_runs(first, runs[1:])
         # splits, not slices: their backward is one concatenation (slices zero-fill a gradient each)
         scalars, *gates = first.split([s] + [copies for copies, _ in self.gated], dim=1)
         # in place on a copy: autograd keeps the ELU's output (which the next layer keeps too),
