@@ -326,7 +326,7 @@ class _GatedRuns(torch.autograd.Function):
             # each gate's sum over its field's components, as one product with the 0/1 matrix (a
             # reduction over a short inner dimension runs ~5x slower)
             grads_first.append((g * y) @ spread.T)
-            grad_runs.append(g * gate.gate_values(sig, j, spread) if ctx.needs_input_grad[2 + j] else None)
+            grad_runs.append(gate.gate_values(sig, j, spread).mul_(g) if ctx.needs_input_grad[2 + j] else None)
         grad_gates = torch.cat(grads_first[1:], dim=1)
         gates = sig[:, gate.n_scalars :]
         grad_first = torch.cat([grads_first[0], grad_gates - grad_gates * gates], dim=1)  # dy/da = y (1 - σ)
@@ -380,7 +380,8 @@ class SchurGate(torch.nn.Module):
         """``[ELU(scalars), run_j * σ(gate_j) ...]`` (no autograd bookkeeping of its own)."""
         sig = torch.sigmoid(first)  # whole: on column slices torch's CPU kernels run 3-6x slower
         out = [torch.nn.functional.elu_(first[:, : self.n_scalars].clone())]  # contiguous, then in place
-        return out + [run * self.gate_values(sig, j, self.spread(j, run)) for j, run in enumerate(runs)]
+        # in place on the fresh spread sigmoids: no third tensor of the run's size
+        return out + [self.gate_values(sig, j, self.spread(j, run)).mul_(run) for j, run in enumerate(runs)]
 
     def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor]:
         first, s = runs[0], self.n_scalars
