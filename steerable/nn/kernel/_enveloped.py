@@ -55,10 +55,9 @@ def _steps(device: torch.device, width: int, product_width: int) -> tuple[int, i
     return max(block, max(1, chunks // max(1, width)) // block * block), block
 
 
-def _envelopes(r2: torch.Tensor, c: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
-    """``exp(-r2[rows, None, None] * c)``: the envelopes ``(e, members, M)`` of edges ``rows``."""
-    r = r2 if rows is None else r2[rows]
-    return torch.exp(-r[:, None, None] * c)
+def _envelopes(r2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``exp(-r2[:, None, None] * c)``: the envelopes ``(E, members, M)``."""
+    return torch.exp(-r2[:, None, None] * c)
 
 
 def _enveloped(bases: Sequence[torch.Tensor], env: torch.Tensor | None, rows: slice, width: int) -> torch.Tensor:
@@ -120,8 +119,9 @@ class _EnvelopedMessageSum(torch.autograd.Function):
         out = x.new_zeros(n_dst, n_in, rows) if scalar else x.new_zeros(n_dst, rows, n_in)
         s2 = torch.zeros_like(out) if from_sums else None
         chunk_step, block_step = _steps(x.device, width, rows * n_in)
+        envs = _envelopes(r2, c) if has_env else None  # (E, members, M): one op, sliced per chunk
         for chunk in _ranges(n_edges, chunk_step):
-            env = _envelopes(r2, c, chunk) if has_env else None
+            env = envs[chunk] if has_env else None
             phi = _enveloped(bases, env, chunk, width).view(-1, rows, b_size)
             s, d = src[chunk], dst[chunk]
             r = r2[chunk] if from_sums else None
@@ -134,6 +134,7 @@ class _EnvelopedMessageSum(torch.autograd.Function):
                     s2.index_add_(0, d[block], product.mul_(r[block, None, None]))
                 del f, product
             del phi
+        del envs
         view = (lambda t: t.transpose(1, 2)) if scalar else (lambda t: t)
         ctx.save_for_backward(x, src, dst, r2, c, *(bases if keep_bases else ()), *((s2,) if from_sums else ()))
         ctx.layout = (n_members, keep_bases, from_sums, view)
@@ -193,10 +194,11 @@ def _chunked_backward(
     need_phi_grad = any(want_b) or from_bases
     need_env = has_env and (want_x or any(want_b) or from_bases)
     chunk_step, block_step = _steps(grad.device, width, rows * n_in)
+    envs = _envelopes(r2, c) if need_env else None  # (E, members, M): one op, sliced per chunk
     for chunk in _ranges(n_edges if (want_x or need_phi_grad) else 0, chunk_step):
         s, d = src[chunk], dst[chunk]
         n = chunk.stop - chunk.start
-        env = _envelopes(r2, c, chunk) if need_env else None
+        env = envs[chunk] if need_env else None
         phi = _enveloped(bases, env, chunk, width).view(n, rows, b_size) if want_x else None
         g_phi = grad.new_empty(n, rows, b_size) if need_phi_grad else None
         for block in _ranges(n, block_step):

@@ -206,8 +206,9 @@ class SharedBasisKernel(ImplicitKernel):
         # their own, by enveloped_message_sum: the enveloped bases (and their gradients) exist
         # one chunk of edges at a time, autograd keeps the bases and (r2, 1 / w^2), or, where
         # neither x nor the positions need a gradient, not the bases but the targets' sums the
-        # widths' gradient needs (enveloped_message_sum's docstring).  In inference the merged bases are written, envelope applied, into their place in one
-        # buffer as they are made (no second basis alive).
+        # widths' gradient needs (enveloped_message_sum's docstring).  In inference the merged
+        # bases are written, envelope applied, into their place in one buffer as they are made
+        # (no second basis alive).
         # (compiled or exported: products and concatenations of whole tensors and message_sum;
         # dynamo does not trace writes into a strided out= tensor)
         training = torch.is_grad_enabled()
@@ -309,7 +310,11 @@ class SharedBasisKernel(ImplicitKernel):
         envelope = None
         if factors is not None:
             r2, inv_w2 = factors
-            envelope = (r2, inv_w2[pairs[0] : pairs[0] + 1] if len(pairs) == 1 else inv_w2[pairs])
+            step = pairs[1] - pairs[0] if len(pairs) > 1 else 1
+            if pairs == list(range(pairs[0], pairs[-1] + 1, step)):  # a strided view (the usual case)
+                envelope = (r2, inv_w2[pairs[0] : pairs[-1] + 1 : step])
+            else:
+                envelope = (r2, inv_w2[pairs])
         features = self._pair_features(grouped, self.pairs[pairs[0]])
         recompute = functools.partial(self._recompute_bases, pos, attr, pairs)  # create_graph without the bases
         return enveloped_message_sum([b for _, b in parts], envelope, features, src, dst, n_dst, recompute)
