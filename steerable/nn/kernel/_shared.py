@@ -222,7 +222,7 @@ class SharedBasisKernel(ImplicitKernel):
         sums: list[torch.Tensor | None] = [None] * len(self.pairs)
         held: dict[int, list[tuple[int, torch.Tensor]]] = {}
         buffers: dict[int, torch.Tensor] = {}
-        # the envelopes as (r2, 1 / w^2): enveloped_message_sum forms them chunk by chunk; the
+        # the envelopes as (r2, 1 / w^2): enveloped_message_sum forms them itself; the
         # other paths take one (E, M, 1) envelope per pair, made on first use
         factors = self._envelope_factors(pos) if self.log_width is not None else None
         envs: tuple[torch.Tensor, ...] | None = None
