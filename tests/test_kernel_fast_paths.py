@@ -118,25 +118,35 @@ def test_grouped_fields_skip_the_reordering(request, name):
 
 
 def _enveloped_inputs(b: int, envelope: bool, seed: int = 0):
-    """Bases of three members (``M = 3``; 1, 2 and 3 rows of ``b`` values), envelopes, features
-    ``(6, 4, b)`` and 17 edges, float64, all requiring gradients."""
+    """Bases of three members (``M = 3``; 1, 2 and 3 rows of ``b`` values), an envelope ``(r2 (17,),
+    c (3, 3))``, features ``(6, 4, b)`` and 17 edges, float64, all requiring gradients."""
     g = torch.Generator().manual_seed(seed)
     n_edges, n_nodes = 17, 6
     bases = [torch.randn(n_edges, 3, r * b, generator=g, dtype=torch.float64) for r in (1, 2, 3)]
-    envs = [torch.rand(n_edges, 3, generator=g, dtype=torch.float64) for _ in bases] if envelope else None
+    env = None
+    if envelope:  # envelopes exp(-r2 c) between ~0.1 and 1
+        env = (
+            2 * torch.rand(n_edges, generator=g, dtype=torch.float64),
+            torch.rand(3, 3, generator=g, dtype=torch.float64),
+        )
     x = torch.randn(n_nodes, 4, b, generator=g, dtype=torch.float64)
     src = torch.randint(0, n_nodes, (n_edges,), generator=g)
     dst = torch.randint(0, n_nodes - 1, (n_edges,), generator=g)  # the last target gets nothing
-    leaves = [*bases, *(envs or []), x]
+    leaves = [*bases, *(env or []), x]
     for t in leaves:
         t.requires_grad_()
-    return bases, envs, x, src, dst, n_nodes, leaves
+    return bases, env, x, src, dst, n_nodes, leaves
 
 
-def _enveloped_reference(bases, envs, x, src, dst, n_dst):
-    """``message_sum`` of the concatenated enveloped bases, formed whole."""
-    phi = torch.cat([(b if e is None else b * e[..., None]).flatten(1) for b, e in zip(bases, envs or [None] * 3)], 1)
+def _enveloped_reference(bases, env, x, src, dst, n_dst):
+    """``message_sum`` of the concatenated enveloped bases ``b_t * exp(-r2 c_t)``, formed whole."""
+    envs = [None] * len(bases) if env is None else [torch.exp(-env[0][:, None] * c) for c in env[1]]
+    phi = torch.cat([(b if e is None else b * e[..., None]).flatten(1) for b, e in zip(bases, envs)], 1)
     return message_sum(phi.view(phi.shape[0], -1, x.shape[2]), x, src, dst, n_dst)
+
+
+def _grads(out, w, inputs):
+    return torch.autograd.grad((out * w).sum(), inputs)
 
 
 @pytest.mark.parametrize("budget", [1 << 20, 40])  # one chunk; many chunks and blocks of a few edges
@@ -144,48 +154,100 @@ def _enveloped_reference(bases, envs, x, src, dst, n_dst):
 @pytest.mark.parametrize("b", [1, 3])
 def test_enveloped_message_sum_equals_the_formed_bases(monkeypatch, budget, envelope, b):
     """enveloped_message_sum (chunks of enveloped bases, never whole) equals message_sum of the
-    enveloped bases formed whole: values and the gradients of bases, envelopes and features."""
+    enveloped bases formed whole: values and the gradients of bases, envelope and features, also
+    with only some of them requiring one (the widths' gradient from the targets' sum S2 where
+    neither x nor r2 needs one, and from the kept bases otherwise)."""
     monkeypatch.setattr(enveloped, "CHUNK_VALUES", budget)
     monkeypatch.setattr(enveloped, "BLOCK_VALUES", budget)
-    bases, envs, x, src, dst, n, leaves = _enveloped_inputs(b, envelope)
+    bases, env, x, src, dst, n, leaves = _enveloped_inputs(b, envelope)
     w = torch.randn(n, 3 * 6, 4, dtype=torch.float64)
-    fast = enveloped.enveloped_message_sum(bases, envs, x, src, dst, n)
-    ref = _enveloped_reference(bases, envs, x, src, dst, n)
+    fast = enveloped.enveloped_message_sum(bases, env, x, src, dst, n)
+    ref = _enveloped_reference(bases, env, x, src, dst, n)
     assert ref.abs().max() > 1e-2
     torch.testing.assert_close(fast, ref, rtol=1e-13, atol=1e-13)
-    g_fast = torch.autograd.grad((fast * w).sum(), leaves)
-    g_ref = torch.autograd.grad((ref * w).sum(), leaves)
-    for a, r in zip(g_fast, g_ref):
+    for a, r in zip(_grads(fast, w, leaves), _grads(ref, w, leaves)):
         assert r.abs().max() > 1e-3
         torch.testing.assert_close(a, r, rtol=1e-13, atol=1e-13)
-    # some inputs without a gradient: only the others are computed, the same
-    bases[0].requires_grad_(False)
+    # some inputs without a gradient: only the others are computed, the same; without x's and
+    # r2's the bases are not kept (S2 in their place), with r2's they are
+    for frozen in ([bases[0], x], [x, *(env[:1] if env else [])], [*bases, x]):
+        for t in leaves:
+            t.requires_grad_(not any(t is f for f in frozen))
+        rest = [t for t in leaves if t.requires_grad]
+        if not rest:  # no envelope: nothing left
+            continue
+        got = _grads(enveloped.enveloped_message_sum(bases, env, x, src, dst, n), w, rest)
+        for a, r in zip(got, _grads(_enveloped_reference(bases, env, x, src, dst, n), w, rest)):
+            assert r.abs().max() > 1e-3
+            torch.testing.assert_close(a, r, rtol=1e-13, atol=1e-13)
+
+
+def test_widths_gradient_from_the_targets_sum_keeps_no_basis():
+    """With only the bases and the widths requiring a gradient, autograd keeps no tensor of the
+    bases' size (the widths' gradient comes from S2, per target), and the same call with
+    ``WIDTHS_FROM_SUMS = False`` keeps the bases (the check can fail)."""
+    bases, env, x, src, dst, n, _ = _enveloped_inputs(3, True)
     x.requires_grad_(False)
-    rest = [t for t in leaves if t.requires_grad]
-    g_fast = torch.autograd.grad((enveloped.enveloped_message_sum(bases, envs, x, src, dst, n) * w).sum(), rest)
-    g_ref = torch.autograd.grad((_enveloped_reference(bases, envs, x, src, dst, n) * w).sum(), rest)
-    for a, r in zip(g_fast, g_ref):
-        torch.testing.assert_close(a, r, rtol=1e-13, atol=1e-13)
+    env[0].requires_grad_(False)
+
+    def saved_edges(flag):
+        kept = []
+        enveloped.WIDTHS_FROM_SUMS = flag
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t.shape) or t, lambda t: t):
+                enveloped.enveloped_message_sum(bases, env, x, src, dst, n)
+        finally:
+            enveloped.WIDTHS_FROM_SUMS = True
+        return [s for s in kept if len(s) == 3 and s[0] == src.shape[0]]  # (E, M, k) tensors
+
+    assert saved_edges(True) == []
+    assert sorted(saved_edges(False)) == sorted(b.shape for b in bases)
 
 
+@pytest.mark.parametrize("keep", ["bases", "sums"])
 @pytest.mark.parametrize("b", [1, 3])
-def test_enveloped_message_sum_higher_derivatives(monkeypatch, b):
-    """gradcheck and gradgradcheck (the create_graph backward) in float64, over several chunks."""
+def test_enveloped_message_sum_higher_derivatives(monkeypatch, b, keep):
+    """gradcheck and gradgradcheck (the create_graph backward) in float64, over several chunks:
+    with every input requiring a gradient (the bases kept), and with x and r2 not (S2 kept, the
+    bases made again by ``recompute`` for the second derivative)."""
     monkeypatch.setattr(enveloped, "CHUNK_VALUES", 40)
     monkeypatch.setattr(enveloped, "BLOCK_VALUES", 40)
-    bases, envs, x, src, dst, n, leaves = _enveloped_inputs(b, True, seed=1)
+    bases, env, x, src, dst, n, leaves = _enveloped_inputs(b, True, seed=1)
     k = len(bases)
-    fn = lambda *t: enveloped.enveloped_message_sum(t[:k], t[k : 2 * k], t[-1], src, dst, n)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, tuple(leaves))
-    assert torch.autograd.gradgradcheck(fn, tuple(leaves))
+    if keep == "bases":
+        fn = lambda *t: enveloped.enveloped_message_sum(t[:k], t[k : k + 2], t[-1], src, dst, n)  # noqa: E731
+        inputs = tuple(leaves)
+    else:
+        r2, x0 = env[0].detach(), x.detach()
+
+        def fn(*t):
+            made = [u * 1.5 for u in t[:k]]  # bases made from leaves, as the MLP makes them
+            again = lambda: [u * 1.5 for u in t[:k]]  # noqa: E731
+            return enveloped.enveloped_message_sum(made, (r2, t[k]), x0, src, dst, n, recompute=again)
+
+        inputs = (*leaves[:k], leaves[k + 1])
+    assert torch.autograd.gradcheck(fn, inputs)
+    assert torch.autograd.gradgradcheck(fn, inputs)
+
+
+def test_enveloped_message_sum_create_graph_needs_recompute():
+    """Without ``recompute`` a create_graph backward that would need the unkept bases fails clearly."""
+    bases, env, x, src, dst, n, _ = _enveloped_inputs(3, True)
+    x.requires_grad_(False)
+    env[0].requires_grad_(False)
+    out = enveloped.enveloped_message_sum(bases, env, x, src, dst, n)
+    with pytest.raises(RuntimeError, match="recompute"):
+        torch.autograd.grad(out.sum(), [env[1]], create_graph=True)
 
 
 def test_enveloped_message_sum_rejects_mismatched_shapes():
-    bases, envs, x, src, dst, n, _ = _enveloped_inputs(3, True)
+    bases, env, x, src, dst, n, _ = _enveloped_inputs(3, True)
     with pytest.raises(ValueError, match="bases"):
         enveloped.enveloped_message_sum([bases[0][:, :, :2]], None, x, src, dst, n)
     with pytest.raises(ValueError, match="envelope"):
-        enveloped.enveloped_message_sum(bases, [e[:, :2] for e in envs], x, src, dst, n)
+        enveloped.enveloped_message_sum(bases, (env[0], env[1][:, :2]), x, src, dst, n)
+    with pytest.raises(ValueError, match="envelope"):
+        enveloped.enveloped_message_sum(bases, (env[0][:-1], env[1]), x, src, dst, n)
 
 
 @pytest.mark.parametrize("envelope", ["auto", None])
@@ -213,3 +275,56 @@ def test_fused_sums_equal_the_whole_tensor_path(monkeypatch, request, name, enve
     torch.testing.assert_close(fast_eval, ref_eval, rtol=1e-12, atol=1e-13)
     for a, b in zip(fast, reference):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+
+
+def _param_step(conv, x, pos, ei, w, create_graph=False):
+    """Values and parameter gradients with ``x`` and ``pos`` fixed (no gradient: a first layer, the
+    path where the widths' gradient comes from the targets' sums); with ``create_graph`` also a
+    second derivative: the gradient of ``sum(grad_p . v_p)`` (random ``v``) over the parameters."""
+    params = [p for p in conv.parameters()]
+    y = conv(x, pos, ei)
+    grads = torch.autograd.grad((y * w).sum(), params, create_graph=create_graph, allow_unused=True)
+    out = [y.detach()] + [g.detach() if g is not None else None for g in grads]
+    if create_graph:
+        gen = torch.Generator().manual_seed(5)
+        dot = sum((g * torch.randn(g.shape, generator=gen, dtype=g.dtype)).sum() for g in grads if g is not None)
+        out += list(torch.autograd.grad(dot, params, allow_unused=True))
+    return out
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("name", [*GROUPS, "escnn-SO(3)"])
+def test_fixed_inputs_path_equals_the_reference(monkeypatch, request, name, create_graph):
+    """With ``x`` and ``pos`` not requiring a gradient the layer keeps no basis (the widths'
+    gradient from S2; escnn: the lean gate too); values, parameter gradients and (create_graph,
+    bases made again by the MLP) second derivatives equal the whole-tensor path with the bases kept
+    and torch's gate (``FUSED_SUMS = False``, ``WIDTHS_FROM_SUMS = False``, ``SchurGate.lean = False``)."""
+    G = make_group(name, request)
+    f_in, f_out = make_fields(G)
+    torch.manual_seed(0)
+    conv = st.PointConv(f_in, f_out, max_radius=2.0).double()
+    assert conv.kernel.log_width is not None
+    n = 12
+    ei = _graph(n, seed=4)
+    x = torch.randn(n, f_in.size, dtype=torch.float64)
+    pos = torch.randn(n, G.dim, dtype=torch.float64)
+    w = torch.randn(n, f_out.size, dtype=torch.float64)
+    calls, recompute = [], shared.SharedBasisKernel._recompute_bases
+    monkeypatch.setattr(shared.SharedBasisKernel, "_recompute_bases", lambda *a: calls.append(1) or recompute(*a))
+    fast = _param_step(conv, x, pos, ei, w, create_graph)
+    assert bool(calls) == create_graph  # the second derivative made the bases again
+    monkeypatch.setattr(shared, "FUSED_SUMS", False)
+    monkeypatch.setattr(enveloped, "WIDTHS_FROM_SUMS", False)
+    if name.startswith("escnn"):
+        from steerable.plugins.escnn_backend.schur import SchurGate
+
+        monkeypatch.setattr(SchurGate, "lean", False)
+    reference = _param_step(conv, x, pos, ei, w, create_graph)
+    assert reference[0].abs().max() > 1e-3
+    width_grad = [g for g, (k, _) in zip(reference[1:], conv.named_parameters()) if k.endswith("log_width")]
+    assert width_grad and width_grad[0].abs().max() > 1e-6  # the widths' gradient is compared
+    assert len(fast) == len(reference)
+    for a, b in zip(fast, reference):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)

@@ -71,18 +71,22 @@ def test_complex_irreps_use_the_general_basis():
         assert all(m.scalar == scalar for m in maps if m.size > 1)
 
 
-def test_gate_equals_its_formula_with_gradients():
-    """SchurGate (ELU in place on a copy, so autograd keeps its output) equals ``F.elu`` of the
-    scalars and the fields times the sigmoids of their gates: values, gradients (gradcheck and
-    gradgradcheck, float64), inputs left unchanged."""
+@pytest.mark.parametrize("lean", [True, False])
+def test_gate_equals_its_formula_with_gradients(monkeypatch, lean):
+    """SchurGate (training: one node keeping its first run and its outputs, ``lean``; reference:
+    torch's ops, the ELU in place on a copy) equals ``F.elu`` of the scalars and the fields times
+    the sigmoids of their gates: values, gradients equal to autograd's of the formula, gradcheck
+    and gradgradcheck (float64), inputs left unchanged."""
     from steerable.plugins.escnn_backend.schur import SchurGate
 
+    monkeypatch.setattr(SchurGate, "lean", lean)
     gate = SchurGate(2, [(3, 3), (1, 5)])
     g = torch.Generator().manual_seed(0)
     first = (3 * torch.randn(4, 2 + 3 + 1, generator=g, dtype=torch.float64)).requires_grad_()
     vectors = torch.randn(4, 9, generator=g, dtype=torch.float64, requires_grad=True)
     fives = torch.randn(4, 5, generator=g, dtype=torch.float64, requires_grad=True)
     before = first.detach().clone()
+    assert (first < 0).any() and (first > 0).any()  # both branches of the ELU
 
     def reference(a, v, f):
         s = torch.sigmoid(a[:, 2:])
@@ -91,7 +95,38 @@ def test_gate_equals_its_formula_with_gradients():
         )
 
     fast = lambda a, v, f: torch.cat(gate([a, v, f]), dim=1)  # noqa: E731
-    torch.testing.assert_close(fast(first, vectors, fives), reference(first, vectors, fives), rtol=0, atol=0)
+    inputs = (first, vectors, fives)
+    torch.testing.assert_close(fast(*inputs), reference(*inputs), rtol=0, atol=0)
     assert torch.equal(first.detach(), before)
-    assert torch.autograd.gradcheck(fast, (first, vectors, fives))
-    assert torch.autograd.gradgradcheck(fast, (first, vectors, fives))
+    w = torch.randn(4, 2 + 9 + 5, generator=g, dtype=torch.float64)
+    got = torch.autograd.grad((fast(*inputs) * w).sum(), inputs)
+    for a, b in zip(got, torch.autograd.grad((reference(*inputs) * w).sum(), inputs)):
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-15)
+    assert torch.autograd.gradcheck(fast, inputs)
+    assert torch.autograd.gradgradcheck(fast, inputs)
+
+
+def test_lean_gate_keeps_no_gated_input():
+    """In training the gate keeps its first run and its outputs only (the gated runs' inputs are
+    not kept); the reference (torch's ops) keeps them (the check can fail)."""
+    from steerable.plugins.escnn_backend.schur import SchurGate
+
+    gate = SchurGate(2, [(3, 3), (1, 5)])
+    first = torch.randn(4, 6, requires_grad=True)
+    runs = [torch.randn(4, 9, requires_grad=True) * 1, torch.randn(4, 5, requires_grad=True) * 1]
+
+    def kept(lean):
+        SchurGate.lean, out = lean, []
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(lambda t: out.append(t) or t, lambda t: t):
+                y = gate([first * 1, *runs])
+        finally:
+            SchurGate.lean = True
+        return out, y
+
+    same = lambda a, b: a.data_ptr() == b.data_ptr()  # noqa: E731
+    saved, y = kept(True)
+    assert not any(same(t, r) for t in saved for r in runs)
+    assert all(any(same(t, o) for t in saved) for o in y)
+    saved, _ = kept(False)
+    assert any(same(t, r) for t in saved for r in runs)

@@ -329,10 +329,16 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
 
     def _envelope(self, pos: torch.Tensor) -> torch.Tensor:
         """``exp(-|x|^2 / w^2)`` (``exp(-|x^T eta x| / w^2)`` on a non-compact group): ``(E, *log_width.shape)``."""
+        r2, inv_w2 = self._envelope_factors(pos)
+        return torch.exp(-r2.view(-1, *([1] * inv_w2.ndim)) * inv_w2)
+
+    def _envelope_factors(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(r2 (E,), 1 / w^2 (*log_width.shape))``: the envelope is ``exp(-r2[e] / w^2)``
+        (:meth:`_envelope`), ``r2 = |x|^2`` (``|x^T eta x|`` on a non-compact group)."""
         assert self.log_width is not None
         inv_w2 = torch.exp(-2.0 * self.log_width).to(pos)
         r2 = pos.pow(2).sum(-1) if self.eta is None else form_radius2(pos, self.eta)
-        return torch.exp(-r2.view(-1, *([1] * inv_w2.ndim)) * inv_w2)
+        return r2, inv_w2
 
     # -- input checks ---------------------------------------------------------------------------
     def _check(self, pos: torch.Tensor, attr: torch.Tensor | None) -> None:

@@ -2,16 +2,28 @@
 
 The shared-basis layout sums, per input representation, the messages ``phi_e x[src_e]^T`` of
 the per-edge matrices ``phi = [b_1 * env_1 | b_2 * env_2 | ...]``: the basis kernels ``b_t`` of one
-or more representation pairs (the MLP's output), each row block ``m`` scaled by its envelope
-``env_t[e, m]``.  :func:`enveloped_message_sum` makes ``phi`` one chunk of edges at a time, in the
-forward and again in the backward, so neither ``phi`` nor its gradient ever exists whole: the
-bases and envelopes are what autograd keeps (the envelope's gradient needs the bases anyway), and
-the gradient of each basis is written chunk by chunk into its own tensor.
+or more representation pairs (the MLP's output), each row block ``m`` scaled by its Gaussian
+envelope ``env_t[e, m] = exp(-r2[e] * c[t, m])`` (``r2`` the edge's squared radius, ``c = 1 / w^2``
+per basis kernel).  :func:`enveloped_message_sum` makes ``phi`` (and the envelopes) one chunk of
+edges at a time, in the forward and again in the backward, so neither ``phi`` nor its gradient
+ever exists whole, and writes the gradient of each basis chunk by chunk into its own tensor.
+
+**The widths' gradient without the bases.**  With ``G`` the gradient of the sums ``(n_dst, P, i)``,
+
+    dL/dc[t, m] = -sum_e r2_e <g_phi[e, t, m], phi[e, t, m]> = -<G, S2>_{t, m},
+    S2 = message sum of r2_e phi_e,
+
+since ``g_phi[e] = G[dst_e] x[src_e]`` and ``<G[dst_e] x[src_e], psi_e> = <G[dst_e], psi_e x[src_e]^T>``
+for any per-edge ``psi``: a contraction with the targets' ``(n_dst, P, i)`` sum ``S2`` (formed in
+the forward beside the sum itself), not with the ``(E, P, b)`` bases.  So where neither ``x`` nor
+``r2`` needs a gradient (a network's first layer, fixed positions) autograd keeps ``S2`` instead
+of the bases (the targets have ``k`` edges each: ``S2`` is ``k |i| / n_i`` times smaller).  ``x``'s
+gradient needs ``phi``, ``r2``'s the per-edge ``<g_phi, b>``: then the bases are kept as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -22,6 +34,12 @@ from ...ops.message import BLOCK_VALUES, GPU_BLOCK_VALUES
 CHUNK_VALUES = 1 << 16
 #: The same on a GPU, where each chunk costs kernel launches: 64 MiB.
 GPU_CHUNK_VALUES = 1 << 24
+#: Whether the widths' gradient comes from the targets' sum ``S2`` (module docstring) where the
+#: bases are not needed otherwise; ``False``: the bases are kept for it (the reference path).
+WIDTHS_FROM_SUMS = True
+
+#: ``(r2 (E,), c (members, M))``: the envelopes ``exp(-r2[e] * c[t, m])`` of the members' bases.
+Envelope = tuple[torch.Tensor, torch.Tensor]
 
 
 def _ranges(n: int, step: int) -> Iterator[slice]:
@@ -37,12 +55,16 @@ def _steps(device: torch.device, width: int, product_width: int) -> tuple[int, i
     return max(block, max(1, chunks // max(1, width)) // block * block), block
 
 
-def _enveloped(
-    bases: Sequence[torch.Tensor], envs: Sequence[torch.Tensor] | None, rows: slice, width: int
-) -> torch.Tensor:
+def _envelopes(r2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``exp(-r2[:, None, None] * c)``: the envelopes ``(E, members, M)``."""
+    return torch.exp(-r2[:, None, None] * c)
+
+
+def _enveloped(bases: Sequence[torch.Tensor], env: torch.Tensor | None, rows: slice, width: int) -> torch.Tensor:
     """``phi[rows]`` ``(e, P * b)``: the members' bases ``(e, M, k_t)``, each times its envelope
-    ``(e, M)``, side by side (no copy for one member without an envelope)."""
-    if len(bases) == 1 and envs is None:
+    ``env[:, t]`` (``env`` ``(e, members, M)`` of the same edges, or ``None``), side by side (no
+    copy for one member without an envelope)."""
+    if len(bases) == 1 and env is None:
         return bases[0][rows].flatten(1)
     n = rows.stop - rows.start
     out = bases[0].new_empty(n, width)
@@ -50,10 +72,10 @@ def _enveloped(
     for t, b in enumerate(bases):
         part = b[rows]
         place = out[:, at : at + part.shape[1] * part.shape[2]].view(part.shape)
-        if envs is None:
+        if env is None:
             place.copy_(part)
         else:
-            torch.mul(part, envs[t][rows, :, None], out=place)
+            torch.mul(part, env[:, t, :, None], out=place)
         at += part.shape[1] * part.shape[2]
     return out
 
@@ -62,60 +84,86 @@ class _EnvelopedMessageSum(torch.autograd.Function):
     """``message_sum(phi, x, src, dst, n_dst)`` with ``phi`` as in :func:`enveloped_message_sum`,
     formed one chunk of edges at a time.
 
-    Keeps for backward the bases (if the envelopes or ``x`` need a gradient), the envelopes (if
-    the bases or ``x`` do), ``x`` and the indices.  The backward forms each chunk's gradient of
-    ``phi`` (and ``phi`` itself where ``x`` needs a gradient) and writes the bases' gradients into
-    their own tensors; under ``create_graph`` it uses the same formulas in differentiable ops on
-    whole tensors instead (higher derivatives).
+    Keeps for backward ``x``, the indices, ``r2`` and ``c``, and either the bases (if ``x`` or
+    ``r2`` need a gradient, or ``c`` does with :data:`WIDTHS_FROM_SUMS` off) or, for ``c``'s
+    gradient alone, the targets' sum ``S2`` (module docstring).  The backward forms each chunk's
+    gradient of ``phi`` (and ``phi`` itself where ``x`` needs a gradient) and writes the bases'
+    gradients into their own tensors; under ``create_graph`` it uses the same formulas in
+    differentiable ops on whole tensors instead (higher derivatives), with the bases made again
+    by ``recompute`` where they were not kept.
     """
 
     @staticmethod
     def forward(
-        ctx: Any, n_members: int, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, n_dst: int, *tensors
+        ctx: Any,
+        n_members: int,
+        recompute: Callable[[], list[torch.Tensor]] | None,
+        x: torch.Tensor,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        n_dst: int,
+        r2: torch.Tensor | None,
+        c: torch.Tensor | None,
+        *bases: torch.Tensor,
     ) -> torch.Tensor:
-        bases = tensors[:n_members]
-        envs = tensors[n_members:] or None
         n_edges, b_size = bases[0].shape[0], x.shape[2]
         width = sum(b.shape[1] * b.shape[2] for b in bases)  # values of phi per edge
         rows, n_in = width // b_size, x.shape[1]
         need = ctx.needs_input_grad
-        want_x = need[1]
-        want_b = any(need[5 : 5 + n_members])
-        want_env = envs is not None and any(need[5 + n_members :])
-        keep_bases = want_env or want_x
-        keep_envs = envs is not None and (want_b or want_x)
-        ctx.save_for_backward(x, src, dst, *(bases if keep_bases else ()), *(envs if keep_envs else ()))
-        ctx.layout = (n_members, keep_bases, keep_envs, envs is not None)
-        ctx.shapes = [b.shape for b in bases]
+        has_env = c is not None
+        want_x, want_r2, want_c = need[2], has_env and need[6], has_env and need[7]
+        keep_bases = want_x or want_r2 or (want_c and not WIDTHS_FROM_SUMS)
+        from_sums = want_c and not keep_bases
         scalar = b_size == 1
         # scalar inputs: the outer product laid out (e, i, P), the long P innermost (as message_sum)
         out = x.new_zeros(n_dst, n_in, rows) if scalar else x.new_zeros(n_dst, rows, n_in)
+        s2 = torch.zeros_like(out) if from_sums else None
         chunk_step, block_step = _steps(x.device, width, rows * n_in)
+        envs = _envelopes(r2, c) if has_env else None  # (E, members, M): one op, sliced per chunk
         for chunk in _ranges(n_edges, chunk_step):
-            phi = _enveloped(bases, envs, chunk, width).view(-1, rows, b_size)
+            env = envs[chunk] if has_env else None
+            phi = _enveloped(bases, env, chunk, width).view(-1, rows, b_size)
             s, d = src[chunk], dst[chunk]
+            r = r2[chunk] if from_sums else None
+            del env
             for block in _ranges(phi.shape[0], block_step):
                 f = x.index_select(0, s[block])  # (e, i, b)
                 product = f * phi[block].transpose(1, 2) if scalar else torch.bmm(phi[block], f.transpose(1, 2))
                 out.index_add_(0, d[block], product)
+                if from_sums:  # the product is ours: scaled in place
+                    s2.index_add_(0, d[block], product.mul_(r[block, None, None]))
                 del f, product
             del phi
-        return out.transpose(1, 2) if scalar else out
+        del envs
+        view = (lambda t: t.transpose(1, 2)) if scalar else (lambda t: t)
+        ctx.save_for_backward(x, src, dst, r2, c, *(bases if keep_bases else ()), *((s2,) if from_sums else ()))
+        ctx.layout = (n_members, keep_bases, from_sums, view)
+        ctx.shapes = [b.shape for b in bases]
+        ctx.recompute = recompute if from_sums else None
+        return view(out)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        n_members, keep_bases, keep_envs, has_envs = ctx.layout
-        x, src, dst, *rest = ctx.saved_tensors
+        n_members, keep_bases, from_sums, view = ctx.layout
+        x, src, dst, r2, c, *rest = ctx.saved_tensors
         bases = rest[:n_members] if keep_bases else None
-        envs = rest[len(rest) - n_members :] if keep_envs else None
+        s2 = view(rest[-1]) if from_sums else None
         need = ctx.needs_input_grad
-        want_x = need[1]
-        want_b = need[5 : 5 + n_members]
-        want_env = need[5 + n_members :] if has_envs else ()
-        # create_graph: differentiable ops on whole tensors
-        backward = _differentiable_backward if torch.is_grad_enabled() else _chunked_backward
-        grad_x, grad_bases, grad_envs = backward(grad, x, src, dst, ctx.shapes, bases, envs, want_x, want_b, want_env)
-        return None, grad_x, None, None, None, *grad_bases, *grad_envs
+        has_env = c is not None
+        want = (need[2], need[8:], has_env and need[6], has_env and need[7])
+        if torch.is_grad_enabled():  # create_graph: differentiable ops on whole tensors
+            if bases is None:
+                if ctx.recompute is None:
+                    raise RuntimeError(
+                        "enveloped_message_sum: a backward with create_graph=True needs the bases, which "
+                        "were not kept (only the widths needed a gradient): pass recompute="
+                    )
+                bases = ctx.recompute()
+            grads = _differentiable_backward(grad, x, src, dst, ctx.shapes, bases, r2, c, *want)
+        else:
+            grads = _chunked_backward(grad, x, src, dst, ctx.shapes, bases, r2, c, s2, *want)
+        grad_x, grad_bases, grad_r2, grad_c = grads
+        return None, None, grad_x, None, None, None, grad_r2, grad_c, *grad_bases
 
 
 def _chunked_backward(
@@ -125,23 +173,33 @@ def _chunked_backward(
     dst: torch.Tensor,
     shapes: Sequence[torch.Size],
     bases: Sequence[torch.Tensor] | None,
-    envs: Sequence[torch.Tensor] | None,
+    r2: torch.Tensor | None,
+    c: torch.Tensor | None,
+    s2: torch.Tensor | None,
     want_x: bool,
     want_b: Sequence[bool],
-    want_env: Sequence[bool],
-) -> tuple[torch.Tensor | None, list[torch.Tensor | None], list[torch.Tensor | None]]:
+    want_r2: bool,
+    want_c: bool,
+) -> tuple[torch.Tensor | None, list[torch.Tensor | None], torch.Tensor | None, torch.Tensor | None]:
     _, rows, n_in = grad.shape
     b_size, n_edges = x.shape[2], src.shape[0]
     width = rows * b_size
+    has_env = c is not None
     grad_x = torch.zeros_like(x) if want_x else None
     grad_bases = [grad.new_empty(shape) if w else None for shape, w in zip(shapes, want_b)]
-    grad_envs = [grad.new_empty(shape[:2]) if w else None for shape, w in zip(shapes, want_env)]
-    need_phi_grad = any(want_b) or any(want_env)
+    # the envelopes' gradient from the bases: <g_phi, b> per (edge, member, basis)
+    from_bases = want_r2 or (want_c and s2 is None)
+    grad_r2 = grad.new_empty(n_edges) if want_r2 else None
+    grad_c = grad.new_zeros(c.shape) if want_c and s2 is None else None
+    need_phi_grad = any(want_b) or from_bases
+    need_env = has_env and (want_x or any(want_b) or from_bases)
     chunk_step, block_step = _steps(grad.device, width, rows * n_in)
-    for chunk in _ranges(n_edges, chunk_step):
+    envs = _envelopes(r2, c) if need_env else None  # (E, members, M): one op, sliced per chunk
+    for chunk in _ranges(n_edges if (want_x or need_phi_grad) else 0, chunk_step):
         s, d = src[chunk], dst[chunk]
         n = chunk.stop - chunk.start
-        phi = _enveloped(bases, envs, chunk, width).view(n, rows, b_size) if want_x else None
+        env = envs[chunk] if need_env else None
+        phi = _enveloped(bases, env, chunk, width).view(n, rows, b_size) if want_x else None
         g_phi = grad.new_empty(n, rows, b_size) if need_phi_grad else None
         for block in _ranges(n, block_step):
             g = grad.index_select(0, d[block])  # (e, P, i)
@@ -154,18 +212,41 @@ def _chunked_backward(
         if not need_phi_grad:
             continue
         flat, at = g_phi.view(n, width), 0
+        dots = grad.new_empty(len(shapes), n, shapes[0][1]) if from_bases else None  # <g_t, b_t> (t, e, M)
         for t, shape in enumerate(shapes):
             g_t = flat[:, at : at + shape[1] * shape[2]].view(n, *shape[1:])
             at += shape[1] * shape[2]
-            if want_env and want_env[t]:
-                torch.sum(g_t * bases[t][chunk], dim=-1, out=grad_envs[t][chunk])
+            if from_bases:
+                torch.sum(g_t * bases[t][chunk], dim=-1, out=dots[t])
             if want_b[t]:
-                if envs is None:
+                if env is None:
                     grad_bases[t][chunk] = g_t
                 else:
-                    torch.mul(g_t, envs[t][chunk, :, None], out=grad_bases[t][chunk])
-        del g_phi, flat
-    return grad_x, grad_bases, grad_envs
+                    torch.mul(g_t, env[:, t, :, None], out=grad_bases[t][chunk])
+        del g_phi, flat, g_t  # (g_t: a view, would keep this chunk's g_phi beside the next one's)
+        if from_bases:  # d env / d c = -r2 env, d env / d r2 = -c env
+            dots.mul_(env.transpose(0, 1))
+            if grad_c is not None:
+                grad_c.sub_(torch.einsum("tem,e->tm", dots, r2[chunk]))
+            if want_r2:
+                torch.neg(torch.einsum("tem,tm->e", dots, c), out=grad_r2[chunk])
+        del dots, env
+    if want_c and s2 is not None:
+        grad_c = -_member_sums(grad, s2, shapes)
+    return grad_x, grad_bases, grad_r2, grad_c
+
+
+def _member_sums(grad: torch.Tensor, s2: torch.Tensor, shapes: Sequence[torch.Size]) -> torch.Tensor:
+    """``(members, M)``: the sums of ``grad * s2`` ``(n_dst, P, i)`` over the targets, the inputs
+    and each basis kernel's rows (member ``t`` has ``M r_t`` rows, basis-major); the product
+    formed a chunk of targets at a time."""
+    n_dst, rows, n_in = grad.shape
+    per_row = grad.new_zeros(rows)
+    for chunk in _ranges(n_dst, max(1, CHUNK_VALUES // max(1, rows * n_in))):
+        per_row += (grad[chunk] * s2[chunk]).sum((0, 2))
+    b_size = sum(s[1] * s[2] for s in shapes) // per_row.shape[0]
+    parts = per_row.split([s[1] * s[2] // b_size for s in shapes])
+    return torch.stack([p.view(s[1], -1).sum(1) for p, s in zip(parts, shapes)])
 
 
 def _differentiable_backward(
@@ -174,15 +255,19 @@ def _differentiable_backward(
     src: torch.Tensor,
     dst: torch.Tensor,
     shapes: Sequence[torch.Size],
-    bases: Sequence[torch.Tensor] | None,
-    envs: Sequence[torch.Tensor] | None,
+    bases: Sequence[torch.Tensor],
+    r2: torch.Tensor | None,
+    c: torch.Tensor | None,
     want_x: bool,
     want_b: Sequence[bool],
-    want_env: Sequence[bool],
-) -> tuple[torch.Tensor | None, list[torch.Tensor | None], list[torch.Tensor | None]]:
-    """:func:`_chunked_backward`'s formulas on whole tensors, in differentiable ops."""
+    want_r2: bool,
+    want_c: bool,
+) -> tuple[torch.Tensor | None, list[torch.Tensor | None], torch.Tensor | None, torch.Tensor | None]:
+    """:func:`_chunked_backward`'s formulas on whole tensors, in differentiable ops (the widths'
+    gradient from the bases)."""
     _, rows, _ = grad.shape
     b_size, n_edges = x.shape[2], src.shape[0]
+    envs = None if c is None else [torch.exp(-r2[:, None] * c[t]) for t in range(len(shapes))]  # (E, M) each
     g = grad.index_select(0, dst)  # (E, P, i)
     grad_x = None
     if want_x:
@@ -192,35 +277,45 @@ def _differentiable_backward(
         ).view(n_edges, rows, b_size)
         grad_x = torch.zeros_like(x).index_add(0, src, torch.bmm(g.transpose(1, 2), phi))
     grad_bases: list[torch.Tensor | None] = [None] * len(shapes)
-    grad_envs: list[torch.Tensor | None] = [None] * len(shapes)
-    if any(want_b) or any(want_env):
+    grad_r2 = grad_c = None
+    if any(want_b) or want_r2 or want_c:
         g_phi = torch.bmm(g, x.index_select(0, src)).view(n_edges, rows * b_size)
         parts = g_phi.split([s[1] * s[2] for s in shapes], dim=1)
+        dots = []
         for t, (part, shape) in enumerate(zip(parts, shapes)):
             g_t = part.view(shape)
-            if want_env and want_env[t]:
-                grad_envs[t] = (g_t * bases[t]).sum(-1)
+            if want_r2 or want_c:
+                dots.append((g_t * bases[t]).sum(-1) * envs[t])  # <g_t, b_t> env_t, (E, M)
             if want_b[t]:
                 grad_bases[t] = g_t if envs is None else g_t * envs[t][:, :, None]
-    return grad_x, grad_bases, grad_envs
+        if want_c:
+            grad_c = -torch.stack([(q * r2[:, None]).sum(0) for q in dots])
+        if want_r2:
+            grad_r2 = -sum((q * c[t]).sum(1) for t, q in enumerate(dots))
+    return grad_x, grad_bases, grad_r2, grad_c
 
 
 def enveloped_message_sum(
     bases: Sequence[torch.Tensor],
-    envs: Sequence[torch.Tensor] | None,
+    envelope: Envelope | None,
     x: torch.Tensor,
     src: torch.Tensor,
     dst: torch.Tensor,
     n_dst: int,
+    recompute: Callable[[], list[torch.Tensor]] | None = None,
 ) -> torch.Tensor:
-    """``message_sum(phi, x, src, dst, n_dst)`` of ``phi = cat_t(bases[t] * envs[t][..., None])``.
+    """``message_sum(phi, x, src, dst, n_dst)`` of ``phi = cat_t(bases[t] * env_t[..., None])``.
 
-    Shapes: ``bases[t]`` ``(E, M_t, k_t)`` with ``k_t = r_t * b`` (member ``t``'s ``M_t r_t`` rows of
-    ``b`` values, row-major), ``envs[t]`` ``(E, M_t)`` or ``envs`` ``None`` (no envelope), ``x``
-    ``(N, i, b)``, ``src``, ``dst`` ``(E,)`` long -> ``(n_dst, P, i)`` with ``P = sum_t M_t r_t``: the
-    members' rows in order, as :func:`~steerable.ops.message.message_sum` of
-    ``phi.view(E, P, b)``.  ``phi`` and its gradient exist only one chunk of edges at a time
-    (:data:`CHUNK_VALUES`), the per-edge products one block at a time (``BLOCK_VALUES``).
+    Shapes: ``bases[t]`` ``(E, M, k_t)`` with ``k_t = r_t * b`` (member ``t``'s ``M r_t`` rows of
+    ``b`` values, row-major); ``envelope`` ``(r2 (E,), c (members, M))`` for the envelopes
+    ``env_t[e, m] = exp(-r2[e] * c[t, m])``, or ``None`` (no envelope); ``x`` ``(N, i, b)``, ``src``,
+    ``dst`` ``(E,)`` long -> ``(n_dst, P, i)`` with ``P = sum_t M r_t``: the members' rows in order,
+    as :func:`~steerable.ops.message.message_sum` of ``phi.view(E, P, b)``.  ``phi`` and its
+    gradient exist only one chunk of edges at a time (:data:`CHUNK_VALUES`), the per-edge products
+    one block at a time (``BLOCK_VALUES``).  Where only ``c`` (of the envelope, ``x`` and ``r2``)
+    needs a gradient the bases are not kept (module docstring); a backward with
+    ``create_graph=True`` then calls ``recompute()`` for them (the same tensors, made again with
+    autograd on), and fails without it.
     """
     if src.ndim != 1 or dst.shape != src.shape:
         raise ValueError("enveloped_message_sum: src and dst must be (E,) tensors")
@@ -231,6 +326,13 @@ def enveloped_message_sum(
         raise ValueError(
             f"enveloped_message_sum: bases (E, M, r * b) and x (N, i, b) expected, got {shapes}, {tuple(x.shape)}"
         )
-    if envs is not None and [tuple(e.shape) for e in envs] != [tuple(b.shape[:2]) for b in bases]:
-        raise ValueError("enveloped_message_sum: one (E, M) envelope per basis expected")
-    return _EnvelopedMessageSum.apply(len(bases), x, src, dst, n_dst, *bases, *(envs or ()))
+    r2 = c = None
+    if envelope is not None:
+        r2, c = envelope
+        m = bases[0].shape[1]
+        if r2.shape != (src.shape[0],) or c.shape != (len(bases), m) or any(b.shape[1] != m for b in bases):
+            raise ValueError(
+                f"enveloped_message_sum: an envelope (r2 ({src.shape[0]},), c ({len(bases)}, M)) for bases of M "
+                f"kernels each expected, got {tuple(r2.shape)}, {tuple(c.shape)}"
+            )
+    return _EnvelopedMessageSum.apply(len(bases), recompute, x, src, dst, n_dst, r2, c, *bases)

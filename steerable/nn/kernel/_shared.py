@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -138,7 +139,9 @@ class SharedBasisKernel(ImplicitKernel):
         each pair's basis can be freed once used.
         """
         n, M = pos.shape[0], self.basis_size
-        for (b, env), p in zip(self._basis_parts(pos, attr), self.pairs):
+        parts = self._basis_parts(pos, attr)
+        for p in self.pairs:  # next(), not zip(): its result tuple would keep the last pair's basis
+            b, env = next(parts)
             yield (b if env is None else b * env).view(n, M, p.out_rep.size, p.in_rep.size)
             del b, env  # before the next pair's are made
 
@@ -153,13 +156,12 @@ class SharedBasisKernel(ImplicitKernel):
         """
         n, M = pos.shape[0], self.basis_size
         sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
-        parts = self._mlp_pieces(pos, attr, sizes)
+        parts = iter(self._mlp_pieces(pos, attr, sizes))
         # one (E, M) envelope per pair by unbind (its backward is one stack, not a zero-filled
         # gradient per pair as indexing's)
         envs = self._envelope(pos).unbind(1) if self.log_width is not None else None
-        for t, (part, p) in enumerate(zip(parts, self.pairs)):
-            yield part.view(n, M, p.out_rep.size * p.in_rep.size), None if envs is None else envs[t][:, :, None]
-            del part  # before the next pair's are made
+        for t, p in enumerate(self.pairs):  # next(), not zip(): its result tuple keeps the last part
+            yield next(parts).view(n, M, p.out_rep.size * p.in_rep.size), None if envs is None else envs[t][:, :, None]
 
     def forward(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> torch.Tensor:
         self._check(pos, attr)
@@ -174,7 +176,9 @@ class SharedBasisKernel(ImplicitKernel):
         self._check(pos, attr)
         self._check_features(x_edge, pos.shape[0], "x_edge")
         grouped, responses = self._grouped(x_edge), []
-        for b, p in zip(self._basis(pos, attr), self.pairs):
+        bases = self._basis(pos, attr)
+        for p in self.pairs:
+            b = next(bases)
             f = self._pair_features(grouped, p)  # (E, n_in, in_rep)
             phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)  # (E, M out_rep, in_rep)
             # scalar inputs: an outer product (a batched matmul of 1-wide matrices is much slower)
@@ -200,9 +204,11 @@ class SharedBasisKernel(ImplicitKernel):
         # of their features (a batched matmul of (M |o|) x |i| matrices is much slower for the
         # small ones than for the merged ones).  With autograd on, and for the pairs summed on
         # their own, by enveloped_message_sum: the enveloped bases (and their gradients) exist
-        # one chunk of edges at a time, autograd keeps only the bases and the envelopes.  In
-        # inference the merged bases are written, envelope applied, into their place in one
-        # buffer as they are made (no second basis alive).
+        # one chunk of edges at a time, autograd keeps the bases and (r2, 1 / w^2), or, where
+        # neither x nor the positions need a gradient, not the bases but the targets' sums the
+        # widths' gradient needs (enveloped_message_sum's docstring).  In inference the merged
+        # bases are written, envelope applied, into their place in one buffer as they are made
+        # (no second basis alive).
         # (compiled or exported: products and concatenations of whole tensors and message_sum;
         # dynamo does not trace writes into a strided out= tensor)
         training = torch.is_grad_enabled()
@@ -214,42 +220,52 @@ class SharedBasisKernel(ImplicitKernel):
             if len(members) > 1 and n * self._input_values[off] <= limit
         }
         sums: list[torch.Tensor | None] = [None] * len(self.pairs)
-        held: dict[int, list] = {}
+        held: dict[int, list[tuple[int, torch.Tensor]]] = {}
         buffers: dict[int, torch.Tensor] = {}
-        for t, ((b, env), p) in enumerate(zip(self._basis_parts(pos, attr), self.pairs)):
+        # the envelopes as (r2, 1 / w^2): enveloped_message_sum forms them itself; the
+        # other paths take one (E, M, 1) envelope per pair, made on first use
+        factors = self._envelope_factors(pos) if self.log_width is not None else None
+        envs: tuple[torch.Tensor, ...] | None = None
+        sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
+        # next(), not zip(): zip's result tuple would keep the last pair's basis alive while the
+        # MLP makes the next one
+        pieces = iter(self._mlp_pieces(pos, attr, sizes))
+        for t, p in enumerate(self.pairs):
+            b = next(pieces).view(n, M, p.out_rep.size * p.in_rep.size)
             members = merged.get(p.in_offset)
             fused = eager and (training or members is None)  # enveloped_message_sum
             buffered = eager and not fused  # inference, merged: written into one buffer
+            env = None
+            if factors is not None and not fused:
+                r2, inv_w2 = factors
+                if not training:  # this pair's alone: no (E, pairs, M) tensor alive
+                    env = torch.exp(-r2[:, None] * inv_w2[t])[:, :, None]
+                else:
+                    if envs is None:  # one exp, then unbind (its backward is one stack)
+                        envs = torch.exp(-r2.view(-1, 1, 1) * inv_w2).unbind(1)
+                    env = envs[t][:, :, None]
             if fused:
-                part = (b, None if env is None else env[:, :, 0])
                 if members is None:
-                    sums[t] = self._enveloped_sum([part], grouped, p, src, dst, n_dst)
+                    sums[t] = self._enveloped_sum([(t, b)], factors, grouped, pos, attr, src, dst, n_dst)
                 else:
-                    held.setdefault(p.in_offset, []).append(part)
+                    held.setdefault(p.in_offset, []).append((t, b))
             elif buffered:
-                buf = buffers.get(p.in_offset)
-                if buf is None:
-                    rows = sum(self._merged_widths[p.in_offset])
-                    buf = buffers[p.in_offset] = b.new_empty(n, rows, p.in_rep.size)
-                start = self._merged_start[t]
-                place = buf[:, start : start + M * p.out_rep.size].view(b.shape)  # (n, M, out_rep in_rep)
-                if env is None:
-                    place.copy_(b)
-                else:
-                    torch.mul(b, env, out=place)
+                self._write_enveloped(buffers, t, b, env)
             else:
                 phi = (b if env is None else b * env).view(n, M * p.out_rep.size, p.in_rep.size)
                 if members is None:
                     sums[t] = message_sum(phi, self._pair_features(grouped, p), src, dst, n_dst)
                 else:
-                    held.setdefault(p.in_offset, []).append(phi)
+                    held.setdefault(p.in_offset, []).append((t, phi))
                 del phi
             if members is not None and t == members[-1]:
                 widths = self._merged_widths[p.in_offset]
                 if fused:
-                    total = self._enveloped_sum(held.pop(p.in_offset), grouped, p, src, dst, n_dst)
+                    total = self._enveloped_sum(held.pop(p.in_offset), factors, grouped, pos, attr, src, dst, n_dst)
                 else:
-                    bases = buffers.pop(p.in_offset) if buffered else torch.cat(held.pop(p.in_offset), dim=1)
+                    bases = (
+                        buffers.pop(p.in_offset) if buffered else torch.cat([h for _, h in held.pop(p.in_offset)], 1)
+                    )
                     total = message_sum(bases, self._pair_features(grouped, p), src, dst, n_dst)
                     del bases
                 for u, part in zip(members, total.split(widths, dim=1)):
@@ -258,21 +274,57 @@ class SharedBasisKernel(ImplicitKernel):
             del b, env
         return self._mix(sums)
 
+    def _write_enveloped(
+        self, buffers: dict[int, torch.Tensor], t: int, b: torch.Tensor, env: torch.Tensor | None
+    ) -> None:
+        """Write pair ``t``'s basis ``b`` ``(E, M, out_rep in_rep)`` times ``env`` ``(E, M, 1)`` (or
+        ``None``) into its rows of its input representation's merged buffer in ``buffers`` (made
+        by the first member).  A method: no view of the buffer outlives the call."""
+        p, (n, M, _) = self.pairs[t], b.shape
+        buf = buffers.get(p.in_offset)
+        if buf is None:
+            rows = sum(self._merged_widths[p.in_offset])
+            buf = buffers[p.in_offset] = b.new_empty(n, rows, p.in_rep.size)
+        start = self._merged_start[t]
+        place = buf[:, start : start + M * p.out_rep.size].view(b.shape)  # (n, M, out_rep in_rep)
+        if env is None:
+            place.copy_(b)
+        else:
+            torch.mul(b, env, out=place)
+
     def _enveloped_sum(
         self,
-        parts: list[tuple[torch.Tensor, torch.Tensor | None]],
+        parts: list[tuple[int, torch.Tensor]],
+        factors: tuple[torch.Tensor, torch.Tensor] | None,
         grouped: torch.Tensor,
-        pair: RepPair,
+        pos: torch.Tensor,
+        attr: torch.Tensor | None,
         src: torch.Tensor,
         dst: torch.Tensor,
         n_dst: int,
     ) -> torch.Tensor:
-        """The message sum of the bases ``(E, M, out_rep in_rep)`` and envelopes ``(E, M)`` (or
-        ``None``) of pairs with ``pair``'s input representation, rows side by side:
-        ``(n_dst, sum M out_rep, len(in_fields))``."""
-        bases = [b for b, _ in parts]
-        envs = None if parts[0][1] is None else [e for _, e in parts]
-        return enveloped_message_sum(bases, envs, self._pair_features(grouped, pair), src, dst, n_dst)
+        """The message sum of the bases ``(E, M, out_rep in_rep)`` of pairs ``t`` (``parts``: ``(t,
+        basis)``, one input representation), enveloped with ``factors`` (``(r2, 1 / w^2)`` or
+        ``None``), rows side by side: ``(n_dst, sum M out_rep, len(in_fields))``."""
+        pairs = [t for t, _ in parts]
+        envelope = None
+        if factors is not None:
+            r2, inv_w2 = factors
+            step = pairs[1] - pairs[0] if len(pairs) > 1 else 1
+            if pairs == list(range(pairs[0], pairs[-1] + 1, step)):  # a strided view (the usual case)
+                envelope = (r2, inv_w2[pairs[0] : pairs[-1] + 1 : step])
+            else:
+                envelope = (r2, inv_w2[pairs])
+        features = self._pair_features(grouped, self.pairs[pairs[0]])
+        recompute = functools.partial(self._recompute_bases, pos, attr, pairs)  # create_graph without the bases
+        return enveloped_message_sum([b for _, b in parts], envelope, features, src, dst, n_dst, recompute)
+
+    def _recompute_bases(self, pos: torch.Tensor, attr: torch.Tensor | None, pairs: list[int]) -> list[torch.Tensor]:
+        """The bases ``(E, M, out_rep in_rep)`` of ``pairs``, made again by the MLP (the same values)."""
+        n, M = pos.shape[0], self.basis_size
+        sizes = [M * p.out_rep.size * p.in_rep.size for p in self.pairs]
+        pieces = list(self._mlp_pieces(pos, attr, sizes))
+        return [pieces[t].view(n, M, sizes[t] // M) for t in pairs]
 
     def _grouped(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(rows, in)`` with its channels grouped by representation (``input_order``)."""

@@ -34,7 +34,8 @@ class _Gate(torch.nn.Module):
         super().__init__()
         runs = [(fields, size) for size, fields in run_lengths(gated_sizes)]  # runs of equal sizes
         self.split_sizes = [n_scalars + len(gated_sizes)] + [fields * size for fields, size in runs]
-        self.gate = SchurGate(n_scalars, runs)
+        # its outputs are concatenated: the next layer keeps the concatenation, not them
+        self.gate = SchurGate(n_scalars, runs, outputs_kept=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat(self.gate(list(x.split(self.split_sizes, dim=1))), dim=1)

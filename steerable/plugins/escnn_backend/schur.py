@@ -14,7 +14,7 @@ products per block type, whose results are the kernel's blocks in their final or
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -296,21 +296,100 @@ def _rank_one(run: torch.Tensor | ScaledRun) -> bool:
     return isinstance(run, ScaledRun) and run.values.shape[1] == 1
 
 
+class _GatedRuns(torch.autograd.Function):
+    """:class:`SchurGate`'s forward, keeping for backward its first input run and its outputs.
+
+    ``y = run * σ(a)`` has ``dy/da = y (1 - σ(a))``: the gates' gradient needs the output (which the
+    next layer keeps anyway), not the gated input, so the gated runs' inputs (the largest
+    activations of a hidden layer) are not kept; ``σ`` is recomputed from the first run (scalars
+    and gates, ``copies`` values per gated run instead of ``copies * dim``), and the ELU's
+    derivative comes from its output.  The backward is made of differentiable ops on the saved
+    input and outputs, so higher derivatives work.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, gate: SchurGate, first: torch.Tensor, *runs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = gate.gated_runs(first, runs)
+        ctx.save_for_backward(first, *out)
+        ctx.gate = gate
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx: Any, g_scalars: torch.Tensor, *g_runs: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        first, elu, *ys = ctx.saved_tensors
+        gate = ctx.gate
+        sig = torch.sigmoid(first)  # whole: on column slices torch's CPU kernels run 3-6x slower
+        grads_first = [_elu_backward(g_scalars, 1.0, 1, 1, True, elu)]  # from the output: elu(x) + 1 for x <= 0
+        grad_runs: list[torch.Tensor | None] = []
+        for j, (g, y) in enumerate(zip(g_runs, ys)):
+            spread = gate.spread(j, g)
+            # each gate's sum over its field's components, as one product with the 0/1 matrix (a
+            # reduction over a short inner dimension runs ~5x slower)
+            grads_first.append((g * y) @ spread.T)
+            grad_runs.append(gate.gate_values(sig, j, spread).mul_(g) if ctx.needs_input_grad[2 + j] else None)
+        grad_gates = torch.cat(grads_first[1:], dim=1)
+        gates = sig[:, gate.n_scalars :]
+        grad_first = torch.cat([grads_first[0], grad_gates - grad_gates * gates], dim=1)  # dy/da = y (1 - σ)
+        return None, grad_first if ctx.needs_input_grad[1] else None, *grad_runs
+
+
+_elu_backward = torch.ops.aten.elu_backward.default
+
+
 class SchurGate(torch.nn.Module):
     """Gated nonlinearity on runs: ``[scalars + gates, gated irrep runs...] -> [ELU(scalars), gated...]``.
 
     The first run holds ``n_scalars`` scalars then one gate per gated field (in run order); each
     gated field is multiplied by the sigmoid of its gate (invariant), which commutes with the
     irrep: exact equivariance.  Shapes: runs ``(E, copies * dim)``.
+
+    Each gate's sigmoid is spread over its field's values by a product with a 0/1 matrix
+    (:meth:`gate_values`), so every product is of two ``(E, copies * dim)`` tensors (a product
+    broadcast over the short ``dim`` runs several times slower, a gather too).  With autograd on
+    and ``outputs_kept``, one :class:`_GatedRuns` node that keeps the first run and the outputs
+    only (:attr:`lean`).
     """
 
-    def __init__(self, n_scalars: int, gated: list[tuple[int, int]]) -> None:
-        """``gated``: ``(copies, dim)`` of each gated run after the first."""
+    #: whether the spread sigmoids and, in training, :class:`_GatedRuns` are used; ``False``:
+    #: torch's broadcast ops, which keep the gated runs' inputs too (the reference path of the tests)
+    lean: bool = True
+
+    def __init__(self, n_scalars: int, gated: list[tuple[int, int]], outputs_kept: bool = True) -> None:
+        """``gated``: ``(copies, dim)`` of each gated run after the first; ``outputs_kept``: whether
+        the next layer keeps the output runs themselves for its backward (then training keeps them,
+        not the inputs, :class:`_GatedRuns`; otherwise, e.g. outputs concatenated next, torch's ops)."""
         super().__init__()
-        self.n_scalars, self.gated = n_scalars, gated
+        self.n_scalars, self.gated, self.outputs_kept = n_scalars, gated, outputs_kept
+        # first run's columns of each gated run's gates
+        self.gate_columns = [n_scalars + sum(c for c, _ in gated[:j]) for j in range(len(gated))]
+        # per gated run, (copies, copies * dim): 1 where a value belongs to a copy
+        for j, (copies, dim) in enumerate(gated):
+            self.register_buffer(f"spread{j}", torch.eye(copies).repeat_interleave(dim, 1), persistent=False)
+
+    def spread(self, j: int, like: torch.Tensor) -> torch.Tensor:
+        """Gated run ``j``'s ``(copies, copies * dim)`` 0/1 matrix, in ``like``'s dtype."""
+        return getattr(self, f"spread{j}").to(like)
+
+    def gate_values(self, sig: torch.Tensor, j: int, spread: torch.Tensor) -> torch.Tensor:
+        """``(E, copies * dim)``: each value of gated run ``j`` its gate's entry of ``sig`` (the first
+        run's sigmoids), exactly (a product with the 0/1 ``spread``)."""
+        col = self.gate_columns[j]
+        return sig[:, col : col + spread.shape[0]] @ spread
+
+    def gated_runs(self, first: torch.Tensor, runs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``[ELU(scalars), run_j * σ(gate_j) ...]`` (no autograd bookkeeping of its own)."""
+        sig = torch.sigmoid(first)  # whole: on column slices torch's CPU kernels run 3-6x slower
+        out = [torch.nn.functional.elu_(first[:, : self.n_scalars].clone())]  # contiguous, then in place
+        # in place on the fresh spread sigmoids: no third tensor of the run's size
+        return out + [self.gate_values(sig, j, self.spread(j, run)).mul_(run) for j, run in enumerate(runs)]
 
     def forward(self, runs: list[torch.Tensor]) -> list[torch.Tensor]:
         first, s = runs[0], self.n_scalars
+        if self.lean:
+            if not (torch.is_grad_enabled() and any(r.requires_grad for r in runs)):
+                return self.gated_runs(first, runs[1:])
+            if self.outputs_kept:
+                return list(_GatedRuns.apply(self, first, *runs[1:]))
         # splits, not slices: their backward is one concatenation (slices zero-fill a gradient each)
         scalars, *gates = first.split([s] + [copies for copies, _ in self.gated], dim=1)
         # in place on a copy: autograd keeps the ELU's output (which the next layer keeps too),
@@ -365,32 +444,39 @@ class BlocksFromIrreps(torch.nn.Module):
         exist at a time.
         """
         runs = iter(runs)
-        # with autograd on, one product with the whole Q (the irreps side by side per copy, one
-        # concatenation) instead of one thin product per irrep; without it (inference) one irrep
-        # at a time, accumulated in place: no group's irreps exist twice
         whole = torch.is_grad_enabled()
-        for g, (copies, d, columns) in enumerate(self.groups):
-            if whole:
-                irreps = [next(runs) for _ in columns]
-                n = irreps[0].shape[0]
-                q = self.bases.get(f"q{g}", irreps[0])
-                if len(irreps) == 1:
-                    flat = irreps[0].reshape(n * copies, d)
-                else:
-                    flat = torch.cat([r.view(n, copies, dim) for r, (_, dim) in zip(irreps, columns)], dim=2)
-                    flat = flat.view(n * copies, d)
-                del irreps
-                yield (flat @ q.T).view(n, copies * d)
-                del flat
-                continue
-            acc = None
-            for col, dim in columns:
-                irrep = next(runs)
-                q = self.bases.get(f"q{g}", irrep)
-                n = irrep.shape[0]
-                flat = irrep.reshape(n * copies, dim)
-                qt = q[:, col : col + dim].T
-                acc = flat @ qt if acc is None else acc.addmm_(flat, qt)  # in place: acc is not saved
-                del irrep, flat
-            yield acc.view(n, copies * d)
-            del acc
+        for g in range(len(self.groups)):
+            # made by a function: its temporaries die when it returns (a generator's locals would
+            # live across the yield, keeping this piece's concatenation or this piece alive while
+            # the caller uses it and the next is made)
+            yield self._piece(g, runs, whole)
+
+    def _piece(self, g: int, runs: Iterator[torch.Tensor], whole: bool) -> torch.Tensor:
+        """Group ``g``'s ``(E, copies * d)`` output from its irreps, the next runs of ``runs``.
+
+        ``whole``: one product with the whole Q (the irreps side by side per copy, one
+        concatenation) instead of one thin product per irrep; otherwise one irrep at a time,
+        accumulated in place, so that no group's irreps exist twice.
+        """
+        copies, d, columns = self.groups[g]
+        if whole:
+            irreps = [next(runs) for _ in columns]
+            n = irreps[0].shape[0]
+            q = self.bases.get(f"q{g}", irreps[0])
+            if len(irreps) == 1:
+                flat = irreps[0].reshape(n * copies, d)
+            else:
+                flat = torch.cat([r.view(n, copies, dim) for r, (_, dim) in zip(irreps, columns)], dim=2)
+                flat = flat.view(n * copies, d)
+            del irreps
+            return (flat @ q.T).view(n, copies * d)
+        acc = None
+        for col, dim in columns:
+            irrep = next(runs)
+            q = self.bases.get(f"q{g}", irrep)
+            n = irrep.shape[0]
+            flat = irrep.reshape(n * copies, dim)
+            qt = q[:, col : col + dim].T
+            acc = flat @ qt if acc is None else acc.addmm_(flat, qt)  # in place: acc is not saved
+            del irrep, flat
+        return acc.view(n, copies * d)
