@@ -38,12 +38,13 @@ def main() -> None:
     args = ap.parse_args()
 
     import steerable as st
+    from steerable.nn.point_conv import saved_values_per_edge
 
     G = st.group("SO(3)", backend=args.backend)
     f = st.FieldType(G, [G.irrep(l) for l in range(args.lmax + 1) for _ in range(args.channels)])
     conv = st.PointConv(f, f, max_radius=2.0, basis_size=args.basis_size or None)  # pos ~ N(0, 1/4)
     d = f.size
-    per_edge = conv._values_per_edge()
+    per_edge = saved_values_per_edge(conv.kernel, fused=True)  # what sets the automatic chunk
     print(machine_line())
     layout = f"basis_size={args.basis_size}" if args.basis_size else "dense kernels"
     print(

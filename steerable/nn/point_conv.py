@@ -47,13 +47,12 @@ class _AddRows(torch.autograd.Function):
 _AUTO_CHUNK_VALUES = 1 << 24
 
 
-def auto_chunk_size(kernel: ImplicitKernel, fused: bool, n: int = 32) -> int:
-    """Edges per chunk that keep about ``_AUTO_CHUNK_VALUES`` values for backward (at least 256).
+def saved_values_per_edge(kernel: ImplicitKernel, fused: bool, n: int = 32) -> float:
+    """Values autograd keeps per edge for backward, measured once on ``n`` probe edges.
 
-    The values per edge are measured once on ``n`` probe edges: the tensors autograd saves in
-    ``kernel.message_and_aggregate`` (``fused``) or ``kernel.message`` (kernel-MLP activations,
-    basis kernels; node features count as if per edge, erring on the safe side).  Backend-
-    independent, so automatic chunks fit the memory budget whatever the MLP.
+    Counts the tensors saved by ``kernel.message_and_aggregate`` (``fused``) or ``kernel.message``
+    (kernel-MLP activations, basis kernels; node features count as if per edge, erring on the safe
+    side).  Backend-independent: whatever the MLP keeps is counted.
     """
     gen = torch.Generator().manual_seed(0)
     pos, attr = kernel.probe_inputs(n, gen)
@@ -72,7 +71,13 @@ def auto_chunk_size(kernel: ImplicitKernel, fused: bool, n: int = 32) -> int:
             kernel.message_and_aggregate(pos, attr, x, index, index, n)
         else:
             kernel.message(pos, attr, x)
-    return max(256, int(_AUTO_CHUNK_VALUES // (saved / n)))
+    return saved / n
+
+
+def auto_chunk_size(kernel: ImplicitKernel, fused: bool, n: int = 32) -> int:
+    """Edges per chunk that keep about ``_AUTO_CHUNK_VALUES`` values for backward (at least 256),
+    from :func:`saved_values_per_edge`, so automatic chunks fit the memory budget whatever the MLP."""
+    return max(256, int(_AUTO_CHUNK_VALUES // saved_values_per_edge(kernel, fused, n)))
 
 
 class PointConv(torch.nn.Module):
