@@ -39,6 +39,7 @@ import torch
 
 from ..core.memo import PointsMemo
 from ..ops.permute import permute_columns, permute_rows
+from ..ops.transforms import transforms_active
 from .kernel import DenseKernel, ImplicitKernel, SharedBasisKernel
 from .kernel._base import form_radius2
 
@@ -171,7 +172,7 @@ class GridFilter(torch.nn.Module):
             self.fused
             and torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
-            and not _transforms_active()
+            and not transforms_active()
             and not torch.is_autocast_enabled(points.device.type)
         ):
             tensors = self._tensors(kernel)
@@ -348,10 +349,3 @@ class _FixedTapFilter(torch.autograd.Function):
 def _like(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``t`` in ``like``'s dtype (no op when it is already)."""
     return t if t.dtype == like.dtype else t.to(like.dtype)
-
-
-def _transforms_active() -> bool:
-    """Whether a ``torch.func`` transform (``grad``, ``vmap``, ...) is running: its wrapped tensors
-    go through autograd's ops, not a custom Function without ``setup_context``."""
-    active = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return bool(active()) if active is not None else False

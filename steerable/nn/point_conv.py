@@ -8,6 +8,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..core.representation import FieldType, as_field_type
+from ..ops.transforms import transforms_active
 from ._repr import layer_repr
 from .bias import InvariantBias
 from .checks import (
@@ -202,11 +203,12 @@ class PointConv(torch.nn.Module):
                 targets, local_dst = torch.unique(edge_index[1, start:stop], return_inverse=True)
                 attr = edge_attr[start:stop] if edge_attr is not None else None
                 args = (x_src, pos_src, pos_dst, torch.stack([local_src, local_dst]), attr, sources, targets)
-                if self.training and torch.is_grad_enabled():
+                plain = transforms_active()  # torch.func: torch's own ops, no recompute
+                if self.training and torch.is_grad_enabled() and not plain:
                     part = checkpoint(self._chunk_output, *args, use_reentrant=False)
                 else:
                     part = self._chunk_output(*args)
-                out = _AddRows.apply(out, targets, part)
+                out = out.index_add(0, targets, part) if plain else _AddRows.apply(out, targets, part)
         if self.bias is not None and self.bias.bias is not None:
             out = out + self.bias.vector().to(out)
         return out

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from .transforms import transforms_active
+
 #: Values of per-edge products (messages, their gradients) held at once on the CPU: 256 KiB in
 #: float32, within a core's L2 cache.
 BLOCK_VALUES = 1 << 16
@@ -90,7 +92,7 @@ def message_sum(phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torc
     (``i`` vectors of length ``b`` each), ``src``, ``dst`` ``(E,)`` long -> ``(n_dst, P, i)`` with
     ``out[t, :, k] = sum_{e: dst_e = t} phi_e @ x[src_e, k]``.  Memory: the per-edge products exist
     only ``BLOCK_VALUES`` (GPU: ``GPU_BLOCK_VALUES``) at a time, in forward and backward (see
-    :class:`_MessageSum`).
+    :class:`_MessageSum`); under a ``torch.func`` transform all at once, in torch's own ops.
     """
     if phi.ndim != 3 or x.ndim != 3 or phi.shape[2] != x.shape[2]:
         raise ValueError(
@@ -98,4 +100,7 @@ def message_sum(phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torc
         )
     if src.shape != (phi.shape[0],) or dst.shape != (phi.shape[0],):
         raise ValueError(f"message_sum: src and dst must have shape ({phi.shape[0]},)")
+    if transforms_active():  # torch.func: torch's own ops, all edges at once
+        products = torch.bmm(phi, x.index_select(0, src).transpose(1, 2))  # (E, P, i)
+        return products.new_zeros(n_dst, *products.shape[1:]).index_add(0, dst, products)
     return _MessageSum.apply(phi, x, src, dst, n_dst)

@@ -22,6 +22,7 @@ import torch
 from escnn.nn.modules.basismanager.basisexpansion_blocks import BlocksBasisExpansion
 
 from steerable.core.constants import Float64Constants
+from steerable.ops.transforms import transforms_active
 
 from .linear import PlainLinear
 
@@ -81,6 +82,8 @@ class _ScaledLinear(torch.autograd.Function):
 
 def _linear(run: torch.Tensor | ScaledRun, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     if isinstance(run, ScaledRun):
+        if transforms_active():  # torch.func: the product formed, torch's own linear
+            return torch.nn.functional.linear(run.tensor(), weight, bias)
         return _ScaledLinear.apply(run.values, run.scales, weight, bias)
     return torch.nn.functional.linear(run, weight, bias)
 
@@ -388,7 +391,7 @@ class SchurGate(torch.nn.Module):
         if self.lean:
             if not (torch.is_grad_enabled() and any(r.requires_grad for r in runs)):
                 return self.gated_runs(first, runs[1:])
-            if self.outputs_kept:
+            if self.outputs_kept and not transforms_active():
                 return list(_GatedRuns.apply(self, first, *runs[1:]))
         # splits, not slices: their backward is one concatenation (slices zero-fill a gradient each)
         scalars, *gates = first.split([s] + [copies for copies, _ in self.gated], dim=1)
