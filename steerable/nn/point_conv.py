@@ -197,13 +197,13 @@ class PointConv(torch.nn.Module):
             # much wider than the output); the outputs are added in: memory and work per chunk are
             # bounded by the chunk, whatever the number of nodes.
             out = x_src.new_zeros(n_dst, self.out_type.size)
+            plain = transforms_active()  # torch.func: torch's own ops, no recompute
             for start in range(0, n_edges, self.chunk_size):
                 stop = min(start + self.chunk_size, n_edges)
                 sources, local_src = torch.unique(edge_index[0, start:stop], return_inverse=True)
                 targets, local_dst = torch.unique(edge_index[1, start:stop], return_inverse=True)
                 attr = edge_attr[start:stop] if edge_attr is not None else None
                 args = (x_src, pos_src, pos_dst, torch.stack([local_src, local_dst]), attr, sources, targets)
-                plain = transforms_active()  # torch.func: torch's own ops, no recompute
                 if self.training and torch.is_grad_enabled() and not plain:
                     part = checkpoint(self._chunk_output, *args, use_reentrant=False)
                 else:
