@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ...ops.message import BLOCK_VALUES, GPU_BLOCK_VALUES
+from ...ops.message import BLOCK_VALUES, GPU_BLOCK_VALUES, edge_products
 
 #: Values of enveloped bases (and of their gradients) formed at once on the CPU: 256 KiB in float32.
 CHUNK_VALUES = 1 << 16
@@ -115,7 +115,7 @@ class _EnvelopedMessageSum(torch.autograd.Function):
         keep_bases = want_x or want_r2 or (want_c and not WIDTHS_FROM_SUMS)
         from_sums = want_c and not keep_bases
         scalar = b_size == 1
-        # scalar inputs: the outer product laid out (e, i, P), the long P innermost (as message_sum)
+        # scalar inputs: summed in the products' (n_dst, i, P) layout (edge_products)
         out = x.new_zeros(n_dst, n_in, rows) if scalar else x.new_zeros(n_dst, rows, n_in)
         s2 = torch.zeros_like(out) if from_sums else None
         chunk_step, block_step = _steps(x.device, width, rows * n_in)
@@ -127,12 +127,11 @@ class _EnvelopedMessageSum(torch.autograd.Function):
             r = r2[chunk] if from_sums else None
             del env
             for block in _ranges(phi.shape[0], block_step):
-                f = x.index_select(0, s[block])  # (e, i, b)
-                product = f * phi[block].transpose(1, 2) if scalar else torch.bmm(phi[block], f.transpose(1, 2))
+                product = edge_products(phi[block], x, s[block])
                 out.index_add_(0, d[block], product)
                 if from_sums:  # the product is ours: scaled in place
                     s2.index_add_(0, d[block], product.mul_(r[block, None, None]))
-                del f, product
+                del product
             del phi
         del envs
         view = (lambda t: t.transpose(1, 2)) if scalar else (lambda t: t)
