@@ -9,7 +9,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 import steerable as st
-from steerable.ops import transforms_active
+from steerable.ops import compiling_or_transformed, transforms_active
 from tests._groups import GROUPS, PLANAR, make_fields, make_group
 
 TOL = 1e-10
@@ -106,6 +106,7 @@ def test_grid_conv_grad_and_vmap(request, name):
 
 def test_transforms_active_is_true_only_inside_a_transform():
     seen = []
-    grad(lambda t: (seen.append(transforms_active()), t.sum())[1])(torch.ones(2))
-    vmap(lambda t: (seen.append(transforms_active()), t)[1])(torch.ones(2, 2))
-    assert seen == [True, True] and not transforms_active()
+    grad(lambda t: (seen.append((transforms_active(), compiling_or_transformed())), t.sum())[1])(torch.ones(2))
+    vmap(lambda t: (seen.append((transforms_active(), compiling_or_transformed())), t)[1])(torch.ones(2, 2))
+    assert seen == [(True, True), (True, True)]
+    assert not transforms_active() and not compiling_or_transformed()

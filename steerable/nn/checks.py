@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..ops.transforms import transforms_active
+from ..ops.transforms import compiling_or_transformed
 
 if TYPE_CHECKING:
     from ..core.representation import FieldType
@@ -56,7 +56,7 @@ def is_debug() -> bool:
 
 def reads_values(t: torch.Tensor) -> bool:
     """Whether the checks that read ``t``'s values run now (see the module's rule)."""
-    if torch.compiler.is_compiling() or transforms_active():
+    if compiling_or_transformed():
         return False
     return t.device.type == "cpu" or _debug
 

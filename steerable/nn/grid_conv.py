@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..core.representation import FieldType, as_field_type
 from ..ops.conv import conv_nd
-from ..ops.transforms import transforms_active
+from ..ops.transforms import compiling_or_transformed
 from ._repr import layer_repr
 from .bias import InvariantBias
 from .checks import check_attributes, check_layer_dtype, parameter_dtype
@@ -241,8 +241,7 @@ class GridConv(torch.nn.Module):
                 x.device.type == "cpu"  # elsewhere the value check would cost a host sync per call
                 and not self.training
                 and not torch.is_grad_enabled()
-                and not torch.compiler.is_compiling()
-                and not transforms_active()
+                and not compiling_or_transformed()
             )
             if use_cache:
                 weight, bias = self._cached_filter()

@@ -39,7 +39,7 @@ import torch
 
 from ..core.memo import PointsMemo
 from ..ops.permute import permute_columns, permute_rows
-from ..ops.transforms import transforms_active
+from ..ops.transforms import compiling_or_transformed
 from .kernel import DenseKernel, ImplicitKernel, SharedBasisKernel
 from .kernel._base import form_radius2
 
@@ -171,8 +171,7 @@ class GridFilter(torch.nn.Module):
         if (
             self.fused
             and torch.is_grad_enabled()
-            and not torch.compiler.is_compiling()
-            and not transforms_active()
+            and not compiling_or_transformed()
             and not torch.is_autocast_enabled(points.device.type)
         ):
             tensors = self._tensors(kernel)

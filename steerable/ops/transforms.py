@@ -1,10 +1,10 @@
-"""Whether a ``torch.func`` transform is running, for the layers' choice of code path."""
+"""Whether a ``torch.func`` transform runs, or ``torch.compile`` traces: the layers' choice of code path."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["transforms_active"]
+__all__ = ["compiling_or_transformed", "transforms_active"]
 
 
 def transforms_active() -> bool:
@@ -17,3 +17,10 @@ def transforms_active() -> bool:
     """
     active = getattr(torch._C, "_are_functorch_transforms_active", None)
     return bool(active()) if active is not None else False
+
+
+def compiling_or_transformed() -> bool:
+    """Whether ``torch.compile`` is tracing or a ``torch.func`` transform runs: either way no value
+    can be read on the host, so the layers' eager-only paths (value checks and caches, fused
+    eager sums) are off."""
+    return torch.compiler.is_compiling() or transforms_active()

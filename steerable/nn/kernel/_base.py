@@ -13,7 +13,7 @@ import torch
 from ...core.group import Group, check_same_group
 from ...core.mlp import KernelMLPSpec
 from ...core.representation import FieldType, Rep, as_field_type
-from ...ops.transforms import transforms_active
+from ...ops.transforms import compiling_or_transformed
 from .._repr import layer_repr, type_str
 from ..checks import check_attributes, check_layer_dtype, check_max_radius, parameter_dtype
 
@@ -308,8 +308,7 @@ class ImplicitKernel(torch.nn.Module, abc.ABC):
         wide = pos if pos.dtype in (torch.float32, torch.float64) else pos.float()
         r2 = wide.pow(2).sum(-1, keepdim=True)
         outside = r2 > limit**2
-        host_read = pos.device.type == "cpu" and not torch.compiler.is_compiling() and not transforms_active()
-        if host_read and not bool(outside.any()):
+        if pos.device.type == "cpu" and not compiling_or_transformed() and not bool(outside.any()):
             return pos  # every row inside (a host read, free on the CPU): the same values and gradients
         pulled = limit * torch.rsqrt(r2.clamp_min(limit**2))  # finite gradient everywhere
         return pos * torch.where(outside, pulled, torch.ones_like(r2)).to(pos.dtype)

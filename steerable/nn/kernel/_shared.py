@@ -12,7 +12,7 @@ import torch
 from ...core.representation import FieldType, Rep
 from ...ops.message import message_sum
 from ...ops.permute import permute_columns
-from ...ops.transforms import transforms_active
+from ...ops.transforms import compiling_or_transformed
 from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
 from ._enveloped import enveloped_message_sum
 
@@ -213,7 +213,7 @@ class SharedBasisKernel(ImplicitKernel):
         # (compiled or exported: products and concatenations of whole tensors and message_sum;
         # dynamo does not trace writes into a strided out= tensor)
         training = torch.is_grad_enabled()
-        eager = FUSED_SUMS and not torch.compiler.is_compiling() and not transforms_active()
+        eager = FUSED_SUMS and not compiling_or_transformed()
         limit = MERGE_VALUES if training else INFERENCE_MERGE_VALUES
         merged = {
             off: members

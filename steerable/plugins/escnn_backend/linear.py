@@ -32,7 +32,7 @@ import torch
 from escnn.nn.modules.basismanager.basisexpansion_blocks import BlocksBasisExpansion
 from escnn.nn.modules.basismanager.basisexpansion_singleblock import SingleBlockBasisExpansion
 
-from steerable.ops.transforms import transforms_active
+from steerable.ops.transforms import compiling_or_transformed
 
 #: escnn's eval-mode buffers, dropped from old state dicts when loading
 _EVAL_BUFFERS = ("matrix", "expanded_bias")
@@ -87,7 +87,7 @@ class PlainLinear(enn.Linear):
         params = [self.weights] + ([self.bias] if self.bias is not None else [])
         needs_graph = torch.is_grad_enabled() and any(p.requires_grad for p in params)
         on_host = all(p.device.type == "cpu" for p in params)
-        if self.training or needs_graph or not on_host or torch.compiler.is_compiling() or transforms_active():
+        if self.training or needs_graph or not on_host or compiling_or_transformed():
             return self.expand_parameters()
         values = torch.cat([p.detach().reshape(-1) for p in params])
         cache = self._expansion
