@@ -381,7 +381,7 @@ def test_scalar_form_refuses_a_layer_it_cannot_read(G):
     from steerable.plugins.e3nn_backend.radial import _harmonics, _single_layer, _slots
 
     sh = o3.SphericalHarmonics("0e + 1e", normalize=False, normalization="component")
-    ys, _ = _harmonics(sh, 1)
+    ys = _harmonics(sh, 1)
     tp = o3.FullyConnectedTensorProduct("2x1e", "2x0e", "3x1e").double()
     with pytest.raises(RuntimeError, match="one copy per degree"):
         _single_layer(tp, _slots(tp.irreps_in1), _slots(tp.irreps_out), ys, False)

@@ -62,12 +62,12 @@ def _coefficient(vec: torch.Tensor, y: torch.Tensor, what: str) -> float:
     return kappa
 
 
-def _harmonics(sh: o3.SphericalHarmonics, lmax: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """``Y_l(u)`` for ``l = 0..lmax`` at the probe's unit direction ``u`` (float64), and ``u``."""
+def _harmonics(sh: o3.SphericalHarmonics, lmax: int) -> list[torch.Tensor]:
+    """``Y_l(u)`` for ``l = 0..lmax`` at the probe's unit direction ``u`` (float64)."""
     u = torch.tensor(_PROBE, dtype=torch.float64)
     u = u / u.norm()
     flat = sh(u[None])[0]
-    return [flat[l * l : (l + 1) * (l + 1)] for l in range(lmax + 1)], u
+    return [flat[l * l : (l + 1) * (l + 1)] for l in range(lmax + 1)]
 
 
 def _single_layer(tp: o3.TensorProduct, slots_in, slots_out, ys, with_batch: bool):
@@ -227,7 +227,7 @@ class RadialForm(torch.nn.Module):
         as planned by the owner (``gather`` rows: the blocks of the type, in output order)."""
         super().__init__()
         lmax = owner.lmax
-        ys, _ = _harmonics(owner.sh, lmax)
+        ys = _harmonics(owner.sh, lmax)
         if abs(float(ys[0][0]) - 1.0) > _TOL:
             raise RuntimeError("RadialForm: expected Y_0 = 1 (component normalisation)")
         # output slots of the last layer, in the order the block types read them: (t, n, q)
