@@ -298,7 +298,8 @@ def test_fixed_inputs_path_equals_the_reference(monkeypatch, request, name, crea
     """With ``x`` and ``pos`` not requiring a gradient the layer keeps no basis (the widths'
     gradient from S2; escnn: the lean gate too); values, parameter gradients and (create_graph,
     bases made again by the MLP) second derivatives equal the whole-tensor path with the bases kept
-    and torch's gate (``FUSED_SUMS = False``, ``WIDTHS_FROM_SUMS = False``, ``SchurGate.lean = False``)."""
+    and torch's gate (``FUSED_SUMS = False``, ``WIDTHS_FROM_SUMS = False``, ``SchurGate.lean = False``,
+    escnn's MLP layer by layer, not in scalar form)."""
     G = make_group(name, request)
     f_in, f_out = make_fields(G)
     torch.manual_seed(0)
@@ -316,9 +317,11 @@ def test_fixed_inputs_path_equals_the_reference(monkeypatch, request, name, crea
     monkeypatch.setattr(shared, "FUSED_SUMS", False)
     monkeypatch.setattr(enveloped, "WIDTHS_FROM_SUMS", False)
     if name.startswith("escnn"):
+        from steerable.plugins.escnn_backend.irrepwise import IrrepwiseKernelMLP
         from steerable.plugins.escnn_backend.schur import SchurGate
 
         monkeypatch.setattr(SchurGate, "lean", False)
+        monkeypatch.setattr(IrrepwiseKernelMLP, "use_scalar_form", False)  # layer by layer on the runs
     reference = _param_step(conv, x, pos, ei, w, create_graph)
     assert reference[0].abs().max() > 1e-3
     width_grad = [g for g, (k, _) in zip(reference[1:], conv.named_parameters()) if k.endswith("log_width")]

@@ -35,6 +35,9 @@ def _run(mlp, pos, attr, weights):
 @pytest.mark.parametrize("name,dim", GROUPS)
 @pytest.mark.parametrize("hidden_layers,with_attr", [(1, False), (2, True)])
 def test_schur_layers_from_weights_equal_the_expansion(monkeypatch, name, dim, hidden_layers, with_attr):
+    from steerable.plugins.escnn_backend.irrepwise import IrrepwiseKernelMLP
+
+    monkeypatch.setattr(IrrepwiseKernelMLP, "use_scalar_form", False)  # the runs of irreps, not the scalar form
     G = st.group(name, dim=dim, backend="escnn")
     S, T = G.standard_rep(), G.trivial_rep()
     attr_type = st.FieldType(G, [T, S]) if with_attr else None

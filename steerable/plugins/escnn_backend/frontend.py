@@ -142,15 +142,19 @@ class EscnnKernelMLP(torch.nn.Module):
         attr_reps = [rep for _, rep in plan.attr_fields]
         self.in_type = gs.type(*(list(self.embedding.reps) * spec.hidden_channels + attr_reps))
 
-    def invariant_weights(self, pos: torch.Tensor, attr: torch.Tensor | None) -> torch.Tensor:
-        """``(E, C, degrees)``: the learned function of the invariants scaling each harmonic copy.
+    def invariants(self, pos: torch.Tensor, attr: torch.Tensor | None) -> torch.Tensor:
+        """``(E, radial_features + trivial attribute channels)``: the invariant MLP's input.
 
         The radial basis reads the softened radius ``r_s = sqrt(|pos|^2 + s^2)`` of the embedding, a
         smooth function of ``|pos|^2`` (``|pos|`` itself has a cone at the origin)."""
         invariants = self.radial(self.embedding.soft_radius(pos))
         if len(self.inv_idx):
             invariants = torch.cat([invariants, attr[:, self.inv_idx].to(invariants)], dim=1)
-        return self.invariant_mlp(invariants).view(pos.shape[0], self.spec.hidden_channels, -1)
+        return invariants
+
+    def invariant_weights(self, pos: torch.Tensor, attr: torch.Tensor | None) -> torch.Tensor:
+        """``(E, C, degrees)``: the learned function of the invariants scaling each harmonic copy."""
+        return self.invariant_mlp(self.invariants(pos, attr)).view(pos.shape[0], self.spec.hidden_channels, -1)
 
     def __reduce__(self) -> tuple:
         """Pickled as its spec and state dict, rebuilt on load (escnn's groups, types and bases hold

@@ -20,6 +20,7 @@ from steerable.core.representation import run_lengths
 
 from .frontend import EscnnKernelMLP, InputPlan, is_irrep
 from .groups import EscnnGroup
+from .scalar_form import scalar_form
 from .schur import BlocksFromIrreps, ScaledRun, SchurGate, SchurLinear
 
 
@@ -76,6 +77,8 @@ class IrrepwiseKernelMLP(EscnnKernelMLP):
             )
         )
         self.schur_layers = torch.nn.ModuleList(layers)
+        # the same layers on invariants alone, where every feature is an invariant times a harmonic
+        self.scalar_form = scalar_form(self)
 
     def input_runs(
         self, weights: torch.Tensor, y: torch.Tensor, attr: torch.Tensor | None
@@ -108,8 +111,14 @@ class IrrepwiseKernelMLP(EscnnKernelMLP):
         """Widths of :meth:`pieces` (one per run of equal output blocks)."""
         return self.schur_layers[-1].piece_sizes
 
+    #: whether :attr:`scalar_form` (where it applies) computes the output; ``False``: layer by layer
+    #: on the runs of irreps (the reference path of the tests)
+    use_scalar_form: bool = True
+
     def pieces(self, pos: torch.Tensor, attr: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
         """The output as consecutive column pieces of widths :attr:`piece_sizes`, made one at a time."""
+        if self.scalar_form is not None and self.use_scalar_form:
+            return self.scalar_form.pieces(self, pos, attr)
         runs = self.input_runs(self.invariant_weights(pos, attr), self.embedding(pos), attr)
         *hidden, last, to_blocks = self.schur_layers
         for layer in hidden:

@@ -155,6 +155,7 @@ class SchurLinear(torch.nn.Module):
         H = gs.fibergroup
         flat = lambda runs: gs.type(*[H.irrep(*key) for key, copies in runs for _ in range(copies)])  # noqa: E731
         self.linear = PlainLinear(flat(in_runs), flat(out_runs), bias=bias)
+        self.in_runs, self.out_runs = list(in_runs), list(out_runs)
         in_cols, start = {}, 0
         for k, (key, copies) in enumerate(in_runs):
             size = copies * H.irrep(*key).size
