@@ -132,8 +132,8 @@ def _formula(h, weight, bias, y, harmonics, mix):
 
 @pytest.mark.parametrize("copies,k,d,with_bias", [(4, 3, 3, True), (2, 5, 9, False), (1, 2, 2, True), (40, 4, 4, True)])
 def test_modulated_product_equals_its_formula(copies, k, d, with_bias):
-    """Values, first and second derivatives (gradcheck) of every input; the last case takes the
-    per-copy product (wider than ``KRON_WIDTH``), the others the block-diagonal one."""
+    """Values, first and second derivatives (gradcheck) of every input, with the mix applied to
+    one copy per row (``d = 9``) and to several (``d < MIN_OUTPUT_WIDTH``), or no mix."""
     gen = torch.Generator().manual_seed(0)
     r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True)  # noqa: E731
     h, weight, y, harmonics = r(6, 4), r(4, copies * k), r(6, 3), r(3, copies * k)

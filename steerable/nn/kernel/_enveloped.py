@@ -63,7 +63,7 @@ def _envelopes(r2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 _SPREADS: dict[tuple, torch.Tensor] = {}
 
 
-def _spread(shapes: Sequence[torch.Size], like: torch.Tensor) -> torch.Tensor:
+def envelope_spread(shapes: Sequence[torch.Size], like: torch.Tensor) -> torch.Tensor:
     """``(members M, width)`` 0/1: envelope ``(t, m)`` to each value of row block ``m`` of member
     ``t`` (``shapes[t]`` ``(E, M, k_t)``), cached per layout, dtype and device."""
     key = (tuple(tuple(s[1:]) for s in shapes), like.dtype, like.device)
@@ -74,9 +74,9 @@ def _spread(shapes: Sequence[torch.Size], like: torch.Tensor) -> torch.Tensor:
     return spread
 
 
-def _wide(env: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+def spread_per_value(env: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
     """The envelopes ``(e, members, M)`` of a chunk as ``(e, width)``, one per value of ``phi``: one
-    product with the 0/1 ``spread`` (:func:`_spread`), so that every product with an envelope is
+    product with the 0/1 ``spread`` (:func:`envelope_spread`), so that every product with an envelope is
     of two tensors of one shape (broadcast over the ``k_t`` values of a row block, the CPU's
     products run ~5x slower)."""
     return env.reshape(env.shape[0], -1) @ spread
@@ -84,7 +84,7 @@ def _wide(env: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
 
 def _enveloped(bases: Sequence[torch.Tensor], wide: torch.Tensor | None, rows: slice, width: int) -> torch.Tensor:
     """``phi[rows]`` ``(e, P * b)``: the members' bases ``(e, M, k_t)``, each times its envelopes,
-    side by side (``wide``: the chunk's envelopes per value, :func:`_wide`, or ``None``; no copy
+    side by side (``wide``: the chunk's envelopes per value, :func:`spread_per_value`, or ``None``; no copy
     for one member without an envelope)."""
     if len(bases) == 1 and wide is None:
         return bases[0][rows].flatten(1)
@@ -142,9 +142,9 @@ class _EnvelopedMessageSum(torch.autograd.Function):
         s2 = torch.zeros_like(out) if from_sums else None
         chunk_step, block_step = _steps(x.device, width, rows * n_in)
         envs = _envelopes(r2, c) if has_env else None  # (E, members, M): one op, sliced per chunk
-        spread = _spread([b.shape for b in bases], x) if has_env else None
+        spread = envelope_spread([b.shape for b in bases], x) if has_env else None
         for chunk in _ranges(n_edges, chunk_step):
-            env = _wide(envs[chunk], spread) if has_env else None
+            env = spread_per_value(envs[chunk], spread) if has_env else None
             phi = _enveloped(bases, env, chunk, width).view(-1, rows, b_size)
             s, d = src[chunk], dst[chunk]
             r = r2[chunk] if from_sums else None
@@ -217,12 +217,12 @@ def _chunked_backward(
     need_env = has_env and (want_x or any(want_b) or from_bases)
     chunk_step, block_step = _steps(grad.device, width, rows * n_in)
     envs = _envelopes(r2, c) if need_env else None  # (E, members, M): one op, sliced per chunk
-    spread = _spread(shapes, grad) if need_env else None
+    spread = envelope_spread(shapes, grad) if need_env else None
     for chunk in _ranges(n_edges if (want_x or need_phi_grad) else 0, chunk_step):
         s, d = src[chunk], dst[chunk]
         n = chunk.stop - chunk.start
         env = envs[chunk] if need_env else None
-        wide = _wide(env, spread) if need_env and (want_x or any(want_b)) else None
+        wide = spread_per_value(env, spread) if need_env and (want_x or any(want_b)) else None
         phi = _enveloped(bases, wide, chunk, width).view(n, rows, b_size) if want_x else None
         g_phi = grad.new_empty(n, rows, b_size) if need_phi_grad else None
         for block in _ranges(n, block_step):

@@ -14,7 +14,7 @@ from ...ops.message import message_sum
 from ...ops.permute import permute_columns
 from ...ops.transforms import compiling_or_transformed
 from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
-from ._enveloped import enveloped_message_sum
+from ._enveloped import envelope_spread, enveloped_message_sum, spread_per_value
 
 #: Basis values (edges x values per edge) up to which the pairs sharing an input representation
 #: are summed together with autograd on (:meth:`SharedBasisKernel.message_and_aggregate`): 2 MiB
@@ -290,8 +290,9 @@ class SharedBasisKernel(ImplicitKernel):
         place = buf[:, start : start + M * p.out_rep.size].view(b.shape)  # (n, M, out_rep in_rep)
         if env is None:
             place.copy_(b)
-        else:
-            torch.mul(b, env, out=place)
+        else:  # the envelopes spread per value first: a product of equal shapes
+            wide = spread_per_value(env, envelope_spread([b.shape], b))
+            torch.mul(b.view(n, -1), wide, out=place.view(n, -1))
 
     def _enveloped_sum(
         self,
