@@ -14,7 +14,7 @@ import torch
 
 import steerable as st
 from steerable.core.mlp import KernelMLPSpec
-from steerable.ops.modulated import modulated_product
+from steerable.ops.modulated import modulated_matmul, modulated_product
 
 pytest.importorskip("escnn")
 
@@ -80,6 +80,8 @@ def test_scalar_form_equals_the_layers(name, hidden_layers, invariant_attr):
             torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
     if name == "O(3)":  # the pseudo-scalar/vector blocks of unnatural parity stay exact zeros
         assert any(w == 0 for w in mlp.scalar_form.widths)
+    else:  # the 2 x 2 blocks (five irreps) take the batched product, the others the tiled one
+        assert 5 in mlp.scalar_form.batched and 0 in mlp.scalar_form.batched
 
 
 @pytest.mark.parametrize("name", ["SO(3)", "O(3)"])
@@ -161,3 +163,26 @@ def test_modulated_product_rejects_mismatched_shapes():
         modulated_product(h, torch.randn(3, 6), None, y, torch.randn(3, 6))
     with pytest.raises(ValueError, match="does not divide"):
         modulated_product(h, torch.randn(4, 6), None, y, torch.randn(3, 6), torch.randn(4, 4))
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_modulated_matmul_equals_its_formula(with_bias):
+    gen = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True)  # noqa: E731
+    copies, terms, d = 3, 5, 4
+    h, weight, y, harmonics = r(6, 4), r(4, copies * terms), r(6, 3), r(3, terms * d)
+    bias = r(copies * terms) if with_bias else None
+    args = (h, weight, bias, y, harmonics)
+    s = h @ weight + (0 if bias is None else bias)
+    z = y @ harmonics
+    expected = torch.einsum("ecq,eqd->ecd", s.view(6, copies, terms), z.view(6, terms, d)).reshape(6, -1)
+    torch.testing.assert_close(modulated_matmul(*args, terms), expected, rtol=1e-12, atol=1e-12)
+    inputs = tuple(a for a in args if a is not None)
+
+    def fn(*flat):
+        it = iter(flat)
+        return modulated_matmul(*[next(it) if a is not None else None for a in args], terms)
+
+    assert torch.autograd.gradcheck(fn, inputs)
+    with pytest.raises(ValueError, match="do not split"):
+        modulated_matmul(h, weight, bias, y, harmonics[:, :-1], terms)

@@ -28,7 +28,7 @@ import torch
 
 from .transforms import compiling_or_transformed
 
-__all__ = ["modulated_product"]
+__all__ = ["modulated_matmul", "modulated_product"]
 
 #: Output width below which the mix multiplies several copies at once (with ``I_r ⊗ M``, ``r`` a
 #: power of two dividing the copies): the CPU's product of a tall matrix with a narrow output runs
@@ -69,6 +69,32 @@ def modulated_product(
     if not torch.is_grad_enabled():
         return _mixed(_affine(h, weight, bias).mul_(y @ harmonics), mix)
     return _ModulatedProduct.apply(h, weight, bias, y, harmonics, mix)
+
+
+def modulated_matmul(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    y: torch.Tensor,
+    harmonics: torch.Tensor,
+    terms: int,
+) -> torch.Tensor:
+    """Per edge ``(h @ weight + bias).view(n, terms) @ (y @ harmonics).view(terms, d)``, flattened.
+
+    The same blocks as :func:`modulated_product` with the invariants not tiled (``weight``
+    ``(n_h, n terms)``, copy-major) and each irrep's change of basis applied to its harmonic
+    (``harmonics`` ``(n_y, terms d)``), joined by a batched product: less arithmetic where a block
+    has many irreps, but the CPU's batched products of small matrices run fast for some shapes
+    only (the caller chooses).  ``(E, n d)``; autograd keeps the two small factors.
+    """
+    if weight.shape[1] % terms or harmonics.shape[1] % terms or (bias is not None and bias.shape != weight.shape[1:]):
+        raise ValueError(
+            f"modulated_matmul: weight {tuple(weight.shape)}, harmonics {tuple(harmonics.shape)} and bias "
+            f"{None if bias is None else tuple(bias.shape)} do not split into {terms} irreps"
+        )
+    n = h.shape[0]
+    s = _affine(h, weight, bias).view(n, -1, terms)
+    return torch.bmm(s, (y @ harmonics).view(n, terms, -1)).view(n, -1)
 
 
 def _affine(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -32,11 +32,17 @@ import numpy as np
 import torch
 
 from steerable.core.constants import Float64Constants
-from steerable.ops.modulated import modulated_product
+from steerable.ops.modulated import modulated_matmul, modulated_product
 
 from .schur import BlocksFromIrreps, SchurGate, SchurLinear
 
 __all__ = ["ScalarForm", "scalar_form"]
+
+#: Irreps per block from which a block is made by :func:`~steerable.ops.modulated.modulated_matmul`
+#: (one invariant per copy and irrep, a batched product per edge) instead of
+#: :func:`~steerable.ops.modulated.modulated_product` (invariants tiled over each irrep's
+#: components): measured 2x faster at 5 irreps (``2 ⊗ 2``), 1.5-2x slower at 3 (``benchmarks/README.md``).
+BATCHED_TERMS = 5
 
 
 class _Entries:
@@ -137,6 +143,7 @@ class ScalarForm(torch.nn.Module):
         self.bases = Float64Constants()
         columns, run = [], 0
         self.widths: list[int] = []  # per group: columns of the last layer (0: every irrep zero)
+        self.batched: list[int] = []  # per group: its irreps where made by a batched product, else 0
         for g, (copies, d, irreps) in enumerate(to_blocks.groups):
             q_mat = to_blocks.bases.master(f"q{g}").numpy()
             live = []  # (run, Q's columns, the harmonic's first component)
@@ -145,7 +152,14 @@ class ScalarForm(torch.nn.Module):
                 if out_key in harmonic:
                     live.append((run, col, dim, harmonic[out_key][0]))
                 run += 1
-            if len(live) == 1:
+            batched = len(live) >= BATCHED_TERMS
+            if batched:  # per copy and irrep one invariant; Q_q y_q per irrep, not tiled
+                z = np.zeros((offset, len(live) * d))
+                for q, (_, col, dim, first) in enumerate(live):
+                    z[first : first + dim, q * d : (q + 1) * d] = q_mat[:, col : col + dim].T
+                mix = None
+                columns += [(r, n) for n in range(copies) for r, _, _, _ in live]
+            elif len(live) == 1:
                 ((r, col, dim, first),) = live
                 z = np.zeros((offset, d))
                 z[first : first + dim] = q_mat[:, col : col + dim].T
@@ -157,9 +171,10 @@ class ScalarForm(torch.nn.Module):
                 z[[first + m for _, _, dim, first in live for m in range(dim)], np.arange(k)] = 1.0
                 mix = np.concatenate([q_mat[:, col : col + dim] for _, col, dim, _ in live], axis=1).T if live else None
                 columns += [(r, n) for n in range(copies) for r, _, dim, _ in live for _ in range(dim)]
-            self.bases.add(f"z{g}", np.tile(z, (1, copies)) if live else None)
+            self.bases.add(f"z{g}", (z if batched else np.tile(z, (1, copies))) if live else None)
             self.bases.add(f"mix{g}", mix)
-            self.widths.append(copies * z.shape[1] if live else 0)
+            self.widths.append(copies * (len(live) if batched else z.shape[1]) if live else 0)
+            self.batched.append(len(live) if batched else 0)
         self.piece_sizes = [copies * d for copies, d, _ in to_blocks.groups]
         self.layers.append(_Layer(last, rows, columns))
 
@@ -187,7 +202,10 @@ class ScalarForm(torch.nn.Module):
                 yield y.new_zeros(y.shape[0], size)
                 continue
             z, mix = self.bases.get(f"z{g}", y), self.bases.get(f"mix{g}", y)
-            yield modulated_product(h, weights[g], biases[g], y, z, mix)
+            if self.batched[g]:
+                yield modulated_matmul(h, weights[g], biases[g], y, z, self.batched[g])
+            else:
+                yield modulated_product(h, weights[g], biases[g], y, z, mix)
 
 
 def scalar_form(owner: Any) -> ScalarForm | None:
