@@ -9,9 +9,10 @@ import torch
 
 from .transforms import transforms_active
 
-#: Values of per-edge products (messages, their gradients) held at once on the CPU: 256 KiB in
-#: float32, within a core's L2 cache.
-BLOCK_VALUES = 1 << 16
+#: Values of per-edge products (messages, their gradients) held at once on the CPU: 512 KiB in
+#: float32, within a core's L2 cache (twice 256 KiB measured 8-10 % faster on 1 MiB L2 cores:
+#: half as many small batched products; ``benchmarks/README.md``).
+BLOCK_VALUES = 1 << 17
 #: The same on a GPU, where each block costs kernel launches and memory is plentiful: 64 MiB.
 GPU_BLOCK_VALUES = 1 << 24
 

@@ -30,8 +30,8 @@ import torch
 
 from ...ops.message import BLOCK_VALUES, GPU_BLOCK_VALUES, edge_products
 
-#: Values of enveloped bases (and of their gradients) formed at once on the CPU: 256 KiB in float32.
-CHUNK_VALUES = 1 << 16
+#: Values of enveloped bases (and of their gradients) formed at once on the CPU: 512 KiB in float32.
+CHUNK_VALUES = 1 << 17
 #: The same on a GPU, where each chunk costs kernel launches: 64 MiB.
 GPU_CHUNK_VALUES = 1 << 24
 #: Whether the widths' gradient comes from the targets' sum ``S2`` (module docstring) where the
