@@ -186,3 +186,5 @@ def test_modulated_matmul_equals_its_formula(with_bias):
     assert torch.autograd.gradcheck(fn, inputs)
     with pytest.raises(ValueError, match="do not split"):
         modulated_matmul(h, weight, bias, y, harmonics[:, :-1], terms)
+    with pytest.raises(ValueError, match="do not match"):
+        modulated_matmul(h[:-1], weight, bias, y, harmonics, terms)

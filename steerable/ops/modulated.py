@@ -17,7 +17,9 @@ output (``benchmarks/README.md``, "Issue 18").  Here:
   (:data:`MIN_OUTPUT_WIDTH`).
 
 Autograd keeps neither ``S`` nor ``Y``: the backward makes them again from ``h`` and ``y`` (two matrix
-products), in differentiable ops, so higher derivatives work.
+products), in differentiable ops, so higher derivatives work.  :func:`modulated_matmul` makes the
+same blocks without tiling, by a batched product per edge: less arithmetic where a block has many
+irreps, but fast for some shapes only (the caller chooses).
 """
 
 from __future__ import annotations
@@ -57,11 +59,7 @@ def modulated_product(
             f"modulated_product: weight {tuple(weight.shape)}, harmonics {tuple(harmonics.shape)} and "
             f"bias {None if bias is None else tuple(bias.shape)} must have the same number of columns"
         )
-    if h.shape[0] != y.shape[0] or h.shape[1] != weight.shape[0] or y.shape[1] != harmonics.shape[0]:
-        raise ValueError(
-            f"modulated_product: h {tuple(h.shape)} @ weight {tuple(weight.shape)} and "
-            f"y {tuple(y.shape)} @ harmonics {tuple(harmonics.shape)} do not match"
-        )
+    _check_products("modulated_product", h, weight, y, harmonics)
     if mix is not None and (mix.dim() != 2 or width % mix.shape[0]):
         raise ValueError(f"modulated_product: mix {tuple(mix.shape)} does not divide {width} columns")
     if compiling_or_transformed():  # torch's own ops: autograd keeps S and Y
@@ -92,9 +90,19 @@ def modulated_matmul(
             f"modulated_matmul: weight {tuple(weight.shape)}, harmonics {tuple(harmonics.shape)} and bias "
             f"{None if bias is None else tuple(bias.shape)} do not split into {terms} irreps"
         )
+    _check_products("modulated_matmul", h, weight, y, harmonics)
     n = h.shape[0]
     s = _affine(h, weight, bias).view(n, -1, terms)
     return torch.bmm(s, (y @ harmonics).view(n, terms, -1)).view(n, -1)
+
+
+def _check_products(name: str, h: torch.Tensor, weight: torch.Tensor, y: torch.Tensor, harmonics: torch.Tensor) -> None:
+    """``h @ weight`` and ``y @ harmonics`` are defined, on the same rows (raises ``ValueError``)."""
+    if h.shape[0] != y.shape[0] or h.shape[1] != weight.shape[0] or y.shape[1] != harmonics.shape[0]:
+        raise ValueError(
+            f"{name}: h {tuple(h.shape)} @ weight {tuple(weight.shape)} and "
+            f"y {tuple(y.shape)} @ harmonics {tuple(harmonics.shape)} do not match"
+        )
 
 
 def _affine(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

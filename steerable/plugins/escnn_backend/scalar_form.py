@@ -19,7 +19,9 @@ last linear folded into the first (two linear maps in a row), the gates two elem
 and each run of equal output blocks (``block = Q (⊕_i s_i y_i)``, :class:`~.schur.BlocksFromIrreps`)
 made by :func:`steerable.ops.modulated.modulated_product`: the invariants (weights tiled over each
 irrep's components) times the harmonics' components, then ``Q`` (folded into the constant on the
-harmonics where a block has one irrep).
+harmonics where a block has one irrep); blocks of :data:`BATCHED_TERMS` irreps or more by
+:func:`~steerable.ops.modulated.modulated_matmul` (per edge, the copies' invariants times each
+irrep's ``Q_q y_q``).
 The tests compare this form with the layer-by-layer path (values and gradients, float64).
 """
 
@@ -146,7 +148,7 @@ class ScalarForm(torch.nn.Module):
         self.batched: list[int] = []  # per group: its irreps where made by a batched product, else 0
         for g, (copies, d, irreps) in enumerate(to_blocks.groups):
             q_mat = to_blocks.bases.master(f"q{g}").numpy()
-            live = []  # (run, Q's columns, the harmonic's first component)
+            live = []  # (run, Q's first column and width for it, the harmonic's first component)
             for col, dim in irreps:
                 out_key = last.out_runs[run][0]
                 if out_key in harmonic:
