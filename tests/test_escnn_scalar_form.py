@@ -24,6 +24,8 @@ from steerable.plugins.escnn_backend.irrepwise import IrrepwiseKernelMLP
 def _irreps(G, name: str) -> list:
     if name == "O(3)":  # scalars, vectors, pseudo-scalars (no harmonic of their own) and pseudo-vectors
         return [G.irrep(0, 0), G.irrep(1, 1), G.irrep(1, 0), G.irrep(0, 1)]
+    if name == "O(2)":  # on the plane: scalars, the sign (no harmonic of its own), frequencies 1 and 2
+        return [G.irrep(0, 0), G.irrep(1, 0), G.irrep(1, 1), G.irrep(1, 2)]
     return [G.irrep(l) for l in range(3)]
 
 
@@ -46,7 +48,7 @@ def _evaluate(mlp, spec, scalar_form: bool, create_graph: bool = False):
     IrrepwiseKernelMLP.use_scalar_form = scalar_form
     try:
         gen = torch.Generator().manual_seed(1)
-        pos = torch.randn(11, 3, generator=gen, dtype=torch.float64)
+        pos = torch.randn(11, spec.group.dim, generator=gen, dtype=torch.float64)
         pos[0] = 0.0  # the origin: every non-invariant harmonic zero
         pos.requires_grad_(True)
         attr = torch.randn(11, 2, generator=gen, dtype=torch.float64) if spec.attr_type is not None else None
@@ -66,7 +68,7 @@ def _evaluate(mlp, spec, scalar_form: bool, create_graph: bool = False):
         IrrepwiseKernelMLP.use_scalar_form = True
 
 
-@pytest.mark.parametrize("name", ["SO(3)", "O(3)"])
+@pytest.mark.parametrize("name", ["SO(3)", "O(3)", "O(2)"])
 @pytest.mark.parametrize("hidden_layers,invariant_attr", [(0, False), (1, True), (2, False)])
 def test_scalar_form_equals_the_layers(name, hidden_layers, invariant_attr):
     mlp, spec = _mlp(name, hidden_layers, invariant_attr)
@@ -78,13 +80,13 @@ def test_scalar_form_equals_the_layers(name, hidden_layers, invariant_attr):
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
-    if name == "O(3)":  # the pseudo-scalar/vector blocks of unnatural parity stay exact zeros
+    if name != "SO(3)":  # blocks of irreps without a harmonic (unnatural parity, the sign) stay exact zeros
         assert any(w == 0 for w in mlp.scalar_form.widths)
     else:  # the 2 x 2 blocks (five irreps) take the batched product, the others the tiled one
         assert 5 in mlp.scalar_form.batched and 0 in mlp.scalar_form.batched
 
 
-@pytest.mark.parametrize("name", ["SO(3)", "O(3)"])
+@pytest.mark.parametrize("name", ["SO(3)", "O(3)", "O(2)"])
 def test_scalar_form_second_derivatives(name):
     mlp, spec = _mlp(name, 1, False)
     fast = _evaluate(mlp, spec, True, create_graph=True)

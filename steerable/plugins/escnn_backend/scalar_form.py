@@ -6,7 +6,7 @@ harmonic of that irrep, ``f = s y_i(pos)`` (``y_i`` the block of :class:`~.embed
 that carries ``i``; ``y_0 = 1``).  This holds for the first layer's input (copy ``c`` of degree ``a``
 is ``w[:, c, a] y_a``, :meth:`~.frontend.EscnnKernelMLP.invariant_weights`) and is kept by every layer
 when each equivariant map between copies of one irrep is a multiple of the identity (irreps of real
-type: SO(3), O(3), O(2); checked on escnn's bases, :attr:`~.schur.RunMap.scalar`):
+type: SO(3), O(3), O(2) on R^2; checked on escnn's bases, :attr:`~.schur.RunMap.scalar`):
 
 * :class:`~.schur.SchurLinear`: copy ``o`` of the output is ``sum_c coef[o, c] beta (s_c y_i) =
   (s @ (beta coef)^T)_o y_i``, and escnn's bias, on trivial irreps only, adds to ``s`` (``y_0 = 1``);

@@ -28,6 +28,10 @@ from .linear import PlainLinear
 
 Run = tuple[tuple, int]  # (irrep id, number of copies)
 
+#: Relative size of the off-diagonal entries up to which an escnn basis of maps between copies of
+#: one irrep counts as a multiple of the identity (:attr:`RunMap.scalar`): float32 round-off
+SCALAR_TOLERANCE = 1e-6
+
 
 class ScaledRun(NamedTuple):
     """A run given as the broadcast product ``values * scales``, formed only when needed.
@@ -210,7 +214,10 @@ class SchurLinear(torch.nn.Module):
                 maps.append(None)
                 continue
             b = basis[..., 0].double()
-            scalar = dim == 1 and bool(torch.equal(b[0], b[0, 0, 0] * torch.eye(d, dtype=b.dtype)))
+            # a multiple of the identity up to escnn's sampling round-off (O(2)'s bases carry
+            # off-diagonal entries of ~2e-16)
+            off = b[0] - b[0, 0, 0] * torch.eye(d, dtype=b.dtype) if dim == 1 else None
+            scalar = off is not None and bool(off.abs().max() <= SCALAR_TOLERANCE * b[0, 0, 0].abs())
             maps.append(RunMap(module, start, stop, out_count, in_count, first, copies, d, scalar))
         return maps
 
