@@ -185,8 +185,11 @@ class ScalarForm(torch.nn.Module):
         *hidden, last, _ = owner.schur_layers
         linears = [*hidden[0::2], last]
         y = owner.embedding(pos)
-        head, out = owner.invariant_mlp[:-1], owner.invariant_mlp[-1]
-        h = head(owner.invariants(pos, attr))
+        # the layers themselves (slicing the Sequential would build and register a new module per call)
+        *head, out = owner.invariant_mlp
+        h = owner.invariants(pos, attr)
+        for layer in head:
+            h = layer(h)
         # the invariant MLP's last linear and the first layer: two linear maps in a row, one product
         weight, bias = self.layers[0].weight(linears[0])
         fused_bias = out.bias @ weight if bias is None else torch.addmm(bias, out.bias[None], weight)[0]
