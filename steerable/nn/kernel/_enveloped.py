@@ -60,6 +60,7 @@ def _envelopes(r2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return torch.exp(-r2[:, None, None] * c)
 
 
+#: :func:`envelope_spread`'s 0/1 matrices by (members' layout, dtype, device): a few per model
 _SPREADS: dict[tuple, torch.Tensor] = {}
 
 
@@ -144,11 +145,11 @@ class _EnvelopedMessageSum(torch.autograd.Function):
         envs = _envelopes(r2, c) if has_env else None  # (E, members, M): one op, sliced per chunk
         spread = envelope_spread([b.shape for b in bases], x) if has_env else None
         for chunk in _ranges(n_edges, chunk_step):
-            env = spread_per_value(envs[chunk], spread) if has_env else None
-            phi = _enveloped(bases, env, chunk, width).view(-1, rows, b_size)
+            wide = spread_per_value(envs[chunk], spread) if has_env else None
+            phi = _enveloped(bases, wide, chunk, width).view(-1, rows, b_size)
             s, d = src[chunk], dst[chunk]
             r = r2[chunk] if from_sums else None
-            del env
+            del wide
             for block in _ranges(phi.shape[0], block_step):
                 product = edge_products(phi[block], x, s[block])
                 out.index_add_(0, d[block], product)
