@@ -4,7 +4,9 @@ Used for continuous groups with the exact nonlinearity whose harmonics and attri
 irreducible (SO(3), O(3), SO(2)/O(2) on R^2): every input field is then an irrep, so each layer
 multiplies only the diagonal blocks of escnn's expanded matrix (:mod:`.schur`), one tensor per
 irrep, and the output is made one group of equal blocks at a time (:meth:`IrrepwiseKernelMLP.pieces`,
-the core's streaming protocol :class:`steerable.core.mlp.StreamingKernelMLP`).
+the core's streaming protocol :class:`steerable.core.mlp.StreamingKernelMLP`).  Where every feature is
+an invariant times a harmonic (no attribute fields, irreps of real type) the same layers run in scalar
+form (:mod:`.scalar_form`, :attr:`IrrepwiseKernelMLP.use_scalar_form`).
 """
 
 from __future__ import annotations

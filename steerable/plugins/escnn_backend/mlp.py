@@ -24,7 +24,8 @@ torch tensors go in and out, ``GeometricTensor`` is used only inside):
    * :class:`~.irrepwise.IrrepwiseKernelMLP` when every input field is an irrep (continuous groups
      with the exact nonlinearity, harmonics that stay irreducible: SO(3), O(3), SO(2)/O(2) on R^2):
      one tensor per irrep, only the Schur blocks of each expanded matrix multiplied (:mod:`.schur`),
-     the output made one group of blocks at a time (the streaming protocol);
+     the output made one group of blocks at a time (the streaming protocol); without attribute
+     fields the same layers run on invariants alone (:mod:`.scalar_form`, SO(3), O(3), O(2));
    * :class:`~.dense.DenseKernelMLP` otherwise (finite groups' regular fields, restricted
      harmonics, ``"fourier"``): each layer one dense product on the concatenated features, the
      change of basis folded into the last weights.
