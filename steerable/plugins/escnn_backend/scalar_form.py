@@ -177,7 +177,6 @@ class ScalarForm(torch.nn.Module):
             self.bases.add(f"mix{g}", mix)
             self.widths.append(copies * (len(live) if batched else z.shape[1]) if live else 0)
             self.batched.append(len(live) if batched else 0)
-        self.piece_sizes = [copies * d for copies, d, _ in to_blocks.groups]
         self.layers.append(_Layer(last, rows, columns))
 
     def pieces(self, owner: Any, pos: torch.Tensor, attr: torch.Tensor | None) -> Iterator[torch.Tensor]:
@@ -202,7 +201,7 @@ class ScalarForm(torch.nn.Module):
         weights = weight.split(self.widths, dim=1)
         biases = fused_bias.split(self.widths) if fused_bias is not None else [None] * len(self.widths)
         del weight, fused_bias
-        for g, (width, size) in enumerate(zip(self.widths, self.piece_sizes)):
+        for g, (width, size) in enumerate(zip(self.widths, owner.piece_sizes)):
             if not width:  # every irrep of the group without a harmonic: exact zeros
                 yield y.new_zeros(y.shape[0], size)
                 continue
