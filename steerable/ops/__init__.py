@@ -1,7 +1,9 @@
-"""Autograd operations with hand-written backward passes: bounded-memory message sums, row and
-column permutations whose gradient is a gather, and harmonics modulated by invariants."""
+"""Autograd operations, most with hand-written backward passes: bounded-memory message sums, row and
+column permutations whose gradient is a gather, harmonics modulated by invariants, and per-edge
+messages of a shared basis in the cheaper of two orders."""
 
 from .message import message_sum
+from .mixed import mixed_message
 from .modulated import modulated_product
 from .permute import permute_columns, permute_rows
 from .transforms import compiling_or_transformed, transforms_active
@@ -9,6 +11,7 @@ from .transforms import compiling_or_transformed, transforms_active
 __all__ = [
     "compiling_or_transformed",
     "message_sum",
+    "mixed_message",
     "modulated_product",
     "permute_columns",
     "permute_rows",

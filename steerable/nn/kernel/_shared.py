@@ -11,6 +11,7 @@ import torch
 
 from ...core.representation import FieldType, Rep
 from ...ops.message import message_sum
+from ...ops.mixed import mixed_message
 from ...ops.permute import permute_columns
 from ...ops.transforms import compiling_or_transformed
 from ._base import BASIS_SIZE, EnvelopeWidth, ImplicitKernel, Segment
@@ -56,10 +57,12 @@ class SharedBasisKernel(ImplicitKernel):
     A scalar mix of kernels of one type is equivariant; every block still reaches the whole space
     the symmetry allows (each ``phi_m`` does, :mod:`steerable.core.mlp`).
 
-    The messages never build the ``(E, out, in)`` kernel: each evaluation's basis kernels are
-    applied to its input vector (``M x rho_o.size x len(in_fields)`` responses per pair), and the
-    mixing, linear and the same everywhere, runs on the responses, per edge (:meth:`message`) or
-    once per target after they are summed (:meth:`message_and_aggregate`).  See
+    The messages never build the ``(E, out, in)`` kernel.  Per edge (:meth:`message`), each pair
+    applies its basis kernels and its mixing to the input fields in the cheaper of two orders
+    (:func:`steerable.ops.mixed.mixed_message`: the basis kernels first, ``M x rho_o.size x
+    len(in_fields)`` responses, or the mixing first, ``M x rho_i.size x len(out_fields)`` mixed
+    fields).  Summed at the targets (:meth:`message_and_aggregate`), the responses are summed first
+    and the mixing, linear and the same everywhere, runs once per target.  See
     :class:`ImplicitKernel` for the operations, shapes and arguments.
     """
 
@@ -176,16 +179,21 @@ class SharedBasisKernel(ImplicitKernel):
     def message(self, pos: torch.Tensor, attr: torch.Tensor | None, x_edge: torch.Tensor) -> torch.Tensor:
         self._check(pos, attr)
         self._check_features(x_edge, pos.shape[0], "x_edge")
-        grouped, responses = self._grouped(x_edge), []
+        grouped, n, M = self._grouped(x_edge), pos.shape[0], self.basis_size
+        factor = self._factor(pos)
         bases = self._basis(pos, attr)
-        for p in self.pairs:
-            b = next(bases)
-            f = self._pair_features(grouped, p)  # (E, n_in, in_rep)
-            phi = b.view(pos.shape[0], self.basis_size * p.out_rep.size, p.in_rep.size)  # (E, M out_rep, in_rep)
-            # scalar inputs: an outer product (a batched matmul of 1-wide matrices is much slower)
-            responses.append(phi * f.transpose(1, 2) if p.in_rep.size == 1 else torch.bmm(phi, f.transpose(1, 2)))
-            del b, phi  # before the next pair's basis is made (kept by autograd only if needed)
-        return self._mix(responses)
+        mixed: list[torch.Tensor] = []  # per output representation (E, out_rep, n_out)
+        for members in self._by_output:
+            y = None
+            for t in members:
+                p = self.pairs[t]
+                b = next(bases).view(n, M, p.out_rep.size, p.in_rep.size)
+                # the constant factor on the small weights, not on the (E, out) output
+                y_t = mixed_message(b, self._pair_features(grouped, p), self.mixing[t].to(b) * factor)
+                y = y_t if y is None else y + y_t
+                del b  # before the next pair's basis is made (kept by autograd only if needed)
+            mixed.append(y)
+        return self._outputs(mixed)
 
     def message_and_aggregate(
         self,
@@ -359,6 +367,11 @@ class SharedBasisKernel(ImplicitKernel):
             w = self.mixing[members[0]] if len(members) == 1 else torch.cat([self.mixing[t] for t in members], dim=2)
             # the constant factor on the small weights, not on the (rows, out) output
             y = g @ (w.to(g).reshape(n_out, -1) * factor).T
-            outs.append(y.view(n, ro, n_out).transpose(1, 2).flatten(1))
+            outs.append(y.view(n, ro, n_out))
+        return self._outputs(outs)
+
+    def _outputs(self, mixed: list[torch.Tensor]) -> torch.Tensor:
+        """``(rows, out_rep, n_out)`` per output representation -> ``(rows, out)`` in field order."""
+        outs = [y.transpose(1, 2).flatten(1) for y in mixed]
         grouped = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
         return grouped if self._outputs_grouped else grouped.index_select(1, self.output_order)
