@@ -28,6 +28,7 @@ import torch
 from steerable.tasks.modelnet.data import ModelNetDataModule, write_synthetic_modelnet
 from steerable.tasks.modelnet.model import ModelNetNet
 from steerable.tasks.modelnet.train import SETTINGS, build_parser, resolve
+from steerable.tasks.optim import adam
 
 SWEEP = Path(__file__).resolve().parents[1] / "configs" / "modelnet_groups"
 #: training shapes of ModelNet-40 (the archive's train split)
@@ -50,7 +51,7 @@ def time_steps(cfg: dict, batch, steps: int, device: str) -> tuple[int, float, f
     start = time.perf_counter()
     net = ModelNetNet(5, **SETTINGS.select(cfg, "model")).to(device).train()
     built = time.perf_counter() - start
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"])
+    opt = adam(net.parameters(), cfg["lr"], decoupled=True)  # the task's optimiser
     pos, index, y = batch.pos.to(device), batch.batch.to(device), batch.y.to(device)
     times = []
     for i in range(steps + 1):

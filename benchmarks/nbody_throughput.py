@@ -30,6 +30,7 @@ import torch
 from steerable.tasks.nbody.compiled import TrainingCompiler
 from steerable.tasks.nbody.model import NBodyNet, build_nbody_net
 from steerable.tasks.nbody.train import PRESETS, SETTINGS
+from steerable.tasks.optim import adam
 
 
 def _layout(basis: int) -> str:
@@ -61,7 +62,7 @@ def trainer(
     device = torch.device(device)
     model.to(device)
     pos, vel, charges, target = (t.to(device) for t in _batch(batch_size))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model.parameters(), lr=1e-3)  # the task's optimiser
     compiler = (TrainingCompiler(mode=mode) if mode else TrainingCompiler()) if compiled else None
     model.train()
 

@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 from _pyg_peers import DimeNetPPPeer, SchNetPeer
 
+from steerable.tasks.optim import adam
 from steerable.tasks.qm9.data import QM9DataModule
 from steerable.tasks.qm9.model import QM9Net
 
@@ -92,7 +93,7 @@ class _Run:
 
         self.device = torch.device(device)
         self.model, self.dm, self.budget, self.lr = model.to(self.device), dm, budget, lr
-        self.opt = torch.optim.AdamW(model.parameters(), lr=lr)
+        self.opt = adam(model.parameters(), lr, decoupled=True)  # the task's optimiser, for every model
         self.loader = DataLoader(
             dm._splits["train"], batch_size=dm.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
         )

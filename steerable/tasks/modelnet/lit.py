@@ -7,6 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..optim import adam
 from .model import ModelNetNet
 
 __all__ = ["ModelNetModule"]
@@ -44,6 +45,6 @@ class ModelNetModule(L.LightningModule):
         self._step(data, "test")
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = adam(self.parameters(), self.hparams.lr, self.hparams.weight_decay, decoupled=True)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.hparams.epochs))
         return {"optimizer": opt, "lr_scheduler": sched}

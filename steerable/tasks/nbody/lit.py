@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..optim import adam
 from ..trainer import train_sampler
 from .compiled import TrainingCompiler
 from .data import DEFAULT_SEED, DEFAULT_SIZES, NBodyDataset, load_npy_split, load_or_generate
@@ -201,7 +202,7 @@ class NBodyModule(L.LightningModule):
             self.log(f"test_equiv_{key}", value, sync_dist=True, reduce_fx="max")
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = adam(self.parameters(), self.hparams.lr, self.hparams.weight_decay)
         epochs = self.trainer.max_epochs if self.trainer is not None and self.trainer.max_epochs else 1
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

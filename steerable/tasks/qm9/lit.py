@@ -7,6 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..optim import adam
 from .model import QM9Net
 
 __all__ = ["QM9Module"]
@@ -56,6 +57,6 @@ class QM9Module(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = adam(self.parameters(), self.hparams.lr, self.hparams.weight_decay, decoupled=True)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.hparams.epochs))
         return {"optimizer": opt, "lr_scheduler": sched}
