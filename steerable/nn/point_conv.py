@@ -49,29 +49,22 @@ _AUTO_CHUNK_VALUES = 1 << 24
 
 
 def saved_values_per_edge(kernel: ImplicitKernel, fused: bool, n: int = 32) -> float:
-    """Values autograd keeps per edge for backward, measured once on ``n`` and ``2 n`` probe edges.
+    """Values autograd keeps per edge for backward, measured once on ``n`` probe edges.
 
-    The storages saved by ``kernel.message_and_aggregate`` (``fused``) or ``kernel.message``
-    (kernel-MLP activations, basis kernels, whatever the backend keeps), each counted once, in
-    full, however many views of it are saved; per edge, their growth from ``n`` to ``2 n`` edges,
-    so the parts of fixed size (weights, constants) drop out and tensors of any layout count
-    (``(E out_rep, M n_in)`` as much as ``(E, ...)``).  Node features and per-target sums count
-    as if per edge, erring on the safe side.  Backend-independent.
+    Counts the tensors saved by ``kernel.message_and_aggregate`` (``fused``) or ``kernel.message``
+    (kernel-MLP activations, basis kernels; node features count as if per edge, erring on the safe
+    side).  Backend-independent: whatever the MLP keeps is counted.
     """
-    return (_saved_values(kernel, fused, 2 * n) - _saved_values(kernel, fused, n)) / n
-
-
-def _saved_values(kernel: ImplicitKernel, fused: bool, n: int) -> int:
-    """Values in the distinct storages autograd saves in one call on ``n`` probe edges (and targets)."""
     gen = torch.Generator().manual_seed(0)
     pos, attr = kernel.probe_inputs(n, gen)
     x = torch.randn(n, kernel.in_type.size, generator=gen).to(pos).requires_grad_()
     index = torch.arange(n)
-    storages: dict[int, int] = {}
+    saved = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes() // t.element_size()
+        nonlocal saved
+        if t.dim() and t.shape[0] == n:
+            saved += t.numel()
         return t
 
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -79,7 +72,7 @@ def _saved_values(kernel: ImplicitKernel, fused: bool, n: int) -> int:
             kernel.message_and_aggregate(pos, attr, x, index, index, n)
         else:
             kernel.message(pos, attr, x)
-    return sum(storages.values())
+    return saved / n
 
 
 def auto_chunk_size(kernel: ImplicitKernel, fused: bool, n: int = 32) -> int:
