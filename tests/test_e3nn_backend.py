@@ -296,10 +296,10 @@ def test_float64_after_float32_keeps_exact_constants(G):
 SCALAR_FORM_BOUND = 2e-14  # relative, float64; measured <= 1.6e-15 (values), <= 1.9e-15 (gradients): 10x margin
 
 
-def _values_and_gradients(mlp, pos, attr, scalar_form: bool):
+def _values_and_gradients(mlp, pos, attr, scalar_form: bool, bilinear: bool = True):
     """``mlp(pos, attr)`` and the gradients of a fixed random weighting of it with respect to the
     positions, the attributes and every parameter (float64)."""
-    mlp.scalar_form = scalar_form
+    mlp.scalar_form, mlp.bilinear = scalar_form, bilinear
     pos = pos.clone().requires_grad_(True)
     attr = None if attr is None else attr.clone().requires_grad_(True)
     out = mlp(pos, attr)
@@ -341,6 +341,59 @@ def test_scalar_form_equals_the_e3nn_modules(G, hidden_layers, hidden_lmax, inva
     vector = KernelMLPSpec(G, _mixed_blocks(G)[:4], G.field_type("0e + 1o"), hidden_layers=1)
     with_vector = G.build_kernel_mlp(vector)
     assert with_vector.radial_form is None and not with_vector.scalar_form
+
+
+@pytest.mark.parametrize("hidden_layers", [1, 2])
+def test_bilinear_form_equals_the_e3nn_modules(G, hidden_layers):
+    """With a vector attribute the shared-weight tensor products run as ``(e ⊗ h) @ A`` (``.bilinear``)
+    where ``A`` is dense enough: the values and gradients (positions, attributes, every parameter) of
+    e3nn's modules, float64, also at the origin and after a float32 round trip; and equivariant."""
+    from steerable.plugins.e3nn_backend.bilinear import MIN_DENSITY
+
+    attrs = G.field_type("1o")
+    reps = [G.irrep(0, 1), G.irrep(1, -1)]
+    blocks = tuple((o, i) for o in reps for i in reps)
+    spec = KernelMLPSpec(G, blocks, attrs, hidden_channels=4, hidden_layers=hidden_layers)
+    torch.manual_seed(2)
+    mlp = G.build_kernel_mlp(spec).float().double()  # the constants come back exact
+    if G.name == "O(3)":  # both parities in the hidden field: A is sparser, e3nn's code runs
+        assert not mlp.bilinear_forms
+        pytest.skip("O(3): no bilinear form at these degrees (MIN_DENSITY)")
+    expected = ["out_tp", "tps_0"] if hidden_layers == 2 else ["out_tp"]
+    assert not mlp.scalar_form and sorted(mlp.bilinear_forms) == expected
+    assert all(form.density >= MIN_DENSITY for form in mlp.bilinear_forms.values())
+    _rerandomised(mlp)()
+    gen = torch.Generator().manual_seed(21)
+    pos = torch.randn(16, 3, dtype=torch.float64, generator=gen)
+    pos[0] = 0.0
+    attr = torch.randn(16, 3, dtype=torch.float64, generator=gen)
+    attr[1] = 0.0
+    fast, fast_grads = _values_and_gradients(mlp, pos, attr, False, bilinear=True)
+    ref, ref_grads = _values_and_gradients(mlp, pos, attr, False, bilinear=False)
+    assert float((fast - ref).norm() / ref.norm()) <= SCALAR_FORM_BOUND
+    names = ["pos", "attr", *(name for name, _ in mlp.named_parameters())]
+    for name, f, r in zip(names, fast_grads, ref_grads, strict=True):
+        assert torch.isfinite(f).all(), name
+        assert float((f - r).norm()) <= SCALAR_FORM_BOUND * max(float(r.norm()), 1e-300), name
+    mlp.bilinear = True
+    errors, norms = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(22)), torch.float64)
+    assert max(errors) <= F64_BOUND and min(norms) > 1e-3
+
+
+def test_bilinear_form_only_where_it_pays(G):
+    """Blocks up to degree 2 make the output layer's ``A`` sparser than :data:`MIN_DENSITY`: e3nn's
+    code runs there (measured faster for training); a module with external weights has no form."""
+    from e3nn import o3
+
+    from steerable.plugins.e3nn_backend.bilinear import BilinearForm
+
+    reps = [G.irrep(0, 1), G.irrep(1, -1), G.irrep(2, 1)]
+    spec = KernelMLPSpec(G, tuple((o, i) for o in reps for i in reps), G.field_type("1o"), hidden_layers=1)
+    assert not G.build_kernel_mlp(spec).bilinear_forms
+    external = o3.FullyConnectedTensorProduct("2x1e", "1x1e", "2x0e", shared_weights=False, internal_weights=False)
+    assert BilinearForm.if_worthwhile(external) is None
+    with pytest.raises(RuntimeError, match="own"):
+        BilinearForm(external)
 
 
 def test_pieces_equal_the_whole_output(G):

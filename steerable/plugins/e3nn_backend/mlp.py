@@ -68,6 +68,7 @@ from steerable.core.mlp import KernelMLPSpec
 from steerable.core.radial import RadialBasis
 from steerable.ops.permute import permute_columns
 
+from .bilinear import BilinearForm
 from .group import E3nnGroup, E3nnRep, float64_default
 from .radial import RadialForm
 
@@ -146,6 +147,7 @@ class E3nnKernelMLP(torch.nn.Module):
                 new.get_parameter(name).requires_grad_(False)
         new.train(self.training)
         new.scalar_form = self.scalar_form
+        new.bilinear = self.bilinear
         memo[id(self)] = new
         return new
 
@@ -274,6 +276,15 @@ class E3nnKernelMLP(torch.nn.Module):
         self.radial_form = RadialForm(self, list(zip(gather, columns, cob))) if not eq_irreps else None
         #: evaluate through the scalar form when there is one (``False``: e3nn's modules, the reference)
         self.scalar_form = self.radial_form is not None
+        # -- 8. otherwise, shared-weight tensor products as one matrix product where that pays (.bilinear)
+        self.bilinear_forms = torch.nn.ModuleDict()
+        if eq_irreps:
+            for name, tp in [*((f"tps.{n}", tp) for n, tp in enumerate(self.tps)), ("out_tp", self.out_tp)]:
+                form = BilinearForm.if_worthwhile(tp) if tp is not None else None
+                if form is not None:
+                    self.bilinear_forms[name.replace(".", "_")] = form
+        #: run the tensor products of :attr:`bilinear_forms` through them (``False``: e3nn's modules)
+        self.bilinear = True
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
@@ -382,9 +393,9 @@ class E3nnKernelMLP(torch.nn.Module):
         h = self.first_tp(x0, e, self.scalar_mlp(scalars))
         if self.out_tp is not None:
             h = self.gates[0](h)
-            for tp, gate in zip(self.tps, self.gates[1:]):
-                h = gate(tp(h, e))
-            h = self.out_tp(h, e)
+            for layer, (tp, gate) in enumerate(zip(self.tps, self.gates[1:])):
+                h = gate(self._product(f"tps_{layer}", tp, h, e))
+            h = self._product("out_tp", self.out_tp, h, e)
         if self._pad:
             h = torch.cat([h, h.new_zeros(n, 1)], dim=-1)
         parts = []
@@ -396,6 +407,12 @@ class E3nnKernelMLP(torch.nn.Module):
             parts.append((picked @ basis.T).reshape(n, -1))  # (E, n_t, d_t) in core layout
         flat = torch.cat(parts, dim=-1)
         return flat if self._in_order else permute_columns(flat, self.unscatter, self.scatter_order)
+
+    def _product(self, name: str, tp: o3.TensorProduct, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """``tp(h, e)``, through its bilinear form where it has one and :attr:`bilinear` is set."""
+        if self.bilinear and name in self.bilinear_forms:
+            return self.bilinear_forms[name](tp, h, e)
+        return tp(h, e)
 
     def extra_repr(self) -> str:
         return f"x0={self.irreps_x0}, e={self.irreps_e}, out={self.irreps_out}"

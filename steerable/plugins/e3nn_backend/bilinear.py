@@ -1,0 +1,151 @@
+"""A tensor product with shared weights as one matrix product of its operands' outer product.
+
+With non-invariant attributes :class:`~.mlp.E3nnKernelMLP` has no scalar form, and its hidden and
+output layers are e3nn tensor products ``TP(h, e)`` with shared ("internal") weights: per edge a
+bilinear map of ``h`` ``(d1,)`` and ``e`` ``(d2,)``.  e3nn evaluates it path by path (a
+Clebsch-Gordan contraction of ``(E, mul, 2l+1)`` tensors per path: many small ops).  Written as one
+matrix,
+
+    ``TP(h, e) = (e ⊗ h) @ A``,  ``A`` ``(d2 d1, d_out)``,
+    ``A[(j, i), o] = sum_path W_path[u, v, w] K_path[i', j', k]``
+
+(``(u, i')`` the copy and component of flat index ``i`` in the path's first input, likewise ``(v, j')``
+and ``(w, k)``), it is one outer product and one product with a wide output, the fast shapes on a
+CPU (``benchmarks/README.md``, "e3nn backend with vector attributes": 3-4x faster than e3nn's code
+for the output layer at ``E = 2048``).  ``A`` is linear in the weights and made on every call by one
+gather of them times fixed coefficients (``d2 d1 d_out`` numbers, most of them zero); autograd takes
+the weights' gradient through the gather.  The arithmetic is that of a dense bilinear map (the
+zeros of ``A`` included), so this pays where the second operand is short (``e = Y ⊕ a``: one copy
+per degree), as here.
+
+The coefficients ``K_path`` are read off the module itself, one path at a time (its weight block's
+first entry set to 1, the first copies of its inputs set to unit vectors), in float64, so e3nn's
+normalisations come with them; the read-off checks that nothing else is produced and the whole map
+is compared with the module's at a random input.  The tests compare both forms (values and
+gradients, float64).
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+import torch
+from e3nn import o3
+
+__all__ = ["BilinearForm"]
+
+_TOL = 1e-10
+
+#: Smallest fraction of nonzero entries of ``A`` for which the bilinear form is used: measured at
+#: ``E = 2048`` on one CPU thread (``benchmarks/README.md``), the output layer of a kernel between
+#: degrees <= 1 (20 % nonzero) ran 4x faster forward and 2x faster forward+backward than e3nn's code,
+#: that between degrees <= 2 (13 %) 1.75x faster forward but 1.1x slower forward+backward.
+MIN_DENSITY = 0.15
+#: Largest ``A`` (entries) for which the bilinear form is used: its index and coefficients take 16
+#: bytes an entry, the matrix made on every call 4-8.
+MAX_ENTRIES = 1 << 20
+
+
+def _path_coefficients(tp: o3.TensorProduct, index: int) -> torch.Tensor:
+    """``K`` ``(2 l1 + 1, 2 l2 + 1, 2 l3 + 1)`` of path ``index`` of ``tp`` (float64, checked)."""
+    ins = tp.instructions[index]
+    s1, s2, so = (irreps.slices()[k] for irreps, k in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3]))
+    d1, d2, dk = (irreps[k].ir.dim for irreps, k in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3]))
+    weight = torch.zeros(tp.weight_numel, dtype=torch.float64)
+    weight[sum(prod(p.path_shape) for p in tp.instructions[:index] if p.has_weight)] = 1.0
+    x1 = torch.zeros(d1, d2, tp.irreps_in1.dim, dtype=torch.float64)
+    x2 = torch.zeros(d1, d2, tp.irreps_in2.dim, dtype=torch.float64)
+    x1[:, :, s1.start : s1.start + d1] = torch.eye(d1, dtype=torch.float64)[:, None, :]
+    x2[:, :, s2.start : s2.start + d2] = torch.eye(d2, dtype=torch.float64)[None, :, :]
+    out = tp(x1.view(d1 * d2, -1), x2.view(d1 * d2, -1), weight).view(d1, d2, -1)
+    k = out[:, :, so.start : so.start + dk].clone()
+    out[:, :, so.start : so.start + dk] = 0.0
+    if float(out.abs().max()) > _TOL * max(1.0, float(k.abs().max())):
+        raise RuntimeError(f"BilinearForm: path {ins} reaches other outputs than its first copy")
+    return k
+
+
+class BilinearForm(torch.nn.Module):
+    """``tp(x1, x2)`` of an ``o3.TensorProduct`` with internal weights as ``(x2 ⊗ x1) @ A(tp.weight)``.
+
+    Holds constants only (``index``, ``coefficient``: float64 buffers, to be tracked by the owner's
+    :class:`~steerable.core.constants.Float64Constants`); ``forward(tp, x1, x2)`` takes the weights
+    from ``tp`` and returns ``(E, tp.irreps_out.dim)`` for ``x1`` ``(E, d1)``, ``x2`` ``(E, d2)``.
+    Raises ``RuntimeError`` for a module it cannot read (external weights, a path other than
+    ``'uvw'``).
+    """
+
+    def __init__(self, tp: o3.TensorProduct) -> None:
+        super().__init__()
+        if not tp.internal_weights:
+            raise RuntimeError("BilinearForm: the tensor product must hold its own (shared) weights")
+        d1, d2, dout = tp.irreps_in1.dim, tp.irreps_in2.dim, tp.irreps_out.dim
+        self.shape = (d2 * d1, dout)
+        pad = tp.weight_numel  # the index of a zero appended to the weights
+        index = torch.full((d2, d1, dout), pad, dtype=torch.long)
+        coefficient = torch.zeros(d2, d1, dout, dtype=torch.float64)
+        start = 0
+        with torch.no_grad():
+            for n, ins in enumerate(tp.instructions):
+                if not ins.has_weight or ins.connection_mode != "uvw":
+                    raise RuntimeError(f"BilinearForm: expected weighted 'uvw' paths, got {ins}")
+                k = _path_coefficients(tp, n)  # (i', j', k)
+                mul1, mul2, mulo = ins.path_shape
+                s1, s2, so = (
+                    irreps.slices()[m] for irreps, m in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3])
+                )
+                a, b, c = k.shape
+                # flat positions of (u, i'), (v, j'), (w, k) and the weight index of (u, v, w)
+                rows1 = (s1.start + torch.arange(mul1)[:, None] * a + torch.arange(a)).view(mul1, 1, 1, a, 1, 1)
+                rows2 = (s2.start + torch.arange(mul2)[:, None] * b + torch.arange(b)).view(1, mul2, 1, 1, b, 1)
+                cols = (so.start + torch.arange(mulo)[:, None] * c + torch.arange(c)).view(1, 1, mulo, 1, 1, c)
+                w_index = start + torch.arange(mul1 * mul2 * mulo).view(mul1, mul2, mulo, 1, 1, 1)
+                shape = (mul1, mul2, mulo, a, b, c)
+                at = (rows2.expand(shape), rows1.expand(shape), cols.expand(shape))
+                if bool((index[at] != pad).any()):
+                    raise RuntimeError(f"BilinearForm: two paths share the entries of {ins}")
+                index[at] = w_index.expand(shape)
+                coefficient[at] = k.view(1, 1, 1, a, b, c).expand(shape)
+                start += mul1 * mul2 * mulo
+        self.register_buffer("index", index.view(-1), persistent=False)
+        self.register_buffer("coefficient", coefficient.view(-1), persistent=False)
+        self._check(tp)
+
+    @classmethod
+    def if_worthwhile(cls, tp: o3.TensorProduct) -> BilinearForm | None:
+        """The form of ``tp`` if it holds its weights and ``A`` is small and dense enough
+        (:data:`MAX_ENTRIES`, :data:`MIN_DENSITY`), else ``None``."""
+        if not tp.internal_weights or tp.irreps_in1.dim * tp.irreps_in2.dim * tp.irreps_out.dim > MAX_ENTRIES:
+            return None
+        form = cls(tp)
+        return form if form.density >= MIN_DENSITY else None
+
+    @property
+    def density(self) -> float:
+        """The fraction of nonzero entries of ``A``."""
+        return float((self.coefficient != 0).sum()) / max(self.coefficient.numel(), 1)
+
+    def matrix(self, weight: torch.Tensor) -> torch.Tensor:
+        """``A`` ``(d2 d1, d_out)`` for the flat weights ``weight`` ``(weight_numel,)``."""
+        padded = torch.cat([weight, weight.new_zeros(1)])
+        return (padded.index_select(0, self.index) * self.coefficient).view(self.shape)
+
+    def forward(self, tp: o3.TensorProduct, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        n = x1.shape[0]
+        if x2.shape[0] != n or x1.shape[1] * x2.shape[1] != self.shape[0]:
+            raise ValueError(f"BilinearForm: inputs {tuple(x1.shape)} and {tuple(x2.shape)} do not match {tp}")
+        outer = (x2.unsqueeze(2) * x1.unsqueeze(1)).reshape(n, self.shape[0])  # (E, d2 d1), row (j, i)
+        return outer @ self.matrix(tp.weight)
+
+    def _check(self, tp: o3.TensorProduct) -> None:
+        """The read-off against the module at a random input (float64; raises on a mismatch)."""
+        gen = torch.Generator().manual_seed(0)
+        x1 = torch.randn(4, tp.irreps_in1.dim, dtype=torch.float64, generator=gen)
+        x2 = torch.randn(4, tp.irreps_in2.dim, dtype=torch.float64, generator=gen)
+        weight = torch.randn(tp.weight_numel, dtype=torch.float64, generator=gen)
+        with torch.no_grad():
+            ref = tp(x1, x2, weight)
+            outer = (x2.unsqueeze(2) * x1.unsqueeze(1)).view(4, -1)
+            got = outer @ self.matrix(weight).to(torch.float64)
+        if float((got - ref).norm()) > 1e-12 * max(1.0, float(ref.norm())):
+            raise RuntimeError(f"BilinearForm: the read-off of {tp} does not reproduce it")
