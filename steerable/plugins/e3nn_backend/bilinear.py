@@ -11,7 +11,7 @@ matrix,
 
 (``(u, i')`` the copy and component of flat index ``i`` in the path's first input, likewise ``(v, j')``
 and ``(w, k)``), it is one outer product and one product with a wide output, the fast shapes on a
-CPU (``benchmarks/README.md``, "e3nn backend with vector attributes": 3-4x faster than e3nn's code
+CPU (``benchmarks/README.md``, "e3nn backend with vector attributes": 2-4x faster than e3nn's code
 for the output layer at ``E = 2048``).  ``A`` is linear in the weights and made on every call by one
 gather of them times fixed coefficients (``d2 d1 d_out`` numbers, most of them zero); autograd takes
 the weights' gradient through the gather.  The arithmetic is that of a dense bilinear map (the
@@ -80,6 +80,7 @@ class BilinearForm(torch.nn.Module):
         if not tp.internal_weights:
             raise RuntimeError("BilinearForm: the tensor product must hold its own (shared) weights")
         d1, d2, dout = tp.irreps_in1.dim, tp.irreps_in2.dim, tp.irreps_out.dim
+        self.dims = (d1, d2)
         self.shape = (d2 * d1, dout)
         pad = tp.weight_numel  # the index of a zero appended to the weights
         index = torch.full((d2, d1, dout), pad, dtype=torch.long)
@@ -132,7 +133,7 @@ class BilinearForm(torch.nn.Module):
 
     def forward(self, tp: o3.TensorProduct, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         n = x1.shape[0]
-        if x2.shape[0] != n or x1.shape[1] * x2.shape[1] != self.shape[0]:
+        if x1.ndim != 2 or x2.shape != (n, self.dims[1]) or x1.shape[1] != self.dims[0]:
             raise ValueError(f"BilinearForm: inputs {tuple(x1.shape)} and {tuple(x2.shape)} do not match {tp}")
         outer = (x2.unsqueeze(2) * x1.unsqueeze(1)).reshape(n, self.shape[0])  # (E, d2 d1), row (j, i)
         return outer @ self.matrix(tp.weight)
