@@ -46,10 +46,20 @@ MIN_DENSITY = 0.15
 MAX_ENTRIES = 1 << 20
 
 
+def _path_slices(tp: o3.TensorProduct, ins) -> list[slice]:
+    """The slices of path ``ins``'s first input, second input and output in ``tp``'s flat layouts."""
+    return [irreps.slices()[k] for irreps, k in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3])]
+
+
+def _outer(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+    """``(E, d2 d1)``: row ``(j, i)`` is ``x2[:, j] x1[:, i]``."""
+    return (x2.unsqueeze(2) * x1.unsqueeze(1)).reshape(x1.shape[0], x1.shape[1] * x2.shape[1])
+
+
 def _path_coefficients(tp: o3.TensorProduct, index: int) -> torch.Tensor:
     """``K`` ``(2 l1 + 1, 2 l2 + 1, 2 l3 + 1)`` of path ``index`` of ``tp`` (float64, checked)."""
     ins = tp.instructions[index]
-    s1, s2, so = (irreps.slices()[k] for irreps, k in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3]))
+    s1, s2, so = _path_slices(tp, ins)
     d1, d2, dk = (irreps[k].ir.dim for irreps, k in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3]))
     weight = torch.zeros(tp.weight_numel, dtype=torch.float64)
     weight[sum(prod(p.path_shape) for p in tp.instructions[:index] if p.has_weight)] = 1.0
@@ -92,9 +102,7 @@ class BilinearForm(torch.nn.Module):
                     raise RuntimeError(f"BilinearForm: expected weighted 'uvw' paths, got {ins}")
                 k = _path_coefficients(tp, n)  # (i', j', k)
                 mul1, mul2, mulo = ins.path_shape
-                s1, s2, so = (
-                    irreps.slices()[m] for irreps, m in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3])
-                )
+                s1, s2, so = _path_slices(tp, ins)
                 a, b, c = k.shape
                 # flat positions of (u, i'), (v, j'), (w, k) and the weight index of (u, v, w)
                 rows1 = (s1.start + torch.arange(mul1)[:, None] * a + torch.arange(a)).view(mul1, 1, 1, a, 1, 1)
@@ -135,8 +143,7 @@ class BilinearForm(torch.nn.Module):
         n = x1.shape[0]
         if x1.ndim != 2 or x2.shape != (n, self.dims[1]) or x1.shape[1] != self.dims[0]:
             raise ValueError(f"BilinearForm: inputs {tuple(x1.shape)} and {tuple(x2.shape)} do not match {tp}")
-        outer = (x2.unsqueeze(2) * x1.unsqueeze(1)).reshape(n, self.shape[0])  # (E, d2 d1), row (j, i)
-        return outer @ self.matrix(tp.weight)
+        return _outer(x1, x2) @ self.matrix(tp.weight)
 
     def _check(self, tp: o3.TensorProduct) -> None:
         """The read-off against the module at a random input (float64; raises on a mismatch)."""
@@ -146,7 +153,6 @@ class BilinearForm(torch.nn.Module):
         weight = torch.randn(tp.weight_numel, dtype=torch.float64, generator=gen)
         with torch.no_grad():
             ref = tp(x1, x2, weight)
-            outer = (x2.unsqueeze(2) * x1.unsqueeze(1)).view(4, -1)
-            got = outer @ self.matrix(weight).to(torch.float64)
+            got = _outer(x1, x2) @ self.matrix(weight)
         if float((got - ref).norm()) > 1e-12 * max(1.0, float(ref.norm())):
             raise RuntimeError(f"BilinearForm: the read-off of {tp} does not reproduce it")

@@ -279,10 +279,10 @@ class E3nnKernelMLP(torch.nn.Module):
         # -- 8. otherwise, shared-weight tensor products as one matrix product where that pays (.bilinear)
         self.bilinear_forms = torch.nn.ModuleDict()
         if eq_irreps:
-            for name, tp in [*((f"tps.{n}", tp) for n, tp in enumerate(self.tps)), ("out_tp", self.out_tp)]:
+            for name, tp in [*((f"tps_{n}", tp) for n, tp in enumerate(self.tps)), ("out_tp", self.out_tp)]:
                 form = BilinearForm.if_worthwhile(tp) if tp is not None else None
                 if form is not None:
-                    self.bilinear_forms[name.replace(".", "_")] = form
+                    self.bilinear_forms[name] = form
         #: run the tensor products of :attr:`bilinear_forms` through them (``False``: e3nn's modules)
         self.bilinear = True
 
