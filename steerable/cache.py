@@ -95,13 +95,17 @@ def read_validated(path: str | os.PathLike, load: Callable[[Path], T], *, what: 
     ``load`` reads the file and checks its content, raising :class:`InvalidCache` (or any error of
     the reader: ``OSError``, ``ValueError``, ``KeyError``, ``EOFError``, ``zipfile.BadZipFile``, a
     JSON or pickle error) for a bad file.  A file that exists but is bad gives one
-    :class:`CacheWarning` line: ``"{what} {path}: {reason}; regenerating"``.
+    :class:`CacheWarning` line: ``"{what} {path}: {reason}; regenerating"``.  A missing file is a
+    silent miss (``load`` is not called), also one that another process removes between that check
+    and the read (``FileNotFoundError`` from ``load``).
     """
     path = Path(path)
     if not path.exists():
         return None
     try:
         return load(path)
+    except FileNotFoundError:  # removed by another process after the check: a plain miss, no warning
+        return None
     except Exception as exc:  # any failure of reading or checking is a cache miss
         reason = " ".join(str(exc).split()) or type(exc).__name__
         warnings.warn(f"{what} {path}: {type(exc).__name__}: {reason}; regenerating", CacheWarning, stacklevel=2)

@@ -123,6 +123,20 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     assert read_validated(tmp_path / "missing", lambda p: 1) is None
 
 
+def test_a_file_removed_between_the_check_and_the_read_is_a_silent_miss(tmp_path):
+    # the race a concurrent process can cause: the file exists at the check, gone when it is opened
+    path = tmp_path / "f.npz"
+    path.write_bytes(b"soon gone")
+
+    def load(p: Path) -> int:
+        p.unlink()
+        return int(np.load(p)["x"])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        assert read_validated(path, load) is None
+
+
 # -- QM9 statistics ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def qm9_root(tmp_path_factory) -> Path:
