@@ -385,7 +385,7 @@ def test_bilinear_form_only_where_it_pays(G):
     code runs there (measured faster for training); a module with external weights has no form."""
     from e3nn import o3
 
-    from steerable.plugins.e3nn_backend.bilinear import BilinearForm
+    from steerable.plugins.e3nn_backend.bilinear import MIN_DENSITY, BilinearForm, nonzero_entries
 
     reps = [G.irrep(0, 1), G.irrep(1, -1), G.irrep(2, 1)]
     spec = KernelMLPSpec(G, tuple((o, i) for o in reps for i in reps), G.field_type("1o"), hidden_layers=1)
@@ -394,6 +394,14 @@ def test_bilinear_form_only_where_it_pays(G):
     assert BilinearForm.if_worthwhile(external) is None
     with pytest.raises(RuntimeError, match="own"):
         BilinearForm(external)
+    # the density is counted per path before any index is built; the count is the built form's
+    cases = {("2x0e+2x1o", "1x0e+1x1o"): True, ("2x0e+2x1o", "1x1o"): False, ("2x0e+2x1o+2x2e", "1x0e+1x1o"): False}
+    for (irreps, attribute), dense in cases.items():  # densities 0.156, 0.125, 0.114
+        tp = o3.FullyConnectedTensorProduct(irreps, attribute, irreps).double()
+        form = BilinearForm(tp)
+        assert nonzero_entries(tp) == int((form.coefficient != 0).sum())
+        assert (form.density >= MIN_DENSITY) == dense
+        assert (BilinearForm.if_worthwhile(tp) is not None) == dense
 
 
 def test_pieces_equal_the_whole_output(G):

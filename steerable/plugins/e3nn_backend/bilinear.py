@@ -75,6 +75,14 @@ def _path_coefficients(tp: o3.TensorProduct, index: int) -> torch.Tensor:
     return k
 
 
+def nonzero_entries(tp: o3.TensorProduct) -> int:
+    """The number of nonzero entries of ``A`` for a ``tp`` of weighted ``'uvw'`` paths: per path, the
+    nonzero coefficients of ``K`` times its ``mul1 mul2 mul_out`` copies (paths never share entries)."""
+    return sum(
+        int((_path_coefficients(tp, n) != 0).sum()) * prod(ins.path_shape) for n, ins in enumerate(tp.instructions)
+    )
+
+
 class BilinearForm(torch.nn.Module):
     """``tp(x1, x2)`` of an ``o3.TensorProduct`` with internal weights as ``(x2 ⊗ x1) @ A(tp.weight)``.
 
@@ -124,10 +132,13 @@ class BilinearForm(torch.nn.Module):
     def if_worthwhile(cls, tp: o3.TensorProduct) -> BilinearForm | None:
         """The form of ``tp`` if it holds its weights and ``A`` is small and dense enough
         (:data:`MAX_ENTRIES`, :data:`MIN_DENSITY`), else ``None``."""
-        if not tp.internal_weights or tp.irreps_in1.dim * tp.irreps_in2.dim * tp.irreps_out.dim > MAX_ENTRIES:
+        entries = tp.irreps_in1.dim * tp.irreps_in2.dim * tp.irreps_out.dim
+        if not tp.internal_weights or entries > MAX_ENTRIES:
             return None
-        form = cls(tp)
-        return form if form.density >= MIN_DENSITY else None
+        if all(ins.has_weight and ins.connection_mode == "uvw" for ins in tp.instructions):
+            if nonzero_entries(tp) < MIN_DENSITY * entries:  # counted per path: no index built to be dropped
+                return None
+        return cls(tp)  # (raises for paths it cannot read)
 
     @property
     def density(self) -> float:
