@@ -32,7 +32,7 @@ from math import prod
 import torch
 from e3nn import o3
 
-__all__ = ["BilinearForm"]
+__all__ = ["BilinearForm", "nonzero_entries"]
 
 _TOL = 1e-10
 
@@ -75,12 +75,17 @@ def _path_coefficients(tp: o3.TensorProduct, index: int) -> torch.Tensor:
     return k
 
 
-def nonzero_entries(tp: o3.TensorProduct) -> int:
+def _all_path_coefficients(tp: o3.TensorProduct) -> list[torch.Tensor]:
+    """``K`` of every path of ``tp``, in the order of ``tp.instructions``."""
+    return [_path_coefficients(tp, n) for n in range(len(tp.instructions))]
+
+
+def nonzero_entries(tp: o3.TensorProduct, coefficients: list[torch.Tensor] | None = None) -> int:
     """The number of nonzero entries of ``A`` for a ``tp`` of weighted ``'uvw'`` paths: per path, the
-    nonzero coefficients of ``K`` times its ``mul1 mul2 mul_out`` copies (paths never share entries)."""
-    return sum(
-        int((_path_coefficients(tp, n) != 0).sum()) * prod(ins.path_shape) for n, ins in enumerate(tp.instructions)
-    )
+    nonzero coefficients of ``K`` times its ``mul1 mul2 mul_out`` copies (paths never share entries).
+    ``coefficients``: the paths' ``K`` if already read (else read here)."""
+    ks = _all_path_coefficients(tp) if coefficients is None else coefficients
+    return sum(int((k != 0).sum()) * prod(ins.path_shape) for k, ins in zip(ks, tp.instructions, strict=True))
 
 
 class BilinearForm(torch.nn.Module):
@@ -89,11 +94,12 @@ class BilinearForm(torch.nn.Module):
     Holds constants only (``index``, ``coefficient``: float64 buffers, to be tracked by the owner's
     :class:`~steerable.core.constants.Float64Constants`); ``forward(tp, x1, x2)`` takes the weights
     from ``tp`` and returns ``(E, tp.irreps_out.dim)`` for ``x1`` ``(E, d1)``, ``x2`` ``(E, d2)``.
-    Raises ``RuntimeError`` for a module it cannot read (external weights, a path other than
-    ``'uvw'``).
+    ``coefficients``: the paths' ``K`` if already read (:meth:`if_worthwhile` reads them to count the
+    density), else read here.  Raises ``RuntimeError`` for a module it cannot read (external weights,
+    a path other than ``'uvw'``).
     """
 
-    def __init__(self, tp: o3.TensorProduct) -> None:
+    def __init__(self, tp: o3.TensorProduct, coefficients: list[torch.Tensor] | None = None) -> None:
         super().__init__()
         if not tp.internal_weights:
             raise RuntimeError("BilinearForm: the tensor product must hold its own (shared) weights")
@@ -108,7 +114,7 @@ class BilinearForm(torch.nn.Module):
             for n, ins in enumerate(tp.instructions):
                 if not ins.has_weight or ins.connection_mode != "uvw":
                     raise RuntimeError(f"BilinearForm: expected weighted 'uvw' paths, got {ins}")
-                k = _path_coefficients(tp, n)  # (i', j', k)
+                k = _path_coefficients(tp, n) if coefficients is None else coefficients[n]  # (i', j', k)
                 mul1, mul2, mulo = ins.path_shape
                 s1, s2, so = _path_slices(tp, ins)
                 a, b, c = k.shape
@@ -135,10 +141,13 @@ class BilinearForm(torch.nn.Module):
         entries = tp.irreps_in1.dim * tp.irreps_in2.dim * tp.irreps_out.dim
         if not tp.internal_weights or entries > MAX_ENTRIES:
             return None
-        if all(ins.has_weight and ins.connection_mode == "uvw" for ins in tp.instructions):
-            if nonzero_entries(tp) < MIN_DENSITY * entries:  # counted per path: no index built to be dropped
-                return None
-        return cls(tp)  # (raises for paths it cannot read)
+        if not all(ins.has_weight and ins.connection_mode == "uvw" for ins in tp.instructions):
+            return cls(tp)  # raises: a path it cannot read
+        with torch.no_grad():
+            coefficients = _all_path_coefficients(tp)
+        if nonzero_entries(tp, coefficients) < MIN_DENSITY * entries:  # counted per path: no index built to be dropped
+            return None
+        return cls(tp, coefficients)
 
     @property
     def density(self) -> float:
