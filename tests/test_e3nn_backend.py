@@ -345,8 +345,9 @@ def test_scalar_form_equals_the_e3nn_modules(G, hidden_layers, hidden_lmax, inva
 
 @pytest.mark.parametrize("hidden_layers", [1, 2])
 def test_bilinear_form_equals_the_e3nn_modules(G, hidden_layers):
-    """With a vector attribute the shared-weight tensor products run as ``(e ⊗ h) @ A`` (``.bilinear``)
-    where ``A`` is dense enough: the values and gradients (positions, attributes, every parameter) of
+    """With a vector attribute the first tensor product runs through its path values
+    (``.edge_weighted``) and the shared-weight ones as ``(e ⊗ h) @ A`` (``.bilinear``) where ``A`` is
+    dense enough (not in O(3) at these degrees): the values and gradients (positions, attributes, every parameter) of
     e3nn's modules, float64, also at the origin and after a float32 round trip; and equivariant."""
     from steerable.plugins.e3nn_backend.bilinear import MIN_DENSITY
 
@@ -356,11 +357,10 @@ def test_bilinear_form_equals_the_e3nn_modules(G, hidden_layers):
     spec = KernelMLPSpec(G, blocks, attrs, hidden_channels=4, hidden_layers=hidden_layers)
     torch.manual_seed(2)
     mlp = G.build_kernel_mlp(spec).float().double()  # the constants come back exact
-    if G.name == "O(3)":  # both parities in the hidden field: A is sparser, e3nn's code runs
-        assert not mlp.bilinear_forms
-        pytest.skip("O(3): no bilinear form at these degrees (MIN_DENSITY)")
     expected = ["out_tp", "tps_0"] if hidden_layers == 2 else ["out_tp"]
-    assert not mlp.scalar_form and sorted(mlp.bilinear_forms) == expected
+    if G.name == "O(3)":  # both parities in the hidden field: A is sparser, e3nn's code runs there
+        expected = []
+    assert not mlp.scalar_form and sorted(mlp.bilinear_forms) == expected and mlp.first_form is not None
     assert all(form.density >= MIN_DENSITY for form in mlp.bilinear_forms.values())
     _rerandomised(mlp)()
     gen = torch.Generator().manual_seed(21)
@@ -402,6 +402,86 @@ def test_bilinear_form_only_where_it_pays(G):
         assert nonzero_entries(tp) == int((form.coefficient != 0).sum())
         assert (form.density >= MIN_DENSITY) == dense
         assert (BilinearForm.if_worthwhile(tp) is not None) == dense
+
+
+def test_edge_weighted_form_equals_the_tensor_product():
+    """The first layer's form (``.edge_weighted``) on a tensor product with several input copies, an
+    output no path reaches and unequal numbers of pairs per output irrep: e3nn's values and the
+    gradients of both inputs and the weights (float64), also for no edges; modules it cannot read
+    are refused."""
+    from e3nn import o3
+
+    from steerable.plugins.e3nn_backend.edge_weighted import EdgeWeightedForm
+    from steerable.plugins.e3nn_backend.group import float64_default
+
+    with float64_default():
+        tp = o3.FullyConnectedTensorProduct(
+            "2x0e+1x1o", "0e+2x1o+2e", "8x0e+3x1e+8x1o+8x2e+2x3o+1x4e", shared_weights=False, internal_weights=False
+        )
+    form = EdgeWeightedForm(tp)
+    assert form.pairs == 6  # the most pairs (path, u, v) of any output irrep
+    gen = torch.Generator().manual_seed(31)
+    dims = (tp.irreps_in1.dim, tp.irreps_in2.dim, tp.weight_numel)
+    inputs = [torch.randn(9, n, dtype=torch.float64, generator=gen) for n in dims]
+    inputs[1][0] = 0.0
+    fast, ref = [], []
+    for module, store in ((form, fast), (tp, ref)):
+        leaves = [x.clone().requires_grad_(True) for x in inputs]
+        out = module(*leaves)
+        cotangent = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(32))
+        store.extend([out.detach(), *torch.autograd.grad((out * cotangent).sum(), leaves)])
+    for f, r in zip(fast, ref, strict=True):
+        assert float((f - r).norm()) <= SCALAR_FORM_BOUND * float(r.norm())
+    assert fast[0][:, -9:].abs().max() == 0  # 1x4e: no path
+    assert form(*(x[:0] for x in inputs)).shape == (0, tp.irreps_out.dim)
+    with pytest.raises(ValueError, match="do not match"):
+        form(inputs[0], inputs[1][:, :-1], inputs[2])
+    shared = o3.FullyConnectedTensorProduct("2x1e", "1x1e", "2x0e")
+    with pytest.raises(RuntimeError, match="per-sample"):
+        EdgeWeightedForm(shared)
+    with float64_default():
+        unweighted = o3.TensorProduct(
+            "1x1e", "1x1e", "1x0e", [(0, 0, 0, "uuu", False)], shared_weights=False, internal_weights=False
+        )
+    with pytest.raises(RuntimeError, match="weighted 'uvw'"):
+        EdgeWeightedForm(unweighted)
+
+
+@pytest.mark.parametrize("hidden_layers", [0, 1])
+def test_first_layer_form_in_the_kernel_mlp(G, hidden_layers):
+    """With invariant and vector attributes and blocks up to degree 2 (no bilinear form there) the
+    first tensor product alone runs through its form: the MLP's values and gradients (positions,
+    attributes, every parameter) equal e3nn's modules' (float64), and the kernel is equivariant."""
+    reps = [G.irrep(0, 1), G.irrep(1, -1), G.irrep(2, 1)]
+    spec = KernelMLPSpec(
+        G,
+        tuple((o, i) for o in reps for i in reps),
+        G.field_type("0e + 1o"),
+        hidden_channels=4,
+        hidden_layers=hidden_layers,
+    )
+    torch.manual_seed(3)
+    mlp = G.build_kernel_mlp(spec).double()
+    assert mlp.first_form is not None and not mlp.bilinear_forms and not mlp.scalar_form
+    _rerandomised(mlp)()
+    gen = torch.Generator().manual_seed(33)
+    pos = torch.randn(12, 3, dtype=torch.float64, generator=gen)
+    pos[0] = 0.0
+    attr = torch.randn(12, 4, dtype=torch.float64, generator=gen)
+    attr[1, 1:] = 0.0
+    calls = []
+    mlp.first_form.register_forward_hook(lambda *_: calls.append(1))
+    fast, fast_grads = _values_and_gradients(mlp, pos, attr, False, bilinear=True)
+    ref, ref_grads = _values_and_gradients(mlp, pos, attr, False, bilinear=False)
+    assert len(calls) == 1  # the form ran in the fast pass, e3nn's module in the reference
+    assert float((fast - ref).norm() / ref.norm()) <= SCALAR_FORM_BOUND
+    names = ["pos", "attr", *(name for name, _ in mlp.named_parameters())]
+    for name, f, r in zip(names, fast_grads, ref_grads, strict=True):
+        assert torch.isfinite(f).all(), name
+        assert float((f - r).norm()) <= SCALAR_FORM_BOUND * max(float(r.norm()), 1e-300), name
+    mlp.bilinear = True
+    errors, norms = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(34)), torch.float64)
+    assert max(errors) <= F64_BOUND and min(norms) > 1e-3
 
 
 def test_pieces_equal_the_whole_output(G):

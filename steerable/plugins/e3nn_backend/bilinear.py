@@ -18,10 +18,9 @@ the weights' gradient through the gather.  The arithmetic is that of a dense bil
 zeros of ``A`` included), so this pays where the second operand is short (``e = Y ⊕ a``: one copy
 per degree), as here.
 
-The coefficients ``K_path`` are read off the module itself, one path at a time (its weight block's
-first entry set to 1, the first copies of its inputs set to unit vectors), in float64, so e3nn's
-normalisations come with them; the read-off checks that nothing else is produced and the whole map
-is compared with the module's at a random input.  The tests compare both forms (values and
+The coefficients ``K_path`` are read off the module itself, one path at a time, in float64, so
+e3nn's normalisations come with them (:mod:`.paths`); the whole map is compared with the module's
+at a random input.  The tests compare both forms (values and
 gradients, float64).
 """
 
@@ -32,9 +31,9 @@ from math import prod
 import torch
 from e3nn import o3
 
-__all__ = ["BilinearForm", "nonzero_entries"]
+from .paths import all_path_coefficients, check_reproduces, outer, path_coefficients, path_slices
 
-_TOL = 1e-10
+__all__ = ["BilinearForm", "nonzero_entries"]
 
 #: Smallest fraction of nonzero entries of ``A`` for which the bilinear form is used: measured at
 #: ``E = 2048`` on one CPU thread (``benchmarks/README.md``), the output layer of a kernel between
@@ -46,45 +45,11 @@ MIN_DENSITY = 0.15
 MAX_ENTRIES = 1 << 20
 
 
-def _path_slices(tp: o3.TensorProduct, ins) -> list[slice]:
-    """The slices of path ``ins``'s first input, second input and output in ``tp``'s flat layouts."""
-    return [irreps.slices()[k] for irreps, k in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3])]
-
-
-def _outer(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-    """``(E, d2 d1)``: row ``(j, i)`` is ``x2[:, j] x1[:, i]``."""
-    return (x2.unsqueeze(2) * x1.unsqueeze(1)).reshape(x1.shape[0], x1.shape[1] * x2.shape[1])
-
-
-def _path_coefficients(tp: o3.TensorProduct, index: int) -> torch.Tensor:
-    """``K`` ``(2 l1 + 1, 2 l2 + 1, 2 l3 + 1)`` of path ``index`` of ``tp`` (float64, checked)."""
-    ins = tp.instructions[index]
-    s1, s2, so = _path_slices(tp, ins)
-    d1, d2, dk = (irreps[k].ir.dim for irreps, k in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3]))
-    weight = torch.zeros(tp.weight_numel, dtype=torch.float64)
-    weight[sum(prod(p.path_shape) for p in tp.instructions[:index] if p.has_weight)] = 1.0
-    x1 = torch.zeros(d1, d2, tp.irreps_in1.dim, dtype=torch.float64)
-    x2 = torch.zeros(d1, d2, tp.irreps_in2.dim, dtype=torch.float64)
-    x1[:, :, s1.start : s1.start + d1] = torch.eye(d1, dtype=torch.float64)[:, None, :]
-    x2[:, :, s2.start : s2.start + d2] = torch.eye(d2, dtype=torch.float64)[None, :, :]
-    out = tp(x1.view(d1 * d2, -1), x2.view(d1 * d2, -1), weight).view(d1, d2, -1)
-    k = out[:, :, so.start : so.start + dk].clone()
-    out[:, :, so.start : so.start + dk] = 0.0
-    if float(out.abs().max()) > _TOL * max(1.0, float(k.abs().max())):
-        raise RuntimeError(f"BilinearForm: path {ins} reaches other outputs than its first copy")
-    return k
-
-
-def _all_path_coefficients(tp: o3.TensorProduct) -> list[torch.Tensor]:
-    """``K`` of every path of ``tp``, in the order of ``tp.instructions``."""
-    return [_path_coefficients(tp, n) for n in range(len(tp.instructions))]
-
-
 def nonzero_entries(tp: o3.TensorProduct, coefficients: list[torch.Tensor] | None = None) -> int:
     """The number of nonzero entries of ``A`` for a ``tp`` of weighted ``'uvw'`` paths: per path, the
     nonzero coefficients of ``K`` times its ``mul1 mul2 mul_out`` copies (paths never share entries).
     ``coefficients``: the paths' ``K`` if already read (else read here)."""
-    ks = _all_path_coefficients(tp) if coefficients is None else coefficients
+    ks = all_path_coefficients(tp) if coefficients is None else coefficients
     return sum(int((k != 0).sum()) * prod(ins.path_shape) for k, ins in zip(ks, tp.instructions, strict=True))
 
 
@@ -114,9 +79,9 @@ class BilinearForm(torch.nn.Module):
             for n, ins in enumerate(tp.instructions):
                 if not ins.has_weight or ins.connection_mode != "uvw":
                     raise RuntimeError(f"BilinearForm: expected weighted 'uvw' paths, got {ins}")
-                k = _path_coefficients(tp, n) if coefficients is None else coefficients[n]  # (i', j', k)
+                k = path_coefficients(tp, n) if coefficients is None else coefficients[n]  # (i', j', k)
                 mul1, mul2, mulo = ins.path_shape
-                s1, s2, so = _path_slices(tp, ins)
+                s1, s2, so = path_slices(tp, ins)
                 a, b, c = k.shape
                 # flat positions of (u, i'), (v, j'), (w, k) and the weight index of (u, v, w)
                 rows1 = (s1.start + torch.arange(mul1)[:, None] * a + torch.arange(a)).view(mul1, 1, 1, a, 1, 1)
@@ -132,7 +97,7 @@ class BilinearForm(torch.nn.Module):
                 start += mul1 * mul2 * mulo
         self.register_buffer("index", index.view(-1), persistent=False)
         self.register_buffer("coefficient", coefficient.view(-1), persistent=False)
-        self._check(tp)
+        check_reproduces(tp, lambda x1, x2, weight: outer(x1, x2) @ self.matrix(weight), "BilinearForm")
 
     @classmethod
     def if_worthwhile(cls, tp: o3.TensorProduct) -> BilinearForm | None:
@@ -143,8 +108,7 @@ class BilinearForm(torch.nn.Module):
             return None
         if not all(ins.has_weight and ins.connection_mode == "uvw" for ins in tp.instructions):
             return cls(tp)  # raises: a path it cannot read
-        with torch.no_grad():
-            coefficients = _all_path_coefficients(tp)
+        coefficients = all_path_coefficients(tp)
         if nonzero_entries(tp, coefficients) < MIN_DENSITY * entries:  # counted per path: no index built to be dropped
             return None
         return cls(tp, coefficients)
@@ -163,16 +127,4 @@ class BilinearForm(torch.nn.Module):
         n = x1.shape[0]
         if x1.ndim != 2 or x2.shape != (n, self.dims[1]) or x1.shape[1] != self.dims[0]:
             raise ValueError(f"BilinearForm: inputs {tuple(x1.shape)} and {tuple(x2.shape)} do not match {tp}")
-        return _outer(x1, x2) @ self.matrix(tp.weight)
-
-    def _check(self, tp: o3.TensorProduct) -> None:
-        """The read-off against the module at a random input (float64; raises on a mismatch)."""
-        gen = torch.Generator().manual_seed(0)
-        x1 = torch.randn(4, tp.irreps_in1.dim, dtype=torch.float64, generator=gen)
-        x2 = torch.randn(4, tp.irreps_in2.dim, dtype=torch.float64, generator=gen)
-        weight = torch.randn(tp.weight_numel, dtype=torch.float64, generator=gen)
-        with torch.no_grad():
-            ref = tp(x1, x2, weight)
-            got = _outer(x1, x2) @ self.matrix(weight)
-        if float((got - ref).norm()) > 1e-12 * max(1.0, float(ref.norm())):
-            raise RuntimeError(f"BilinearForm: the read-off of {tp} does not reproduce it")
+        return outer(x1, x2) @ self.matrix(tp.weight)

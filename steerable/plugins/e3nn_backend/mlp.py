@@ -35,8 +35,11 @@ output needs):
    orthogonal matrix, and e3nn's ordering of ``(x, y, z)`` for degree 1) takes each block from
    irreps to the core's row-major ``out x in`` matrix layout.
 
-Evaluation.  With non-invariant attributes the layers run as e3nn's modules (``o3.Irreps``
-features, e3nn's generated tensor-product code).  Without them (invariant attributes only, or
+Evaluation.  With non-invariant attributes the features are ``o3.Irreps`` vectors and the layers
+e3nn's modules, with two faster forms of the same maps (``mlp.bilinear = False`` runs the modules
+alone): the first tensor product through its path values (:class:`~.edge_weighted.EdgeWeightedForm`)
+and the shared-weight ones as one matrix product where that pays (:class:`~.bilinear.BilinearForm`).
+Without them (invariant attributes only, or
 none: the common case) every irrep copy of degree ``l`` of every feature is a scalar function times
 ``Y_l(v)``, and the same network runs in **scalar form** (:class:`~.radial.RadialForm`): each tensor
 product is one matrix product of the per-copy scalars and their multiples by ``|v|^2, |v|^4, ...``
@@ -69,6 +72,7 @@ from steerable.core.radial import RadialBasis
 from steerable.ops.permute import permute_columns
 
 from .bilinear import BilinearForm
+from .edge_weighted import EdgeWeightedForm
 from .group import E3nnGroup, E3nnRep, float64_default
 from .radial import RadialForm
 
@@ -276,14 +280,17 @@ class E3nnKernelMLP(torch.nn.Module):
         self.radial_form = RadialForm(self, list(zip(gather, columns, cob))) if not eq_irreps else None
         #: evaluate through the scalar form when there is one (``False``: e3nn's modules, the reference)
         self.scalar_form = self.radial_form is not None
-        # -- 8. otherwise, shared-weight tensor products as one matrix product where that pays (.bilinear)
+        # -- 8. otherwise, the first tensor product through its path values (.edge_weighted) and the
+        # shared-weight ones as one matrix product where that pays (.bilinear)
+        self.first_form = EdgeWeightedForm(self.first_tp) if eq_irreps else None
         self.bilinear_forms = torch.nn.ModuleDict()
         if eq_irreps:
             for name, tp in [*((f"tps_{n}", tp) for n, tp in enumerate(self.tps)), ("out_tp", self.out_tp)]:
                 form = BilinearForm.if_worthwhile(tp) if tp is not None else None
                 if form is not None:
                     self.bilinear_forms[name] = form
-        #: run the tensor products of :attr:`bilinear_forms` through them (``False``: e3nn's modules)
+        #: run the tensor products through :attr:`first_form` and :attr:`bilinear_forms` where they
+        #: have one (``False``: e3nn's modules, the reference)
         self.bilinear = True
 
     # ------------------------------------------------------------------------------------------
@@ -390,7 +397,11 @@ class E3nnKernelMLP(torch.nn.Module):
                 eq = attr[:, self.eq_channels] @ self.attr_to_e3nn.T
                 x0 = torch.cat([x0, eq], dim=-1)
                 e = torch.cat([e, eq], dim=-1)
-        h = self.first_tp(x0, e, self.scalar_mlp(scalars))
+        weight = self.scalar_mlp(scalars)
+        if self.bilinear and self.first_form is not None:
+            h = self.first_form(x0, e, weight)
+        else:
+            h = self.first_tp(x0, e, weight)
         if self.out_tp is not None:
             h = self.gates[0](h)
             for layer, (tp, gate) in enumerate(zip(self.tps, self.gates[1:])):
