@@ -406,7 +406,7 @@ def test_bilinear_form_only_where_it_pays(G):
 
 def test_edge_weighted_form_equals_the_tensor_product():
     """The first layer's form (``.edge_weighted``) on a tensor product with several input copies, an
-    output no path reaches and unequal numbers of pairs per output irrep: e3nn's values and the
+    output no path reaches and unequal numbers of pairs (path, input copies) per output irrep: e3nn's values and the
     gradients of both inputs and the weights (float64), also for no edges; modules it cannot read
     are refused."""
     from e3nn import o3
@@ -419,7 +419,7 @@ def test_edge_weighted_form_equals_the_tensor_product():
             "2x0e+1x1o", "0e+2x1o+2e", "8x0e+3x1e+8x1o+8x2e+2x3o+1x4e", shared_weights=False, internal_weights=False
         )
     form = EdgeWeightedForm(tp)
-    assert form.pairs == 6  # the most pairs (path, u, v) of any output irrep
+    assert len(form.pair_outputs) == sum(ins.path_shape[0] * ins.path_shape[1] for ins in tp.instructions)
     gen = torch.Generator().manual_seed(31)
     dims = (tp.irreps_in1.dim, tp.irreps_in2.dim, tp.weight_numel)
     inputs = [torch.randn(9, n, dtype=torch.float64, generator=gen) for n in dims]
