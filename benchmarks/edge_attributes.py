@@ -9,10 +9,10 @@ per edge, e.g. a relative velocity).  Methods, built with the same seed:
 
 * ``ours-escnn``: the default backend;
 * ``ours-e3nn``: the e3nn backend as shipped.  With a vector attribute its kernel MLP has no scalar
-  form and runs e3nn's modules with its two faster forms of the same maps (the first tensor product
-  through its path values, ``edge_weighted.py``; shared-weight ones as one matrix product where
-  that pays, ``bilinear.py``);
-* ``ours-e3nn-modules``: the same MLP with those forms off (``mlp.bilinear = False``): e3nn's code
+  form and runs e3nn's modules through faster forms of the same maps (the first tensor product
+  through its path values, ``edge_weighted.py``; the shared-weight ones as one matrix product where
+  that pays, ``bilinear.py``, else per output irrep, ``shared_weight.py``);
+* ``ours-e3nn-modules``: the same MLP with those forms off (``mlp.use_forms = False``): e3nn's code
   alone, the reference the forms are tested against.
 
 Reported per row: median time over interleaved rounds, peak extra RSS of one call
@@ -54,7 +54,7 @@ def build(backend: str, c: int, lmax: int, attribute: int | None, forms: bool = 
     if backend == "e3nn" and not mlps:
         raise SystemExit("edge_attributes.py: no E3nnKernelMLP found in the e3nn backend's PointConv")
     for mlp in mlps:
-        mlp.bilinear = forms
+        mlp.use_forms = forms
     return conv
 
 

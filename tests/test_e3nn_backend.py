@@ -296,10 +296,10 @@ def test_float64_after_float32_keeps_exact_constants(G):
 SCALAR_FORM_BOUND = 2e-14  # relative, float64; measured <= 1.6e-15 (values), <= 1.9e-15 (gradients): 10x margin
 
 
-def _values_and_gradients(mlp, pos, attr, scalar_form: bool, bilinear: bool = True):
+def _values_and_gradients(mlp, pos, attr, scalar_form: bool, forms: bool = True):
     """``mlp(pos, attr)`` and the gradients of a fixed random weighting of it with respect to the
     positions, the attributes and every parameter (float64)."""
-    mlp.scalar_form, mlp.bilinear = scalar_form, bilinear
+    mlp.scalar_form, mlp.use_forms = scalar_form, forms
     pos = pos.clone().requires_grad_(True)
     attr = None if attr is None else attr.clone().requires_grad_(True)
     out = mlp(pos, attr)
@@ -344,12 +344,14 @@ def test_scalar_form_equals_the_e3nn_modules(G, hidden_layers, hidden_lmax, inva
 
 
 @pytest.mark.parametrize("hidden_layers", [1, 2])
-def test_bilinear_form_equals_the_e3nn_modules(G, hidden_layers):
+def test_forms_equal_the_e3nn_modules(G, hidden_layers):
     """With a vector attribute the first tensor product runs through its path values
     (``.edge_weighted``) and the shared-weight ones as ``(e ⊗ h) @ A`` (``.bilinear``) where ``A`` is
-    dense enough (not in O(3) at these degrees): the values and gradients (positions, attributes, every parameter) of
-    e3nn's modules, float64, also at the origin and after a float32 round trip; and equivariant."""
-    from steerable.plugins.e3nn_backend.bilinear import MIN_DENSITY
+    dense enough, else per output irrep (``.shared_weight``; in O(3) at these degrees): the values
+    and gradients (positions, attributes, every parameter) of e3nn's modules, float64, also at the
+    origin and after a float32 round trip; and equivariant."""
+    from steerable.plugins.e3nn_backend.bilinear import MIN_DENSITY, BilinearForm
+    from steerable.plugins.e3nn_backend.shared_weight import SharedWeightForm
 
     attrs = G.field_type("1o")
     reps = [G.irrep(0, 1), G.irrep(1, -1)]
@@ -358,38 +360,41 @@ def test_bilinear_form_equals_the_e3nn_modules(G, hidden_layers):
     torch.manual_seed(2)
     mlp = G.build_kernel_mlp(spec).float().double()  # the constants come back exact
     expected = ["out_tp", "tps_0"] if hidden_layers == 2 else ["out_tp"]
-    if G.name == "O(3)":  # both parities in the hidden field: A is sparser, e3nn's code runs there
-        expected = []
-    assert not mlp.scalar_form and sorted(mlp.bilinear_forms) == expected and mlp.first_form is not None
-    assert all(form.density >= MIN_DENSITY for form in mlp.bilinear_forms.values())
+    assert not mlp.scalar_form and sorted(mlp.forms) == expected and mlp.first_form is not None
+    # O(3): both parities in the hidden field make A sparser than MIN_DENSITY
+    kind = SharedWeightForm if G.name == "O(3)" else BilinearForm
+    assert all(type(form) is kind for form in mlp.forms.values())
+    assert all(form.density >= MIN_DENSITY for form in mlp.forms.values() if kind is BilinearForm)
     _rerandomised(mlp)()
     gen = torch.Generator().manual_seed(21)
     pos = torch.randn(16, 3, dtype=torch.float64, generator=gen)
     pos[0] = 0.0
     attr = torch.randn(16, 3, dtype=torch.float64, generator=gen)
     attr[1] = 0.0
-    fast, fast_grads = _values_and_gradients(mlp, pos, attr, False, bilinear=True)
-    ref, ref_grads = _values_and_gradients(mlp, pos, attr, False, bilinear=False)
+    fast, fast_grads = _values_and_gradients(mlp, pos, attr, False, forms=True)
+    ref, ref_grads = _values_and_gradients(mlp, pos, attr, False, forms=False)
     assert float((fast - ref).norm() / ref.norm()) <= SCALAR_FORM_BOUND
     names = ["pos", "attr", *(name for name, _ in mlp.named_parameters())]
     for name, f, r in zip(names, fast_grads, ref_grads, strict=True):
         assert torch.isfinite(f).all(), name
         assert float((f - r).norm()) <= SCALAR_FORM_BOUND * max(float(r.norm()), 1e-300), name
-    mlp.bilinear = True
+    mlp.use_forms = True
     errors, norms = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(22)), torch.float64)
     assert max(errors) <= F64_BOUND and min(norms) > 1e-3
 
 
 def test_bilinear_form_only_where_it_pays(G):
-    """Blocks up to degree 2 make the output layer's ``A`` sparser than :data:`MIN_DENSITY`: e3nn's
-    code runs there (measured faster for training); a module with external weights has no form."""
+    """Blocks up to degree 2 make the output layer's ``A`` sparser than :data:`MIN_DENSITY`: the
+    per-output-irrep form runs there (measured faster for training); a module with external weights
+    has no bilinear form."""
     from e3nn import o3
 
     from steerable.plugins.e3nn_backend.bilinear import MIN_DENSITY, BilinearForm, nonzero_entries
+    from steerable.plugins.e3nn_backend.shared_weight import SharedWeightForm
 
     reps = [G.irrep(0, 1), G.irrep(1, -1), G.irrep(2, 1)]
     spec = KernelMLPSpec(G, tuple((o, i) for o in reps for i in reps), G.field_type("1o"), hidden_layers=1)
-    assert not G.build_kernel_mlp(spec).bilinear_forms
+    assert type(G.build_kernel_mlp(spec).forms["out_tp"]) is SharedWeightForm
     external = o3.FullyConnectedTensorProduct("2x1e", "1x1e", "2x0e", shared_weights=False, internal_weights=False)
     assert BilinearForm.if_worthwhile(external) is None
     with pytest.raises(RuntimeError, match="own"):
@@ -447,11 +452,52 @@ def test_edge_weighted_form_equals_the_tensor_product():
         EdgeWeightedForm(unweighted)
 
 
+def test_shared_weight_form_equals_the_tensor_product():
+    """The per-output-irrep form (``.shared_weight``) on a tensor product with several copies of the
+    first input's irreps, an output no path reaches and paths from every input irrep: e3nn's values
+    and the gradients of both inputs and the weights (float64), also for no edges; modules it cannot
+    read are refused."""
+    from e3nn import o3
+
+    from steerable.plugins.e3nn_backend.group import float64_default
+    from steerable.plugins.e3nn_backend.shared_weight import SharedWeightForm
+
+    with float64_default():
+        tp = o3.FullyConnectedTensorProduct("3x0e+2x1o+2x2e", "0e+1o+2e+1o", "4x0e+3x1o+2x2e+2x3o+1x5e")
+        tp.weight.data.normal_()
+    form = SharedWeightForm(tp)
+    gen = torch.Generator().manual_seed(35)
+    inputs = [torch.randn(9, n, dtype=torch.float64, generator=gen) for n in (tp.irreps_in1.dim, tp.irreps_in2.dim)]
+    inputs[1][0] = 0.0
+    fast, ref = [], []
+    for call, store in ((lambda a, b: form(tp, a, b), fast), (tp, ref)):
+        leaves = [x.clone().requires_grad_(True) for x in inputs]
+        tp.weight.grad = None
+        out = call(*leaves)
+        cotangent = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(36))
+        (out * cotangent).sum().backward()
+        store.extend([out.detach(), *(x.grad for x in leaves), tp.weight.grad.clone()])
+    for f, r in zip(fast, ref, strict=True):
+        assert float((f - r).norm()) <= SCALAR_FORM_BOUND * float(r.norm())
+    assert fast[0][:, -11:].abs().max() == 0  # 1x5e: no path
+    assert form(tp, *(x[:0] for x in inputs)).shape == (0, tp.irreps_out.dim)
+    with pytest.raises(ValueError, match="do not match"):
+        form(tp, inputs[0], inputs[1][:, :-1])
+    with float64_default():
+        two_copies = o3.FullyConnectedTensorProduct("2x1o", "2x1o", "2x0e")
+        external = o3.FullyConnectedTensorProduct("2x1o", "1x1o", "2x0e", shared_weights=False, internal_weights=False)
+    for other in (two_copies, external):
+        assert not SharedWeightForm.applies(other)
+        with pytest.raises(RuntimeError, match="expected shared internal weights"):
+            SharedWeightForm(other)
+
+
 @pytest.mark.parametrize("hidden_layers", [0, 1])
 def test_first_layer_form_in_the_kernel_mlp(G, hidden_layers):
     """With invariant and vector attributes and blocks up to degree 2 (no bilinear form there) the
-    first tensor product alone runs through its form: the MLP's values and gradients (positions,
-    attributes, every parameter) equal e3nn's modules' (float64), and the kernel is equivariant."""
+    first tensor product runs through its form and the output one per output irrep: the MLP's
+    values and gradients (positions, attributes, every parameter) equal e3nn's modules' (float64),
+    and the kernel is equivariant."""
     reps = [G.irrep(0, 1), G.irrep(1, -1), G.irrep(2, 1)]
     spec = KernelMLPSpec(
         G,
@@ -462,7 +508,9 @@ def test_first_layer_form_in_the_kernel_mlp(G, hidden_layers):
     )
     torch.manual_seed(3)
     mlp = G.build_kernel_mlp(spec).double()
-    assert mlp.first_form is not None and not mlp.bilinear_forms and not mlp.scalar_form
+    assert mlp.first_form is not None and not mlp.scalar_form
+    assert sorted(mlp.forms) == ([] if hidden_layers == 0 else ["out_tp"])
+    assert all(type(form).__name__ == "SharedWeightForm" for form in mlp.forms.values())
     _rerandomised(mlp)()
     gen = torch.Generator().manual_seed(33)
     pos = torch.randn(12, 3, dtype=torch.float64, generator=gen)
@@ -470,16 +518,17 @@ def test_first_layer_form_in_the_kernel_mlp(G, hidden_layers):
     attr = torch.randn(12, 4, dtype=torch.float64, generator=gen)
     attr[1, 1:] = 0.0
     calls = []
-    mlp.first_form.register_forward_hook(lambda *_: calls.append(1))
-    fast, fast_grads = _values_and_gradients(mlp, pos, attr, False, bilinear=True)
-    ref, ref_grads = _values_and_gradients(mlp, pos, attr, False, bilinear=False)
-    assert len(calls) == 1  # the form ran in the fast pass, e3nn's module in the reference
+    for form in [mlp.first_form, *mlp.forms.values()]:
+        form.register_forward_hook(lambda *_: calls.append(1))
+    fast, fast_grads = _values_and_gradients(mlp, pos, attr, False, forms=True)
+    ref, ref_grads = _values_and_gradients(mlp, pos, attr, False, forms=False)
+    assert len(calls) == 1 + len(mlp.forms)  # the forms ran in the fast pass, e3nn's modules in the reference
     assert float((fast - ref).norm() / ref.norm()) <= SCALAR_FORM_BOUND
     names = ["pos", "attr", *(name for name, _ in mlp.named_parameters())]
     for name, f, r in zip(names, fast_grads, ref_grads, strict=True):
         assert torch.isfinite(f).all(), name
         assert float((f - r).norm()) <= SCALAR_FORM_BOUND * max(float(r.norm()), 1e-300), name
-    mlp.bilinear = True
+    mlp.use_forms = True
     errors, norms = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(34)), torch.float64)
     assert max(errors) <= F64_BOUND and min(norms) > 1e-3
 

@@ -36,9 +36,11 @@ output needs):
    irreps to the core's row-major ``out x in`` matrix layout.
 
 Evaluation.  With non-invariant attributes the features are ``o3.Irreps`` vectors and the layers
-e3nn's modules, with two faster forms of the same maps (``mlp.bilinear = False`` runs the modules
-alone): the first tensor product through its path values (:class:`~.edge_weighted.EdgeWeightedForm`)
-and the shared-weight ones as one matrix product where that pays (:class:`~.bilinear.BilinearForm`).
+e3nn's modules, with faster forms of the same maps (``mlp.use_forms = False`` runs the modules
+alone): the first tensor product through its path values (:class:`~.edge_weighted.EdgeWeightedForm`),
+the shared-weight ones as one matrix product of the operands' outer product where that is dense
+enough (:class:`~.bilinear.BilinearForm`, degrees <= 1), else as path values per input irrep and one
+matrix product per output irrep (:class:`~.shared_weight.SharedWeightForm`).
 Without them (invariant attributes only, or
 none: the common case) every irrep copy of degree ``l`` of every feature is a scalar function times
 ``Y_l(v)``, and the same network runs in **scalar form** (:class:`~.radial.RadialForm`): each tensor
@@ -75,6 +77,7 @@ from .bilinear import BilinearForm
 from .edge_weighted import EdgeWeightedForm
 from .group import E3nnGroup, E3nnRep, float64_default
 from .radial import RadialForm
+from .shared_weight import SharedWeightForm
 
 
 def _ir(rep: E3nnRep) -> o3.Irrep:
@@ -151,7 +154,7 @@ class E3nnKernelMLP(torch.nn.Module):
                 new.get_parameter(name).requires_grad_(False)
         new.train(self.training)
         new.scalar_form = self.scalar_form
-        new.bilinear = self.bilinear
+        new.use_forms = self.use_forms
         memo[id(self)] = new
         return new
 
@@ -281,17 +284,23 @@ class E3nnKernelMLP(torch.nn.Module):
         #: evaluate through the scalar form when there is one (``False``: e3nn's modules, the reference)
         self.scalar_form = self.radial_form is not None
         # -- 8. otherwise, the first tensor product through its path values (.edge_weighted) and the
-        # shared-weight ones as one matrix product where that pays (.bilinear)
+        # shared-weight ones as one matrix product where that pays (.bilinear), else per output
+        # irrep (.shared_weight)
         self.first_form = EdgeWeightedForm(self.first_tp) if eq_irreps else None
-        self.bilinear_forms = torch.nn.ModuleDict()
+        #: the faster forms of the shared-weight tensor products, by name (``tps_<n>``, ``out_tp``)
+        self.forms = torch.nn.ModuleDict()
         if eq_irreps:
             for name, tp in [*((f"tps_{n}", tp) for n, tp in enumerate(self.tps)), ("out_tp", self.out_tp)]:
-                form = BilinearForm.if_worthwhile(tp) if tp is not None else None
+                if tp is None:
+                    continue
+                form = BilinearForm.if_worthwhile(tp)
+                if form is None and SharedWeightForm.applies(tp):
+                    form = SharedWeightForm(tp)
                 if form is not None:
-                    self.bilinear_forms[name] = form
-        #: run the tensor products through :attr:`first_form` and :attr:`bilinear_forms` where they
-        #: have one (``False``: e3nn's modules, the reference)
-        self.bilinear = True
+                    self.forms[name] = form
+        #: run the tensor products through :attr:`first_form` and :attr:`forms` where they have one
+        #: (``False``: e3nn's modules, the reference)
+        self.use_forms = True
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
@@ -398,7 +407,7 @@ class E3nnKernelMLP(torch.nn.Module):
                 x0 = torch.cat([x0, eq], dim=-1)
                 e = torch.cat([e, eq], dim=-1)
         weight = self.scalar_mlp(scalars)
-        if self.bilinear and self.first_form is not None:
+        if self.use_forms and self.first_form is not None:
             h = self.first_form(x0, e, weight)
         else:
             h = self.first_tp(x0, e, weight)
@@ -420,9 +429,9 @@ class E3nnKernelMLP(torch.nn.Module):
         return flat if self._in_order else permute_columns(flat, self.unscatter, self.scatter_order)
 
     def _product(self, name: str, tp: o3.TensorProduct, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """``tp(h, e)``, through its bilinear form where it has one and :attr:`bilinear` is set."""
-        if self.bilinear and name in self.bilinear_forms:
-            return self.bilinear_forms[name](tp, h, e)
+        """``tp(h, e)``, through its form where it has one and :attr:`use_forms` is set."""
+        if self.use_forms and name in self.forms:
+            return self.forms[name](tp, h, e)
         return tp(h, e)
 
     def extra_repr(self) -> str:

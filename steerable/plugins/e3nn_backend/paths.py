@@ -8,7 +8,8 @@ input irrep and copy ``v`` of its second to copy ``w`` of its output irrep by
 with ``K`` ``(2 l1 + 1, 2 l2 + 1, 2 l3 + 1)`` the path's Clebsch-Gordan coefficients times e3nn's
 normalisations.  :func:`path_coefficients` reads ``K`` off the module itself (so the normalisations
 come with it); :func:`check_reproduces` compares a form built from them with the module.  Used by
-:mod:`.bilinear` (shared weights) and :mod:`.edge_weighted` (per-edge weights).
+:mod:`.bilinear` and :mod:`.shared_weight` (shared weights) and :mod:`.edge_weighted` (per-edge
+weights).
 """
 
 from __future__ import annotations
