@@ -37,12 +37,12 @@ output needs):
 
 Evaluation.  With non-invariant attributes the features are ``o3.Irreps`` vectors and the layers
 e3nn's modules, with faster forms of the same maps (``mlp.use_forms = False`` runs the modules
-alone): the first tensor product through its path values (:class:`~.edge_weighted.EdgeWeightedForm`),
-the shared-weight ones as one matrix product of the operands' outer product where that is dense
-enough (:class:`~.bilinear.BilinearForm`, degrees <= 1), else as path values per input irrep and one
-matrix product per output irrep (:class:`~.shared_weight.SharedWeightForm`).
-Without them (invariant attributes only, or
-none: the common case) every irrep copy of degree ``l`` of every feature is a scalar function times
+alone): the first tensor product through its path values
+(:class:`~.edge_weighted.EdgeWeightedForm`), the shared-weight ones as one matrix product of the
+operands' outer product where that is dense enough (:class:`~.bilinear.BilinearForm`, degrees <= 1),
+else as path values per input irrep and one matrix product per output irrep
+(:class:`~.shared_weight.SharedWeightForm`).  Without them (invariant attributes only, or none: the
+common case) every irrep copy of degree ``l`` of every feature is a scalar function times
 ``Y_l(v)``, and the same network runs in **scalar form** (:class:`~.radial.RadialForm`): each tensor
 product is one matrix product of the per-copy scalars and their multiples by ``|v|^2, |v|^4, ...``
 with a matrix assembled from the layer's weights and fixed path constants, the gate acts on the

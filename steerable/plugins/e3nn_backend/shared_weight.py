@@ -1,5 +1,4 @@
-"""A tensor product with shared weights as path values per pair of input irreps, then one matrix
-product per output irrep.
+"""A tensor product with shared weights as path values per input irrep, then linear layers.
 
 The hidden and output layers of :class:`~.mlp.E3nnKernelMLP` with non-invariant attributes are
 ``TP(h, e)`` with shared weights: ``h`` holds ``U`` copies of each irrep, ``e = Y ⊕ a`` one copy of
@@ -10,17 +9,19 @@ each.  In the notation of :mod:`.paths`, copy ``w`` of output irrep ``o`` is
 
 Both sums are matrix products with a wide operand:
 
-1. per pair of input irreps ``(i1, i2)``, the path values of all its paths at once,
-   ``T = (h_i1 ⊗ e_i2) @ K_(i1, i2)``: rows ``(edge, u)``, columns ``(p, k)``, ``K`` fixed and dense
-   (``(a b, sum_p c_p)``, no zeros but the Clebsch-Gordan ones);
-2. per output irrep ``o``, its paths' values side by side, ``(edge, k) x (p, u)``, times the stacked
-   weights ``W_o`` ``(sum_p U, M)``: the shared weights applied as in a linear layer.
+1. per input irrep ``i1`` of ``h``, the path values of all its paths at once,
+   ``T = (h_i1 ⊗ e) @ K_i1``: rows ``(edge, u)``, columns ``(o, k, p)``, with the fixed ``K_i1``
+   ``(a d2, sum_p c_p)`` (zero outside each path's rows of ``e``: ``e`` is short);
+2. per input irrep ``i1`` and output irrep ``o``, those values permuted to rows ``(edge, k)`` and
+   columns ``(p, u)``, times the stacked weights ``W`` ``(paths U, M)``: the shared weights applied
+   as in a linear layer, summed over ``i1``.
 
-The arithmetic is that of the module (no dense ``A`` with its zeros as in :mod:`.bilinear`, whose
-density falls with the degrees), in about four operators per pair of input irreps and three per
-output irrep instead of e3nn's several per path; autograd takes every gradient through matrix
-products and concatenations.  Measured against e3nn's code and :class:`~.bilinear.BilinearForm` in
-``benchmarks/README.md``.
+The arithmetic is about that of the module (no dense ``A`` with the zeros of every path's
+Clebsch-Gordan block as in :mod:`.bilinear`, whose density falls with the degrees), in a few
+operators per input irrep and per pair (input irrep, output irrep) instead of e3nn's several per
+path; the inputs and weights are split into views, so their gradients are one concatenation each.
+Measured against e3nn's code and :class:`~.bilinear.BilinearForm` in ``benchmarks/README.md``:
+used where ``A`` is too sparse for the latter.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ class SharedWeightForm(torch.nn.Module):
     """``tp(x1, x2)`` of an ``o3.TensorProduct`` with shared internal weights, weighted ``'uvw'`` paths
     and one copy of each irrep of ``x2``, by the two matrix products of the module docstring.
 
-    Holds constants only (``coefficients_<i1>``: float64 ``K`` per input irrep of ``x1``, to be tracked by the owner's
-    :class:`~steerable.core.constants.Float64Constants`); ``forward(tp, x1 (E, d1), x2 (E, d2))``
-    takes the weights from ``tp`` and returns ``(E, tp.irreps_out.dim)`` in e3nn's layout.  ``tp``
-    must be in float64 at construction (the read-off is exact there).  Raises ``RuntimeError`` for
-    a module it cannot read; :meth:`applies` says beforehand.
+    Holds constants only (``coefficients_<i1>``: float64 ``K`` per input irrep of ``x1``, to be
+    tracked by the owner's :class:`~steerable.core.constants.Float64Constants`); ``forward(tp, x1
+    (E, d1), x2 (E, d2))`` takes the weights from ``tp`` and returns ``(E, tp.irreps_out.dim)`` in
+    e3nn's layout.  ``tp`` must be in float64 at construction (the read-off is exact there).
+    Raises ``RuntimeError`` for a module it cannot read; :meth:`applies` says beforehand.
     """
 
     def __init__(self, tp: o3.TensorProduct) -> None:
