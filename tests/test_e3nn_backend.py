@@ -343,6 +343,27 @@ def test_scalar_form_equals_the_e3nn_modules(G, hidden_layers, hidden_lmax, inva
     assert with_vector.radial_form is None and not with_vector.scalar_form
 
 
+def _check_forms(G, mlp, spec, pos, attr, seed: int) -> None:
+    """With :attr:`use_forms` every form runs once (hooks) and the MLP has the values and gradients
+    (positions, attributes, every parameter) of e3nn's modules alone (float64); then the kernel with
+    the forms is equivariant and no block vanishes."""
+    calls = []
+    hooks = [form.register_forward_hook(lambda *_: calls.append(1)) for form in [mlp.first_form, *mlp.forms.values()]]
+    fast, fast_grads = _values_and_gradients(mlp, pos, attr, False, forms=True)
+    ref, ref_grads = _values_and_gradients(mlp, pos, attr, False, forms=False)
+    for hook in hooks:
+        hook.remove()
+    assert len(calls) == len(hooks)  # the forms ran in the fast pass, e3nn's modules in the reference
+    assert float((fast - ref).norm() / ref.norm()) <= SCALAR_FORM_BOUND
+    names = ["pos", "attr", *(name for name, _ in mlp.named_parameters())]
+    for name, f, r in zip(names, fast_grads, ref_grads, strict=True):
+        assert torch.isfinite(f).all(), name
+        assert float((f - r).norm()) <= SCALAR_FORM_BOUND * max(float(r.norm()), 1e-300), name
+    mlp.use_forms = True
+    errors, norms = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(seed)), torch.float64)
+    assert max(errors) <= F64_BOUND and min(norms) > 1e-3
+
+
 @pytest.mark.parametrize("hidden_layers", [1, 2])
 def test_forms_equal_the_e3nn_modules(G, hidden_layers):
     """With a vector attribute the first tensor product runs through its path values
@@ -371,16 +392,7 @@ def test_forms_equal_the_e3nn_modules(G, hidden_layers):
     pos[0] = 0.0
     attr = torch.randn(16, 3, dtype=torch.float64, generator=gen)
     attr[1] = 0.0
-    fast, fast_grads = _values_and_gradients(mlp, pos, attr, False, forms=True)
-    ref, ref_grads = _values_and_gradients(mlp, pos, attr, False, forms=False)
-    assert float((fast - ref).norm() / ref.norm()) <= SCALAR_FORM_BOUND
-    names = ["pos", "attr", *(name for name, _ in mlp.named_parameters())]
-    for name, f, r in zip(names, fast_grads, ref_grads, strict=True):
-        assert torch.isfinite(f).all(), name
-        assert float((f - r).norm()) <= SCALAR_FORM_BOUND * max(float(r.norm()), 1e-300), name
-    mlp.use_forms = True
-    errors, norms = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(22)), torch.float64)
-    assert max(errors) <= F64_BOUND and min(norms) > 1e-3
+    _check_forms(G, mlp, spec, pos, attr, seed=22)
 
 
 def test_bilinear_form_only_where_it_pays(G):
@@ -517,20 +529,7 @@ def test_first_layer_form_in_the_kernel_mlp(G, hidden_layers):
     pos[0] = 0.0
     attr = torch.randn(12, 4, dtype=torch.float64, generator=gen)
     attr[1, 1:] = 0.0
-    calls = []
-    for form in [mlp.first_form, *mlp.forms.values()]:
-        form.register_forward_hook(lambda *_: calls.append(1))
-    fast, fast_grads = _values_and_gradients(mlp, pos, attr, False, forms=True)
-    ref, ref_grads = _values_and_gradients(mlp, pos, attr, False, forms=False)
-    assert len(calls) == 1 + len(mlp.forms)  # the forms ran in the fast pass, e3nn's modules in the reference
-    assert float((fast - ref).norm() / ref.norm()) <= SCALAR_FORM_BOUND
-    names = ["pos", "attr", *(name for name, _ in mlp.named_parameters())]
-    for name, f, r in zip(names, fast_grads, ref_grads, strict=True):
-        assert torch.isfinite(f).all(), name
-        assert float((f - r).norm()) <= SCALAR_FORM_BOUND * max(float(r.norm()), 1e-300), name
-    mlp.use_forms = True
-    errors, norms = _block_errors(mlp, spec, G.sample(3, generator=torch.Generator().manual_seed(34)), torch.float64)
-    assert max(errors) <= F64_BOUND and min(norms) > 1e-3
+    _check_forms(G, mlp, spec, pos, attr, seed=34)
 
 
 def test_pieces_equal_the_whole_output(G):
