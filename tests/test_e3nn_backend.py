@@ -423,9 +423,9 @@ def test_bilinear_form_only_where_it_pays(G):
 
 def test_edge_weighted_form_equals_the_tensor_product():
     """The first layer's form (``.edge_weighted``) on a tensor product with several input copies, an
-    output no path reaches and unequal numbers of pairs (path, input copies) per output irrep: e3nn's values and the
-    gradients of both inputs and the weights (float64), also for no edges; modules it cannot read
-    are refused."""
+    output no path reaches and unequal numbers of pairs (path, input copies) per output irrep:
+    e3nn's values and the gradients of both inputs and the weights (float64), also for no edges;
+    modules it cannot read are refused."""
     from e3nn import o3
 
     from steerable.plugins.e3nn_backend.edge_weighted import EdgeWeightedForm

@@ -13,9 +13,9 @@ K`` (``K`` ``(d2 d1, sum_q (2 l_q + 1))``, fixed), and each pair adds the outer 
 T_q`` ``(E, M, 2 l + 1)`` to its output irrep.  The weights and the path values are split into
 views, not gathered, so autograd keeps no copies and their gradients are one concatenation each.
 Per edge this is the module's own ``sum_q M (2 l_q + 1)`` products, without e3nn's per-path
-contractions of ``(E, mul, 2l+1)`` tensors; measured 1.5x faster forward and 1.8x for training, at
+contractions of ``(E, mul, 2l+1)`` tensors; measured 1.65x faster forward and for training, at
 less peak memory than e3nn's module (``benchmarks/README.md``).  (Laying both factors out as
-``(E, pairs, D)`` tensors for one product was faster for training but took 4x the memory; torch's
+``(E, pairs, D)`` tensors for one product was as fast for training but took 4x the memory; torch's
 CPU ``bmm`` runs tiny per-edge matrices one at a time.)
 """
 
