@@ -30,7 +30,14 @@ from math import prod
 import torch
 from e3nn import o3
 
-from .paths import all_path_coefficients, check_reproduces, outer, path_coefficients, path_slices
+from .paths import (
+    all_path_coefficients,
+    check_reproduces,
+    outer,
+    path_slices,
+    require_weighted_uvw,
+    unreadable_path,
+)
 
 __all__ = ["BilinearForm", "nonzero_entries"]
 
@@ -69,6 +76,8 @@ class BilinearForm(torch.nn.Module):
         super().__init__()
         if not tp.internal_weights:
             raise RuntimeError("BilinearForm: the tensor product must hold its own (shared) weights")
+        require_weighted_uvw(tp, "BilinearForm")
+        ks = all_path_coefficients(tp) if coefficients is None else coefficients  # (i', j', k) per path
         d1, d2, dout = tp.irreps_in1.dim, tp.irreps_in2.dim, tp.irreps_out.dim
         self.dims = (d1, d2)
         self.shape = (d2 * d1, dout)
@@ -77,10 +86,7 @@ class BilinearForm(torch.nn.Module):
         coefficient = torch.zeros(d2, d1, dout, dtype=torch.float64)
         start = 0
         with torch.no_grad():
-            for n, ins in enumerate(tp.instructions):
-                if not ins.has_weight or ins.connection_mode != "uvw":
-                    raise RuntimeError(f"BilinearForm: expected weighted 'uvw' paths, got {ins}")
-                k = path_coefficients(tp, n) if coefficients is None else coefficients[n]  # (i', j', k)
+            for ins, k in zip(tp.instructions, ks, strict=True):
                 mul1, mul2, mulo = ins.path_shape
                 s1, s2, so = path_slices(tp, ins)
                 a, b, c = k.shape
@@ -107,7 +113,7 @@ class BilinearForm(torch.nn.Module):
         entries = tp.irreps_in1.dim * tp.irreps_in2.dim * tp.irreps_out.dim
         if not tp.internal_weights or entries > MAX_ENTRIES:
             return None
-        if not all(ins.has_weight and ins.connection_mode == "uvw" for ins in tp.instructions):
+        if unreadable_path(tp) is not None:
             return cls(tp)  # raises: a path it cannot read
         coefficients = all_path_coefficients(tp)
         if nonzero_entries(tp, coefficients) < MIN_DENSITY * entries:  # counted per path: no index built to be dropped

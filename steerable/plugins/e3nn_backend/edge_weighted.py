@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from e3nn import o3
 
-from .paths import all_path_coefficients, check_reproduces, outer, path_slices
+from .paths import all_path_coefficients, check_reproduces, outer, path_slices, require_weighted_uvw
 
 __all__ = ["EdgeWeightedForm"]
 
@@ -46,9 +46,7 @@ class EdgeWeightedForm(torch.nn.Module):
             raise RuntimeError("EdgeWeightedForm: the tensor product must take per-sample weights")
         if not tp.instructions:
             raise RuntimeError(f"EdgeWeightedForm: {tp} has no paths")
-        for ins in tp.instructions:
-            if not ins.has_weight or ins.connection_mode != "uvw":
-                raise RuntimeError(f"EdgeWeightedForm: expected weighted 'uvw' paths, got {ins}")
+        require_weighted_uvw(tp, "EdgeWeightedForm")
         d1, d2 = tp.irreps_in1.dim, tp.irreps_in2.dim
         self.dims = (d1, d2, tp.weight_numel)
         #: per output irrep ``(M, 2 l + 1)``; per pair ``q`` (in the weights' order) its output irrep

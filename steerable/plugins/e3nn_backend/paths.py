@@ -20,9 +20,29 @@ from math import prod
 import torch
 from e3nn import o3
 
-__all__ = ["all_path_coefficients", "check_reproduces", "outer", "path_coefficients", "path_slices"]
+__all__ = [
+    "all_path_coefficients",
+    "check_reproduces",
+    "outer",
+    "path_coefficients",
+    "path_slices",
+    "require_weighted_uvw",
+    "unreadable_path",
+]
 
 _TOL = 1e-10
+
+
+def unreadable_path(tp: o3.TensorProduct):
+    """The first path of ``tp`` that is not weighted ``'uvw'`` (the only kind the forms read), or ``None``."""
+    return next((ins for ins in tp.instructions if not ins.has_weight or ins.connection_mode != "uvw"), None)
+
+
+def require_weighted_uvw(tp: o3.TensorProduct, owner: str) -> None:
+    """Raise ``RuntimeError`` naming ``owner`` and the path if a path of ``tp`` is not weighted ``'uvw'``."""
+    bad = unreadable_path(tp)
+    if bad is not None:
+        raise RuntimeError(f"{owner}: expected weighted 'uvw' paths, got {bad}")
 
 
 def path_slices(tp: o3.TensorProduct, ins) -> list[slice]:

@@ -38,6 +38,8 @@ from collections.abc import Iterator
 import torch
 from e3nn import o3
 
+from .paths import require_weighted_uvw
+
 __all__ = ["RadialForm"]
 
 _PROBE = (0.41, -0.63, 0.66)  # any unit direction in general position works
@@ -81,9 +83,8 @@ def _single_layer(tp: o3.TensorProduct, slots_in, slots_out, ys, with_batch: boo
     weight_offset = 0
     in_first = [sum(m for m, _ in tp.irreps_in1[:i]) for i in range(len(tp.irreps_in1))]
     out_first = [sum(m for m, _ in tp.irreps_out[:i]) for i in range(len(tp.irreps_out))]
+    require_weighted_uvw(tp, "RadialForm")
     for ins in tp.instructions:
-        if not ins.has_weight or ins.connection_mode != "uvw":
-            raise RuntimeError(f"RadialForm: expected weighted 'uvw' paths, got {ins}")
         mul1, mul2, mul3 = ins.path_shape
         if mul2 != 1:
             raise RuntimeError("RadialForm: the second operand must hold one copy per degree")

@@ -31,7 +31,7 @@ from collections import defaultdict
 import torch
 from e3nn import o3
 
-from .paths import all_path_coefficients, check_reproduces
+from .paths import all_path_coefficients, check_reproduces, unreadable_path
 
 __all__ = ["SharedWeightForm"]
 
@@ -87,7 +87,7 @@ class SharedWeightForm(torch.nn.Module):
         return (
             tp.internal_weights
             and bool(tp.instructions)
-            and all(ins.has_weight and ins.connection_mode == "uvw" for ins in tp.instructions)
+            and unreadable_path(tp) is None
             and all(mul_ir.mul == 1 for mul_ir in tp.irreps_in2)
         )
 
