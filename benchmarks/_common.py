@@ -94,6 +94,27 @@ def time_interleaved(
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
+def eval_step(run: Callable[..., torch.Tensor], mod: torch.nn.Module, *args: torch.Tensor) -> torch.Tensor:
+    """``run(*args)`` under ``no_grad`` with ``mod`` in eval mode (switched only when needed: modules
+    may cache or reset caches on switching)."""
+    if mod.training:
+        mod.eval()
+    with torch.no_grad():
+        return run(*args)
+
+
+def train_step(run: Callable[..., torch.Tensor], mod: torch.nn.Module, *args: torch.Tensor) -> None:
+    """One training step's work: ``mod`` in training mode, its gradients and those of the ``args``
+    that need one cleared, ``run(*args).sum().backward()``."""
+    if not mod.training:
+        mod.train()
+    mod.zero_grad(set_to_none=True)
+    for a in args:
+        if a.requires_grad:
+            a.grad = None
+    run(*args).sum().backward()
+
+
 def cuda_peak_memory_mib(fn: Callable[[], object]) -> float:
     """Extra CUDA memory (MiB) allocated at the peak of one call of ``fn`` (after one unmeasured call)."""
     fn()

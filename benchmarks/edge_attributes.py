@@ -32,8 +32,8 @@ import types
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common
 import torch
-from _common import machine_line, measure, print_table
-from point_conv import _fwd_bwd, _no_grad, make_graph, parse
+from _common import eval_step, machine_line, measure, print_table, train_step
+from point_conv import build_ours, make_graph, parse
 
 DEFAULT = ["256x8x8x1", "256x8x8x2"]
 ATTRIBUTES = {"none": None, "scalar": 0, "vector": 1}  # the attribute's degree
@@ -42,14 +42,10 @@ ATTRIBUTES = {"none": None, "scalar": 0, "vector": 1}  # the attribute's degree
 def build(backend: str, c: int, lmax: int, attribute: int | None, forms: bool = True) -> torch.nn.Module:
     """Our PointConv with one edge attribute of degree ``attribute`` (or none); ``forms``: the e3nn
     MLP's faster forms on (as shipped) or off."""
-    import steerable as st
     from steerable.plugins.e3nn_backend.mlp import E3nnKernelMLP
 
     torch.manual_seed(0)
-    G = st.group("SO(3)", backend=backend)
-    f = st.FieldType(G, [G.irrep(l) for l in range(lmax + 1) for _ in range(c)])
-    options = {} if attribute is None else {"edge_attr": st.FieldType(G, [G.irrep(attribute)])}
-    conv = st.PointConv(f, f, max_radius=2.0, **options)
+    conv, _ = build_ours(backend, c, lmax, edge_attr=attribute)
     mlps = [m for m in conv.modules() if isinstance(m, E3nnKernelMLP)]
     if backend == "e3nn" and not mlps:
         raise SystemExit("edge_attributes.py: no E3nnKernelMLP found in the e3nn backend's PointConv")
@@ -85,7 +81,7 @@ def main() -> None:
             gen = torch.Generator().manual_seed(2)
             attr = None if attribute is None else torch.randn(n * k, 2 * attribute + 1, generator=gen)
             mods = {m: make(c, lmax, attribute) for m, make in methods.items()}
-            for mode, step in (("fwd", _no_grad), ("fwd+bwd", _fwd_bwd)):
+            for mode, step in (("fwd", eval_step), ("fwd+bwd", train_step)):
                 fns = {
                     m: (
                         lambda mod=mod, step=step, attr=attr, x=x, pos=pos, ei=ei: step(

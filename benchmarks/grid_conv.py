@@ -34,7 +34,7 @@ from collections.abc import Callable
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common
 import torch
-from _common import machine_line, measure, print_table
+from _common import eval_step, machine_line, measure, print_table, train_step
 
 
 def build_2d(n_rot: int, fields: int, ks: int) -> dict[str, tuple[torch.nn.Module, Callable]]:
@@ -137,7 +137,7 @@ def main() -> None:
         print(f"{name}: kernel MLP calls in 3 eval forwards after the first = {calls} (cached filter)")
         inputs = {"train": x, "train-dx": x.clone().requires_grad_(), "eval": x}
         for mode in ("train", "train-dx", "eval") if args.dx else ("train", "eval"):
-            step, xm = (_no_grad if mode == "eval" else _train_step), inputs[mode]
+            step, xm = (eval_step if mode == "eval" else train_step), inputs[mode]
             fns = {m: (lambda run=run, mod=mod, step=step, x=xm: step(run, mod, x)) for m, (mod, run) in mods.items()}
             timed.append((fns, {"repeats": args.repeats}))
             labels.append((f"{name} x={tuple(shape)}", mode))
@@ -146,21 +146,6 @@ def main() -> None:
         for m in times:
             rows.append([label, mode, m, times[m] * 1e3, mems[m], times[m] / times["torch"]])
     print_table(["case", "mode", "method", "time ms", "mem MiB", "ratio vs torch"], rows)
-
-
-def _train_step(run: Callable, mod: torch.nn.Module, x: torch.Tensor) -> None:
-    if not mod.training:  # switch only when needed: switching resets caches
-        mod.train()
-    mod.zero_grad(set_to_none=True)
-    x.grad = None
-    run(x).sum().backward()
-
-
-def _no_grad(run: Callable, mod: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    if mod.training:
-        mod.eval()
-    with torch.no_grad():
-        return run(x)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ from collections.abc import Callable
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common
 import torch
-from _common import machine_line, measure, print_table, time_interleaved
+from _common import eval_step, machine_line, measure, print_table, time_interleaved, train_step
 
 DEFAULT = ["256x8x8x1", "256x8x16x1", "256x8x8x2", "256x16x16x1"]
 LARGE = ["1000x16x16x1", "1000x16x32x1", "1000x16x16x2", "2000x32x16x1", "1000x16x32x2"]
@@ -86,12 +86,18 @@ def make_graph(n: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
     return pos, torch.stack([src, dst])
 
 
-def build_ours(backend: str, c: int, lmax: int, **kernel) -> Callable:
-    """Our PointConv with C copies of each irrep up to lmax, on the given backend."""
+def build_ours(
+    backend: str, c: int, lmax: int, edge_attr: int | None = None, **kernel
+) -> tuple[torch.nn.Module, Callable]:
+    """Our PointConv with C copies of each irrep up to lmax, on the given backend, and ``(conv, run)``
+    with ``run(x, pos, edge_index)``; ``edge_attr``: the degree of one edge attribute (then call
+    ``conv`` with it), or ``None``."""
     import steerable as st
 
     G = st.group("SO(3)", backend=backend)
     f = st.FieldType(G, [G.irrep(l) for l in range(lmax + 1) for _ in range(c)])
+    if edge_attr is not None:
+        kernel = {"edge_attr": st.FieldType(G, [G.irrep(edge_attr)]), **kernel}
     conv = st.PointConv(f, f, **{"max_radius": 2.0, **kernel})  # the graph's scale (make_graph), as e3nn's
     return conv, lambda x, pos, ei: conv(x, pos, ei)
 
@@ -197,7 +203,7 @@ def compile_variant(
 ) -> tuple[str, Callable] | None:
     """``(suffix, compiled run)`` of ``torch.compile(run, mode=mode, fullgraph=True)``, or ``None``.
 
-    The compiled callable is run once in each timed mode (``_no_grad`` and ``_fwd_bwd`` on ``args`` =
+    The compiled callable is run once in each timed mode (``eval_step`` and ``train_step`` on ``args`` =
     ``(x, pos, edge_index)``), so that compilation happens here and not in the timings.  If that
     fails, it is compiled again with graph breaks allowed (suffix ``"+MODE(split)"``), and if that
     fails too ``None`` is returned; each failure's reason and the compile seconds go to ``log``.
@@ -214,7 +220,7 @@ def compile_variant(
 
         t0 = time.perf_counter()
         try:
-            for step in (_no_grad, _fwd_bwd):
+            for step in (eval_step, train_step):
                 _synchronised(step(fn, mod, *args))
         except Exception as exc:  # any compiler failure: report it, try the next way
             log(f"  torch.compile(mode={mode!r}, fullgraph={fullgraph}) failed: {_reason(exc)}")
@@ -299,7 +305,7 @@ def main() -> None:
                 if got is not None:
                     mods[m + got[0]] = (mod, got[1])
         for mode in ("fwd", "fwd+bwd"):
-            step = _no_grad if mode == "fwd" else _fwd_bwd
+            step = eval_step if mode == "fwd" else train_step
             fns = {
                 m: (lambda run=run, mod=mod, step=step, x=x, pos=pos, ei=ei: _synchronised(step(run, mod, x, pos, ei)))
                 for m, (mod, run) in mods.items()
@@ -360,20 +366,6 @@ def _synchronised(result: object) -> object:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
     return result
-
-
-def _no_grad(run: Callable, mod: torch.nn.Module, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:
-    if mod.training:  # switch only when needed: modules may cache on switching
-        mod.eval()
-    with torch.no_grad():
-        return run(x, pos, ei)
-
-
-def _fwd_bwd(run: Callable, mod: torch.nn.Module, x: torch.Tensor, pos: torch.Tensor, ei: torch.Tensor) -> None:
-    if not mod.training:
-        mod.train()
-    mod.zero_grad(set_to_none=True)
-    run(x, pos, ei).sum().backward()
 
 
 if __name__ == "__main__":

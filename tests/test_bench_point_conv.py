@@ -30,8 +30,8 @@ def _inputs(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _outputs(run, mod, args):
     """The eval output under no_grad and the parameters' gradients of a training fwd+bwd (``y.sum()``)."""
-    y = point_conv._no_grad(run, mod, *args).clone()
-    point_conv._fwd_bwd(run, mod, *args)
+    y = point_conv.eval_step(run, mod, *args).clone()
+    point_conv.train_step(run, mod, *args)
     return y, [p.grad.clone() for p in mod.parameters() if p.grad is not None]
 
 
