@@ -364,15 +364,21 @@ def _check_forms(G, mlp, spec, pos, attr, seed: int) -> None:
     assert max(errors) <= F64_BOUND and min(norms) > 1e-3
 
 
+@pytest.mark.parametrize("outer_blocks", [False, True])
 @pytest.mark.parametrize("hidden_layers", [1, 2])
-def test_forms_equal_the_e3nn_modules(G, hidden_layers):
+def test_forms_equal_the_e3nn_modules(G, hidden_layers, outer_blocks, monkeypatch):
     """With a vector attribute the first tensor product runs through its path values
     (``.edge_weighted``) and the shared-weight ones as ``(e ⊗ h) @ A`` (``.bilinear``) where ``A`` is
     dense enough, else per output irrep (``.shared_weight``; in O(3) at these degrees): the values
     and gradients (positions, attributes, every parameter) of e3nn's modules, float64, also at the
-    origin and after a float32 round trip; and equivariant."""
+    origin and after a float32 round trip; and equivariant.  ``outer_blocks``: the outer products of
+    ``steerable.ops.outer`` are formed a few edges at a time (as on large graphs)."""
+    import steerable.ops.outer
     from steerable.plugins.e3nn_backend.bilinear import MIN_DENSITY, BilinearForm
     from steerable.plugins.e3nn_backend.shared_weight import SharedWeightForm
+
+    if outer_blocks:
+        monkeypatch.setattr(steerable.ops.outer, "BLOCK_VALUES", 256)
 
     attrs = G.field_type("1o")
     reps = [G.irrep(0, 1), G.irrep(1, -1)]

@@ -30,14 +30,9 @@ from math import prod
 import torch
 from e3nn import o3
 
-from .paths import (
-    all_path_coefficients,
-    check_reproduces,
-    outer,
-    path_slices,
-    require_weighted_uvw,
-    unreadable_path,
-)
+from steerable.ops.outer import outer_matmul
+
+from .paths import all_path_coefficients, check_reproduces, path_slices, require_weighted_uvw, unreadable_path
 
 __all__ = ["BilinearForm", "nonzero_entries"]
 
@@ -104,7 +99,7 @@ class BilinearForm(torch.nn.Module):
                 start += mul1 * mul2 * mulo
         self.register_buffer("index", index.view(-1), persistent=False)
         self.register_buffer("coefficient", coefficient.view(-1), persistent=False)
-        check_reproduces(tp, lambda x1, x2, weight: outer(x1, x2) @ self.matrix(weight), "BilinearForm")
+        check_reproduces(tp, lambda x1, x2, weight: outer_matmul(x1, x2, self.matrix(weight)), "BilinearForm")
 
     @classmethod
     def if_worthwhile(cls, tp: o3.TensorProduct) -> BilinearForm | None:
@@ -134,4 +129,4 @@ class BilinearForm(torch.nn.Module):
         n = x1.shape[0]
         if x1.ndim != 2 or x2.shape != (n, self.dims[1]) or x1.shape[1] != self.dims[0]:
             raise ValueError(f"BilinearForm: inputs {tuple(x1.shape)} and {tuple(x2.shape)} do not match {tp}")
-        return outer(x1, x2) @ self.matrix(tp.weight)
+        return outer_matmul(x1, x2, self.matrix(tp.weight))

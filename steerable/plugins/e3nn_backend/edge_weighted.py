@@ -24,7 +24,9 @@ from __future__ import annotations
 import torch
 from e3nn import o3
 
-from .paths import all_path_coefficients, check_reproduces, outer, path_slices, require_weighted_uvw
+from steerable.ops.outer import outer_matmul
+
+from .paths import all_path_coefficients, check_reproduces, path_slices, require_weighted_uvw
 
 __all__ = ["EdgeWeightedForm"]
 
@@ -84,7 +86,7 @@ class EdgeWeightedForm(torch.nn.Module):
                 f"EdgeWeightedForm: inputs {tuple(x1.shape)}, {tuple(x2.shape)} and weights {tuple(weight.shape)} "
                 f"do not match (E, {d1}), (E, {d2}), (E, {numel})"
             )
-        path_values = (outer(x1, x2) @ self.values).split(self.value_sizes, dim=1)
+        path_values = outer_matmul(x1, x2, self.values).split(self.value_sizes, dim=1)
         sums: list[torch.Tensor | None] = [None] * len(self.irreps_out)
         for o, w, t in zip(self.pair_outputs, weight.split(self.weight_sizes, dim=1), path_values, strict=True):
             term = w.unsqueeze(2) * t.unsqueeze(1)  # (E, M, 2l + 1)

@@ -23,7 +23,6 @@ from e3nn import o3
 __all__ = [
     "all_path_coefficients",
     "check_reproduces",
-    "outer",
     "path_coefficients",
     "path_slices",
     "require_weighted_uvw",
@@ -48,11 +47,6 @@ def require_weighted_uvw(tp: o3.TensorProduct, owner: str) -> None:
 def path_slices(tp: o3.TensorProduct, ins) -> list[slice]:
     """The slices of path ``ins``'s first input, second input and output in ``tp``'s flat layouts."""
     return [irreps.slices()[k] for irreps, k in zip((tp.irreps_in1, tp.irreps_in2, tp.irreps_out), ins[:3])]
-
-
-def outer(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-    """``(E, d2 d1)``: row ``(j, i)`` is ``x2[:, j] x1[:, i]``."""
-    return (x2.unsqueeze(2) * x1.unsqueeze(1)).reshape(x1.shape[0], x1.shape[1] * x2.shape[1])
 
 
 def path_coefficients(tp: o3.TensorProduct, index: int) -> torch.Tensor:
