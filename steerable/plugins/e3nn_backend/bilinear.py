@@ -12,7 +12,9 @@ matrix,
 (``(u, i')`` the copy and component of flat index ``i`` in the path's first input, likewise ``(v, j')``
 and ``(w, k)``), it is one outer product and one product with a wide output, the fast shapes on a
 CPU (``benchmarks/README.md``, "e3nn backend with vector attributes": 2-4x faster than e3nn's code
-for the output layer at ``E = 2048``).  ``A`` is linear in the weights and made on every call by one
+for the output layer at ``E = 2048``); :func:`steerable.ops.outer_matmul` forms the outer product a
+block of edges at a time and does not keep it for backward (it was the layer's largest tensor,
+``d2`` times the size of ``h``).  ``A`` is linear in the weights and made on every call by one
 gather of them times fixed coefficients (``d2 d1 d_out`` numbers, most of them zero); autograd takes
 the weights' gradient through the gather.  The arithmetic is that of a dense bilinear map (the
 zeros of ``A`` included), so this pays where the second operand is short (``e = Y ⊕ a``: one copy
