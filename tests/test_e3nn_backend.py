@@ -372,13 +372,16 @@ def test_forms_equal_the_e3nn_modules(G, hidden_layers, outer_blocks, monkeypatc
     dense enough, else per output irrep (``.shared_weight``; in O(3) at these degrees): the values
     and gradients (positions, attributes, every parameter) of e3nn's modules, float64, also at the
     origin and after a float32 round trip; and equivariant.  ``outer_blocks``: the outer products of
-    ``steerable.ops.outer`` are formed a few edges at a time (as on large graphs)."""
+    ``steerable.ops.outer`` and of the per-output-irrep form are formed a few edges at a time (as
+    on large graphs)."""
     import steerable.ops.outer
+    import steerable.plugins.e3nn_backend.shared_weight as shared_weight
     from steerable.plugins.e3nn_backend.bilinear import MIN_DENSITY, BilinearForm
     from steerable.plugins.e3nn_backend.shared_weight import SharedWeightForm
 
     if outer_blocks:
         monkeypatch.setattr(steerable.ops.outer, "BLOCK_VALUES", 256)
+        monkeypatch.setattr(shared_weight, "BLOCK_VALUES", 256)
 
     attrs = G.field_type("1o")
     reps = [G.irrep(0, 1), G.irrep(1, -1)]
@@ -470,16 +473,20 @@ def test_edge_weighted_form_equals_the_tensor_product():
         EdgeWeightedForm(unweighted)
 
 
-def test_shared_weight_form_equals_the_tensor_product():
+@pytest.mark.parametrize("edge_blocks", [False, True])
+def test_shared_weight_form_equals_the_tensor_product(edge_blocks, monkeypatch):
     """The per-output-irrep form (``.shared_weight``) on a tensor product with several copies of the
     first input's irreps, an output no path reaches and paths from every input irrep: e3nn's values
-    and the gradients of both inputs and the weights (float64), also for no edges; modules it cannot
-    read are refused."""
+    (with and without gradients) and the gradients of both inputs and the weights (float64), also
+    for no edges; modules it cannot read are refused.  ``edge_blocks``: a few edges at a time."""
     from e3nn import o3
 
+    import steerable.plugins.e3nn_backend.shared_weight as shared_weight
     from steerable.plugins.e3nn_backend.group import float64_default
     from steerable.plugins.e3nn_backend.shared_weight import SharedWeightForm
 
+    if edge_blocks:  # 4 edges per block (the largest outer product: 2 x 5 x 12 values per edge)
+        monkeypatch.setattr(shared_weight, "BLOCK_VALUES", 480)
     with float64_default():
         tp = o3.FullyConnectedTensorProduct("3x0e+2x1o+2x2e", "0e+1o+2e+1o", "4x0e+3x1o+2x2e+2x3o+1x5e")
         tp.weight.data.normal_()
@@ -498,6 +505,8 @@ def test_shared_weight_form_equals_the_tensor_product():
     for f, r in zip(fast, ref, strict=True):
         assert float((f - r).norm()) <= SCALAR_FORM_BOUND * float(r.norm())
     assert fast[0][:, -11:].abs().max() == 0  # 1x5e: no path
+    with torch.no_grad():
+        assert float((form(tp, *inputs) - ref[0]).norm()) <= SCALAR_FORM_BOUND * float(ref[0].norm())
     assert form(tp, *(x[:0] for x in inputs)).shape == (0, tp.irreps_out.dim)
     with pytest.raises(ValueError, match="do not match"):
         form(tp, inputs[0], inputs[1][:, :-1])
