@@ -43,6 +43,8 @@ __all__ = ["SharedWeightForm"]
 #: Values of the outer products (the largest transient, ``U a d2`` per edge for an input irrep
 #: ``U x a``) formed at once: 4 MiB in float32 (2^18-2^20 measured alike).
 BLOCK_VALUES = 1 << 20
+#: The same on a GPU, where each block costs kernel launches: 64 MiB.
+GPU_BLOCK_VALUES = 1 << 24
 
 
 class SharedWeightForm(torch.nn.Module):
@@ -106,7 +108,8 @@ class SharedWeightForm(torch.nn.Module):
         n = x1.shape[0]
         if x1.ndim != 2 or x1.shape[1] != self.dims[0] or x2.shape != (n, self.dims[1]):
             raise ValueError(f"SharedWeightForm: inputs {tuple(x1.shape)} and {tuple(x2.shape)} do not match {tp}")
-        step = max(1, BLOCK_VALUES // self.values_per_edge)
+        budget = BLOCK_VALUES if x1.device.type == "cpu" else GPU_BLOCK_VALUES
+        step = max(1, budget // self.values_per_edge)
         if n <= step:
             return self._evaluate(x1, x2, tp.weight)
         blocks = [slice(start, min(start + step, n)) for start in range(0, n, step)]
