@@ -25,11 +25,13 @@ def _blocks(n_edges: int, values_per_edge: int, device: torch.device) -> Iterato
 
 def edge_products(phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
     """The messages of one block of edges: ``phi`` ``(e, P, b)`` times the sources' features
-    ``x[src]`` ``(e, i, b)``.  ``(e, P, i)``, or for scalar inputs (``b = 1``) ``(e, i, P)``: an
-    outer product with the long ``P`` innermost (a batched matmul of 1-wide matrices is ~10x
-    slower, an elementwise product broadcast over a short inner dimension ~4x)."""
+    ``x[src]`` ``(e, i, b)``, laid out ``(e, i, P)``: the long ``P`` innermost.  For scalar inputs
+    (``b = 1``) an outer product (a batched matmul of 1-wide matrices is ~10x slower, an elementwise
+    product broadcast over a short inner dimension ~4x); else ``x[src] @ phi^T``, a batched product
+    with the wide output (``(e, P, b) @ (e, b, i)``, the narrow one, ran 3.5-6x slower at ``i = 8``
+    and ``P >= 24`` on an AMD EPYC with MKL, and alike at ``i = 16``: ``benchmarks/README.md``)."""
     f = x.index_select(0, src)  # (e, i, b)
-    return f * phi.transpose(1, 2) if x.shape[2] == 1 else torch.bmm(phi, f.transpose(1, 2))
+    return f * phi.transpose(1, 2) if x.shape[2] == 1 else torch.bmm(f, phi.transpose(1, 2))
 
 
 class _MessageSum(torch.autograd.Function):
@@ -37,11 +39,10 @@ class _MessageSum(torch.autograd.Function):
 
     The per-edge products ``(E, P, i)`` (the largest tensors of a message-passing step) exist only
     one block of edges at a time, in the forward and in the backward, and are never kept: backward
-    keeps ``phi``, the node features and the indices, and gathers again.  Scalar inputs (``b = 1``)
-    use an outer product (a batched matmul of 1-wide matrices is ~10x slower) laid out ``(e, i, P)``
-    and sum into an ``(n_dst, i, P)`` buffer returned as its transposed view (strided, not
-    contiguous); the gradients use batched matmuls.  The backward is made of differentiable ops,
-    so higher derivatives work.
+    keeps ``phi``, the node features and the indices, and gathers again.  The products are laid out
+    ``(e, i, P)`` (:func:`edge_products`) and summed into an ``(n_dst, i, P)`` buffer returned as
+    its transposed view (strided, not contiguous); the gradients use batched matmuls.  The backward
+    is made of differentiable ops, so higher derivatives work.
     """
 
     @staticmethod
@@ -52,14 +53,13 @@ class _MessageSum(torch.autograd.Function):
         ctx.save_for_backward(phi if want_x else None, x if want_phi else None, src, dst)
         ctx.phi_shape, ctx.x_shape = phi.shape, x.shape
         n_edges, width, n_in = phi.shape[0], phi.shape[1], x.shape[1]
-        scalar = x.shape[2] == 1
-        # scalar inputs: summed in the products' (n_dst, i, P) layout (edge_products), returned transposed
-        out = phi.new_zeros(n_dst, n_in, width) if scalar else phi.new_zeros(n_dst, width, n_in)
+        # summed in the products' (n_dst, i, P) layout (edge_products), returned transposed
+        out = phi.new_zeros(n_dst, n_in, width)
         for block in _blocks(n_edges, width * n_in, phi.device):
             product = edge_products(phi[block], x, src[block])
             out.index_add_(0, dst[block], product)
             del product  # before the next block's are made
-        return out.transpose(1, 2) if scalar else out
+        return out.transpose(1, 2)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -110,6 +110,5 @@ def message_sum(phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torc
         raise ValueError(f"message_sum: src and dst must have shape ({phi.shape[0]},)")
     if transforms_active():  # torch.func: torch's own ops, all edges at once
         products = edge_products(phi, x, src)
-        out = products.new_zeros(n_dst, *products.shape[1:]).index_add(0, dst, products)
-        return out.transpose(1, 2) if x.shape[2] == 1 else out
+        return products.new_zeros(n_dst, *products.shape[1:]).index_add(0, dst, products).transpose(1, 2)
     return _MessageSum.apply(phi, x, src, dst, n_dst)

@@ -137,9 +137,8 @@ class _EnvelopedMessageSum(torch.autograd.Function):
         want_x, want_r2, want_c = need[2], has_env and need[6], has_env and need[7]
         keep_bases = want_x or want_r2 or (want_c and not WIDTHS_FROM_SUMS)
         from_sums = want_c and not keep_bases
-        scalar = b_size == 1
-        # scalar inputs: summed in the products' (n_dst, i, P) layout (edge_products)
-        out = x.new_zeros(n_dst, n_in, rows) if scalar else x.new_zeros(n_dst, rows, n_in)
+        # summed in the products' (n_dst, i, P) layout (edge_products), returned transposed
+        out = x.new_zeros(n_dst, n_in, rows)
         s2 = torch.zeros_like(out) if from_sums else None
         chunk_step, block_step = _steps(x.device, width, rows * n_in)
         envs = _envelopes(r2, c) if has_env else None  # (E, members, M): one op, sliced per chunk
@@ -158,19 +157,18 @@ class _EnvelopedMessageSum(torch.autograd.Function):
                 del product
             del phi
         del envs
-        view = (lambda t: t.transpose(1, 2)) if scalar else (lambda t: t)
         ctx.save_for_backward(x, src, dst, r2, c, *(bases if keep_bases else ()), *((s2,) if from_sums else ()))
-        ctx.layout = (n_members, keep_bases, from_sums, view)
+        ctx.layout = (n_members, keep_bases, from_sums)
         ctx.shapes = [b.shape for b in bases]
         ctx.recompute = recompute if from_sums else None
-        return view(out)
+        return out.transpose(1, 2)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        n_members, keep_bases, from_sums, view = ctx.layout
+        n_members, keep_bases, from_sums = ctx.layout
         x, src, dst, r2, c, *rest = ctx.saved_tensors
         bases = rest[:n_members] if keep_bases else None
-        s2 = view(rest[-1]) if from_sums else None
+        s2 = rest[-1].transpose(1, 2) if from_sums else None
         need = ctx.needs_input_grad
         has_env = c is not None
         want = (need[2], need[8:], has_env and need[6], has_env and need[7])
