@@ -34,6 +34,20 @@ def edge_products(phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor) -> torc
     return f * phi.transpose(1, 2) if x.shape[2] == 1 else torch.bmm(f, phi.transpose(1, 2))
 
 
+def basis_gradient_t(g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``(e, b, P)``: the per-edge matrices' gradient ``g @ f`` transposed, for ``g`` ``(e, P, i)`` (the
+    targets' gradient gathered per edge) and ``f`` ``(e, i, b)`` (the sources' features): ``f^T g^T``,
+    the batched product with the wide output (1.2-2.3x faster than ``g @ f`` at ``i = 8-16``,
+    ``P = 32-72``, ``b = 3-5`` on an AMD EPYC with MKL; ``benchmarks/README.md``)."""
+    return torch.bmm(f.transpose(1, 2), g.transpose(1, 2))
+
+
+def feature_gradient_t(g: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """``(e, b, i)``: the sources' features' gradient ``g^T phi`` transposed, ``phi^T g`` (2-4.6x faster
+    at the same sizes; alike for ``b = 1``)."""
+    return torch.bmm(phi.transpose(1, 2), g)
+
+
 class _MessageSum(torch.autograd.Function):
     """``out[t, p, i] = sum_{e: dst_e = t} sum_b phi[e, p, b] x[src_e, i, b]``.
 
@@ -70,21 +84,26 @@ class _MessageSum(torch.autograd.Function):
         differentiable = torch.is_grad_enabled()
         grad_phi_parts: list[torch.Tensor] = []
         grad_phi = grad.new_empty(ctx.phi_shape) if want_phi and not differentiable else None
-        grad_x = grad.new_zeros(ctx.x_shape) if want_x else None
+        n_src, n_in, b_size = ctx.x_shape
+        grad_x_t = grad.new_zeros(n_src, b_size, n_in) if want_x else None  # transposed: (N, b, i)
         for block in _blocks(dst.shape[0], grad.shape[1] * grad.shape[2], grad.device):
             g = grad.index_select(0, dst[block])  # (e, P, i)
             if want_phi:
-                f = x.index_select(0, src[block])
+                part_t = basis_gradient_t(g, x.index_select(0, src[block]))  # (e, b, P)
                 if differentiable:
-                    grad_phi_parts.append(torch.bmm(g, f))
+                    grad_phi_parts.append(part_t.transpose(1, 2))
                 else:
-                    torch.bmm(g, f, out=grad_phi[block])
+                    grad_phi[block].copy_(part_t.transpose(1, 2))
+                del part_t
             if want_x:
-                part = torch.bmm(g.transpose(1, 2), phi[block])
-                grad_x = (
-                    grad_x.index_add(0, src[block], part) if differentiable else grad_x.index_add_(0, src[block], part)
+                part = feature_gradient_t(g, phi[block])
+                grad_x_t = (
+                    grad_x_t.index_add(0, src[block], part)
+                    if differentiable
+                    else grad_x_t.index_add_(0, src[block], part)
                 )
             del g
+        grad_x = grad_x_t.transpose(1, 2) if want_x else None
         if want_phi and differentiable:
             if not grad_phi_parts:  # no edges
                 grad_phi = grad.new_zeros(ctx.phi_shape)

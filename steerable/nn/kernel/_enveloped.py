@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ...ops.message import BLOCK_VALUES, GPU_BLOCK_VALUES, edge_products
+from ...ops.message import BLOCK_VALUES, GPU_BLOCK_VALUES, basis_gradient_t, edge_products, feature_gradient_t
 
 #: Values of enveloped bases (and of their gradients) formed at once on the CPU: 512 KiB in float32.
 CHUNK_VALUES = 1 << 17
@@ -206,7 +206,7 @@ def _chunked_backward(
     b_size, n_edges = x.shape[2], src.shape[0]
     width = rows * b_size
     has_env = c is not None
-    grad_x = torch.zeros_like(x) if want_x else None
+    grad_x_t = x.new_zeros(x.shape[0], b_size, x.shape[1]) if want_x else None  # transposed: (N, b, i)
     grad_bases = [grad.new_empty(shape) if w else None for shape, w in zip(shapes, want_b)]
     # the envelopes' gradient from the bases: <g_phi, b> per (edge, member, basis)
     from_bases = want_r2 or (want_c and s2 is None)
@@ -227,9 +227,9 @@ def _chunked_backward(
         for block in _ranges(n, block_step):
             g = grad.index_select(0, d[block])  # (e, P, i)
             if need_phi_grad:
-                torch.bmm(g, x.index_select(0, s[block]), out=g_phi[block])
+                g_phi[block].copy_(basis_gradient_t(g, x.index_select(0, s[block])).transpose(1, 2))
             if want_x:
-                grad_x.index_add_(0, s[block], torch.bmm(g.transpose(1, 2), phi[block]))
+                grad_x_t.index_add_(0, s[block], feature_gradient_t(g, phi[block]))
             del g
         del phi
         if not need_phi_grad:
@@ -257,7 +257,7 @@ def _chunked_backward(
         del dots, env
     if want_c and s2 is not None:
         grad_c = -_member_sums(grad, s2, shapes)
-    return grad_x, grad_bases, grad_r2, grad_c
+    return (grad_x_t.transpose(1, 2) if want_x else None), grad_bases, grad_r2, grad_c
 
 
 def _member_sums(grad: torch.Tensor, s2: torch.Tensor, shapes: Sequence[torch.Size]) -> torch.Tensor:
