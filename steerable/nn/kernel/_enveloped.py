@@ -28,7 +28,14 @@ from typing import Any
 
 import torch
 
-from ...ops.message import BLOCK_VALUES, GPU_BLOCK_VALUES, basis_gradient_t, edge_products, feature_gradient_t
+from ...ops.message import (
+    BLOCK_VALUES,
+    GPU_BLOCK_VALUES,
+    basis_gradient_t,
+    edge_products,
+    feature_gradient_t,
+    targets_gradient_t,
+)
 
 #: Values of enveloped bases (and of their gradients) formed at once on the CPU: 512 KiB in float32.
 CHUNK_VALUES = 1 << 17
@@ -217,6 +224,7 @@ def _chunked_backward(
     chunk_step, block_step = _steps(grad.device, width, rows * n_in)
     envs = _envelopes(r2, c) if need_env else None  # (E, members, M): one op, sliced per chunk
     spread = envelope_spread(shapes, grad) if need_env else None
+    grad_t = targets_gradient_t(grad, b_size) if need_phi_grad else None
     for chunk in _ranges(n_edges if (want_x or need_phi_grad) else 0, chunk_step):
         s, d = src[chunk], dst[chunk]
         n = chunk.stop - chunk.start
@@ -225,12 +233,12 @@ def _chunked_backward(
         phi = _enveloped(bases, wide, chunk, width).view(n, rows, b_size) if want_x else None
         g_phi = grad.new_empty(n, rows, b_size) if need_phi_grad else None
         for block in _ranges(n, block_step):
-            g = grad.index_select(0, d[block])  # (e, P, i)
             if need_phi_grad:
-                g_phi[block].copy_(basis_gradient_t(g, x.index_select(0, s[block])).transpose(1, 2))
+                part_t = basis_gradient_t(grad, grad_t, d[block], x.index_select(0, s[block]))  # (e, b, P)
+                g_phi[block].copy_(part_t.transpose(1, 2))
+                del part_t
             if want_x:
-                grad_x_t.index_add_(0, s[block], feature_gradient_t(g, phi[block]))
-            del g
+                grad_x_t.index_add_(0, s[block], feature_gradient_t(grad.index_select(0, d[block]), phi[block]))
         del phi
         if not need_phi_grad:
             continue
