@@ -260,6 +260,25 @@ def test_point_conv_chunking_is_exact(fields, basis_size):
         torch.testing.assert_close(a, b)
 
 
+def test_point_conv_chunks_are_checkpointed_but_the_last(fields, monkeypatch):
+    """Training with 6 chunks: every chunk but the last is made again in backward (11 calls of the
+    kernel), so the saved activations never exceed one chunk's; in eval, 6 calls."""
+    _, f_in, f_out = fields
+    conv = st.PointConv(f_in, f_out, chunk_size=7, max_radius=1.0).double()
+    calls = []
+    original = conv.kernel.message_and_aggregate
+    monkeypatch.setattr(conv.kernel, "message_and_aggregate", lambda *a: calls.append(1) or original(*a))
+    x = torch.randn(10, f_in.size, dtype=torch.float64, requires_grad=True)
+    pos = torch.randn(10, 2, dtype=torch.float64)
+    edge_index = torch.randint(0, 10, (2, 40))
+    conv(x, pos, edge_index).square().sum().backward()
+    assert len(calls) == 6 + 5
+    calls.clear()
+    with torch.no_grad():
+        conv.eval()(x, pos, edge_index)
+    assert len(calls) == 6
+
+
 def test_point_conv_conventions(fields):
     """Edge (j -> i) = (edge_index[0], edge_index[1]); kernel at pos[j] - pos[i]; sum at i."""
     _, f_in, f_out = fields

@@ -107,8 +107,9 @@ class PointConv(torch.nn.Module):
     what grows with the edges is the kernel MLP's activations.  Edges are processed in chunks of
     ``chunk_size`` (automatic: as many edges as keep about 16M values for backward, 64 MiB in
     float32, measured for the layer's kernel MLP at construction); with more than one chunk, each
-    is summed and mixed for the targets it touches only, and checkpointed in training, so peak
-    memory is bounded by the chunk (plus the ``(N_dst, out)`` output), not by the edge count.
+    is summed and mixed for the targets it touches only, and checkpointed in training (all but the
+    last, whose backward runs first), so peak memory is bounded by the chunk (plus the ``(N_dst,
+    out)`` output), not by the edge count.
 
     Input checks (:mod:`steerable.nn.checks`): types, shapes, dtypes and devices are checked on
     every call; the checks that read values (``x``, positions and ``edge_attr`` finite,
@@ -204,7 +205,9 @@ class PointConv(torch.nn.Module):
                 targets, local_dst = torch.unique(edge_index[1, start:stop], return_inverse=True)
                 attr = edge_attr[start:stop] if edge_attr is not None else None
                 args = (x_src, pos_src, pos_dst, torch.stack([local_src, local_dst]), attr, sources, targets)
-                if self.training and torch.is_grad_enabled() and not plain:
+                # the last chunk is not checkpointed: its backward runs first, before any other chunk
+                # is made again, so keeping it adds nothing to the peak and saves its recompute
+                if self.training and torch.is_grad_enabled() and not plain and stop < n_edges:
                     part = checkpoint(self._chunk_output, *args, use_reentrant=False)
                 else:
                     part = self._chunk_output(*args)
