@@ -182,7 +182,8 @@ class MessageBlock(torch.nn.Module):
         return self.gate(y) if self.gate is not None else y
 
     def _messages(self, rel: torch.Tensor, edge_attr: torch.Tensor | None, x_edge: torch.Tensor) -> torch.Tensor:
-        """``kernel.message`` in chunks of ``chunk_size`` edges, checkpointed in training."""
+        """``kernel.message`` in chunks of ``chunk_size`` edges, checkpointed in training but the last
+        (its backward runs first, before any other chunk is made again, as in ``PointConv``)."""
         n_edges, step = rel.shape[0], self.chunk_size
         if n_edges <= step:
             return self.kernel.message(rel, edge_attr, x_edge)
@@ -193,7 +194,7 @@ class MessageBlock(torch.nn.Module):
             args = (rel[chunk], edge_attr[chunk] if edge_attr is not None else None, x_edge[chunk])
             parts.append(
                 checkpoint(self.kernel.message, *args, use_reentrant=False)
-                if use_checkpoint
+                if use_checkpoint and start + step < n_edges
                 else self.kernel.message(*args)
             )
         return torch.cat(parts)
