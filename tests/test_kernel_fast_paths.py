@@ -149,7 +149,8 @@ def _grads(out, w, inputs):
     return torch.autograd.grad((out * w).sum(), inputs)
 
 
-@pytest.mark.parametrize("budget", [1 << 20, 40])  # one chunk; many chunks and blocks of a few edges
+# one chunk; many chunks and blocks of a few edges; one chunk of many blocks
+@pytest.mark.parametrize("budget", [(1 << 20, 1 << 20), (40, 40), (1 << 20, 40)])
 @pytest.mark.parametrize("envelope", [True, False])
 @pytest.mark.parametrize("b", [1, 3])
 def test_enveloped_message_sum_equals_the_formed_bases(monkeypatch, budget, envelope, b):
@@ -157,8 +158,8 @@ def test_enveloped_message_sum_equals_the_formed_bases(monkeypatch, budget, enve
     enveloped bases formed whole: values and the gradients of bases, envelope and features, also
     with only some of them requiring one (the widths' gradient from the targets' sum S2 where
     neither x nor r2 needs one, and from the kept bases otherwise)."""
-    monkeypatch.setattr(enveloped, "CHUNK_VALUES", budget)
-    monkeypatch.setattr(enveloped, "BLOCK_VALUES", budget)
+    monkeypatch.setattr(enveloped, "CHUNK_VALUES", budget[0])
+    monkeypatch.setattr(enveloped, "BLOCK_VALUES", budget[1])
     bases, env, x, src, dst, n, leaves = _enveloped_inputs(b, envelope)
     w = torch.randn(n, 3 * 6, 4, dtype=torch.float64)
     fast = enveloped.enveloped_message_sum(bases, env, x, src, dst, n)
