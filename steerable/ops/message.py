@@ -48,7 +48,7 @@ def basis_gradient_t(
     :func:`targets_gradient_t`) and the sources' features ``f`` ``(e, i, b)``: ``f^T grad[dst]^T``, the
     batched product with the wide output, gathered from ``grad_t`` where ``b > 1``.  On an AMD EPYC
     with MKL (``i = 8-16``, ``P = 32-72``, ``b = 3-5``) 1.2-2.3x faster than ``grad[dst] @ f`` with
-    strided factors, another 1.75-2x with the contiguous ``grad_t``; for ``b = 1`` the strided
+    strided factors, another 1.1-2.1x with the contiguous ``grad_t``; for ``b = 1`` the strided
     factors run faster (``benchmarks/README.md``)."""
     if grad_t is None:
         return torch.bmm(f.transpose(1, 2), grad.index_select(0, dst).transpose(1, 2))
@@ -65,7 +65,7 @@ def feature_gradient_t(g: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
 class _MessageSum(torch.autograd.Function):
     """``out[t, p, i] = sum_{e: dst_e = t} sum_b phi[e, p, b] x[src_e, i, b]``.
 
-    The per-edge products ``(E, P, i)`` (the largest tensors of a message-passing step) exist only
+    The per-edge products ``(E, i, P)`` (the largest tensors of a message-passing step) exist only
     one block of edges at a time, in the forward and in the backward, and are never kept: backward
     keeps ``phi``, the node features and the indices, and gathers again.  The products are laid out
     ``(e, i, P)`` (:func:`edge_products`) and summed into an ``(n_dst, i, P)`` buffer returned as
