@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
+from .blocks import row_blocks
 from .transforms import transforms_active
 
 #: Values of per-edge products (messages, their gradients) held at once on the CPU: 512 KiB in
@@ -17,10 +17,8 @@ BLOCK_VALUES = 1 << 17
 GPU_BLOCK_VALUES = 1 << 24
 
 
-def _blocks(n_edges: int, values_per_edge: int, device: torch.device) -> Iterator[slice]:
-    budget = BLOCK_VALUES if device.type == "cpu" else GPU_BLOCK_VALUES
-    step = max(1, budget // max(1, values_per_edge))
-    return (slice(start, min(start + step, n_edges)) for start in range(0, n_edges, step))
+def _blocks(n_edges: int, values_per_edge: int, device: torch.device) -> list[slice]:
+    return row_blocks(n_edges, values_per_edge, device, BLOCK_VALUES, GPU_BLOCK_VALUES)
 
 
 def edge_products(phi: torch.Tensor, x: torch.Tensor, src: torch.Tensor) -> torch.Tensor:

@@ -15,11 +15,11 @@ backward (:data:`BLOCK_VALUES` values each), with the same matrix products:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
+from .blocks import row_blocks
 from .transforms import compiling_or_transformed
 
 __all__ = ["outer_matmul"]
@@ -57,10 +57,8 @@ def _outer(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
     return (x2.unsqueeze(2) * x1.unsqueeze(1)).reshape(x1.shape[0], x1.shape[1] * x2.shape[1])
 
 
-def _blocks(rows: int, width: int, device: torch.device) -> Iterator[slice]:
-    budget = BLOCK_VALUES if device.type == "cpu" else GPU_BLOCK_VALUES
-    step = max(1, budget // max(1, width))
-    return (slice(start, min(start + step, rows)) for start in range(0, rows, step))
+def _blocks(rows: int, width: int, device: torch.device) -> list[slice]:
+    return row_blocks(rows, width, device, BLOCK_VALUES, GPU_BLOCK_VALUES)
 
 
 def _fits_one_block(rows: int, width: int, device: torch.device) -> bool:

@@ -36,6 +36,8 @@ from collections import defaultdict
 import torch
 from e3nn import o3
 
+from steerable.ops.blocks import row_blocks
+
 from .paths import all_path_coefficients, check_reproduces, unreadable_path
 
 __all__ = ["SharedWeightForm"]
@@ -108,11 +110,9 @@ class SharedWeightForm(torch.nn.Module):
         n = x1.shape[0]
         if x1.ndim != 2 or x1.shape[1] != self.dims[0] or x2.shape != (n, self.dims[1]):
             raise ValueError(f"SharedWeightForm: inputs {tuple(x1.shape)} and {tuple(x2.shape)} do not match {tp}")
-        budget = BLOCK_VALUES if x1.device.type == "cpu" else GPU_BLOCK_VALUES
-        step = max(1, budget // self.values_per_edge)
-        if n <= step:
+        blocks = row_blocks(n, self.values_per_edge, x1.device, BLOCK_VALUES, GPU_BLOCK_VALUES)
+        if len(blocks) <= 1:
             return self._evaluate(x1, x2, tp.weight)
-        blocks = [slice(start, min(start + step, n)) for start in range(0, n, step)]
         if torch.is_grad_enabled():
             return torch.cat([self._evaluate(x1[b], x2[b], tp.weight) for b in blocks])
         out = x1.new_empty(n, self.dim_out)
